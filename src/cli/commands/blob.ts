@@ -1,0 +1,35 @@
+import { createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import type { Command } from "commander";
+import { openBlob } from "../../operations/blob.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+
+export function register(program: Command): void {
+  program
+    .command("blob")
+    .description("stream one blob to stdout or a file, verified against its digest")
+    .argument("<image@digest>", "repository and blob digest, e.g. localhost:5000/app@sha256:...")
+    .option("-o, --output <file>", "write to this file (complete only when verified) instead of stdout")
+    .addHelpText("after", "\nExample:\n  regcli blob localhost:5000/app@sha256:4b1c... -o layer.tar.gz")
+    .action(async (text: string, opts: { output?: string }, cmd: Command) => {
+      const ref = parseReference(text, { defaultTag: false });
+      await withContext(cmd, ref.registry, async (ctx) => {
+        const { stream } = await openBlob(ctx, ref);
+        if (!opts.output) {
+          await pipeline(stream, process.stdout, { end: false });
+          return;
+        }
+        // Written beside the target and renamed only once verified: a failed download never looks complete.
+        const temp = `${opts.output}.regcli-${process.pid}.partial`;
+        try {
+          await pipeline(stream, createWriteStream(temp, { mode: 0o644 }));
+          await rename(temp, opts.output);
+        } catch (err) {
+          await rm(temp, { force: true });
+          throw err;
+        }
+      });
+    });
+}

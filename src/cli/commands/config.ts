@@ -1,0 +1,25 @@
+import type { Command } from "commander";
+import { getConfig } from "../../operations/inspect.js";
+import { parsePlatform } from "../../oci/index.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { parseFormat, printJson } from "../output.js";
+
+export function register(program: Command): void {
+  program
+    .command("config")
+    .description("print an image's config blob (from an index: the --platform image, default this machine's)")
+    .argument("<image>", "image reference")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index")
+    .option("--format <format>", "raw (the bytes as stored) or json (pretty-printed)", "raw")
+    .addHelpText("after", "\nExample:\n  regcli config localhost:5000/app:1.0 --platform linux/arm64 --format json")
+    .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
+      const raw = opts.format === "raw";
+      if (!raw) parseFormat(opts.format);
+      const ref = parseReference(text);
+      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const bytes = await withContext(cmd, ref.registry, (ctx) => getConfig(ctx, ref, platform));
+      if (raw) process.stdout.write(bytes);
+      else printJson(JSON.parse(bytes.toString("utf8")));
+    });
+}

@@ -1,0 +1,54 @@
+import type { Command } from "commander";
+import { inspect, type InspectResult } from "../../operations/inspect.js";
+import { parsePlatform } from "../../oci/index.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { humanSize, parseFormat, printJson, printLine, table } from "../output.js";
+
+function render(r: InspectResult): string[] {
+  const lines = [`Reference:   ${r.reference}`, `Digest:      ${r.digest}`, `Media type:  ${r.mediaType}`];
+  if (r.platforms) {
+    lines.push("Platforms:");
+    lines.push(...table(r.platforms.map((p) => ["  " + p.platform, p.digest, humanSize(p.size)])).split("\n"));
+    lines.push(`Image (${r.image.platform}):`, `  Digest:    ${r.image.digest}`);
+  } else {
+    lines.push(`Platform:    ${r.image.platform}`);
+  }
+  const i = r.image;
+  const pad = r.platforms ? "  " : "";
+  const show = (label: string, value: string | undefined) => {
+    if (value !== undefined && value !== "") lines.push(`${pad}${label.padEnd(pad ? 11 : 13)}${value}`);
+  };
+  show("Created:", i.created);
+  show("Entrypoint:", i.entrypoint ? JSON.stringify(i.entrypoint) : undefined);
+  show("Cmd:", i.cmd ? JSON.stringify(i.cmd) : undefined);
+  show("WorkingDir:", i.workingDir);
+  show("User:", i.user);
+  show("Size:", `${humanSize(i.totalSize)} (${i.totalSize} bytes, compressed)`);
+  const labels = Object.entries(i.labels);
+  if (labels.length) {
+    lines.push(`${pad}Labels:`);
+    for (const [k, v] of labels) lines.push(`${pad}  ${k}=${v}`);
+  }
+  lines.push(`${pad}Layers (${i.layers.length}):`);
+  lines.push(...table(i.layers.map((l) => [`${pad}  ${l.digest}`, humanSize(l.size)])).split("\n").filter(Boolean));
+  return lines;
+}
+
+export function register(program: Command): void {
+  program
+    .command("inspect")
+    .description("summarize an image: media type, digest, platforms, layers and sizes, created, entrypoint, labels")
+    .argument("<image>", "image reference")
+    .option("--platform <os/arch[/variant]>", "platform to describe from a multi-platform index")
+    .option("--format <format>", "text or json", "text")
+    .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json")
+    .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
+      const format = parseFormat(opts.format);
+      const ref = parseReference(text);
+      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const result = await withContext(cmd, ref.registry, (ctx) => inspect(ctx, ref, platform));
+      if (format === "json") printJson(result);
+      else for (const line of render(result)) printLine(line);
+    });
+}

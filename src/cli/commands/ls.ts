@@ -1,0 +1,29 @@
+import type { Command } from "commander";
+import { RegcliError } from "../../errors.js";
+import { list } from "../../operations/list.js";
+import { parseListTarget } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { parseFormat, printJson, printLine } from "../output.js";
+
+export function register(program: Command): void {
+  program
+    .command("ls")
+    .alias("list")
+    .description("list the repositories of a registry, or the tags of a repository")
+    .argument("<target>", "a registry (localhost:5000) or a repository (localhost:5000/app)")
+    .option("--format <format>", "text or json", "text")
+    .option("--page-size <n>", "entries asked for per page (every page is followed)", "1000")
+    .addHelpText("after", "\nExamples:\n  regcli ls localhost:5000\n  regcli ls localhost:5000/firstapp --format json")
+    .action(async (text: string, opts: { format: string; pageSize: string }, cmd: Command) => {
+      const format = parseFormat(opts.format);
+      const pageSize = Number(opts.pageSize);
+      if (!Number.isInteger(pageSize) || pageSize < 1) throw new RegcliError("usage", `--page-size must be a positive integer, got "${opts.pageSize}"`);
+      const target = parseListTarget(text);
+      const result = await withContext(cmd, target.registry, (ctx) => list(ctx, target, pageSize));
+      if (format === "json") {
+        printJson(result.kind === "repositories" ? { registry: result.registry, repositories: result.items } : { repository: result.repository, tags: result.items });
+      } else {
+        for (const item of result.items) printLine(item);
+      }
+    });
+}

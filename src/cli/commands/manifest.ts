@@ -1,0 +1,22 @@
+import type { Command } from "commander";
+import { getManifest } from "../../operations/inspect.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { parseFormat, printJson } from "../output.js";
+
+export function register(program: Command): void {
+  program
+    .command("manifest")
+    .description("print an image's manifest (or index) exactly as the registry serves it")
+    .argument("<image>", "image reference")
+    .option("--format <format>", "raw (the bytes as served) or json (digest, media type and the document)", "raw")
+    .addHelpText("after", "\nExamples:\n  regcli manifest localhost:5000/app:1.0 | jq .\n  regcli manifest busybox --format json")
+    .action(async (text: string, opts: { format: string }, cmd: Command) => {
+      const raw = opts.format === "raw";
+      if (!raw) parseFormat(opts.format);
+      const ref = parseReference(text);
+      const manifest = await withContext(cmd, ref.registry, (ctx) => getManifest(ctx, ref));
+      if (raw) process.stdout.write(manifest.bytes);
+      else printJson({ reference: ref.full, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, manifest: JSON.parse(manifest.bytes.toString("utf8")) });
+    });
+}

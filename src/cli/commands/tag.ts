@@ -1,0 +1,21 @@
+import type { Command } from "commander";
+import { tag } from "../../operations/tag.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { err, note, printLine } from "../output.js";
+
+export function register(program: Command): void {
+  program
+    .command("tag")
+    .description("add a tag to an image in place (the same manifest under a new tag; no blob moves)")
+    .argument("<image>", "image reference")
+    .argument("<tag>", "the new tag, in the same repository")
+    .addHelpText("after", "\nExample:\n  regcli tag localhost:5000/app:1.0 stable")
+    .action(async (text: string, newTag: string, _opts: unknown, cmd: Command) => {
+      const ref = parseReference(text);
+      const quiet = cmd.optsWithGlobals().quiet;
+      const result = await withContext(cmd, ref.registry, (ctx) => tag(ctx, ref, newTag));
+      if (!quiet) note(`${err.green("Tagged")} ${result.target.full}`);
+      printLine(result.digest);
+    });
+}

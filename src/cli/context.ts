@@ -1,0 +1,70 @@
+import type { Command } from "commander";
+import { loadSettings } from "../config/settings.js";
+import { RegcliError } from "../errors.js";
+import { RegistryContext, type RegistryContextOptions } from "../registry/context.js";
+import type { Credential } from "../auth/credentials.js";
+import { note } from "./output.js";
+
+export interface GlobalOptions {
+  debug?: boolean;
+  insecure?: boolean;
+  plainHttp?: boolean;
+  caFile?: string[];
+  retries?: string;
+  timeout?: string;
+  quiet?: boolean;
+  username?: string;
+  passwordStdin?: boolean;
+}
+
+function positiveNumber(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new RegcliError("usage", `${flag} must be a non-negative number, got "${value}"`);
+  return n;
+}
+
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+}
+
+/** --username with --password-stdin: a credential for one registry of this command. */
+export async function credentialFromFlags(opts: GlobalOptions): Promise<Credential | undefined> {
+  if (!opts.username && !opts.passwordStdin) return undefined;
+  if (!opts.username) throw new RegcliError("usage", "--password-stdin needs --username");
+  if (!opts.passwordStdin) throw new RegcliError("usage", "--username needs --password-stdin (passwords are never taken as arguments)");
+  const password = await readStdin();
+  if (!password) throw new RegcliError("usage", "no password on standard input");
+  return { username: opts.username, password };
+}
+
+/** Build the registry context from global flags and settings; `credentialRegistry` gets flag credentials. */
+export async function createContext(cmd: Command, credentialRegistry?: string): Promise<RegistryContext> {
+  const opts = cmd.optsWithGlobals<GlobalOptions>();
+  const settings = await loadSettings();
+  const options: RegistryContextOptions = {
+    insecure: opts.insecure,
+    plainHttp: opts.plainHttp,
+    caFiles: opts.caFile,
+    retries: positiveNumber(opts.retries, "--retries", 3),
+    timeoutMs: positiveNumber(opts.timeout, "--timeout", 60) * 1000,
+    mirrors: settings["registry-mirrors"],
+    insecureRegistries: settings["insecure-registries"],
+    debug: opts.debug ? (line) => note(`debug: ${line}`) : undefined,
+  };
+  const credential = await credentialFromFlags(opts);
+  if (credential && credentialRegistry) options.credentialOverride = { registry: credentialRegistry, credential };
+  return new RegistryContext(options);
+}
+
+/** Run `action` with a context, closing its connections afterwards. */
+export async function withContext<T>(cmd: Command, credentialRegistry: string | undefined, action: (ctx: RegistryContext) => Promise<T>): Promise<T> {
+  const ctx = await createContext(cmd, credentialRegistry);
+  try {
+    return await action(ctx);
+  } finally {
+    await ctx.close().catch(() => undefined);
+  }
+}

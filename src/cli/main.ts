@@ -1,0 +1,77 @@
+import { Command, CommanderError, Option } from "commander";
+import { RegcliError } from "../errors.js";
+import { regcliVersion } from "../version.js";
+import { register as registerBlob } from "./commands/blob.js";
+import { register as registerConfig } from "./commands/config.js";
+import { register as registerCopy } from "./commands/copy.js";
+import { register as registerDelete } from "./commands/delete.js";
+import { register as registerDigest } from "./commands/digest.js";
+import { register as registerInspect } from "./commands/inspect.js";
+import { register as registerLogin } from "./commands/login.js";
+import { register as registerLs } from "./commands/ls.js";
+import { register as registerManifest } from "./commands/manifest.js";
+import { register as registerTag } from "./commands/tag.js";
+import { err } from "./output.js";
+
+function buildProgram(): Command {
+  const program = new Command("regcli")
+    .description("A daemonless client for container registries (OCI Distribution / Docker Registry v2)")
+    .version(regcliVersion(), "-v, --version", "print the regcli version")
+    .option("--debug", "log requests and responses to stderr (credentials redacted) and show stack traces")
+    .option("-q, --quiet", "print only the result")
+    .option("--insecure", "skip TLS certificate verification")
+    .option("--plain-http", "speak plain HTTP to the registries of this command")
+    .option("--ca-file <file...>", "trust this CA certificate (PEM) in addition to the system roots")
+    .addOption(new Option("--retries <n>", "retries for a failed idempotent request").default("3"))
+    .addOption(new Option("--timeout <seconds>", "time to wait for a response or for the next chunk of one").default("60"))
+    .option("-u, --username <user>", "user name for the registry of this command (with --password-stdin)")
+    .option("--password-stdin", "read the password or token from standard input")
+    .showHelpAfterError("(run regcli --help for usage)")
+    .exitOverride();
+  program.configureOutput({ outputError: (text, write) => write(err.red(text)) });
+  program
+    .command("version")
+    .description("print the regcli version")
+    .action(() => {
+      process.stdout.write(`regcli ${regcliVersion()}\n`);
+    });
+  for (const register of [
+    registerLs,
+    registerManifest,
+    registerDigest,
+    registerConfig,
+    registerInspect,
+    registerBlob,
+    registerTag,
+    registerDelete,
+    registerCopy,
+    registerLogin,
+  ]) {
+    register(program);
+  }
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return 0;
+      return 2;
+    }
+    const debug = argv.includes("--debug");
+    if (error instanceof RegcliError) {
+      process.stderr.write(`${err.red("regcli: error:")} ${error.toLine()}\n`);
+      if (debug && error.cause) process.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
+      return error.exitCode;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`${err.red("regcli: internal error:")} ${message} (run with --debug for details)\n`);
+    if (debug && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    return 1;
+  }
+}

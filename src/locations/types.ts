@@ -1,0 +1,33 @@
+import type { Readable } from "node:stream";
+import type { Descriptor, ManifestData } from "../oci/index.js";
+
+/** Where blobs could be mounted from, when source and destination are repositories of one registry. */
+export interface MountOrigin {
+  registry: string;
+  repository: string;
+}
+
+/** Every place an image can be read from: a registry repository today; layouts and archives later. */
+export interface ImageSource {
+  /** For messages: "localhost:5000/app". */
+  readonly description: string;
+  readonly mountOrigin?: MountOrigin;
+  /** A manifest or index by tag or digest, verified against its digest. */
+  getManifest(reference: string): Promise<ManifestData>;
+  /** A blob's bytes as a stream that fails at its end unless digest and size match. */
+  openBlob(desc: Descriptor): Promise<Readable>;
+  listTags(pageSize?: number): Promise<string[]>;
+}
+
+export type BlobOutcome = "exists" | "mounted" | "uploaded";
+
+/** Every place an image can be written to. */
+export interface ImageDestination {
+  readonly description: string;
+  /** Store a blob unless present; `open` is called only when bytes must actually move. */
+  putBlob(desc: Descriptor, open: () => Promise<Readable>, mountFrom?: MountOrigin): Promise<BlobOutcome>;
+  /** The digest currently stored under a tag or digest, if any. */
+  manifestDigest(reference: string): Promise<string | undefined>;
+  /** Store manifest bytes exactly as given, under a tag or its digest. */
+  putManifest(manifest: ManifestData, reference: string): Promise<void>;
+}

@@ -1,0 +1,41 @@
+export const MediaType = {
+  OciManifest: "application/vnd.oci.image.manifest.v1+json",
+  OciIndex: "application/vnd.oci.image.index.v1+json",
+  OciConfig: "application/vnd.oci.image.config.v1+json",
+  OciLayer: "application/vnd.oci.image.layer.v1.tar",
+  OciLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  OciLayerZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
+  OciEmpty: "application/vnd.oci.empty.v1+json",
+  DockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  DockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  DockerConfig: "application/vnd.docker.container.image.v1+json",
+  DockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  DockerForeignLayerGzip: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+  DockerSchema1Signed: "application/vnd.docker.distribution.manifest.v1+prettyjws",
+} as const;
+
+export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
+export const IMAGE_MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.OciManifest, MediaType.DockerManifest];
+
+/** What we ask registries for when reading a manifest: every form we can handle, indexes included. */
+export const MANIFEST_ACCEPT: readonly string[] = [
+  MediaType.OciIndex,
+  MediaType.DockerManifestList,
+  MediaType.OciManifest,
+  MediaType.DockerManifest,
+];
+
+export function isIndexMediaType(mediaType: string | undefined): boolean {
+  return mediaType !== undefined && INDEX_MEDIA_TYPES.includes(mediaType);
+}
+
+export function isImageManifestMediaType(mediaType: string | undefined): boolean {
+  return mediaType !== undefined && IMAGE_MANIFEST_MEDIA_TYPES.includes(mediaType);
+}
+
+/** Strip parameters from a Content-Type header ("application/json; charset=utf-8" -> "application/json"). */
+export function baseMediaType(contentType: string | undefined): string | undefined {
+  if (!contentType) return undefined;
+  const base = contentType.split(";")[0]!.trim().toLowerCase();
+  return base === "" ? undefined : base;
+}

@@ -1,0 +1,131 @@
+import { RegcliError } from "../errors.js";
+import { blobsOf, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import type { BlobOutcome, ImageDestination, ImageSource } from "../locations/types.js";
+import { limiter } from "../util/limit.js";
+
+export type CopyEvent =
+  | { type: "blob"; outcome: BlobOutcome; digest: string; size: number }
+  | { type: "manifest"; digest: string; mediaType: string; reference: string; skipped: boolean }
+  | { type: "image"; source: string; destination: string; digest: string; skipped: boolean };
+
+export interface CopyOptions {
+  /** Copy only this platform of an index (the destination gets that image's manifest). */
+  platform?: Platform;
+  /** Concurrent blob transfers. */
+  jobs?: number;
+  onEvent?: (event: CopyEvent) => void;
+}
+
+export interface CopyStats {
+  blobsUploaded: number;
+  blobsMounted: number;
+  blobsExisting: number;
+  bytesUploaded: number;
+  manifests: number;
+}
+
+export interface CopyResult {
+  digest: string;
+  mediaType: string;
+  stats: CopyStats;
+}
+
+export const DEFAULT_JOBS = 6;
+
+/**
+ * The transfer engine for one operation: each blob digest is handled once however many images share it,
+ * blobs before manifests, children before their index, and at most `jobs` blob transfers at a time.
+ */
+export class CopyEngine {
+  private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
+  private readonly blobs = new Map<string, Promise<void>>();
+  readonly stats: CopyStats = { blobsUploaded: 0, blobsMounted: 0, blobsExisting: 0, bytesUploaded: 0, manifests: 0 };
+
+  constructor(private readonly options: CopyOptions = {}) {
+    this.limit = limiter(Math.max(1, options.jobs ?? DEFAULT_JOBS));
+  }
+
+  private emit(event: CopyEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  /** Copy what `srcRef` names in `src` to `dst` under `dstRef` (a tag or, for children, the digest). */
+  async copy(src: ImageSource, srcRef: string, dst: ImageDestination, dstRef: string): Promise<CopyResult> {
+    let manifest = await src.getManifest(srcRef);
+    if (manifest.parsed.kind === "index" && this.options.platform) {
+      const child = selectPlatform(manifest.parsed.index, this.options.platform, `${src.description}:${srcRef}`);
+      manifest = await src.getManifest(child.digest);
+      if (manifest.parsed.kind !== "image") {
+        throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${src.description} is not an image manifest`);
+      }
+    }
+    const existing = await dst.manifestDigest(dstRef).catch(() => undefined);
+    if (existing === manifest.digest) {
+      this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
+      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
+    }
+    await this.copyManifestTree(src, dst, manifest, dstRef, 0);
+    this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: false });
+    return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
+  }
+
+  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number): Promise<void> {
+    if (manifest.parsed.kind === "index") {
+      if (depth >= MAX_INDEX_DEPTH) {
+        throw new RegcliError("registry", `index nesting in ${src.description} is deeper than ${MAX_INDEX_DEPTH}`);
+      }
+      await Promise.all(
+        manifest.parsed.index.manifests.map(async (child) => {
+          const childManifest = await src.getManifest(child.digest);
+          this.checkDescriptorMatches(child, childManifest, src.description);
+          await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1);
+        }),
+      );
+    } else {
+      await Promise.all(blobsOf(manifest.parsed.manifest).map((blob) => this.copyBlob(src, dst, blob)));
+    }
+    await dst.putManifest(manifest, dstRef);
+    this.stats.manifests++;
+    this.emit({ type: "manifest", digest: manifest.digest, mediaType: manifest.mediaType, reference: dstRef, skipped: false });
+  }
+
+  private checkDescriptorMatches(desc: Descriptor, manifest: ManifestData, where: string): void {
+    if (desc.size !== manifest.bytes.length) {
+      throw new RegcliError("integrity", `manifest ${desc.digest} from ${where} is ${manifest.bytes.length} bytes but its index says ${desc.size}`);
+    }
+  }
+
+  private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {
+    const key = `${dst.description}\n${blob.digest}`;
+    let pending = this.blobs.get(key);
+    if (!pending) {
+      pending = this.limit(async () => {
+        const outcome = await dst.putBlob(blob, () => src.openBlob(blob), src.mountOrigin);
+        if (outcome === "uploaded") {
+          this.stats.blobsUploaded++;
+          this.stats.bytesUploaded += blob.size;
+        } else if (outcome === "mounted") this.stats.blobsMounted++;
+        else this.stats.blobsExisting++;
+        this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
+      });
+      this.blobs.set(key, pending);
+    }
+    return pending;
+  }
+}
+
+export interface CopyTagsResult {
+  tags: Array<{ tag: string; digest: string }>;
+  stats: CopyStats;
+}
+
+/** Copy every tag of a repository, several images at a time, each shared blob once. */
+export async function copyAllTags(src: ImageSource, dst: ImageDestination, options: CopyOptions = {}): Promise<CopyTagsResult> {
+  const tags = await src.listTags();
+  const engine = new CopyEngine(options);
+  const images = limiter(Math.max(1, Math.ceil((options.jobs ?? DEFAULT_JOBS) / 2)));
+  const results = await Promise.all(
+    tags.map((tag) => images(async () => ({ tag, digest: (await engine.copy(src, tag, dst, tag)).digest }))),
+  );
+  return { tags: results, stats: engine.stats };
+}

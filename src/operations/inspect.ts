@@ -1,0 +1,152 @@
+import { RegcliError } from "../errors.js";
+import { registrySource } from "../locations/registry.js";
+import type { ImageSource } from "../locations/types.js";
+import {
+  formatPlatform,
+  hostPlatform,
+  platformMatches,
+  selectPlatform,
+  type Descriptor,
+  type ImageConfig,
+  type ManifestData,
+  type Platform,
+} from "../oci/index.js";
+import type { Reference } from "../reference/index.js";
+import type { RegistryContext } from "../registry/context.js";
+
+export function manifestReference(ref: Reference): string {
+  return ref.digest ?? ref.tag ?? "latest";
+}
+
+/** The manifest bytes exactly as the registry serves them. */
+export async function getManifest(ctx: RegistryContext, ref: Reference): Promise<ManifestData> {
+  return registrySource(ctx, ref).getManifest(manifestReference(ref));
+}
+
+/**
+ * The image manifest for a reference: itself, or for an index the entry for `platform` (default: this
+ * machine's platform, else the only entry).
+ */
+export async function resolveImage(
+  source: ImageSource,
+  ref: Reference,
+  platform?: Platform,
+): Promise<{ top: ManifestData; image: ManifestData; platform?: Platform }> {
+  const top = await source.getManifest(manifestReference(ref));
+  if (top.parsed.kind === "image") return { top, image: top };
+  const index = top.parsed.index;
+  let chosen: Descriptor;
+  if (platform) chosen = selectPlatform(index, platform, ref.full);
+  else {
+    const host = hostPlatform();
+    const match = index.manifests.find((d) => platformMatches(d.platform, host));
+    if (match) chosen = match;
+    else if (index.manifests.length === 1) chosen = index.manifests[0]!;
+    else {
+      throw new RegcliError("usage", `${ref.full} is a multi-platform index without a ${formatPlatform(host)} image`, {
+        hint: `pick one with --platform (available: ${index.manifests.map((d) => formatPlatform(d.platform)).join(", ")})`,
+      });
+    }
+  }
+  const image = await source.getManifest(chosen.digest);
+  if (image.parsed.kind !== "image") {
+    throw new RegcliError("registry", `${formatPlatform(chosen.platform)} entry of ${ref.full} is not an image manifest`);
+  }
+  return { top, image, platform: chosen.platform };
+}
+
+async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig }> {
+  if (image.parsed.kind !== "image") throw new Error("readConfig needs an image manifest");
+  const desc = image.parsed.manifest.config;
+  const limit = 8 * 1024 * 1024;
+  if (desc.size > limit) throw new RegcliError("registry", `config of ${where} is too large (${desc.size} bytes)`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of await source.openBlob(desc)) chunks.push(chunk as Buffer);
+  const bytes = Buffer.concat(chunks);
+  try {
+    return { bytes, config: JSON.parse(bytes.toString("utf8")) as ImageConfig };
+  } catch {
+    throw new RegcliError("registry", `config blob ${desc.digest} of ${where} is not valid JSON`);
+  }
+}
+
+/** The config blob bytes (verified) of an image, picking a platform from an index. */
+export async function getConfig(ctx: RegistryContext, ref: Reference, platform?: Platform): Promise<Buffer> {
+  const source = registrySource(ctx, ref);
+  const { image } = await resolveImage(source, ref, platform);
+  return (await readConfig(source, image, ref.full)).bytes;
+}
+
+export interface InspectResult {
+  reference: string;
+  digest: string;
+  mediaType: string;
+  platforms?: Array<{ platform: string; digest: string; mediaType: string; size: number }>;
+  image: {
+    digest: string;
+    mediaType: string;
+    platform: string;
+    created?: string;
+    entrypoint?: string[] | null;
+    cmd?: string[] | null;
+    env?: string[];
+    workingDir?: string;
+    user?: string;
+    labels: Record<string, string>;
+    layers: Array<{ digest: string; size: number; mediaType: string }>;
+    configDigest: string;
+    totalSize: number;
+  };
+}
+
+export async function inspect(ctx: RegistryContext, ref: Reference, platform?: Platform): Promise<InspectResult> {
+  const source = registrySource(ctx, ref);
+  const { top, image, platform: chosen } = await resolveImage(source, ref, platform);
+  if (image.parsed.kind !== "image") throw new Error("unreachable");
+  const { config } = await readConfig(source, image, ref.full);
+  const manifest = image.parsed.manifest;
+  const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
+  const platformText = chosen
+    ? formatPlatform(chosen)
+    : formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant });
+  return {
+    reference: ref.full,
+    digest: top.digest,
+    mediaType: top.mediaType,
+    platforms:
+      top.parsed.kind === "index"
+        ? top.parsed.index.manifests.map((d) => ({ platform: formatPlatform(d.platform), digest: d.digest, mediaType: d.mediaType, size: d.size }))
+        : undefined,
+    image: {
+      digest: image.digest,
+      mediaType: image.mediaType,
+      platform: platformText,
+      created: config.created,
+      entrypoint: config.config?.Entrypoint,
+      cmd: config.config?.Cmd,
+      env: config.config?.Env,
+      workingDir: config.config?.WorkingDir || undefined,
+      user: config.config?.User || undefined,
+      labels: config.config?.Labels ?? {},
+      layers,
+      configDigest: manifest.config.digest,
+      totalSize: manifest.config.size + layers.reduce((n, l) => n + l.size, 0),
+    },
+  };
+}
+
+/** The manifest digest for a reference by HEAD (mirrors first for docker.io), without downloading it. */
+export async function resolveDigest(ctx: RegistryContext, ref: Reference): Promise<{ digest: string; mediaType?: string }> {
+  const endpoints = [...ctx.mirrorClients(ref.registry), ctx.client(ref.registry)];
+  let lastError: unknown;
+  for (const client of endpoints) {
+    try {
+      const head = await client.headManifest(ref.repository, manifestReference(ref));
+      if (head) return { digest: head.digest, mediaType: head.mediaType };
+      lastError = new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
+}

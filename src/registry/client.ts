@@ -1,0 +1,382 @@
+import type { Readable } from "node:stream";
+import { RegistryAuth, type CredentialSource } from "../auth/session.js";
+import { RegcliError } from "../errors.js";
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, verifyBytes, type ManifestData } from "../oci/index.js";
+import { isPlainHttpServerError } from "../transport/errors.js";
+import { readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
+import { registryFailure } from "./errors.js";
+
+export interface Endpoint {
+  /** The registry as references name it ("docker.io", "localhost:5000"): for messages and credentials. */
+  registry: string;
+  /** Where its API is served ("registry-1.docker.io"). */
+  host: string;
+  /** A fixed scheme (mirror URLs, --plain-http); otherwise https, falling back to http on loopback hosts. */
+  scheme?: "http" | "https";
+  /** Loopback hosts try https first and fall back to plain http when the server does not speak TLS. */
+  loopback: boolean;
+}
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+export interface ManifestHead {
+  digest: string;
+  mediaType: string | undefined;
+  size: number;
+}
+
+interface CallOptions {
+  method: HttpMethod;
+  url: URL;
+  scopes: string[];
+  headers?: Record<string, string>;
+  body?: Buffer | string | Readable;
+  followRedirects?: boolean;
+}
+
+const MAX_LIST_PAGE_BYTES = 16 * 1024 * 1024;
+const PAGE_SIZE = 1000;
+
+export const pullScope = (repo: string) => `repository:${repo}:pull`;
+export const pushScope = (repo: string) => `repository:${repo}:pull,push`;
+export const deleteScope = (repo: string) => `repository:${repo}:delete`;
+export const CATALOG_SCOPE = "registry:catalog:*";
+
+function nextLink(res: HttpResponse): URL | undefined {
+  const link = res.header("link");
+  if (!link) return undefined;
+  for (const part of link.split(",")) {
+    const m = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(part);
+    if (m?.[1]) return new URL(m[1], res.url);
+  }
+  return undefined;
+}
+
+/** One typed method per Distribution API endpoint, for one registry endpoint. */
+export class RegistryClient {
+  private base: URL | undefined;
+  private ready: Promise<void> | undefined;
+  private auth: RegistryAuth | undefined;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    private readonly transport: HttpTransport,
+    private readonly credentials: CredentialSource,
+  ) {}
+
+  get registry(): string {
+    return this.endpoint.registry;
+  }
+
+  /** GET /v2/: find the scheme and the auth challenge. Done once per client. */
+  ping(): Promise<void> {
+    this.ready ??= this.doPing().catch((err) => {
+      this.ready = undefined;
+      throw err;
+    });
+    return this.ready;
+  }
+
+  private async doPing(): Promise<void> {
+    const { host, scheme, loopback } = this.endpoint;
+    const candidates: string[] = scheme ? [scheme] : loopback ? ["https", "http"] : ["https"];
+    let lastError: unknown;
+    for (const candidate of candidates) {
+      const base = new URL(`${candidate}://${host}`);
+      let res: HttpResponse;
+      try {
+        res = await this.transport.send({ method: "GET", url: new URL("/v2/", base) });
+      } catch (err) {
+        lastError = err;
+        if (candidate === "https" && candidates.length > 1 && isPlainHttpServerError(err)) continue;
+        throw err;
+      }
+      await res.body.dump().catch(() => undefined);
+      this.base = base;
+      this.auth = new RegistryAuth(base, this.transport, this.credentials);
+      if (res.status === 401) {
+        if (!this.auth.learn(res)) {
+          throw new RegcliError("auth", `${this.registry} requires authentication but sent no usable challenge`);
+        }
+        return;
+      }
+      if (res.status >= 200 && res.status < 300) return;
+      throw new RegcliError("registry", `${host} is not a container registry (GET /v2/ answered HTTP ${res.status})`);
+    }
+    throw lastError;
+  }
+
+  async baseUrl(): Promise<URL> {
+    await this.ping();
+    return this.base!;
+  }
+
+  private async url(path: string): Promise<URL> {
+    return new URL(path, await this.baseUrl());
+  }
+
+  /** Send a request with the right Authorization, refreshing it once on 401 when the body can be resent. */
+  private async call(opts: CallOptions): Promise<HttpResponse> {
+    await this.ping();
+    const auth = this.auth!;
+    // Credentials go only to the registry's own origin, never to a Location on another host.
+    const sameOrigin = opts.url.origin === this.base!.origin;
+    const headers = { ...opts.headers };
+    const header = sameOrigin ? await auth.header(opts.scopes) : undefined;
+    if (header) headers.authorization = header;
+    const send = () =>
+      this.transport.send({
+        method: opts.method,
+        url: opts.url,
+        headers,
+        body: opts.body,
+        followRedirects: opts.followRedirects,
+      });
+    let res = await send();
+    const replayable = opts.body === undefined || typeof opts.body === "string" || Buffer.isBuffer(opts.body);
+    if (res.status === 401 && sameOrigin && replayable) {
+      const fresh = await auth.refresh(res, opts.scopes);
+      if (fresh && fresh !== header) {
+        await res.body.dump().catch(() => undefined);
+        headers.authorization = fresh;
+        res = await send();
+      } else if (!fresh && !(await auth.hasCredential())) {
+        await res.body.dump().catch(() => undefined);
+        throw new RegcliError("auth", `authentication required by ${this.registry}`, {
+          hint: `log in with regcli login ${this.registry}`,
+          code: "UNAUTHORIZED",
+        });
+      }
+    }
+    return res;
+  }
+
+  private async fail(res: HttpResponse, what: string): Promise<never> {
+    throw await registryFailure(res, what, this.registry);
+  }
+
+  private display(repo: string, ref?: string): string {
+    if (!ref) return `${this.registry}/${repo}`;
+    return `${this.registry}/${repo}${ref.includes(":") ? "@" : ":"}${ref}`;
+  }
+
+  // ---- manifests ----
+
+  async getManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<ManifestData> {
+    const what = `manifest ${this.display(repo, reference)}`;
+    const res = await this.call({
+      method: "GET",
+      url: await this.url(`/v2/${repo}/manifests/${reference}`),
+      scopes: [pullScope(repo)],
+      headers: { accept: accept.join(", ") },
+    });
+    if (res.status !== 200) return this.fail(res, what);
+    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+    const data = parseManifest(bytes, res.header("content-type"), this.display(repo, reference));
+    const byDigest = reference.includes(":");
+    const served = res.header("docker-content-digest");
+    if (byDigest) {
+      verifyBytes(bytes, reference, `${this.registry} (${what})`);
+      data.digest = reference;
+    } else if (served && served.startsWith("sha256:")) {
+      verifyBytes(bytes, served, `${this.registry} (${what}, Docker-Content-Digest)`);
+    }
+    return data;
+  }
+
+  /** HEAD a manifest: its digest without downloading it (not counted against Docker Hub's pull limit). */
+  async headManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<ManifestHead | undefined> {
+    const res = await this.call({
+      method: "HEAD",
+      url: await this.url(`/v2/${repo}/manifests/${reference}`),
+      scopes: [pullScope(repo)],
+      headers: { accept: accept.join(", ") },
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) return this.fail(res, `manifest ${this.display(repo, reference)}`);
+    let digest = res.header("docker-content-digest");
+    let mediaType = res.header("content-type")?.split(";")[0]?.trim();
+    let size = Number(res.header("content-length"));
+    if (!digest) {
+      const full = await this.getManifest(repo, reference, accept);
+      digest = full.digest;
+      mediaType = full.mediaType;
+      size = full.bytes.length;
+    }
+    return { digest, mediaType, size };
+  }
+
+  async putManifest(repo: string, reference: string, manifest: Pick<ManifestData, "bytes" | "mediaType" | "digest">): Promise<string> {
+    const what = `manifest ${this.display(repo, reference)}`;
+    const res = await this.call({
+      method: "PUT",
+      url: await this.url(`/v2/${repo}/manifests/${reference}`),
+      scopes: [pushScope(repo)],
+      headers: { "content-type": manifest.mediaType },
+      body: manifest.bytes,
+    });
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) return this.fail(res, `push of ${what}`);
+    await res.body.dump().catch(() => undefined);
+    const served = res.header("docker-content-digest");
+    if (served && served.startsWith("sha256:") && manifest.digest.startsWith("sha256:") && served !== manifest.digest) {
+      throw new RegcliError("integrity", `${this.registry} stored ${what} under digest ${served}, expected ${manifest.digest}`);
+    }
+    return manifest.digest;
+  }
+
+  async deleteManifest(repo: string, digest: string): Promise<void> {
+    const what = `manifest ${this.display(repo, digest)}`;
+    const res = await this.call({
+      method: "DELETE",
+      url: await this.url(`/v2/${repo}/manifests/${digest}`),
+      scopes: [deleteScope(repo)],
+    });
+    if (res.status === 202 || res.status === 200 || res.status === 204) {
+      await res.body.dump().catch(() => undefined);
+      return;
+    }
+    if (res.status === 405) {
+      await res.body.dump().catch(() => undefined);
+      throw new RegcliError("registry", `${this.registry} does not allow deleting ${what} (HTTP 405)`, {
+        hint: "deletes are disabled on this registry (for Distribution: storage.delete.enabled: true)",
+        code: "UNSUPPORTED",
+      });
+    }
+    return this.fail(res, `delete of ${what}`);
+  }
+
+  // ---- blobs ----
+
+  async headBlob(repo: string, digest: string): Promise<BlobInfo | undefined> {
+    const res = await this.call({
+      method: "HEAD",
+      url: await this.url(`/v2/${repo}/blobs/${digest}`),
+      scopes: [pullScope(repo)],
+    });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) return this.fail(res, `blob ${this.display(repo, digest)}`);
+    return { digest, size: Number(res.header("content-length") ?? -1) };
+  }
+
+  /** The blob's body as a stream (redirects to storage hosts followed without credentials). Not verified here. */
+  async getBlob(repo: string, digest: string): Promise<{ body: Readable; size: number | undefined; url: URL }> {
+    const res = await this.call({
+      method: "GET",
+      url: await this.url(`/v2/${repo}/blobs/${digest}`),
+      scopes: [pullScope(repo)],
+    });
+    if (res.status !== 200) return this.fail(res, `blob ${this.display(repo, digest)}`);
+    const length = res.header("content-length");
+    return { body: res.body, size: length === undefined ? undefined : Number(length), url: res.url };
+  }
+
+  /** Start an upload; returns its absolute location (resolved against the response that sent it). */
+  async startUpload(repo: string, extraScopes: string[] = [], query = ""): Promise<{ status: number; location: URL | undefined }> {
+    const res = await this.call({
+      method: "POST",
+      url: await this.url(`/v2/${repo}/blobs/uploads/${query}`),
+      scopes: [pushScope(repo), ...extraScopes],
+      headers: { "content-length": "0" },
+      body: "",
+    });
+    if (res.status !== 202 && res.status !== 201) return this.fail(res, `upload to ${this.display(repo)}`);
+    await res.body.dump().catch(() => undefined);
+    const location = res.header("location");
+    if (res.status === 202 && !location) {
+      throw new RegcliError("registry", `${this.registry} started an upload to ${repo} without a Location`);
+    }
+    const resolved = location ? new URL(location, res.url) : undefined;
+    if (resolved && res.url.protocol === "https:" && resolved.protocol !== "https:") {
+      throw new RegcliError("registry", `${this.registry} sent an upload location that downgrades to ${resolved.protocol}`);
+    }
+    return { status: res.status, location: resolved };
+  }
+
+  /** Cross-repository mount. Returns true when mounted; otherwise the upload location the registry opened. */
+  async mountBlob(repo: string, digest: string, fromRepo: string): Promise<{ mounted: true } | { mounted: false; location: URL }> {
+    const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepo)}`;
+    const started = await this.startUpload(repo, [pullScope(fromRepo)], query);
+    if (started.status === 201) return { mounted: true };
+    return { mounted: false, location: started.location! };
+  }
+
+  /** Monolithic upload: stream the whole blob in one PUT. `location` reuses an upload already opened. */
+  async putBlob(repo: string, blob: BlobInfo, body: Readable | Buffer, location?: URL): Promise<void> {
+    const where = location ?? (await this.startUpload(repo)).location!;
+    const url = new URL(where);
+    url.searchParams.set("digest", blob.digest);
+    const res = await this.call({
+      method: "PUT",
+      url,
+      scopes: [pushScope(repo)],
+      headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
+      body,
+    });
+    if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
+      return this.fail(res, `upload of blob ${blob.digest} to ${this.display(repo)}`);
+    }
+    await res.body.dump().catch(() => undefined);
+  }
+
+  // ---- listings ----
+
+  private async *pages(first: URL, scopes: string[], what: string, field: "tags" | "repositories"): AsyncGenerator<string[]> {
+    let url: URL | undefined = first;
+    const seen = new Set<string>();
+    while (url) {
+      if (seen.has(url.href)) throw new RegcliError("registry", `${this.registry} sent a pagination loop for ${what}`);
+      seen.add(url.href);
+      const res = await this.call({ method: "GET", url, scopes });
+      if (res.status !== 200) await this.fail(res, what);
+      const body = await readLimited(res, MAX_LIST_PAGE_BYTES, what);
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(body.toString("utf8"));
+      } catch {
+        throw new RegcliError("registry", `${this.registry} sent invalid JSON for ${what}`);
+      }
+      const items = parsed[field];
+      if (items !== null && items !== undefined && !Array.isArray(items)) {
+        throw new RegcliError("registry", `${this.registry} sent a malformed ${what}`);
+      }
+      yield (items ?? []).filter((x): x is string => typeof x === "string");
+      const next = nextLink(res);
+      if (next && next.origin !== url.origin) {
+        throw new RegcliError("registry", `${this.registry} paginated ${what} to another host (${next.host})`);
+      }
+      url = next;
+    }
+  }
+
+  async listTags(repo: string, pageSize = PAGE_SIZE): Promise<string[]> {
+    const first = await this.url(`/v2/${repo}/tags/list?n=${pageSize}`);
+    const out: string[] = [];
+    for await (const page of this.pages(first, [pullScope(repo)], `tags of ${this.display(repo)}`, "tags")) out.push(...page);
+    return out;
+  }
+
+  async catalog(pageSize = PAGE_SIZE): Promise<string[]> {
+    const first = await this.url(`/v2/_catalog?n=${pageSize}`);
+    const out: string[] = [];
+    for await (const page of this.pages(first, [CATALOG_SCOPE], `repository list of ${this.registry}`, "repositories")) out.push(...page);
+    return out;
+  }
+
+  /** Check credentials (login): ping, then ask for a token (Bearer) or /v2/ with Basic. */
+  async checkLogin(): Promise<void> {
+    await this.ping();
+    const auth = this.auth!;
+    if (!auth.scheme) return;
+    const res = await this.call({ method: "GET", url: await this.url("/v2/"), scopes: [] });
+    await res.body.dump().catch(() => undefined);
+    if (res.status === 401 || res.status === 403) {
+      throw new RegcliError("auth", `login to ${this.registry} failed: invalid username or password`);
+    }
+    if (res.status !== 200) throw await registryFailure(res, "login", this.registry);
+  }
+}

@@ -1,0 +1,211 @@
+import { readFileSync } from "node:fs";
+import { rootCertificates } from "node:tls";
+import type { Readable } from "node:stream";
+import { EnvHttpProxyAgent, request, type Dispatcher } from "undici";
+import { RegcliError } from "../errors.js";
+import { isTransientNetworkError, networkError } from "./errors.js";
+import { redactHeaders, redactUrl } from "./redact.js";
+
+export type HttpMethod = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
+
+export interface TransportOptions {
+  /** Skip TLS certificate verification. */
+  insecure?: boolean;
+  /** Extra PEM files to trust, on top of the system roots. */
+  caFiles?: string[];
+  /** How many times an idempotent request is retried after a transient failure. */
+  retries?: number;
+  /** Milliseconds to wait for response headers, and for each chunk of a body. */
+  timeoutMs?: number;
+  userAgent?: string;
+  /** Receives request/response lines with secrets redacted (--debug). */
+  debug?: (line: string) => void;
+}
+
+export interface HttpRequest {
+  method: HttpMethod;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Buffer | string | Readable;
+  /** Follow 3xx redirects (default: for GET and HEAD). Authorization is dropped when the origin changes. */
+  followRedirects?: boolean;
+  /** Retry on transient failures (default: when the body can be sent again and the method is not POST/PATCH). */
+  idempotent?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData["body"];
+  /** The URL that answered, after redirects: relative Location headers resolve against it. */
+  url: URL;
+  header(name: string): string | undefined;
+}
+
+const MAX_REDIRECTS = 5;
+const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+const MAX_RETRY_AFTER_MS = 60_000;
+
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Math.min(Number(value.trim()) * 1000, MAX_RETRY_AFTER_MS);
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) return undefined;
+  return Math.min(Math.max(0, at - now), MAX_RETRY_AFTER_MS);
+}
+
+function backoffMs(attempt: number): number {
+  const base = Math.min(200 * 2 ** attempt, 5_000);
+  return base / 2 + Math.random() * (base / 2);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class HttpTransport {
+  private readonly dispatcher: Dispatcher;
+  readonly options: Required<Omit<TransportOptions, "debug" | "caFiles">> & Pick<TransportOptions, "debug" | "caFiles">;
+
+  constructor(options: TransportOptions = {}) {
+    this.options = {
+      insecure: options.insecure ?? false,
+      caFiles: options.caFiles,
+      retries: options.retries ?? 3,
+      timeoutMs: options.timeoutMs ?? 60_000,
+      userAgent: options.userAgent ?? "regcli",
+      debug: options.debug,
+    };
+    const tls: { rejectUnauthorized: boolean; ca?: string[] } = { rejectUnauthorized: !this.options.insecure };
+    if (options.caFiles?.length) {
+      tls.ca = [...rootCertificates];
+      for (const file of options.caFiles) {
+        try {
+          tls.ca.push(readFileSync(file, "utf8"));
+        } catch (err) {
+          throw new RegcliError("usage", `cannot read CA file ${file}: ${(err as Error).message}`);
+        }
+      }
+    }
+    this.dispatcher = new EnvHttpProxyAgent({
+      connect: tls,
+      requestTls: tls,
+      headersTimeout: this.options.timeoutMs,
+      bodyTimeout: this.options.timeoutMs,
+      keepAliveTimeout: 10_000,
+      connections: 16,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  private debug(line: string): void {
+    this.options.debug?.(line);
+  }
+
+  async send(req: HttpRequest): Promise<HttpResponse> {
+    const streamBody = req.body !== undefined && typeof req.body !== "string" && !Buffer.isBuffer(req.body);
+    const idempotent = req.idempotent ?? (!streamBody && req.method !== "POST" && req.method !== "PATCH");
+    const retries = idempotent ? this.options.retries : 0;
+    for (let attempt = 0; ; attempt++) {
+      let res: HttpResponse;
+      try {
+        res = await this.sendFollowingRedirects(req);
+      } catch (err) {
+        if (attempt < retries && isTransientNetworkError(err)) {
+          const wait = backoffMs(attempt);
+          this.debug(`! ${req.method} ${redactUrl(req.url)}: ${(err as Error).message}; retry ${attempt + 1}/${retries} in ${Math.round(wait)} ms`);
+          await sleep(wait);
+          continue;
+        }
+        const failure = networkError(err, req.url);
+        if (attempt > 0) {
+          throw new RegcliError(failure.kind, `${failure.message} (after ${attempt + 1} tries)`, {
+            hint: failure.hint,
+            code: failure.code,
+            cause: err,
+          });
+        }
+        throw failure;
+      }
+      if (attempt < retries && RETRYABLE_STATUS.has(res.status)) {
+        const wait = retryAfterMs(res.header("retry-after")) ?? backoffMs(attempt);
+        await res.body.dump().catch(() => undefined);
+        this.debug(`! ${req.method} ${redactUrl(req.url)}: HTTP ${res.status}; retry ${attempt + 1}/${retries} in ${Math.round(wait)} ms`);
+        await sleep(wait);
+        continue;
+      }
+      return res;
+    }
+  }
+
+  private async sendFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
+    const follow = req.followRedirects ?? (req.method === "GET" || req.method === "HEAD");
+    let url = req.url;
+    let headers: Record<string, string> = { "user-agent": this.options.userAgent, ...req.headers };
+    for (let hop = 0; ; hop++) {
+      const res = await this.sendOnce(req.method, url, headers, req.body);
+      const location = res.header("location");
+      if (!follow || res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
+      await res.body.dump().catch(() => undefined);
+      if (hop >= MAX_REDIRECTS) {
+        throw new RegcliError("registry", `too many redirects from ${req.url.host}`);
+      }
+      const next = new URL(location, url);
+      if (url.protocol === "https:" && next.protocol !== "https:") {
+        throw new RegcliError("registry", `refused redirect from ${url.host} to insecure ${next.protocol}//${next.host}`);
+      }
+      if (next.origin !== url.origin) {
+        // Credentials belong to the origin that asked for them: a CDN or storage host gets none.
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== "authorization"));
+      }
+      url = next;
+    }
+  }
+
+  private async sendOnce(
+    method: HttpMethod,
+    url: URL,
+    headers: Record<string, string>,
+    body: HttpRequest["body"],
+  ): Promise<HttpResponse> {
+    this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
+    const res = await request(url, {
+      method,
+      headers,
+      body: body as Dispatcher.DispatchOptions["body"],
+      dispatcher: this.dispatcher,
+    });
+    this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(res.headers))}`);
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: res.body,
+      url,
+      header(name: string): string | undefined {
+        const v = res.headers[name.toLowerCase()];
+        return Array.isArray(v) ? v[0] : v;
+      },
+    };
+  }
+}
+
+/** Read a response body into memory, refusing more than `limit` bytes without reading them all. */
+export async function readLimited(res: HttpResponse, limit: number, what: string): Promise<Buffer> {
+  const declared = Number(res.header("content-length"));
+  if (Number.isFinite(declared) && declared > limit) {
+    res.body.destroy();
+    throw new RegcliError("registry", `${what} from ${res.url.host} is too large (${declared} bytes, limit ${limit})`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += (chunk as Buffer).length;
+    if (total > limit) {
+      res.body.destroy();
+      throw new RegcliError("registry", `${what} from ${res.url.host} is too large (over ${limit} bytes)`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

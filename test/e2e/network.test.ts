@@ -1,0 +1,198 @@
+// TLS, plain-HTTP fallback, docker.io mirrors, proxies and connection-level errors.
+import { createServer, request as httpRequest, type Server } from "node:http";
+import { connect, type AddressInfo, type Socket } from "node:net";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { regcli, tempDir } from "../helpers/cli.js";
+import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+}
+
+describe("TLS", () => {
+  let reg: TestRegistry;
+  let image: TestImage;
+  beforeAll(async () => {
+    reg = await startRegistry("tls");
+    image = makeImage({ seed: "tls" });
+    await pushImage(reg, "secure/app", "1.0", image);
+  });
+  afterAll(async () => reg?.stop());
+
+  it("an untrusted certificate fails with exit 5 and says how to fix it", async () => {
+    const r = await regcli(["manifest", `${reg.host}/secure/app:1.0`]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/not trusted/);
+    expect(r.stderr).toMatch(/--ca-file/);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("--ca-file trusts the private CA; --insecure skips verification", async () => {
+    const trusted = await regcli(["--ca-file", reg.caFile!, "manifest", `${reg.host}/secure/app:1.0`]);
+    expect(trusted.code, trusted.stderr).toBe(0);
+    expect(trusted.stdoutBuffer.equals(image.manifest)).toBe(true);
+    const insecure = await regcli(["--insecure", "digest", `${reg.host}/secure/app:1.0`]);
+    expect(insecure.stdout.trim()).toBe(image.manifestDigest);
+  });
+
+  it("localhost names work over TLS too (HTTPS is tried first on loopback)", async () => {
+    const port = reg.host.split(":")[1];
+    const r = await regcli(["--ca-file", reg.caFile!, "digest", `localhost:${port}/secure/app:1.0`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(image.manifestDigest);
+  });
+
+  it("--plain-http against a TLS registry fails clearly", async () => {
+    const r = await regcli(["--plain-http", "manifest", `${reg.host}/secure/app:1.0`]);
+    expect(r.code).toBe(5);
+  });
+});
+
+describe("plain HTTP, mirrors and proxies", () => {
+  let origin: TestRegistry;
+  let busybox: TestImage;
+  let dest: TestRegistry;
+  beforeAll(async () => {
+    [origin, dest] = await Promise.all([startRegistry("open"), startRegistry("open")]);
+    busybox = makeImage({ layers: 2, seed: "busybox", format: "docker" });
+    await pushImage(origin, "library/busybox", "latest", busybox);
+    await pushImage(origin, "someuser/tool", "2.1", makeImage({ seed: "tool" }));
+  });
+  afterAll(async () => Promise.all([origin?.stop(), dest?.stop()]));
+
+  it("plain HTTP is used automatically for 127.0.0.1 and localhost", async () => {
+    const port = origin.host.split(":")[1];
+    for (const host of [origin.host, `localhost:${port}`]) {
+      const r = await regcli(["digest", `${host}/library/busybox`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(busybox.manifestDigest);
+    }
+  });
+
+  it("regcli copy busybox goes through the docker.io mirror (env variable)", async () => {
+    const env = { REGCLI_REGISTRY_MIRRORS: origin.url };
+    const r = await regcli(["copy", "busybox", `${dest.host}/firstapp`], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(busybox.manifestDigest);
+    expect((await fetchManifest(dest, "firstapp", "latest")).body.equals(busybox.manifest)).toBe(true);
+    const user = await regcli(["digest", "someuser/tool:2.1"], { env });
+    expect(user.code, user.stderr).toBe(0);
+  });
+
+  it("mirrors come from the config file too, tried in order with fallback past a dead one", async () => {
+    const dir = await tempDir();
+    const config = join(dir, "config.json");
+    await writeFile(config, JSON.stringify({ "registry-mirrors": ["http://127.0.0.1:9", origin.url] }));
+    const r = await regcli(["inspect", "docker.io/library/busybox:latest", "--format", "json"], { env: { REGCLI_CONFIG: config } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).digest).toBe(busybox.manifestDigest);
+  });
+
+  it("HTTP_PROXY is honoured and NO_PROXY bypasses it", async () => {
+    const tunnels: string[] = [];
+    const proxy = createServer();
+    proxy.on("connect", (req, client: Socket, head) => {
+      tunnels.push(req.url ?? "");
+      const [host, port] = (req.url ?? "").split(":");
+      const upstream = connect(Number(port), host, () => {
+        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+        upstream.write(head);
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    });
+    proxy.on("request", (req, res) => {
+      // absolute-form forwarding for proxies that are not tunnelled
+      tunnels.push(req.url ?? "");
+      const target = new URL(req.url ?? "");
+      const fwd = httpRequest({ host: target.hostname, port: target.port, path: target.pathname + target.search, method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      req.pipe(fwd);
+    });
+    const port = await listen(proxy);
+    try {
+      const proxied = await regcli(["digest", `${origin.host}/library/busybox`], { env: { HTTP_PROXY: `http://127.0.0.1:${port}`, NO_PROXY: "" } });
+      expect(proxied.code, proxied.stderr).toBe(0);
+      expect(tunnels.some((t) => t.includes(origin.host))).toBe(true);
+      const seen = tunnels.length;
+      const direct = await regcli(["digest", `${origin.host}/library/busybox`], { env: { HTTP_PROXY: `http://127.0.0.1:${port}`, NO_PROXY: "127.0.0.1" } });
+      expect(direct.code, direct.stderr).toBe(0);
+      expect(tunnels.length).toBe(seen);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it("connection refused is exit 5 with the host named", async () => {
+    const r = await regcli(["--retries", "0", "ls", "127.0.0.1:9/app"]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/connection refused by 127\.0\.0\.1:9/);
+  });
+
+  it("a server that is not a registry is named as such", async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(404, { "content-type": "text/html" });
+      res.end("<h1>nothing here</h1>");
+    });
+    const port = await listen(server);
+    try {
+      const r = await regcli(["ls", `127.0.0.1:${port}/app`]);
+      expect(r.code).toBe(5);
+      expect(r.stderr).toMatch(/not a container registry/);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe("usage errors and refused deletes", () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry("open", { deleteEnabled: false });
+    await pushImage(reg, "keep/app", "1.0", makeImage({ seed: "nodelete" }));
+  });
+  afterAll(async () => reg?.stop());
+
+  it("a registry that refuses deletes gets a clear message and keeps the image", async () => {
+    const r = await regcli(["delete", `${reg.host}/keep/app:1.0`]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/does not allow deleting/);
+    expect(r.stderr).toMatch(/storage\.delete\.enabled/);
+    expect((await fetchManifest(reg, "keep/app", "1.0")).status).toBe(200);
+  });
+
+  it.each([
+    [["manifest", "Busybox/UPPER"], /lowercase/],
+    [["manifest", "app:bad tag"], /invalid reference/],
+    [["copy", "a@sha256:123", "b"], /digest/],
+    [["config", "busybox", "--platform", "linux"], /os\/arch/],
+    [["ls", "localhost:5000/app", "--format", "yaml"], /--format/],
+    [["copy", "--all-tags", "a:1", "b"], /--all-tags/],
+    [["no-such-command"], /unknown command/],
+    [["tag", "busybox"], /missing required argument/],
+  ])("%j is a usage error (exit 2)", async (args, pattern) => {
+    const r = await regcli(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(pattern);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("version and --help work, every command has help with an example", async () => {
+    const v = await regcli(["--version"]);
+    expect(v.code).toBe(0);
+    expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect((await regcli(["version"])).stdout).toMatch(/^regcli \d+\.\d+\.\d+/);
+    for (const cmd of ["ls", "manifest", "digest", "config", "inspect", "blob", "tag", "delete", "copy", "login", "logout"]) {
+      const h = await regcli([cmd, "--help"]);
+      expect(h.code, cmd).toBe(0);
+      expect(h.stdout, cmd).toMatch(/Example/);
+    }
+  });
+});

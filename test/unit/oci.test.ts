@@ -1,0 +1,138 @@
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Writable } from "node:stream";
+import { describe, expect, it } from "vitest";
+import {
+  digestOf,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+  parsePlatform,
+  platformMatches,
+  selectPlatform,
+  VerifyingStream,
+  MediaType,
+} from "../../src/oci/index.js";
+import { RegcliError } from "../../src/errors.js";
+
+const blob = Buffer.from("hello layer");
+const d = digestOf(blob);
+const desc = { mediaType: MediaType.OciLayerGzip, digest: d, size: blob.length };
+const image = (extra: Record<string, unknown> = {}) =>
+  Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { ...desc, mediaType: MediaType.OciConfig }, layers: [desc], ...extra }));
+
+async function drain(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await pipeline(stream, new Writable({ write(c, _e, cb) { chunks.push(c); cb(); } }));
+  return Buffer.concat(chunks);
+}
+
+describe("parseManifest", () => {
+  it("parses an OCI image manifest and digests the exact bytes", () => {
+    const bytes = image();
+    const m = parseManifest(bytes, MediaType.OciManifest, "test");
+    expect(m.parsed.kind).toBe("image");
+    expect(m.digest).toBe(digestOf(bytes));
+    expect(m.mediaType).toBe(MediaType.OciManifest);
+  });
+
+  it("takes the media type from Content-Type when the document has none", () => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { ...desc, mediaType: MediaType.DockerConfig }, layers: [desc] }));
+    expect(parseManifest(bytes, `${MediaType.DockerManifest}; charset=utf-8`, "t").mediaType).toBe(MediaType.DockerManifest);
+  });
+
+  it("parses indexes and manifest lists", () => {
+    const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifestList, manifests: [{ ...desc, mediaType: MediaType.DockerManifest, platform: { os: "linux", architecture: "amd64" } }] }));
+    const m = parseManifest(idx, MediaType.DockerManifestList, "t");
+    expect(m.parsed.kind).toBe("index");
+  });
+
+  it.each([
+    ["both manifests and layers", Buffer.from(JSON.stringify({ schemaVersion: 2, manifests: [], layers: [], config: desc })), /ambiguous/],
+    ["mediaType disagreeing with Content-Type", image(), /disagrees/, MediaType.DockerManifest],
+    ["invalid JSON", Buffer.from("{not json"), /not valid JSON/],
+    ["an array", Buffer.from("[]"), /not a JSON object/],
+    ["schema 1", Buffer.from(JSON.stringify({ schemaVersion: 1 })), /schema 1/],
+    ["a bad layer digest", image({ layers: [{ ...desc, digest: "sha256:1234" }] }), /layers\[0\]\.digest/],
+    ["a negative size", image({ layers: [{ ...desc, size: -1 }] }), /size/],
+    ["an index with image media type", Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, manifests: [] })), /index has mediaType/],
+    ["an unknown manifest type", image({ mediaType: "application/x-unknown" }), /unsupported manifest media type/],
+  ])("refuses %s", (_name, bytes, pattern, contentType?: string) => {
+    expect(() => parseManifest(bytes as Buffer, contentType, "reg.example/app")).toThrow(pattern as RegExp);
+  });
+
+  it("refuses a manifest over 4 MiB and accepts one of exactly 4 MiB", () => {
+    const base = image();
+    const padded = (size: number) => {
+      const obj = JSON.parse(base.toString());
+      const pad = size - Buffer.byteLength(JSON.stringify({ ...obj, annotations: { p: "" } }));
+      return Buffer.from(JSON.stringify({ ...obj, annotations: { p: "x".repeat(pad) } }));
+    };
+    expect(padded(MAX_MANIFEST_BYTES).length).toBe(MAX_MANIFEST_BYTES);
+    expect(() => parseManifest(padded(MAX_MANIFEST_BYTES), undefined, "t")).not.toThrow();
+    expect(() => parseManifest(padded(MAX_MANIFEST_BYTES + 1), undefined, "t")).toThrow(/larger than/);
+  });
+});
+
+describe("VerifyingStream", () => {
+  it("passes bytes that match digest and size", async () => {
+    const out = await drain(Readable.from([blob.subarray(0, 3), blob.subarray(3)]).pipe(new VerifyingStream(d, blob.length, "here")));
+    expect(out.equals(blob)).toBe(true);
+  });
+
+  it("fails on a digest mismatch, naming digest and host", async () => {
+    const other = Buffer.from("hello layeR");
+    await expect(drain(Readable.from([other]).pipe(new VerifyingStream(d, other.length, "reg.example")))).rejects.toThrow(
+      new RegExp(`digest mismatch from reg.example: expected ${d}`),
+    );
+  });
+
+  it("fails on truncation and on extra bytes", async () => {
+    await expect(drain(Readable.from([blob.subarray(0, 5)]).pipe(new VerifyingStream(d, blob.length, "h")))).rejects.toThrow(/truncated: got 5 of 11/);
+    await expect(drain(Readable.from([blob, Buffer.from("!")]).pipe(new VerifyingStream(d, blob.length, "h")))).rejects.toThrow(/larger than its declared size/);
+  });
+
+  it("errors are integrity errors (exit code of a registry failure)", async () => {
+    try {
+      await drain(Readable.from([Buffer.from("x")]).pipe(new VerifyingStream(d, undefined, "h")));
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(RegcliError);
+      expect((err as RegcliError).kind).toBe("integrity");
+      expect((err as RegcliError).exitCode).toBe(5);
+    }
+  });
+
+  it("verifies sha512 digests", async () => {
+    const d512 = digestOf(blob, "sha512");
+    expect(d512).toMatch(/^sha512:[a-f0-9]{128}$/);
+    expect((await drain(Readable.from([blob]).pipe(new VerifyingStream(d512, undefined, "h")))).equals(blob)).toBe(true);
+  });
+});
+
+describe("platforms", () => {
+  it("parses os/arch[/variant] and refuses other shapes", () => {
+    expect(parsePlatform("linux/arm64/v8")).toEqual({ os: "linux", architecture: "arm64", variant: "v8" });
+    expect(parsePlatform("linux/amd64")).toEqual({ os: "linux", architecture: "amd64" });
+    expect(() => parsePlatform("linux")).toThrow(/os\/arch/);
+    expect(() => parsePlatform("a/b/c/d")).toThrow(/os\/arch/);
+  });
+
+  it("matches variants, defaulting arm64 to v8", () => {
+    expect(platformMatches({ os: "linux", architecture: "arm64" }, { os: "linux", architecture: "arm64", variant: "v8" })).toBe(true);
+    expect(platformMatches({ os: "linux", architecture: "arm", variant: "v6" }, { os: "linux", architecture: "arm", variant: "v7" })).toBe(false);
+    expect(platformMatches({ os: "linux", architecture: "arm", variant: "v6" }, { os: "linux", architecture: "arm" })).toBe(true);
+    expect(platformMatches(undefined, { os: "linux", architecture: "amd64" })).toBe(false);
+  });
+
+  it("selectPlatform names the available platforms when one is missing", () => {
+    const index = { schemaVersion: 2 as const, manifests: [{ ...desc, platform: { os: "linux", architecture: "amd64" } }] };
+    expect(selectPlatform(index, { os: "linux", architecture: "amd64" }, "x").digest).toBe(d);
+    try {
+      selectPlatform(index, { os: "linux", architecture: "s390x" }, "x");
+      expect.unreachable();
+    } catch (err) {
+      expect((err as RegcliError).toLine()).toBe("no linux/s390x image in x; available platforms: linux/amd64");
+      expect((err as RegcliError).exitCode).toBe(4);
+    }
+  });
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { retryAfterMs } from "../../src/transport/http.js";
+import { redactHeaders, redactUrl } from "../../src/transport/redact.js";
+import { isPlainHttpServerError, networkError } from "../../src/transport/errors.js";
+import { loadSettings } from "../../src/config/settings.js";
+import { normalizeRegistryName } from "../../src/reference/registry-name.js";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+describe("Retry-After", () => {
+  it("reads seconds and HTTP dates, capped at a minute", () => {
+    expect(retryAfterMs("3")).toBe(3000);
+    expect(retryAfterMs("0")).toBe(0);
+    const now = Date.parse("2026-01-01T00:00:00Z");
+    expect(retryAfterMs("Thu, 01 Jan 2026 00:00:10 GMT", now)).toBe(10_000);
+    expect(retryAfterMs("Thu, 01 Jan 2026 00:00:00 GMT", now + 5000)).toBe(0);
+    expect(retryAfterMs("99999")).toBe(60_000);
+    expect(retryAfterMs("soon")).toBeUndefined();
+    expect(retryAfterMs(undefined)).toBeUndefined();
+  });
+});
+
+describe("redaction", () => {
+  it("never shows credentials in headers", () => {
+    const out = redactHeaders({ Authorization: "Bearer abc.def.ghi", "proxy-authorization": "Basic dXNlcjpwdw==", accept: "x" });
+    expect(out).toEqual({ Authorization: "Bearer [redacted]", "proxy-authorization": "Basic [redacted]", accept: "x" });
+  });
+
+  it("hides tokens in URLs and userinfo", () => {
+    expect(redactUrl("https://u:p@reg.io/v2/?access_token=SECRET&n=1")).toBe("https://redacted@reg.io/v2/?access_token=[redacted]&n=1");
+    expect(redactUrl("https://reg.io/upload?_state=abc&digest=sha256:1")).not.toContain("abc");
+  });
+});
+
+describe("network errors", () => {
+  const url = new URL("https://reg.example:5000/v2/");
+  it.each([
+    ["ECONNREFUSED", /connection refused by reg.example:5000/],
+    ["ENOTFOUND", /cannot resolve host reg.example/],
+    ["DEPTH_ZERO_SELF_SIGNED_CERT", /not trusted.*--ca-file/],
+    ["UND_ERR_CONNECT_TIMEOUT", /timed out/],
+    ["ECONNRESET", /reset/],
+  ])("%s becomes one clear line", (code, pattern) => {
+    const e = Object.assign(new Error("boom"), { code });
+    expect(networkError(e, url).toLine()).toMatch(pattern);
+    expect(networkError(e, url).exitCode).toBe(5);
+  });
+
+  it("recognizes a plain-HTTP server met with TLS", () => {
+    expect(isPlainHttpServerError(Object.assign(new Error("x"), { code: "EPROTO" }))).toBe(true);
+    expect(isPlainHttpServerError(new Error("write EPROTO ... wrong version number"))).toBe(true);
+    expect(isPlainHttpServerError(Object.assign(new Error("x"), { code: "ECONNREFUSED" }))).toBe(false);
+  });
+});
+
+describe("settings", () => {
+  it("reads mirrors from the config file; the environment variable wins", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "regcli-settings-"));
+    const file = join(dir, "config.json");
+    await writeFile(file, JSON.stringify({ "registry-mirrors": ["https://m1.example"], "insecure-registries": ["reg.lan:5000"] }));
+    expect(await loadSettings({ REGCLI_CONFIG: file })).toEqual({ "registry-mirrors": ["https://m1.example"], "insecure-registries": ["reg.lan:5000"] });
+    expect((await loadSettings({ REGCLI_CONFIG: file, REGCLI_REGISTRY_MIRRORS: "http://a:1, http://b:2" }))["registry-mirrors"]).toEqual(["http://a:1", "http://b:2"]);
+    expect(await loadSettings({ REGCLI_CONFIG: join(dir, "missing.json") })).toEqual({ "registry-mirrors": [], "insecure-registries": [] });
+    await writeFile(file, "{oops");
+    await expect(loadSettings({ REGCLI_CONFIG: file })).rejects.toThrow(/invalid JSON/);
+    await writeFile(file, JSON.stringify({ "registry-mirrors": "https://m1" }));
+    await expect(loadSettings({ REGCLI_CONFIG: file })).rejects.toThrow(/list of strings/);
+  });
+});
+
+describe("registry names for login", () => {
+  it.each([
+    ["docker.io", "docker.io"],
+    ["index.docker.io", "docker.io"],
+    ["https://index.docker.io/v1/", "docker.io"],
+    ["registry-1.docker.io", "docker.io"],
+    ["localhost:5000", "localhost:5000"],
+    ["http://127.0.0.1:5000/", "127.0.0.1:5000"],
+    ["[::1]:5000", "[::1]:5000"],
+    ["Reg.Example.com", "Reg.Example.com"],
+  ])("%s -> %s", (input, expected) => expect(normalizeRegistryName(input)).toBe(expected));
+
+  it.each(["", "bad host", "-bad.example", "https://"])("refuses %j", (input) => expect(() => normalizeRegistryName(input)).toThrow(/not a registry host/));
+});
