@@ -54,8 +54,10 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
     insecureRegistries: settings["insecure-registries"],
     debug: opts.debug ? (line) => note(`debug: ${line}`) : undefined,
   };
-  const credential = await credentialFromFlags(opts);
-  if (credential && credentialRegistry) options.credentialOverride = { registry: credentialRegistry, credential };
+  if (credentialRegistry) {
+    const credential = await credentialFromFlags(opts);
+    if (credential) options.credentialOverride = { registry: credentialRegistry, credential };
+  }
   return new RegistryContext(options);
 }
 

@@ -21,7 +21,7 @@ function buildProgram(): Command {
     .option("-q, --quiet", "print only the result")
     .option("--insecure", "skip TLS certificate verification")
     .option("--plain-http", "speak plain HTTP to the registries of this command")
-    .option("--ca-file <file...>", "trust this CA certificate (PEM) in addition to the system roots")
+    .option("--ca-file <file>", "trust this CA certificate (PEM) in addition to the system roots (repeatable)", (file: string, previous: string[] = []) => [...previous, file])
     .addOption(new Option("--retries <n>", "retries for a failed idempotent request").default("3"))
     .addOption(new Option("--timeout <seconds>", "time to wait for a response or for the next chunk of one").default("60"))
     .option("-u, --username <user>", "user name for the registry of this command (with --password-stdin)")

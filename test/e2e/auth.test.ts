@@ -11,7 +11,7 @@ describe("token auth (Docker Hub scheme)", () => {
   let image: TestImage;
   beforeAll(async () => {
     reg = await startRegistry("token");
-    image = makeImage({ layers: 2, seed: "token-auth" });
+    image = await makeImage({ layers: 2, seed: "token-auth" });
     await pushImage(reg, "public/app", "1.0", image);
   });
   afterAll(async () => reg?.stop());
@@ -116,7 +116,7 @@ describe("Basic auth (htpasswd)", () => {
   let reg: TestRegistry;
   beforeAll(async () => {
     reg = await startRegistry("basic");
-    await pushImage(reg, "private/app", "1.0", makeImage({ seed: "basic-auth" }));
+    await pushImage(reg, "private/app", "1.0", await makeImage({ seed: "basic-auth" }));
   });
   afterAll(async () => reg?.stop());
 

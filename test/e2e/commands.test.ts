@@ -30,12 +30,12 @@ describe.each(modes)("remote commands against docker-registry (%s)", (mode) => {
     const auths = reg.admin ? { [reg.host]: reg.admin } : undefined;
     env = { DOCKER_CONFIG: await dockerConfigDir(auths) };
     flags = reg.caFile ? ["--ca-file", reg.caFile] : [];
-    dockerImage = makeImage({ layers: 3, layerSize: 64 * 1024, format: "docker", seed: `docker-${mode}`, labels: { team: "core" } });
-    ociImage = makeImage({ layers: 2, layerSize: 32 * 1024, format: "oci", seed: `oci-${mode}` });
+    dockerImage = await makeImage({ layers: 3, layerSize: 64 * 1024, format: "docker", seed: `docker-${mode}`, labels: { team: "core" } });
+    ociImage = await makeImage({ layers: 2, layerSize: 32 * 1024, format: "oci", seed: `oci-${mode}` });
     index = makeIndex(
       [
-        makeImage({ layers: 2, layerSize: 16 * 1024, platform: { os: "linux", architecture: "amd64" }, seed: `amd64-${mode}` }),
-        makeImage({ layers: 2, layerSize: 16 * 1024, platform: { os: "linux", architecture: "arm64", variant: "v8" }, seed: `arm64-${mode}` }),
+        await makeImage({ layers: 2, layerSize: 16 * 1024, platform: { os: "linux", architecture: "amd64" }, seed: `amd64-${mode}` }),
+        await makeImage({ layers: 2, layerSize: 16 * 1024, platform: { os: "linux", architecture: "arm64", variant: "v8" }, seed: `arm64-${mode}` }),
       ],
       "oci",
     );
@@ -56,10 +56,14 @@ describe.each(modes)("remote commands against docker-registry (%s)", (mode) => {
 
   it("ls follows Link pagination to the end", async () => {
     for (const t of ["a", "b", "c", "d", "e"]) await pushImage(reg, "app/paged", t, ociImage);
+    // Distribution 2.8 ignores n= on tag lists (one page, no Link); it pages the catalog. Tag-list paging is
+    // covered against a server that pages it, in network.test.ts.
     const r = ok(await cli(["ls", `${reg.host}/app/paged`, "--page-size", "2"]));
-    expect(r.stdout.split("\n").filter(Boolean)).toEqual(["a", "b", "c", "d", "e"]);
-    const repos = ok(await cli(["ls", reg.host, "--page-size", "1", "--format", "json"]));
-    expect(JSON.parse(repos.stdout).repositories).toEqual(["app/docker", "app/multi", "app/oci", "app/paged"]);
+    expect(r.stdout.split("\n").filter(Boolean).sort()).toEqual(["a", "b", "c", "d", "e"]);
+    // With 1 per page, only following every Link header yields all four repositories.
+    const repos = ok(await cli(["--debug", "ls", reg.host, "--page-size", "1", "--format", "json"]));
+    expect(JSON.parse(repos.stdout).repositories.sort()).toEqual(["app/docker", "app/multi", "app/oci", "app/paged"]);
+    expect(repos.stderr.match(/> GET \S+\/_catalog/g)!.length).toBeGreaterThanOrEqual(4);
   });
 
   it("manifest prints the bytes exactly as served", async () => {
@@ -184,7 +188,7 @@ describe("interop with skopeo across two registries", () => {
   });
 
   it("an image pushed by skopeo is copied by regcli with identical manifest bytes", async () => {
-    const img = makeImage({ layers: 4, layerSize: 128 * 1024, format: "docker", seed: "skopeo-src" });
+    const img = await makeImage({ layers: 4, layerSize: 128 * 1024, format: "docker", seed: "skopeo-src" });
     await pushImage(a, "staging/src", "v1", img);
     const dir = await tempDir();
     const viaSkopeo = ["--src-tls-verify=false", "--dest-tls-verify=false"];
@@ -204,8 +208,8 @@ describe("interop with skopeo across two registries", () => {
   it("copy of a multi-platform index to another registry keeps every digest", async () => {
     const idx = makeIndex(
       [
-        makeImage({ platform: { os: "linux", architecture: "amd64" }, seed: "x-amd" }),
-        makeImage({ platform: { os: "linux", architecture: "arm", variant: "v7" }, seed: "x-arm" }),
+        await makeImage({ platform: { os: "linux", architecture: "amd64" }, seed: "x-amd" }),
+        await makeImage({ platform: { os: "linux", architecture: "arm", variant: "v7" }, seed: "x-arm" }),
       ],
       "docker",
     );

@@ -17,7 +17,7 @@ describe("TLS", () => {
   let image: TestImage;
   beforeAll(async () => {
     reg = await startRegistry("tls");
-    image = makeImage({ seed: "tls" });
+    image = await makeImage({ seed: "tls" });
     await pushImage(reg, "secure/app", "1.0", image);
   });
   afterAll(async () => reg?.stop());
@@ -57,9 +57,9 @@ describe("plain HTTP, mirrors and proxies", () => {
   let dest: TestRegistry;
   beforeAll(async () => {
     [origin, dest] = await Promise.all([startRegistry("open"), startRegistry("open")]);
-    busybox = makeImage({ layers: 2, seed: "busybox", format: "docker" });
+    busybox = await makeImage({ layers: 2, seed: "busybox", format: "docker" });
     await pushImage(origin, "library/busybox", "latest", busybox);
-    await pushImage(origin, "someuser/tool", "2.1", makeImage({ seed: "tool" }));
+    await pushImage(origin, "someuser/tool", "2.1", await makeImage({ seed: "tool" }));
   });
   afterAll(async () => Promise.all([origin?.stop(), dest?.stop()]));
 
@@ -136,6 +136,34 @@ describe("plain HTTP, mirrors and proxies", () => {
     expect(r.stderr).toMatch(/connection refused by 127\.0\.0\.1:9/);
   });
 
+  it("tag lists follow relative Link headers page by page, and a pagination loop is refused", async () => {
+    const pages: Record<string, { tags: string[]; next?: string }> = {
+      "": { tags: ["1", "2"], next: "/v2/app/tags/list?n=2&last=2" },
+      "2": { tags: ["3", "4"], next: "/v2/app/tags/list?n=2&last=4" },
+      "4": { tags: ["5"] },
+      loop: { tags: ["x"], next: "/v2/loop/tags/list?n=2" },
+    };
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (url.pathname === "/v2/") return res.writeHead(200).end("{}");
+      const page = url.pathname.startsWith("/v2/loop/") ? pages.loop! : pages[url.searchParams.get("last") ?? ""]!;
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (page.next) headers.link = `<${page.next}>; rel="next"`;
+      res.writeHead(200, headers).end(JSON.stringify({ name: "app", tags: page.tags }));
+    });
+    const port = await listen(server);
+    try {
+      const r = await regcli(["ls", `127.0.0.1:${port}/app`, "--page-size", "2", "--format", "json"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).tags).toEqual(["1", "2", "3", "4", "5"]);
+      const loop = await regcli(["ls", `127.0.0.1:${port}/loop`, "--page-size", "2"]);
+      expect(loop.code).toBe(5);
+      expect(loop.stderr).toMatch(/pagination loop/);
+    } finally {
+      server.close();
+    }
+  });
+
   it("a server that is not a registry is named as such", async () => {
     const server = createServer((_req, res) => {
       res.writeHead(404, { "content-type": "text/html" });
@@ -156,7 +184,7 @@ describe("usage errors and refused deletes", () => {
   let reg: TestRegistry;
   beforeAll(async () => {
     reg = await startRegistry("open", { deleteEnabled: false });
-    await pushImage(reg, "keep/app", "1.0", makeImage({ seed: "nodelete" }));
+    await pushImage(reg, "keep/app", "1.0", await makeImage({ seed: "nodelete" }));
   });
   afterAll(async () => reg?.stop());
 

@@ -1,0 +1,83 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  stdoutBuffer: Buffer;
+}
+
+export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+const regcliBin = join(repoRoot, "bin", "regcli.js");
+
+const tempDirs: string[] = [];
+process.on("exit", () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary directory removed when the test process exits. */
+export async function tempDir(prefix = "regcli-test-"): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** A DOCKER_CONFIG directory whose config.json holds these logins (empty when none). */
+export async function dockerConfigDir(auths?: Record<string, { username: string; password: string }>): Promise<string> {
+  const dir = await tempDir("regcli-dockercfg-");
+  if (auths) {
+    const entries = Object.fromEntries(
+      Object.entries(auths).map(([host, c]) => [host, { auth: Buffer.from(`${c.username}:${c.password}`).toString("base64") }]),
+    );
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ auths: entries }), { mode: 0o600 });
+  }
+  return dir;
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv, input: string | Buffer | undefined, timeoutMs: number, cwd?: string): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, cwd, stdio: ["pipe", "pipe", "pipe"], timeout: timeoutMs, killSignal: "SIGKILL" });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      const stdoutBuffer = Buffer.concat(out);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout: stdoutBuffer.toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), stdoutBuffer });
+    });
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(input ?? "");
+  });
+}
+
+const PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"];
+
+/** Run the built regcli binary as a user would, isolated from the developer's Docker config and proxies. */
+export async function regcli(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; input?: string | Buffer; cwd?: string; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const v of PROXY_VARS) delete env[v];
+  delete env.REGCLI_REGISTRY_MIRRORS;
+  delete env.REGCLI_INSECURE_REGISTRIES;
+  env.DOCKER_CONFIG = await dockerConfigDir();
+  env.REGCLI_CONFIG = join(env.DOCKER_CONFIG, "regcli-config.json");
+  env.NO_COLOR = "1";
+  for (const [k, v] of Object.entries(opts.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return run(process.execPath, [regcliBin, ...args], env, opts.input, opts.timeoutMs ?? 60_000, opts.cwd);
+}
+
+export async function skopeo(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
+  for (const v of PROXY_VARS) delete env[v];
+  return run("skopeo", args, env, undefined, opts.timeoutMs ?? 120_000);
+}
