@@ -1,0 +1,180 @@
+// Docker-compatible credential sources, with real credential-helper programs on a temporary PATH.
+import { chmod, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeEach, describe, expect, it } from "vitest";
+import { credentialKey, eraseCredential, getCredential, storeCredential } from "../../src/auth/credentials.js";
+import { RegcliError } from "../../src/errors.js";
+
+let dir: string;
+let bin: string;
+let store: string;
+let env: NodeJS.ProcessEnv;
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+// A docker-credential-testhelper implementing get/store/erase against a JSON file, as real helpers do.
+const HELPER = `#!/usr/bin/env node
+const fs = require("fs");
+const file = process.env.HELPER_STORE;
+const action = process.argv[2];
+let input = "";
+process.stdin.on("data", (d) => (input += d));
+process.stdin.on("end", () => {
+  const db = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
+  if (action === "get") {
+    const e = db[input.trim()];
+    if (!e) { process.stdout.write("credentials not found in native keychain"); process.exit(1); }
+    process.stdout.write(JSON.stringify({ ServerURL: input.trim(), Username: e.Username, Secret: e.Secret }));
+  } else if (action === "store") {
+    const e = JSON.parse(input); db[e.ServerURL] = { Username: e.Username, Secret: e.Secret };
+    fs.writeFileSync(file, JSON.stringify(db));
+  } else if (action === "erase") {
+    if (!db[input.trim()]) { process.stdout.write("credentials not found in native keychain"); process.exit(1); }
+    delete db[input.trim()]; fs.writeFileSync(file, JSON.stringify(db));
+  }
+});
+`;
+
+async function writeConfig(config: unknown): Promise<void> {
+  await writeFile(join(dir, "config.json"), typeof config === "string" ? config : JSON.stringify(config));
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "regcli-cred-"));
+  bin = await mkdtemp(join(tmpdir(), "regcli-bin-"));
+  store = join(bin, "store.json");
+  await writeFile(join(bin, "docker-credential-testhelper"), HELPER);
+  await chmod(join(bin, "docker-credential-testhelper"), 0o755);
+  await writeFile(join(bin, "docker-credential-broken"), "#!/bin/sh\necho 'keychain is locked' >&2\nexit 3\n");
+  await chmod(join(bin, "docker-credential-broken"), 0o755);
+  env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, HELPER_STORE: store };
+});
+
+const opts = () => ({ configDir: dir, env });
+
+describe("reading config.json", () => {
+  it("missing file means no credentials", async () => {
+    expect(await getCredential("reg.io", opts())).toBeUndefined();
+  });
+
+  it("decodes auth (splitting at the first colon)", async () => {
+    await writeConfig({ auths: { "reg.io": { auth: b64("user:pa:ss") } } });
+    expect(await getCredential("reg.io", opts())).toEqual({ username: "user", password: "pa:ss" });
+  });
+
+  it("reads username/password and identitytoken entries", async () => {
+    await writeConfig({ auths: { "a.io": { username: "u", password: "p" }, "b.io": { identitytoken: "refresh-xyz" } } });
+    expect(await getCredential("a.io", opts())).toEqual({ username: "u", password: "p" });
+    expect((await getCredential("b.io", opts()))?.identityToken).toBe("refresh-xyz");
+  });
+
+  it("matches keys written with a scheme or path, by host and port", async () => {
+    await writeConfig({ auths: { "https://reg.io:5000/v2/": { auth: b64("u:p") } } });
+    expect(await getCredential("reg.io:5000", opts())).toEqual({ username: "u", password: "p" });
+    expect(await getCredential("reg.io", opts())).toBeUndefined();
+  });
+
+  it("uses Docker Hub's key and aliases for docker.io", async () => {
+    expect(credentialKey("docker.io")).toBe("https://index.docker.io/v1/");
+    await writeConfig({ auths: { "https://index.docker.io/v1/": { auth: b64("hub:pw") } } });
+    expect(await getCredential("docker.io", opts())).toEqual({ username: "hub", password: "pw" });
+    await writeConfig({ auths: { "registry-1.docker.io": { auth: b64("hub2:pw") } } });
+    expect((await getCredential("docker.io", opts()))?.username).toBe("hub2");
+  });
+
+  it("a malformed auth is an auth error that does not print the secret", async () => {
+    await writeConfig({ auths: { "reg.io": { auth: b64("no-colon-secret") } } });
+    const err = await getCredential("reg.io", opts()).catch((e) => e);
+    expect(err).toBeInstanceOf(RegcliError);
+    expect(err.kind).toBe("auth");
+    expect(err.message).toContain("reg.io");
+    expect(err.message).not.toContain("no-colon-secret");
+  });
+
+  it("invalid JSON is a usage error naming the file", async () => {
+    await writeConfig("{ nope");
+    await expect(getCredential("reg.io", opts())).rejects.toThrow(/config\.json: invalid JSON/);
+  });
+});
+
+describe("credential helpers", () => {
+  it("store then get round-trips through credsStore, and config.json keeps no secret", async () => {
+    await writeConfig({ credsStore: "testhelper", proxies: { default: {} } });
+    const where = await storeCredential("reg.io", { username: "u", password: "secret" }, opts());
+    expect(where.where).toBe("docker-credential-testhelper");
+    expect(await getCredential("reg.io", opts())).toEqual({ username: "u", password: "secret" });
+    expect(await readFile(join(dir, "config.json"), "utf8")).not.toContain("secret");
+    expect(JSON.parse(await readFile(store, "utf8"))["reg.io"]).toEqual({ Username: "u", Secret: "secret" });
+  });
+
+  it("credHelpers for a registry win over credsStore", async () => {
+    await writeConfig({ credsStore: "broken", credHelpers: { "reg.io": "testhelper" } });
+    await storeCredential("reg.io", { username: "u", password: "p" }, opts());
+    expect(await getCredential("reg.io", opts())).toEqual({ username: "u", password: "p" });
+    await expect(getCredential("other.io", opts())).rejects.toThrow(/docker-credential-broken failed for other.io: keychain is locked/);
+  });
+
+  it("'credentials not found' means none, not an error", async () => {
+    await writeConfig({ credsStore: "testhelper" });
+    expect(await getCredential("reg.io", opts())).toBeUndefined();
+  });
+
+  it("identity tokens travel as Username <token>", async () => {
+    await writeConfig({ credsStore: "testhelper" });
+    await storeCredential("reg.io", { identityToken: "refresh-abc" }, opts());
+    expect(JSON.parse(await readFile(store, "utf8"))["reg.io"].Username).toBe("<token>");
+    expect(await getCredential("reg.io", opts())).toEqual({ identityToken: "refresh-abc" });
+  });
+
+  it("erase goes through the helper", async () => {
+    await writeConfig({ credsStore: "testhelper" });
+    await storeCredential("reg.io", { username: "u", password: "p" }, opts());
+    expect(await eraseCredential("reg.io", opts())).toBe(true);
+    expect(await getCredential("reg.io", opts())).toBeUndefined();
+    expect(await eraseCredential("reg.io", opts())).toBe(false);
+  });
+
+  it.each(["../evil", "a/b", "a\\b", "x y"])("refuses helper name %j", async (name) => {
+    await writeConfig({ credsStore: name });
+    const err = await getCredential("reg.io", opts()).catch((e) => e);
+    expect(err).toBeInstanceOf(RegcliError);
+    expect(err.message).toMatch(/refusing credential helper name/);
+  });
+
+  it("a helper missing from PATH is a clear auth error", async () => {
+    await writeConfig({ credsStore: "nonexistent" });
+    await expect(getCredential("reg.io", opts())).rejects.toThrow(/docker-credential-nonexistent cannot run: not found on PATH/);
+  });
+});
+
+describe("storing in config.json", () => {
+  it("writes mode 0600 atomically and keeps every other field", async () => {
+    await writeConfig({ auths: { "keep.io": { auth: b64("k:v") } }, proxies: { default: { httpProxy: "http://p" } }, credHelpers: {} });
+    await storeCredential("reg.io", { username: "u", password: "p" }, opts());
+    const file = join(dir, "config.json");
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const config = JSON.parse(await readFile(file, "utf8"));
+    expect(config.proxies).toEqual({ default: { httpProxy: "http://p" } });
+    expect(config.auths["keep.io"]).toEqual({ auth: b64("k:v") });
+    expect(config.auths["reg.io"]).toEqual({ auth: b64("u:p") });
+  });
+
+  it("creates the directory and file when missing", async () => {
+    const nested = join(dir, "new", "docker");
+    await storeCredential("docker.io", { username: "hub", password: "pw" }, { configDir: nested, env });
+    const config = JSON.parse(await readFile(join(nested, "config.json"), "utf8"));
+    expect(config.auths["https://index.docker.io/v1/"]).toEqual({ auth: b64("hub:pw") });
+    expect((await stat(join(nested, "config.json"))).mode & 0o777).toBe(0o600);
+  });
+
+  it("replaces an old entry spelled differently, and erase removes it", async () => {
+    await writeConfig({ auths: { "https://reg.io/": { auth: b64("old:old") } } });
+    await storeCredential("reg.io", { username: "new", password: "new" }, opts());
+    let config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
+    expect(Object.keys(config.auths)).toEqual(["reg.io"]);
+    expect(await eraseCredential("reg.io", opts())).toBe(true);
+    config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
+    expect(config.auths).toEqual({});
+    expect(await eraseCredential("reg.io", opts())).toBe(false);
+  });
+});
