@@ -191,6 +191,14 @@ function build(registry: string, repository: string, tag: string | undefined, di
   return ref;
 }
 
+/** Checks shared by every reference form: not empty, no whitespace, no URL scheme. */
+function rejectMalformedText(text: string): void {
+  if (text === "") throw new InvalidReferenceError(text, "empty reference");
+  if (/\s/.test(text)) throw new InvalidReferenceError(text, "reference must not contain whitespace");
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text);
+  if (scheme) throw new InvalidReferenceError(text, `a reference has no URL scheme; drop "${scheme[0]}"`);
+}
+
 /** Parses "name[:tag][@digest]" the way `docker pull` does; adds tag "latest" when neither tag nor digest is given. */
 export function parseReference(text: string, options: ParseOptions = {}): Reference {
   const defaultTag = options.defaultTag ?? true;
@@ -198,10 +206,7 @@ export function parseReference(text: string, options: ParseOptions = {}): Refere
     throw new InvalidReferenceError(text, reason);
   }
 
-  if (text === "") bad("empty reference");
-  if (/\s/.test(text)) bad("reference must not contain whitespace");
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text);
-  if (scheme) bad(`a reference has no URL scheme; drop "${scheme[0]}"`);
+  rejectMalformedText(text);
   if (IMAGE_ID_RE.test(text)) bad("looks like an image ID; use NAME@sha256:... to refer to an image by digest");
 
   let rest = text;
@@ -358,11 +363,7 @@ export function parseListTarget(text: string): ListTarget {
   function bad(reason: string): never {
     throw new InvalidReferenceError(text, reason);
   }
-  if (text === "") bad("empty reference");
-  if (/\s/.test(text)) bad("reference must not contain whitespace");
-
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text);
-  if (scheme) bad(`a reference has no URL scheme; drop "${scheme[0]}"`);
+  rejectMalformedText(text);
 
   const bare = text.endsWith("/") ? text.slice(0, -1) : text;
   if (!bare.includes("/") && looksLikeHost(bare)) {
