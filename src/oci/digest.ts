@@ -8,12 +8,6 @@ export function isDigest(value: string): boolean {
   return DIGEST_PATTERN.test(value);
 }
 
-export function assertDigest(value: string, what = "digest"): void {
-  if (!isDigest(value)) {
-    throw new RegcliError("integrity", `invalid ${what} "${value.slice(0, 80)}": expected sha256:<64 hex> or sha512:<128 hex>`);
-  }
-}
-
 export function algorithmOf(digest: string): "sha256" | "sha512" {
   const alg = digest.slice(0, digest.indexOf(":"));
   if (alg !== "sha256" && alg !== "sha512") {
