@@ -10,6 +10,9 @@ import { register as registerInspect } from "./commands/inspect.js";
 import { register as registerLogin } from "./commands/login.js";
 import { register as registerLs } from "./commands/ls.js";
 import { register as registerManifest } from "./commands/manifest.js";
+import { register as registerPull } from "./commands/pull.js";
+import { register as registerPush } from "./commands/push.js";
+import { register as registerImages } from "./commands/images.js";
 import { register as registerTag } from "./commands/tag.js";
 import { err } from "./output.js";
 
@@ -45,11 +48,18 @@ function buildProgram(): Command {
     registerTag,
     registerDelete,
     registerCopy,
+    registerPull,
+    registerPush,
+    registerImages,
     registerLogin,
   ]) {
     register(program);
   }
-  for (const cmd of program.commands) cmd.exitOverride();
+  const exitOverrideAll = (cmd: Command): void => {
+    cmd.exitOverride();
+    cmd.commands.forEach(exitOverrideAll);
+  };
+  exitOverrideAll(program);
   return program;
 }
 

@@ -1,0 +1,62 @@
+import type { Command } from "commander";
+import { listImages, prune, removeImages, tagImage } from "../../operations/images.js";
+import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, table } from "../output.js";
+
+async function showImages(opts: { format: string }): Promise<void> {
+  const format = parseFormat(opts.format);
+  const images = await listImages();
+  if (format === "json") {
+    printJson(images);
+    return;
+  }
+  const rows = [["REPOSITORY", "TAG", "DIGEST", "PLATFORMS", "SIZE", "CREATED"]];
+  for (const i of images) rows.push([i.repository, i.tag, shortDigest(i.digest), i.platforms.join(",") || "-", humanSize(i.size), i.created ?? "-"]);
+  printLine(table(rows));
+}
+
+export function register(program: Command): void {
+  program
+    .command("images")
+    .description("list the images in the local store")
+    .option("--format <format>", "text or json", "text")
+    .addHelpText("after", "\nExample:\n  regcli images --format json")
+    .action(showImages);
+
+  const image = program.command("image").description("manage the local image store (ls, tag, rm, prune)");
+  image
+    .command("ls")
+    .description("list the images in the local store")
+    .option("--format <format>", "text or json", "text")
+    .addHelpText("after", "\nExample:\n  regcli image ls")
+    .action(showImages);
+  image
+    .command("tag")
+    .description("give a local image another name, like docker tag")
+    .argument("<source>", "a name in the local store")
+    .argument("<target>", "the new name")
+    .addHelpText("after", "\nExample:\n  regcli image tag busybox localhost:5000/firstapp")
+    .action(async (source: string, target: string, _opts: unknown, cmd: Command) => {
+      const r = await tagImage(source, target);
+      if (!cmd.optsWithGlobals().quiet) note(`${err.green("Tagged")} ${r.source} as ${r.target}`);
+      printLine(r.digest);
+    });
+  image
+    .command("rm")
+    .alias("remove")
+    .description("remove names from the local store; blobs no image needs any more are deleted")
+    .argument("<image...>", "names in the local store")
+    .addHelpText("after", "\nExample:\n  regcli image rm busybox localhost:5000/firstapp")
+    .action(async (names: string[], _opts: unknown, cmd: Command) => {
+      const r = await removeImages(names);
+      for (const name of r.removed) printLine(`Untagged: ${name}`);
+      if (!cmd.optsWithGlobals().quiet) note(`Freed ${humanSize(r.freed)}`);
+    });
+  image
+    .command("prune")
+    .description("delete blobs that no image in the local store needs")
+    .addHelpText("after", "\nExample:\n  regcli image prune")
+    .action(async () => {
+      const r = await prune();
+      printLine(`Deleted ${r.removed} blobs, ${humanSize(r.bytes)}`);
+    });
+}

@@ -1,0 +1,48 @@
+import type { Command } from "commander";
+import { RegcliError } from "../../errors.js";
+import { DEFAULT_JOBS } from "../../operations/copy.js";
+import { pull } from "../../operations/pull.js";
+import { parsePlatform } from "../../oci/index.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
+import { progressPrinter } from "../progress.js";
+
+export function register(program: Command): void {
+  program
+    .command("pull")
+    .description("pull an image into the local store (or -o DIR: a standalone OCI layout), no daemon needed")
+    .argument("<image>", "image reference")
+    .option("--platform <os/arch[/variant]>", "platform to pull from a multi-platform index (default: this machine's)")
+    .option("--all-platforms", "keep the whole index, every platform (a later push restores the same digest)")
+    .option("-o, --output <dir>", "write an OCI image layout directory instead of the local store")
+    .option("-j, --jobs <n>", "concurrent blob downloads", String(DEFAULT_JOBS))
+    .option("--format <format>", "text or json", "text")
+    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout")
+    .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string }, cmd: Command) => {
+      const format = parseFormat(opts.format);
+      if (opts.platform && opts.allPlatforms) throw new RegcliError("usage", "--platform and --all-platforms exclude each other");
+      const jobs = Number(opts.jobs);
+      if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
+      const ref = parseReference(text);
+      const quiet = cmd.optsWithGlobals().quiet === true;
+      const progress = progressPrinter(quiet);
+      try {
+        const result = await withContext(cmd, ref.registry, (ctx) =>
+          pull(ctx, ref, {
+            platform: opts.platform ? parsePlatform(opts.platform) : undefined,
+            allPlatforms: opts.allPlatforms,
+            outputDir: opts.output,
+            jobs,
+            onEvent: progress.onEvent,
+          }),
+        );
+        progress.stop();
+        if (format === "json") printJson({ reference: ref.full, name: result.name, digest: result.digest, mediaType: result.mediaType, stats: result.stats });
+        else printLine(result.digest);
+        if (!quiet) note(`${err.green("Pulled")} ${ref.full}${opts.output ? ` into ${opts.output}` : ""}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) downloaded, ${result.stats.blobsExisting} already present`);
+      } finally {
+        progress.stop();
+      }
+    });
+}

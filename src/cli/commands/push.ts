@@ -1,0 +1,38 @@
+import type { Command } from "commander";
+import { RegcliError } from "../../errors.js";
+import { parseLocation } from "../../locations/parse.js";
+import { DEFAULT_JOBS } from "../../operations/copy.js";
+import { push } from "../../operations/pull.js";
+import { parseReference } from "../../reference/index.js";
+import { withContext } from "../context.js";
+import { err, humanSize, note, printLine } from "../output.js";
+import { progressPrinter } from "../progress.js";
+
+export function register(program: Command): void {
+  program
+    .command("push")
+    .description("push a local image to its registry, or push from an OCI layout (oci:DIR[:TAG]) to a reference")
+    .argument("<image-or-source>", "a name in the local store, or a source location when a target follows")
+    .argument("[target]", "registry reference to push the source to")
+    .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
+    .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0")
+    .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
+      const jobs = Number(opts.jobs);
+      if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
+      const target = parseReference(second ?? first);
+      const from = second ? { kind: "location" as const, spec: parseLocation(first) } : { kind: "store" as const };
+      if (from.kind === "location" && from.spec.kind === "registry") {
+        throw new RegcliError("usage", `push reads from the local store or oci:DIR; to move between registries use regcli copy ${first} ${second}`);
+      }
+      const quiet = cmd.optsWithGlobals().quiet === true;
+      const progress = progressPrinter(quiet);
+      try {
+        const result = await withContext(cmd, target.registry, (ctx) => push(ctx, target, from, { jobs, onEvent: progress.onEvent }));
+        progress.stop();
+        printLine(result.digest);
+        if (!quiet) note(`${err.green("Pushed")} ${target.full}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
+      } finally {
+        progress.stop();
+      }
+    });
+}

@@ -1,0 +1,295 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline as pipelineCb, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { randomBytes } from "node:crypto";
+import { RegcliError } from "../errors.js";
+import { MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
+import { withFileLock } from "../store/lock.js";
+import type { BlobOutcome, ImageDestination, ImageSource } from "./types.js";
+
+export const REF_NAME = "org.opencontainers.image.ref.name";
+
+export interface LayoutIndex {
+  schemaVersion: 2;
+  mediaType?: string;
+  manifests: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+function isDigestRef(reference: string): boolean {
+  return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference) && reference.includes(":") && !reference.includes("/");
+}
+
+/**
+ * An OCI Image Layout directory (oci-layout, index.json, blobs/ALG/HEX) as an image location. Blobs appear
+ * only once verified (temp file + rename); index.json changes are atomic and serialized between processes.
+ * Names live in the index's org.opencontainers.image.ref.name annotations, as skopeo's oci: transport reads them.
+ */
+export class OciLayout implements ImageSource, ImageDestination {
+  readonly description: string;
+
+  constructor(
+    readonly dir: string,
+    description?: string,
+  ) {
+    this.description = description ?? `oci:${dir}`;
+  }
+
+  blobPath(digest: string): string {
+    const [alg, hex] = digest.split(":") as [string, string];
+    return join(this.dir, "blobs", alg, hex);
+  }
+
+  private get indexPath(): string {
+    return join(this.dir, "index.json");
+  }
+
+  /** Create the layout skeleton if missing (idempotent). */
+  async init(): Promise<void> {
+    await mkdir(join(this.dir, "blobs", "sha256"), { recursive: true });
+    const marker = join(this.dir, "oci-layout");
+    if (!(await exists(marker))) await atomicWrite(marker, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    if (!(await exists(this.indexPath))) {
+      await withFileLock(`${this.indexPath}.lock`, async () => {
+        if (!(await exists(this.indexPath))) await atomicWrite(this.indexPath, JSON.stringify(emptyIndex()));
+      });
+    }
+  }
+
+  async readIndex(): Promise<LayoutIndex> {
+    let text: string;
+    try {
+      text = await readFile(this.indexPath, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new RegcliError("not-found", `${this.description} is not an OCI layout (no index.json)`);
+      }
+      throw err;
+    }
+    try {
+      const index = JSON.parse(text) as LayoutIndex;
+      if (!Array.isArray(index.manifests)) throw new Error("no manifests");
+      return index;
+    } catch {
+      throw new RegcliError("integrity", `${this.description}: index.json is not a valid OCI index`);
+    }
+  }
+
+  /** Change index.json under the lock; the update sees the latest state and is written atomically. */
+  async updateIndex(change: (index: LayoutIndex) => void | Promise<void>): Promise<void> {
+    await this.init();
+    await withFileLock(`${this.indexPath}.lock`, async () => {
+      const index = await this.readIndex();
+      await change(index);
+      await atomicWrite(this.indexPath, JSON.stringify(index));
+    });
+  }
+
+  async find(reference: string): Promise<Descriptor | undefined> {
+    const index = await this.readIndex();
+    if (isDigestRef(reference)) {
+      const listed = index.manifests.find((d) => d.digest === reference);
+      if (listed) return listed;
+      return undefined;
+    }
+    return index.manifests.find((d) => d.annotations?.[REF_NAME] === reference);
+  }
+
+  async names(): Promise<Array<{ name: string; descriptor: Descriptor }>> {
+    const index = await this.readIndex();
+    return index.manifests
+      .filter((d) => d.annotations?.[REF_NAME])
+      .map((d) => ({ name: d.annotations![REF_NAME]!, descriptor: d }));
+  }
+
+  async hasBlob(digest: string, size?: number): Promise<boolean> {
+    try {
+      const s = await stat(this.blobPath(digest));
+      return size === undefined || s.size === size;
+    } catch {
+      return false;
+    }
+  }
+
+  async readBlob(digest: string, limit: number): Promise<Buffer> {
+    const path = this.blobPath(digest);
+    let s;
+    try {
+      s = await stat(path);
+    } catch {
+      throw new RegcliError("not-found", `blob ${digest} not found in ${this.description}`);
+    }
+    if (s.size > limit) throw new RegcliError("integrity", `blob ${digest} in ${this.description} is larger than ${limit} bytes`);
+    const bytes = await readFile(path);
+    verifyBytes(bytes, digest, this.description);
+    return bytes;
+  }
+
+  // ---- ImageSource ----
+
+  async getManifest(reference: string): Promise<ManifestData> {
+    let desc = await this.find(reference);
+    if (!desc && isDigestRef(reference) && (await this.hasBlob(reference))) {
+      desc = { mediaType: "", digest: reference, size: -1 };
+    }
+    if (!desc) throw new RegcliError("not-found", `${reference} not found in ${this.description}`);
+    const bytes = await this.readBlob(desc.digest, 4 * 1024 * 1024);
+    const data = parseManifest(bytes, desc.mediaType || undefined, this.description);
+    data.digest = desc.digest;
+    return data;
+  }
+
+  async openBlob(desc: Descriptor): Promise<Readable> {
+    const path = this.blobPath(desc.digest);
+    if (!(await this.hasBlob(desc.digest))) throw new RegcliError("not-found", `blob ${desc.digest} not found in ${this.description}`);
+    return pipelineCb(createReadStream(path), new VerifyingStream(desc.digest, desc.size, this.description), () => undefined);
+  }
+
+  async listTags(): Promise<string[]> {
+    return (await this.names()).map((n) => n.name);
+  }
+
+  // ---- ImageDestination ----
+
+  async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<BlobOutcome> {
+    if (await this.hasBlob(desc.digest, desc.size)) return "exists";
+    await this.init();
+    const target = this.blobPath(desc.digest);
+    await mkdir(join(target, ".."), { recursive: true });
+    const temp = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
+    try {
+      await pipeline(await open(), new VerifyingStream(desc.digest, desc.size, this.description), createWriteStream(temp, { mode: 0o644 }));
+      await rename(temp, target);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    return "uploaded";
+  }
+
+  async writeBlobBytes(bytes: Buffer, digest: string): Promise<void> {
+    if (await this.hasBlob(digest, bytes.length)) return;
+    verifyBytes(bytes, digest, "manifest");
+    await this.init();
+    await atomicWrite(this.blobPath(digest), bytes);
+  }
+
+  async manifestDigest(reference: string): Promise<string | undefined> {
+    try {
+      return (await this.find(reference))?.digest;
+    } catch (err) {
+      if (err instanceof RegcliError && err.kind === "not-found") return undefined;
+      throw err;
+    }
+  }
+
+  /** Store the manifest bytes; a name (not a digest) also gets an index.json entry, replacing that name. */
+  async putManifest(manifest: ManifestData, reference: string, extraAnnotations: Record<string, string> = {}): Promise<void> {
+    await this.writeBlobBytes(manifest.bytes, manifest.digest);
+    if (isDigestRef(reference)) return;
+    const descriptor: Descriptor = {
+      mediaType: manifest.mediaType,
+      digest: manifest.digest,
+      size: manifest.bytes.length,
+      annotations: { ...extraAnnotations, [REF_NAME]: reference },
+    };
+    if (manifest.parsed.kind === "image") {
+      // Platform helps tools that list a layout; read from the config is not needed for correctness.
+      const annotations = manifest.parsed.manifest.annotations;
+      if (annotations?.["org.opencontainers.image.created"]) descriptor.annotations!["org.opencontainers.image.created"] = annotations["org.opencontainers.image.created"];
+    }
+    await this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((d) => d.annotations?.[REF_NAME] !== reference);
+      index.manifests.push(descriptor);
+    });
+  }
+
+  /** Remove names from index.json; returns the names that were present. */
+  async removeNames(names: string[]): Promise<string[]> {
+    const removed: string[] = [];
+    await this.updateIndex((index) => {
+      index.manifests = index.manifests.filter((d) => {
+        const name = d.annotations?.[REF_NAME];
+        if (name && names.includes(name)) {
+          removed.push(name);
+          return false;
+        }
+        return true;
+      });
+    });
+    return removed;
+  }
+
+  /** Every blob digest reachable from index.json (manifests, their configs, layers and children). */
+  async reachableBlobs(): Promise<Set<string>> {
+    const index = await this.readIndex();
+    const seen = new Set<string>();
+    const visit = async (desc: Descriptor, depth: number): Promise<void> => {
+      if (seen.has(desc.digest)) return;
+      seen.add(desc.digest);
+      if (depth > 8 || !(await this.hasBlob(desc.digest))) return;
+      if (desc.size > 4 * 1024 * 1024) return;
+      let data: ManifestData;
+      try {
+        data = parseManifest(await readFile(this.blobPath(desc.digest)), desc.mediaType, this.description);
+      } catch {
+        return; // not a manifest: a plain blob
+      }
+      if (data.parsed.kind === "index") for (const child of data.parsed.index.manifests) await visit(child, depth + 1);
+      else for (const blob of [data.parsed.manifest.config, ...data.parsed.manifest.layers]) seen.add(blob.digest);
+    };
+    for (const desc of index.manifests) await visit(desc, 0);
+    return seen;
+  }
+
+  /** Delete blobs nothing in index.json references (and stale partial files). Returns bytes freed. */
+  async garbageCollect(protectNewerThan?: number): Promise<{ removed: number; bytes: number }> {
+    let removed = 0;
+    let bytes = 0;
+    await withFileLock(`${this.indexPath}.lock`, async () => {
+      const keep = await this.reachableBlobs();
+      for (const alg of await readdir(join(this.dir, "blobs")).catch(() => [] as string[])) {
+        for (const name of await readdir(join(this.dir, "blobs", alg))) {
+          const path = join(this.dir, "blobs", alg, name);
+          const s = await stat(path).catch(() => undefined);
+          if (!s) continue;
+          if (protectNewerThan !== undefined && s.mtimeMs >= protectNewerThan) continue;
+          const partial = name.endsWith(".partial");
+          if (partial ? Date.now() - s.mtimeMs > 24 * 3600_000 : !keep.has(`${alg}:${name}`)) {
+            await rm(path, { force: true });
+            removed++;
+            bytes += s.size;
+          }
+        }
+      }
+    });
+    return { removed, bytes };
+  }
+}
+
+export function emptyIndex(): LayoutIndex {
+  return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Write a file so that readers see either the old content or the new, never a part. */
+export async function atomicWrite(path: string, data: string | Buffer): Promise<void> {
+  const temp = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    await writeFile(temp, data, { mode: 0o644 });
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,95 @@
+import { RegcliError } from "../errors.js";
+import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
+import { formatReference, parseReference } from "../reference/index.js";
+import { LocalStore } from "../store/store.js";
+import { storeName } from "./pull.js";
+
+export interface StoredImage {
+  name: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  mediaType: string;
+  platforms: string[];
+  size: number;
+  created?: string;
+}
+
+async function describeImage(store: LocalStore, manifest: ManifestData): Promise<{ platforms: string[]; size: number; created?: string }> {
+  if (manifest.parsed.kind === "index") {
+    const out = { platforms: [] as string[], size: manifest.bytes.length, created: undefined as string | undefined };
+    for (const child of manifest.parsed.index.manifests) {
+      if (!(await store.layout.hasBlob(child.digest))) continue;
+      const sub = await describeImage(store, await store.layout.getManifest(child.digest));
+      out.platforms.push(...sub.platforms);
+      out.size += sub.size;
+      out.created ??= sub.created;
+    }
+    return out;
+  }
+  const m = manifest.parsed.manifest;
+  let config: ImageConfig = {};
+  try {
+    config = JSON.parse((await store.layout.readBlob(m.config.digest, 8 * 1024 * 1024)).toString("utf8"));
+  } catch {
+    /* a config we cannot read leaves platform and created unknown */
+  }
+  return {
+    platforms: [formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant })],
+    size: m.config.size + m.layers.reduce((n, l) => n + l.size, 0),
+    created: config.created,
+  };
+}
+
+export async function listImages(store = new LocalStore()): Promise<StoredImage[]> {
+  await store.layout.init();
+  const out: StoredImage[] = [];
+  for (const { name, descriptor } of await store.layout.names()) {
+    const manifest = await store.layout.getManifest(descriptor.digest);
+    const info = await describeImage(store, manifest);
+    const ref = parseReference(name, { defaultTag: false });
+    out.push({
+      name,
+      repository: familiarRepository(name),
+      tag: ref.tag ?? "<none>",
+      digest: descriptor.digest,
+      mediaType: manifest.mediaType,
+      ...info,
+    });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** "docker.io/library/busybox:latest" -> "busybox", as `docker images` shows repositories. */
+function familiarRepository(name: string): string {
+  const ref = parseReference(name, { defaultTag: false });
+  return formatReference({ registry: ref.registry, repository: ref.repository }).familiar;
+}
+
+/** Give a stored image another name (like `docker tag`). */
+export async function tagImage(sourceText: string, targetText: string, store = new LocalStore()): Promise<{ source: string; target: string; digest: string }> {
+  const source = storeName(parseReference(sourceText));
+  const target = storeName(parseReference(targetText));
+  const desc = await store.layout.find(source).catch(() => undefined);
+  if (!desc) throw new RegcliError("not-found", `no image named ${source} in the local store`, { hint: "see regcli images" });
+  const manifest = await store.layout.getManifest(desc.digest);
+  await store.layout.putManifest(manifest, target);
+  return { source, target, digest: desc.digest };
+}
+
+/** Remove names from the store, then the blobs no remaining image needs. */
+export async function removeImages(texts: string[], store = new LocalStore()): Promise<{ removed: string[]; freed: number }> {
+  const names = texts.map((t) => storeName(parseReference(t)));
+  await store.layout.init();
+  const removed = await store.layout.removeNames(names);
+  const missing = names.filter((n) => !removed.includes(n));
+  const { bytes } = await store.gc();
+  if (missing.length) {
+    throw new RegcliError("not-found", `no image named ${missing.join(", ")} in the local store${removed.length ? ` (removed ${removed.join(", ")})` : ""}`);
+  }
+  return { removed, freed: bytes };
+}
+
+export async function prune(store = new LocalStore()): Promise<{ removed: number; bytes: number }> {
+  return store.gc();
+}

@@ -1,0 +1,45 @@
+import { open, readFile, rm } from "node:fs/promises";
+import { RegcliError } from "../errors.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Run `action` holding an exclusive lock file between processes (O_EXCL create). A lock left by a process
+ * that no longer runs (killed mid-update) is taken over, so a crash never wedges the store.
+ */
+export async function withFileLock<T>(lockPath: string, action: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    try {
+      const handle = await open(lockPath, "wx", 0o644);
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const owner = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && !alive(owner)) {
+        await rm(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new RegcliError("general", `timed out waiting for the lock ${lockPath} (held by process ${owner || "unknown"})`);
+      }
+      await sleep(wait + Math.random() * wait);
+    }
+  }
+  try {
+    return await action();
+  } finally {
+    await rm(lockPath, { force: true });
+  }
+}

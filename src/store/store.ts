@@ -1,0 +1,68 @@
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { OciLayout } from "../locations/oci-layout.js";
+
+export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.REGCLI_HOME) return env.REGCLI_HOME;
+  const base = env.XDG_DATA_HOME || join(homedir(), ".local", "share");
+  return join(base, "regcli");
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The local image store: an OCI layout at $REGCLI_HOME/store whose names are full references. Writers
+ * register an ingest marker while they add blobs, so a concurrent garbage collection keeps blobs that a
+ * running pull has written but not yet named.
+ */
+export class LocalStore {
+  readonly layout: OciLayout;
+  private readonly ingestDir: string;
+
+  constructor(readonly home: string = storeHome()) {
+    this.layout = new OciLayout(join(home, "store"), "the local store");
+    this.ingestDir = join(home, "ingest");
+  }
+
+  async withIngest<T>(action: () => Promise<T>): Promise<T> {
+    await mkdir(this.ingestDir, { recursive: true });
+    const marker = join(this.ingestDir, `${process.pid}-${randomBytes(4).toString("hex")}`);
+    await writeFile(marker, String(process.pid));
+    try {
+      return await action();
+    } finally {
+      await rm(marker, { force: true });
+    }
+  }
+
+  /** Start time of the oldest ingest still running (markers of dead processes are cleared). */
+  private async oldestLiveIngest(): Promise<number | undefined> {
+    let oldest: number | undefined;
+    for (const name of await readdir(this.ingestDir).catch(() => [] as string[])) {
+      const path = join(this.ingestDir, name);
+      const pid = Number((await readFile(path, "utf8").catch(() => "")).trim());
+      if (!pid || !alive(pid)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      const s = await stat(path).catch(() => undefined);
+      if (s && (oldest === undefined || s.mtimeMs < oldest)) oldest = s.mtimeMs;
+    }
+    return oldest;
+  }
+
+  async gc(): Promise<{ removed: number; bytes: number }> {
+    await this.layout.init();
+    const protect = await this.oldestLiveIngest();
+    return this.layout.garbageCollect(protect === undefined ? undefined : protect - 1000);
+  }
+}
