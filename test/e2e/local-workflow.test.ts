@@ -1,0 +1,179 @@
+// The daemonless Docker workflow: local store, pull/push, OCI layouts, interop with skopeo, crash safety.
+import { spawn } from "node:child_process";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
+import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+function ok(r: CliResult): CliResult {
+  if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+async function storeBlobs(home: string): Promise<string[]> {
+  const dir = join(home, "store", "blobs", "sha256");
+  return (await readdir(dir).catch(() => [] as string[])).sort();
+}
+
+describe("local image store", () => {
+  let hub: TestRegistry; // stands in for docker.io, served through the mirror setting
+  let reg: TestRegistry; // the private registry of the tutorial
+  let busybox: TestImage;
+  let multi: TestIndex;
+  let home: string;
+  let env: Record<string, string>;
+  const cli = (args: string[], extra: Record<string, string> = {}) => regcli(args, { env: { ...env, ...extra } });
+
+  beforeAll(async () => {
+    [hub, reg] = await Promise.all([startRegistry("open"), startRegistry("open")]);
+    busybox = await makeImage({ layers: 2, layerSize: 256 * 1024, format: "docker", seed: "busybox-local" });
+    await pushImage(hub, "library/busybox", "latest", busybox);
+    multi = makeIndex([
+      await makeImage({ platform: { os: "linux", architecture: "amd64" }, seed: "m-amd64" }),
+      await makeImage({ platform: { os: "linux", architecture: "arm64", variant: "v8" }, seed: "m-arm64" }),
+    ]);
+    await pushIndex(reg, "multi/app", "1.0", multi);
+    home = await tempDir("regcli-home-");
+    env = { REGCLI_HOME: home, REGCLI_REGISTRY_MIRRORS: hub.url };
+  });
+  afterAll(async () => Promise.all([hub?.stop(), reg?.stop()]));
+
+  it("runs the registry tutorial end to end without a daemon", async () => {
+    const pulled = ok(await cli(["pull", "busybox"]));
+    expect(pulled.stdout.trim()).toBe(busybox.manifestDigest);
+    ok(await cli(["image", "tag", "busybox", `${reg.host}/firstapp`]));
+    const pushed = ok(await cli(["push", `${reg.host}/firstapp`]));
+    expect(pushed.stdout.trim()).toBe(busybox.manifestDigest);
+    expect((await fetchManifest(reg, "firstapp", "latest")).body.equals(busybox.manifest)).toBe(true);
+    const rm = ok(await cli(["image", "rm", "busybox", `${reg.host}/firstapp`]));
+    expect(rm.stdout).toContain("docker.io/library/busybox:latest");
+    expect(JSON.parse(ok(await cli(["images", "--format", "json"])).stdout)).toEqual([]);
+    expect(await storeBlobs(home)).toEqual([]);
+    ok(await cli(["pull", `${reg.host}/firstapp`]));
+    const images = JSON.parse(ok(await cli(["images", "--format", "json"])).stdout);
+    expect(images).toHaveLength(1);
+    expect(images[0]).toMatchObject({ name: `${reg.host}/firstapp:latest`, repository: `${reg.host}/firstapp`, tag: "latest", digest: busybox.manifestDigest, platforms: ["linux/amd64"] });
+    expect(images[0].size).toBe(busybox.config.size + busybox.layers.reduce((n, l) => n + l.size, 0));
+    const table = ok(await cli(["images"])).stdout;
+    expect(table).toMatch(/^REPOSITORY\s+TAG\s+DIGEST\s+PLATFORMS\s+SIZE\s+CREATED/);
+  });
+
+  it("keeps blobs shared between images once, and a second pull downloads nothing", async () => {
+    const before = await storeBlobs(home);
+    const again = ok(await cli(["pull", `${reg.host}/firstapp`]));
+    expect(again.stderr).toMatch(/Up to date|0 blobs/);
+    ok(await cli(["image", "tag", `${reg.host}/firstapp`, "other/name:2"]));
+    expect(await storeBlobs(home)).toEqual(before);
+    for (const hex of before) expect(sha256(await readFile(join(home, "store", "blobs", "sha256", hex)))).toBe(`sha256:${hex}`);
+    ok(await cli(["image", "rm", "other/name:2"]));
+    expect(await storeBlobs(home)).toEqual(before); // still needed by firstapp
+  });
+
+  it("skopeo reads the store through its oci: transport (OCI-typed images)", async () => {
+    // skopeo 1.9 only lists OCI-typed entries of a layout; Docker v2s2 images are kept byte-exact for regcli.
+    ok(await cli(["pull", `${reg.host}/multi/app:1.0`]));
+    const r = await skopeo(["inspect", "--raw", `oci:${join(home, "store")}:${reg.host}/multi/app:1.0`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdoutBuffer.equals(multi.images[0]!.manifest)).toBe(true);
+  });
+
+  it("pulls one platform of an index by default (this machine's) or --platform", async () => {
+    const amd = ok(await cli(["pull", `${reg.host}/multi/app:1.0`]));
+    expect(amd.stdout.trim()).toBe(multi.images[0]!.manifestDigest);
+    const arm = ok(await cli(["pull", "--platform", "linux/arm64", `${reg.host}/multi/app:1.0`]));
+    expect(arm.stdout.trim()).toBe(multi.images[1]!.manifestDigest);
+  });
+
+  it("--all-platforms keeps the index, and pushing it back restores the same index digest", async () => {
+    const all = ok(await cli(["pull", "--all-platforms", `${reg.host}/multi/app:1.0`]));
+    expect(all.stdout.trim()).toBe(multi.manifestDigest);
+    const img = JSON.parse(ok(await cli(["images", "--format", "json"])).stdout).find((i: { name: string }) => i.name === `${reg.host}/multi/app:1.0`);
+    expect(img.platforms).toEqual(["linux/amd64", "linux/arm64/v8"]);
+    ok(await cli(["image", "tag", `${reg.host}/multi/app:1.0`, `${reg.host}/multi/restored:1.0`]));
+    const pushed = ok(await cli(["push", `${reg.host}/multi/restored:1.0`]));
+    expect(pushed.stdout.trim()).toBe(multi.manifestDigest);
+    expect((await fetchManifest(reg, "multi/restored", "1.0")).body.equals(multi.manifest)).toBe(true);
+  });
+
+  it("pull -o DIR writes an OCI layout that skopeo copies; skopeo's oci: output is pushed by regcli", async () => {
+    const dir = join(await tempDir(), "layout");
+    ok(await cli(["pull", "--all-platforms", `${reg.host}/multi/app:1.0`, "-o", dir]));
+    expect(JSON.parse(await readFile(join(dir, "oci-layout"), "utf8"))).toEqual({ imageLayoutVersion: "1.0.0" });
+    const out = await skopeo(["copy", "--all", "--dest-tls-verify=false", `oci:${dir}:1.0`, `docker://${reg.host}/from-layout:1`]);
+    expect(out.code, out.stderr).toBe(0);
+    expect((await fetchManifest(reg, "from-layout", "1")).body.equals(multi.manifest)).toBe(true);
+    // A Docker v2s2 image round-trips through a layout with its digest when regcli reads it back.
+    const dockerDir = join(await tempDir(), "docker-layout");
+    ok(await cli(["pull", `${reg.host}/firstapp`, "-o", dockerDir]));
+    const back = ok(await cli(["push", `oci:${dockerDir}:latest`, `${reg.host}/firstapp-again:1`]));
+    expect(back.stdout.trim()).toBe(busybox.manifestDigest);
+
+    const skopeoDir = join(await tempDir(), "skopeo-layout");
+    const made = await skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/multi/app:1.0`, `oci:${skopeoDir}:v1`, "--all"]);
+    expect(made.code, made.stderr).toBe(0);
+    const pushed = ok(await cli(["push", `oci:${skopeoDir}:v1`, `${reg.host}/from-skopeo:v1`]));
+    expect(pushed.stdout.trim()).toBe(multi.manifestDigest);
+    const copied = ok(await cli(["copy", `oci:${skopeoDir}:v1`, `oci:${join(skopeoDir, "..", "copy")}:v2`]));
+    expect(copied.stdout.trim()).toBe(multi.manifestDigest);
+  });
+
+  it("two pulls into the same store at once both succeed", async () => {
+    const h = await tempDir("regcli-home-");
+    const [a, b] = await Promise.all([
+      regcli(["pull", `${reg.host}/firstapp`], { env: { REGCLI_HOME: h } }),
+      regcli(["pull", "--all-platforms", `${reg.host}/multi/app:1.0`], { env: { REGCLI_HOME: h } }),
+    ]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    const names = JSON.parse(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout).map((i: { name: string }) => i.name);
+    expect(names.sort()).toEqual([`${reg.host}/firstapp:latest`, `${reg.host}/multi/app:1.0`]);
+  });
+
+  it("a pull killed mid-blob leaves a store that lists the same images, and the next pull completes", async () => {
+    const big = await makeImage({ layers: 1, layerSize: 48 * 1024 * 1024, seed: "big-crash" });
+    await pushImage(reg, "big/app", "1.0", big);
+    const h = await tempDir("regcli-home-");
+    ok(await regcli(["pull", `${reg.host}/firstapp`], { env: { REGCLI_HOME: h } }));
+    const before = ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout;
+    const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "pull", "-j", "1", `${reg.host}/big/app:1.0`], {
+      env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
+      stdio: "ignore",
+    });
+    const blobDir = join(h, "store", "blobs", "sha256");
+    const deadline = Date.now() + 20_000;
+    let partialSeen = false;
+    while (Date.now() < deadline && !partialSeen) {
+      for (const f of await readdir(blobDir).catch(() => [] as string[])) {
+        if (f.endsWith(".partial") && (await stat(join(blobDir, f)).catch(() => ({ size: 0 }))).size > 0) partialSeen = true;
+      }
+      if (!partialSeen) await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("close", r));
+    expect(partialSeen).toBe(true);
+    // no half-written blob under a digest name
+    for (const f of await readdir(blobDir)) {
+      if (!f.endsWith(".partial")) expect(sha256(await readFile(join(blobDir, f)))).toBe(`sha256:${f}`);
+    }
+    expect(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout).toBe(before);
+    const again = ok(await regcli(["pull", `${reg.host}/big/app:1.0`], { env: { REGCLI_HOME: h } }));
+    expect(again.stdout.trim()).toBe(big.manifestDigest);
+    const after = JSON.parse(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout);
+    expect(after.map((i: { name: string }) => i.name).sort()).toEqual([`${reg.host}/big/app:1.0`, `${reg.host}/firstapp:latest`]);
+  });
+
+  it("usage and not-found errors are one line with the right exit code", async () => {
+    const missing = await cli(["image", "rm", "never/pulled"]);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toMatch(/no image named docker\.io\/never\/pulled:latest in the local store/);
+    const notLocal = await cli(["push", `${reg.host}/not-in-store:1`]);
+    expect(notLocal.code).toBe(4);
+    const both = await cli(["pull", "--platform", "linux/amd64", "--all-platforms", "busybox"]);
+    expect(both.code).toBe(2);
+    const archive = await cli(["copy", "docker-archive:/tmp/x.tar", `${reg.host}/x`]);
+    expect(archive.code).toBe(2);
+    expect(archive.stderr).toMatch(/not supported yet/);
+  });
+});
