@@ -1,4 +1,10 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { RegcliError } from "../errors.js";
+import { unpackArchive } from "../locations/archive-reader.js";
+import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.js";
+import { CopyEngine } from "./copy.js";
 import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
 import { LocalStore } from "../store/store.js";
@@ -92,4 +98,47 @@ export async function removeImages(texts: string[], store = new LocalStore()): P
 
 export async function prune(store = new LocalStore()): Promise<{ removed: number; bytes: number }> {
   return store.gc();
+}
+
+/** Write stored images into one docker-archive (or oci-archive) tar, each shared blob once. */
+export async function saveImages(texts: string[], file: string, flavour: ArchiveFlavour = "docker-archive", store = new LocalStore()): Promise<{ names: string[] }> {
+  const refs = texts.map((t) => parseReference(t));
+  const writer = new ArchiveWriter(file, flavour);
+  try {
+    const engine = new CopyEngine();
+    for (const ref of refs) {
+      const name = storeName(ref);
+      if (!(await store.layout.find(name).catch(() => undefined))) {
+        throw new RegcliError("not-found", `no image named ${name} in the local store`, { hint: "pull it first, or see regcli images" });
+      }
+      await engine.copy(store.layout, name, writer, flavour === "docker-archive" ? ref.familiar : (ref.tag ?? "latest"));
+    }
+    await writer.finish();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+  return { names: refs.map((r) => r.familiar) };
+}
+
+/** Load every named image of a docker-archive or oci-archive into the store. */
+export async function loadImages(file: string, store = new LocalStore()): Promise<{ loaded: Array<{ name: string; digest: string }> }> {
+  const dir = await mkdtemp(join(tmpdir(), "regcli-load-"));
+  try {
+    const { layout } = await unpackArchive(file, dir);
+    const entries = await layout.names();
+    if (!entries.length) throw new RegcliError("usage", `${file} holds no named image to load`);
+    const engine = new CopyEngine();
+    const loaded: Array<{ name: string; digest: string }> = [];
+    await store.withIngest(async () => {
+      for (const { name, descriptor } of entries) {
+        const target = storeName(parseReference(name));
+        await engine.copy(layout, descriptor.digest, store.layout, target);
+        loaded.push({ name: target, digest: descriptor.digest });
+      }
+    });
+    return { loaded };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

@@ -1,9 +1,9 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { registryDestination, registrySource } from "../../locations/registry.js";
-import { copyAllTags, CopyEngine, DEFAULT_JOBS } from "../../operations/copy.js";
+import { copyAllTags, DEFAULT_JOBS } from "../../operations/copy.js";
+import { transfer } from "../../operations/transfer.js";
 import { parsePlatform } from "../../oci/index.js";
-import { openDestination, openSource } from "../../locations/open.js";
 import { parseLocation } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { progressPrinter } from "../progress.js";
@@ -14,8 +14,8 @@ export function register(program: Command): void {
     .command("copy")
     .alias("cp")
     .description("copy an image between registries and OCI layouts (or a whole repository with --all-tags), keeping digests")
-    .argument("<source>", "source: a registry reference or oci:DIR[:TAG]")
-    .argument("<destination>", "destination: a registry reference (a repository with --all-tags) or oci:DIR[:TAG]")
+    .argument("<source>", "source: a registry reference, oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
+    .argument("<destination>", "destination: a registry reference (a repository with --all-tags), oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "copy only this platform of a multi-platform index")
     .option("-a, --all-tags", "copy every tag of the source repository")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
@@ -46,14 +46,11 @@ export function register(program: Command): void {
             if (!quiet) note(`${err.green("Copied")} ${result.tags.length} tags, ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
             return;
           }
-          const source = await openSource(ctx, src);
-          const destination = await openDestination(ctx, dst);
-          const engine = new CopyEngine({ platform, jobs, onEvent: progress.onEvent });
-          const result = await engine.copy(source.source, source.reference, destination.destination, destination.reference);
+          const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent });
           progress.stop();
-          if (format === "json") printJson({ source: source.display, destination: destination.display, ...result });
+          if (format === "json") printJson(result);
           else printLine(result.digest);
-          if (!quiet) note(`${err.green("Copied")} ${source.display} -> ${destination.display}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
+          if (!quiet) note(`${err.green("Copied")} ${result.source} -> ${result.destination}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
         });
       } finally {
         progress.stop();

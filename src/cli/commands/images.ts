@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { listImages, prune, removeImages, tagImage } from "../../operations/images.js";
+import { assertArchiveFlavour } from "../../locations/archive-writer.js";
+import { listImages, loadImages, prune, removeImages, saveImages, tagImage } from "../../operations/images.js";
 import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, table } from "../output.js";
 
 async function showImages(opts: { format: string }): Promise<void> {
@@ -22,7 +23,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  regcli images --format json")
     .action(showImages);
 
-  const image = program.command("image").description("manage the local image store (ls, tag, rm, prune)");
+  const image = program.command("image").description("manage the local image store (ls, tag, rm, save, load, prune)");
   image
     .command("ls")
     .description("list the images in the local store")
@@ -50,6 +51,26 @@ export function register(program: Command): void {
       const r = await removeImages(names);
       for (const name of r.removed) printLine(`Untagged: ${name}`);
       if (!cmd.optsWithGlobals().quiet) note(`Freed ${humanSize(r.freed)}`);
+    });
+  image
+    .command("save")
+    .description("write images from the local store into one archive (docker save format by default)")
+    .argument("<image...>", "names in the local store")
+    .requiredOption("-o, --output <file>", "archive to write (appears only when complete)")
+    .option("--format <format>", "docker-archive or oci-archive", "docker-archive")
+    .addHelpText("after", "\nExample:\n  regcli image save busybox alpine:3 -o images.tar")
+    .action(async (names: string[], opts: { output: string; format: string }, cmd: Command) => {
+      const r = await saveImages(names, opts.output, assertArchiveFlavour(opts.format));
+      if (!cmd.optsWithGlobals().quiet) note(`${err.green("Saved")} ${r.names.join(", ")} to ${opts.output}`);
+    });
+  image
+    .command("load")
+    .description("load every image of a docker-archive or oci-archive (gzipped or not) into the local store")
+    .requiredOption("-i, --input <file>", "archive to read")
+    .addHelpText("after", "\nExample:\n  regcli image load -i images.tar")
+    .action(async (opts: { input: string }) => {
+      const r = await loadImages(opts.input);
+      for (const l of r.loaded) printLine(`Loaded image: ${l.name} ${l.digest}`);
     });
   image
     .command("prune")

@@ -4,6 +4,7 @@ import { DEFAULT_JOBS } from "../../operations/copy.js";
 import { pull } from "../../operations/pull.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseReference } from "../../reference/index.js";
+import type { LocationSpec } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
 import { progressPrinter } from "../progress.js";
@@ -15,12 +16,19 @@ export function register(program: Command): void {
     .argument("<image>", "image reference")
     .option("--platform <os/arch[/variant]>", "platform to pull from a multi-platform index (default: this machine's)")
     .option("--all-platforms", "keep the whole index, every platform (a later push restores the same digest)")
-    .option("-o, --output <dir>", "write an OCI image layout directory instead of the local store")
+    .option("-o, --output <path>", "write an OCI layout directory, or a docker-archive FILE.tar (docker save format), instead of the local store")
     .option("-j, --jobs <n>", "concurrent blob downloads", String(DEFAULT_JOBS))
-    .option("--format <format>", "text or json", "text")
-    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout")
+    .option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)", "text")
+    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
     .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string }, cmd: Command) => {
-      const format = parseFormat(opts.format);
+      const archive = opts.format === "docker-archive" || opts.format === "oci-archive" ? opts.format : undefined;
+      const format = archive ? "text" : parseFormat(opts.format);
+      if (archive && !opts.output) throw new RegcliError("usage", `--format ${archive} writes a file: give it with -o FILE`);
+      const output: LocationSpec | undefined = !opts.output
+        ? undefined
+        : archive || /\.tar(\.gz)?$|\.tgz$/.test(opts.output)
+          ? { kind: "archive", flavour: archive ?? "docker-archive", file: opts.output, name: undefined }
+          : { kind: "oci", dir: opts.output, tag: undefined };
       if (opts.platform && opts.allPlatforms) throw new RegcliError("usage", "--platform and --all-platforms exclude each other");
       const jobs = Number(opts.jobs);
       if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
@@ -32,7 +40,7 @@ export function register(program: Command): void {
           pull(ctx, ref, {
             platform: opts.platform ? parsePlatform(opts.platform) : undefined,
             allPlatforms: opts.allPlatforms,
-            outputDir: opts.output,
+            output,
             jobs,
             onEvent: progress.onEvent,
           }),

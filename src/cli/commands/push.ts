@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { parseLocation } from "../../locations/parse.js";
+import { parseSourcePath, type LocationSpec } from "../../locations/parse.js";
 import { DEFAULT_JOBS } from "../../operations/copy.js";
 import { push } from "../../operations/pull.js";
 import { parseReference } from "../../reference/index.js";
@@ -11,18 +11,24 @@ import { progressPrinter } from "../progress.js";
 export function register(program: Command): void {
   program
     .command("push")
-    .description("push a local image to its registry, or push from an OCI layout (oci:DIR[:TAG]) to a reference")
+    .description("push a local image to its registry, or push an OCI layout or archive (docker-archive, oci-archive, gzipped or not) to a reference")
     .argument("<image-or-source>", "a name in the local store, or a source location when a target follows")
     .argument("[target]", "registry reference to push the source to")
     .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
-    .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0")
+    .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
       const jobs = Number(opts.jobs);
       if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
       const target = parseReference(second ?? first);
-      const from = second ? { kind: "location" as const, spec: parseLocation(first) } : { kind: "store" as const };
-      if (from.kind === "location" && from.spec.kind === "registry") {
-        throw new RegcliError("usage", `push reads from the local store or oci:DIR; to move between registries use regcli copy ${first} ${second}`);
+      let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
+      if (second) {
+        const spec = parseSourcePath(first);
+        if (!spec) {
+          throw new RegcliError("usage", `push source ${first} is not an OCI layout directory or an archive file`, {
+            hint: `to move between registries use regcli copy ${first} ${second}`,
+          });
+        }
+        from = { kind: "location", spec };
       }
       const quiet = cmd.optsWithGlobals().quiet === true;
       const progress = progressPrinter(quiet);

@@ -1,0 +1,35 @@
+import { openDestination, openSource } from "../locations/open.js";
+import type { LocationSpec } from "../locations/parse.js";
+import type { RegistryContext } from "../registry/context.js";
+import { CopyEngine, type CopyOptions, type CopyResult } from "./copy.js";
+
+/** The name an image gets where the destination does not say: a tag for layouts, the familiar name for docker archives. */
+export function defaultNameFor(src: LocationSpec, dst: LocationSpec): string {
+  if (src.kind !== "registry") return src.kind === "oci" ? (src.tag ?? "latest") : (src.name ?? "latest");
+  if (dst.kind === "archive" && dst.flavour === "docker-archive") return src.ref.familiar.split("@")[0]!;
+  return src.ref.tag ?? "latest";
+}
+
+/** Copy one image from any location to any other: the one path under copy, pull -o, push and save. */
+export async function transfer(
+  ctx: RegistryContext,
+  src: LocationSpec,
+  dst: LocationSpec,
+  options: CopyOptions = {},
+): Promise<CopyResult & { source: string; destination: string }> {
+  const source = await openSource(ctx, src);
+  try {
+    const destination = await openDestination(ctx, dst, defaultNameFor(src, dst));
+    try {
+      const engine = new CopyEngine(options);
+      const result = await engine.copy(source.source, source.reference, destination.destination, destination.reference);
+      await destination.finish();
+      return { ...result, source: source.display, destination: destination.display };
+    } catch (err) {
+      await destination.abort();
+      throw err;
+    }
+  } finally {
+    await source.close();
+  }
+}
