@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open as openFile, rename, rm } from "node:fs/promises";
+import { mkdir, open as openFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -59,6 +59,12 @@ export interface UnpackedArchive {
  * an index gets manifests synthesized from manifest.json, named by its RepoTags.
  */
 export async function unpackArchive(file: string, dir: string): Promise<UnpackedArchive> {
+  try {
+    if (!(await stat(file)).isFile()) throw new RegcliError("usage", `${file} is not an archive file`);
+  } catch (err) {
+    if (err instanceof RegcliError) throw err;
+    throw new RegcliError("usage", `cannot read archive ${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+  }
   const layout = new OciLayout(dir, file);
   await mkdir(join(dir, "blobs", "sha256"), { recursive: true });
   const metadata = new Map<string, Buffer>();

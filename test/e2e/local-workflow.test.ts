@@ -172,8 +172,11 @@ describe("local image store", () => {
     expect(notLocal.code).toBe(4);
     const both = await cli(["pull", "--platform", "linux/amd64", "--all-platforms", "busybox"]);
     expect(both.code).toBe(2);
-    const archive = await cli(["copy", "docker-archive:/tmp/x.tar", `${reg.host}/x`]);
+    const archive = await cli(["copy", "docker-archive:/nonexistent/x.tar", `${reg.host}/x`]);
     expect(archive.code).toBe(2);
-    expect(archive.stderr).toMatch(/not supported yet/);
+    expect(archive.stderr).toMatch(/cannot read archive \/nonexistent\/x\.tar: no such file/);
+    const daemon = await cli(["copy", "docker-daemon:busybox:latest", `${reg.host}/x`]);
+    expect(daemon.code).toBe(2);
+    expect(daemon.stderr).toMatch(/not supported/);
   });
 });
