@@ -1,5 +1,5 @@
 import { RegcliError } from "../errors.js";
-import { blobsOf, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { blobsOf, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { BlobOutcome, ImageDestination, ImageSource } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 
@@ -14,6 +14,8 @@ export interface CopyOptions {
   /** Concurrent blob transfers. */
   jobs?: number;
   onEvent?: (event: CopyEvent) => void;
+  /** Write Docker v2s2 manifests and lists in their OCI form (new digests), as skopeo does for OCI layouts. */
+  convertToOci?: boolean;
 }
 
 export interface CopyStats {
@@ -64,12 +66,14 @@ export class CopyEngine {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
       return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
     }
-    await this.copyManifestTree(src, dst, manifest, dstRef, 0);
-    this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: false });
-    return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
+    const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
+    this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
+    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats };
   }
 
-  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number): Promise<void> {
+  /** Copy a manifest and everything below it; returns what was written (converted, with convertToOci). */
+  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number): Promise<ManifestData> {
+    const children = new Map<string, Descriptor>();
     if (manifest.parsed.kind === "index") {
       if (depth >= MAX_INDEX_DEPTH) {
         throw new RegcliError("registry", `index nesting in ${src.description} is deeper than ${MAX_INDEX_DEPTH}`);
@@ -78,15 +82,21 @@ export class CopyEngine {
         manifest.parsed.index.manifests.map(async (child) => {
           const childManifest = await src.getManifest(child.digest);
           this.checkDescriptorMatches(child, childManifest, src.description);
-          await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1);
+          const written = await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1);
+          if (written.digest !== child.digest) {
+            children.set(child.digest, { ...child, mediaType: written.mediaType, digest: written.digest, size: written.bytes.length });
+          }
         }),
       );
     } else {
       await Promise.all(blobsOf(manifest.parsed.manifest).map((blob) => this.copyBlob(src, dst, blob)));
     }
-    await dst.putManifest(manifest, dstRef);
+    const output = this.options.convertToOci ? toOciManifest(manifest, children) : manifest;
+    const reference = output.digest !== manifest.digest && dstRef === manifest.digest ? output.digest : dstRef;
+    await dst.putManifest(output, reference);
     this.stats.manifests++;
-    this.emit({ type: "manifest", digest: manifest.digest, mediaType: manifest.mediaType, reference: dstRef, skipped: false });
+    this.emit({ type: "manifest", digest: output.digest, mediaType: output.mediaType, reference, skipped: false });
+    return output;
   }
 
   private checkDescriptorMatches(desc: Descriptor, manifest: ManifestData, where: string): void {

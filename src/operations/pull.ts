@@ -16,6 +16,8 @@ export interface PullOptions {
   onEvent?: (e: CopyEvent) => void;
   /** Write to this location (OCI layout or archive) instead of the local store. */
   output?: LocationSpec;
+  /** Keep Docker manifests byte for byte in OCI outputs instead of converting them (as skopeo does). */
+  preserveDigests?: boolean;
   store?: LocalStore;
 }
 
@@ -29,7 +31,7 @@ export async function pull(ctx: RegistryContext, ref: Reference, options: PullOp
   const copyOptions = { platform, jobs: options.jobs, onEvent: options.onEvent };
   if (options.output) {
     const src: LocationSpec = { kind: "registry", ref };
-    const result = await transfer(ctx, src, options.output, copyOptions);
+    const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
     return { ...result, name: result.destination };
   }
   const engine = new CopyEngine(copyOptions);

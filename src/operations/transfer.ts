@@ -10,18 +10,21 @@ export function defaultNameFor(src: LocationSpec, dst: LocationSpec): string {
   return src.ref.tag ?? "latest";
 }
 
-/** Copy one image from any location to any other: the one path under copy, pull -o, push and save. */
+/** Copy one image from any location to any other: the one path under copy, pull -o and push. */
 export async function transfer(
   ctx: RegistryContext,
   src: LocationSpec,
   dst: LocationSpec,
-  options: CopyOptions = {},
+  options: CopyOptions & { preserveDigests?: boolean } = {},
 ): Promise<CopyResult & { source: string; destination: string }> {
+  // Like skopeo: OCI layouts and archives get OCI media types unless the user asks to keep the exact bytes.
+  const ociTarget = dst.kind === "oci" || (dst.kind === "archive" && dst.flavour === "oci-archive");
+  const engineOptions: CopyOptions = { ...options, convertToOci: ociTarget && !options.preserveDigests };
   const source = await openSource(ctx, src);
   try {
     const destination = await openDestination(ctx, dst, defaultNameFor(src, dst));
     try {
-      const engine = new CopyEngine(options);
+      const engine = new CopyEngine(engineOptions);
       const result = await engine.copy(source.source, source.reference, destination.destination, destination.reference);
       await destination.finish();
       return { ...result, source: source.display, destination: destination.display };

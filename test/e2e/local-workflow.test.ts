@@ -104,10 +104,20 @@ describe("local image store", () => {
     const out = await skopeo(["copy", "--all", "--dest-tls-verify=false", `oci:${dir}:1.0`, `docker://${reg.host}/from-layout:1`]);
     expect(out.code, out.stderr).toBe(0);
     expect((await fetchManifest(reg, "from-layout", "1")).body.equals(multi.manifest)).toBe(true);
-    // A Docker v2s2 image round-trips through a layout with its digest when regcli reads it back.
+    // A Docker v2s2 image gets OCI media types in a layout (as skopeo writes it), so skopeo reads it too...
     const dockerDir = join(await tempDir(), "docker-layout");
-    ok(await cli(["pull", `${reg.host}/firstapp`, "-o", dockerDir]));
-    const back = ok(await cli(["push", `oci:${dockerDir}:latest`, `${reg.host}/firstapp-again:1`]));
+    const converted = ok(await cli(["pull", `${reg.host}/firstapp`, "-o", dockerDir]));
+    expect(converted.stdout.trim()).not.toBe(busybox.manifestDigest);
+    const raw = await skopeo(["inspect", "--raw", `oci:${dockerDir}:latest`]);
+    expect(raw.code, raw.stderr).toBe(0);
+    const doc = JSON.parse(raw.stdout);
+    expect(doc.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
+    expect(doc.config.digest).toBe(busybox.config.digest);
+    expect(doc.layers.map((l: { digest: string }) => l.digest)).toEqual(busybox.layers.map((l) => l.digest));
+    // ...and --preserve-digests keeps the exact bytes, which regcli reads back with the same digest.
+    const exactDir = join(await tempDir(), "exact-layout");
+    ok(await cli(["pull", "--preserve-digests", `${reg.host}/firstapp`, "-o", exactDir]));
+    const back = ok(await cli(["push", `oci:${exactDir}:latest`, `${reg.host}/firstapp-again:1`]));
     expect(back.stdout.trim()).toBe(busybox.manifestDigest);
 
     const skopeoDir = join(await tempDir(), "skopeo-layout");

@@ -11,6 +11,7 @@ import {
   selectPlatform,
   VerifyingStream,
   MediaType,
+  toOciManifest,
 } from "../../src/oci/index.js";
 import { RegcliError } from "../../src/errors.js";
 
@@ -134,5 +135,41 @@ describe("platforms", () => {
       expect((err as RegcliError).toLine()).toBe("no linux/s390x image in x; available platforms: linux/amd64");
       expect((err as RegcliError).exitCode).toBe(4);
     }
+  });
+});
+
+describe("toOciManifest", () => {
+  const dockerImage = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.DockerManifest,
+      config: { mediaType: MediaType.DockerConfig, digest: d, size: blob.length },
+      layers: [{ mediaType: MediaType.DockerLayerGzip, digest: d, size: blob.length }],
+    }),
+  );
+
+  it("rewrites media types only, keeping blobs", () => {
+    const m = parseManifest(dockerImage, MediaType.DockerManifest, "t");
+    const oci = toOciManifest(m);
+    const doc = JSON.parse(oci.bytes.toString());
+    expect(doc.mediaType).toBe(MediaType.OciManifest);
+    expect(doc.config).toEqual({ mediaType: MediaType.OciConfig, digest: d, size: blob.length });
+    expect(doc.layers[0].mediaType).toBe(MediaType.OciLayerGzip);
+    expect(oci.digest).toBe(digestOf(oci.bytes));
+    expect(oci.digest).not.toBe(m.digest);
+  });
+
+  it("points a converted list at its converted children", () => {
+    const child = parseManifest(dockerImage, MediaType.DockerManifest, "t");
+    const converted = toOciManifest(child);
+    const list = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.DockerManifestList, manifests: [{ mediaType: MediaType.DockerManifest, digest: child.digest, size: dockerImage.length, platform: { os: "linux", architecture: "amd64" } }] }));
+    const out = toOciManifest(parseManifest(list, undefined, "t"), new Map([[child.digest, { mediaType: converted.mediaType, digest: converted.digest, size: converted.bytes.length, platform: { os: "linux", architecture: "amd64" } }]]));
+    expect(JSON.parse(out.bytes.toString()).manifests).toEqual([{ mediaType: MediaType.OciManifest, digest: converted.digest, size: converted.bytes.length, platform: { os: "linux", architecture: "amd64" } }]);
+    expect(out.mediaType).toBe(MediaType.OciIndex);
+  });
+
+  it("leaves OCI documents untouched", () => {
+    const m = parseManifest(image(), MediaType.OciManifest, "t");
+    expect(toOciManifest(m)).toBe(m);
   });
 });

@@ -18,13 +18,14 @@ export function register(program: Command): void {
     .argument("<destination>", "destination: a registry reference (a repository with --all-tags), oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "copy only this platform of a multi-platform index")
     .option("-a, --all-tags", "copy every tag of the source repository")
+    .option("--preserve-digests", "write Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .option("--format <format>", "text or json (the result on stdout)", "text")
     .addHelpText(
       "after",
       "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
-    .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string }, cmd: Command) => {
+    .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const format = parseFormat(opts.format);
       const jobs = Number(opts.jobs);
       if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
@@ -46,7 +47,7 @@ export function register(program: Command): void {
             if (!quiet) note(`${err.green("Copied")} ${result.tags.length} tags, ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
             return;
           }
-          const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent });
+          const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent, preserveDigests: opts.preserveDigests });
           progress.stop();
           if (format === "json") printJson(result);
           else printLine(result.digest);

@@ -17,10 +17,11 @@ export function register(program: Command): void {
     .option("--platform <os/arch[/variant]>", "platform to pull from a multi-platform index (default: this machine's)")
     .option("--all-platforms", "keep the whole index, every platform (a later push restores the same digest)")
     .option("-o, --output <path>", "write an OCI layout directory, or a docker-archive FILE.tar (docker save format), instead of the local store")
+    .option("--preserve-digests", "write Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo)")
     .option("-j, --jobs <n>", "concurrent blob downloads", String(DEFAULT_JOBS))
     .option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)", "text")
     .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
-    .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string }, cmd: Command) => {
+    .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const archive = opts.format === "docker-archive" || opts.format === "oci-archive" ? opts.format : undefined;
       const format = archive ? "text" : parseFormat(opts.format);
       if (archive && !opts.output) throw new RegcliError("usage", `--format ${archive} writes a file: give it with -o FILE`);
@@ -41,6 +42,7 @@ export function register(program: Command): void {
             platform: opts.platform ? parsePlatform(opts.platform) : undefined,
             allPlatforms: opts.allPlatforms,
             output,
+            preserveDigests: opts.preserveDigests,
             jobs,
             onEvent: progress.onEvent,
           }),

@@ -1,0 +1,39 @@
+import { digestOf } from "./digest.js";
+import { parseManifest } from "./manifest.js";
+import { MediaType } from "./media-types.js";
+import type { Descriptor, ManifestData } from "./types.js";
+
+const OCI_EQUIVALENT: Record<string, string> = {
+  [MediaType.DockerManifest]: MediaType.OciManifest,
+  [MediaType.DockerManifestList]: MediaType.OciIndex,
+  [MediaType.DockerConfig]: MediaType.OciConfig,
+  [MediaType.DockerLayerGzip]: MediaType.OciLayerGzip,
+  [MediaType.DockerForeignLayerGzip]: "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+  "application/vnd.docker.image.rootfs.diff.tar": MediaType.OciLayer,
+};
+
+const ociType = (mediaType: string) => OCI_EQUIVALENT[mediaType] ?? mediaType;
+
+function convertDescriptor(d: Descriptor, children: Map<string, Descriptor>): Descriptor {
+  return children.get(d.digest) ?? { ...d, mediaType: ociType(d.mediaType) };
+}
+
+/**
+ * The OCI form of a Docker v2 schema 2 manifest or manifest list (what `skopeo copy ... oci:` writes): the same
+ * blobs under OCI media types. `children` maps an index's child digests to their converted descriptors.
+ * An OCI document is returned unchanged, so its digest is kept.
+ */
+export function toOciManifest(m: ManifestData, children: Map<string, Descriptor> = new Map()): ManifestData {
+  if (m.mediaType !== MediaType.DockerManifest && m.mediaType !== MediaType.DockerManifestList) return m;
+  const doc = JSON.parse(m.bytes.toString("utf8")) as Record<string, unknown>;
+  doc.mediaType = ociType(m.mediaType);
+  if (m.parsed.kind === "image") {
+    doc.config = convertDescriptor(m.parsed.manifest.config, children);
+    doc.layers = m.parsed.manifest.layers.map((l) => convertDescriptor(l, children));
+  } else {
+    doc.manifests = m.parsed.index.manifests.map((d) => convertDescriptor(d, children));
+  }
+  const bytes = Buffer.from(JSON.stringify(doc));
+  const converted = parseManifest(bytes, doc.mediaType as string, "conversion");
+  return { ...converted, digest: digestOf(bytes) };
+}
