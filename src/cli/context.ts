@@ -70,3 +70,10 @@ export async function withContext<T>(cmd: Command, credentialRegistry: string | 
     await ctx.close().catch(() => undefined);
   }
 }
+
+/** --jobs: a positive integer. */
+export function parseJobs(value: string): number {
+  const jobs = Number(value);
+  if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${value}"`);
+  return jobs;
+}

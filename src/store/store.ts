@@ -3,20 +3,12 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { OciLayout } from "../locations/oci-layout.js";
+import { alive } from "./lock.js";
 
 export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.REGCLI_HOME) return env.REGCLI_HOME;
   const base = env.XDG_DATA_HOME || join(homedir(), ".local", "share");
   return join(base, "regcli");
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /**

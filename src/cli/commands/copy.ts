@@ -5,7 +5,7 @@ import { copyAllTags, DEFAULT_JOBS } from "../../operations/copy.js";
 import { transfer } from "../../operations/transfer.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseLocation } from "../../locations/parse.js";
-import { withContext } from "../context.js";
+import { parseJobs, withContext } from "../context.js";
 import { progressPrinter } from "../progress.js";
 import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
 
@@ -27,8 +27,7 @@ export function register(program: Command): void {
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const format = parseFormat(opts.format);
-      const jobs = Number(opts.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
+      const jobs = parseJobs(opts.jobs);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const quiet = cmd.optsWithGlobals().quiet === true;
       const src = parseLocation(from, { defaultTag: !opts.allTags });

@@ -5,7 +5,7 @@ import { pull } from "../../operations/pull.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseReference } from "../../reference/index.js";
 import type { LocationSpec } from "../../locations/parse.js";
-import { withContext } from "../context.js";
+import { parseJobs, withContext } from "../context.js";
 import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
 import { progressPrinter } from "../progress.js";
 
@@ -31,8 +31,7 @@ export function register(program: Command): void {
           ? { kind: "archive", flavour: archive ?? "docker-archive", file: opts.output, name: undefined }
           : { kind: "oci", dir: opts.output, tag: undefined };
       if (opts.platform && opts.allPlatforms) throw new RegcliError("usage", "--platform and --all-platforms exclude each other");
-      const jobs = Number(opts.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
+      const jobs = parseJobs(opts.jobs);
       const ref = parseReference(text);
       const quiet = cmd.optsWithGlobals().quiet === true;
       const progress = progressPrinter(quiet);

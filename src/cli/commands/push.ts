@@ -4,7 +4,7 @@ import { parseSourcePath, type LocationSpec } from "../../locations/parse.js";
 import { DEFAULT_JOBS } from "../../operations/copy.js";
 import { push } from "../../operations/pull.js";
 import { parseReference } from "../../reference/index.js";
-import { withContext } from "../context.js";
+import { parseJobs, withContext } from "../context.js";
 import { err, humanSize, note, printLine } from "../output.js";
 import { progressPrinter } from "../progress.js";
 
@@ -17,8 +17,7 @@ export function register(program: Command): void {
     .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
-      const jobs = Number(opts.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${opts.jobs}"`);
+      const jobs = parseJobs(opts.jobs);
       const target = parseReference(second ?? first);
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
       if (second) {
