@@ -13,6 +13,7 @@ import { register as registerManifest } from "./commands/manifest.js";
 import { register as registerPull } from "./commands/pull.js";
 import { register as registerPush } from "./commands/push.js";
 import { register as registerImages } from "./commands/images.js";
+import { register as registerExport } from "./commands/export.js";
 import { register as registerTag } from "./commands/tag.js";
 import { err } from "./output.js";
 
@@ -51,6 +52,7 @@ function buildProgram(): Command {
     registerPull,
     registerPush,
     registerImages,
+    registerExport,
     registerLogin,
   ]) {
     register(program);

@@ -29,28 +29,28 @@ export async function getManifest(ctx: RegistryContext, ref: Reference): Promise
  */
 export async function resolveImage(
   source: ImageSource,
-  ref: Reference,
+  ref: { reference: string; display: string },
   platform?: Platform,
 ): Promise<{ top: ManifestData; image: ManifestData; platform?: Platform }> {
-  const top = await source.getManifest(manifestReference(ref));
+  const top = await source.getManifest(ref.reference);
   if (top.parsed.kind === "image") return { top, image: top };
   const index = top.parsed.index;
   let chosen: Descriptor;
-  if (platform) chosen = selectPlatform(index, platform, ref.full);
+  if (platform) chosen = selectPlatform(index, platform, ref.display);
   else {
     const host = hostPlatform();
     const match = index.manifests.find((d) => platformMatches(d.platform, host));
     if (match) chosen = match;
     else if (index.manifests.length === 1) chosen = index.manifests[0]!;
     else {
-      throw new RegcliError("usage", `${ref.full} is a multi-platform index without a ${formatPlatform(host)} image`, {
+      throw new RegcliError("usage", `${ref.display} is a multi-platform index without a ${formatPlatform(host)} image`, {
         hint: `pick one with --platform (available: ${index.manifests.map((d) => formatPlatform(d.platform)).join(", ")})`,
       });
     }
   }
   const image = await source.getManifest(chosen.digest);
   if (image.parsed.kind !== "image") {
-    throw new RegcliError("registry", `${formatPlatform(chosen.platform)} entry of ${ref.full} is not an image manifest`);
+    throw new RegcliError("registry", `${formatPlatform(chosen.platform)} entry of ${ref.display} is not an image manifest`);
   }
   return { top, image, platform: chosen.platform };
 }
@@ -73,7 +73,7 @@ async function readConfig(source: ImageSource, image: ManifestData, where: strin
 /** The config blob bytes (verified) of an image, picking a platform from an index. */
 export async function getConfig(ctx: RegistryContext, ref: Reference, platform?: Platform): Promise<Buffer> {
   const source = registrySource(ctx, ref);
-  const { image } = await resolveImage(source, ref, platform);
+  const { image } = await resolveImage(source, { reference: manifestReference(ref), display: ref.full }, platform);
   return (await readConfig(source, image, ref.full)).bytes;
 }
 
@@ -101,7 +101,7 @@ export interface InspectResult {
 
 export async function inspect(ctx: RegistryContext, ref: Reference, platform?: Platform): Promise<InspectResult> {
   const source = registrySource(ctx, ref);
-  const { top, image, platform: chosen } = await resolveImage(source, ref, platform);
+  const { top, image, platform: chosen } = await resolveImage(source, { reference: manifestReference(ref), display: ref.full }, platform);
   if (image.parsed.kind !== "image") throw new Error("unreachable");
   const { config } = await readConfig(source, image, ref.full);
   const manifest = image.parsed.manifest;

@@ -1,0 +1,45 @@
+import type { Command } from "commander";
+import { cat, exportImage, exportImageToStream } from "../../operations/export.js";
+import { parsePlatform } from "../../oci/index.js";
+import { withContext } from "../context.js";
+import { note } from "../output.js";
+
+interface ExportOptions {
+  output?: string;
+  platform?: string;
+  preservePermissions?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("export")
+    .description("flatten an image's layers into one filesystem (whiteouts applied): a tar, a directory, or stdout")
+    .argument("<image>", "a local image, a registry reference, or oci:/docker-archive:/oci-archive:")
+    .option("-o, --output <path>", "a path ending in .tar gets a tar; any other path becomes a new (or empty) directory (default: tar to stdout)")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
+    .option("--preserve-permissions", "keep setuid/setgid/sticky bits (stripped by default)")
+    .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export busybox | tar -tv")
+    .action(async (text: string, opts: ExportOptions, cmd: Command) => {
+      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const flatten = { platform, preservePermissions: opts.preservePermissions };
+      await withContext(cmd, undefined, async (ctx) => {
+        if (!opts.output) return exportImageToStream(ctx, text, process.stdout, flatten);
+        const toDirectory = opts.output.endsWith("/") || !/\.tar$/.test(opts.output);
+        const output = opts.output.replace(/\/+$/, "") || opts.output;
+        const r = await exportImage(ctx, text, output, { ...flatten, toDirectory });
+        if (!cmd.optsWithGlobals().quiet) note(`Exported ${r.entries} entries to ${output}`);
+      });
+    });
+
+  program
+    .command("cat")
+    .description("print one file from an image (the version in the topmost layer that has it)")
+    .argument("<image>", "a local image, a registry reference, or oci:/docker-archive:/oci-archive:")
+    .argument("<path>", "path inside the image, e.g. /etc/os-release")
+    .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
+    .addHelpText("after", "\nExample:\n  regcli cat busybox /etc/os-release")
+    .action(async (text: string, path: string, opts: { platform?: string }, cmd: Command) => {
+      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      await withContext(cmd, undefined, (ctx) => cat(ctx, text, path, process.stdout, platform));
+    });
+}

@@ -1,0 +1,75 @@
+import { createWriteStream } from "node:fs";
+import { readdir, rename, rm } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import { RegcliError } from "../errors.js";
+import { openSource, type OpenedSource } from "../locations/open.js";
+import { parseLocation } from "../locations/parse.js";
+import { catFile, exportToDirectory, exportToTar, type FlattenOptions, type LayerInput } from "../oci/flatten.js";
+import type { Platform } from "../oci/index.js";
+import type { RegistryContext } from "../registry/context.js";
+import { LocalStore } from "../store/store.js";
+import { resolveImage } from "./inspect.js";
+import { storeName } from "./pull.js";
+
+/**
+ * An image named on the command line: a transport location (oci:, docker-archive:, ...), else a name in the
+ * local store when it is there (no network), else the registry.
+ */
+export async function openImage(ctx: RegistryContext, text: string, store = new LocalStore()): Promise<OpenedSource> {
+  const spec = parseLocation(text);
+  if (spec.kind === "registry") {
+    const name = storeName(spec.ref);
+    const local = await store.layout.find(name).catch(() => undefined);
+    if (local) return { source: store.layout, reference: name, display: name, close: async () => undefined };
+  }
+  return openSource(ctx, spec);
+}
+
+async function withLayers<T>(ctx: RegistryContext, text: string, platform: Platform | undefined, action: (layers: LayerInput[]) => Promise<T>): Promise<T> {
+  const opened = await openImage(ctx, text);
+  try {
+    const { image } = await resolveImage(opened.source, opened, platform);
+    if (image.parsed.kind !== "image") throw new RegcliError("registry", `${opened.display} is not an image`);
+    const layers = image.parsed.manifest.layers.map((desc) => ({ digest: desc.digest, mediaType: desc.mediaType, open: () => opened.source.openBlob(desc) }));
+    return await action(layers);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Flatten an image into one tar file or a new directory; the output appears under its name only when complete. */
+export async function exportImage(
+  ctx: RegistryContext,
+  text: string,
+  output: string,
+  options: FlattenOptions & { platform?: Platform; toDirectory?: boolean } = {},
+): Promise<{ entries: number }> {
+  const partial = `${output}.regcli-${process.pid}.partial`;
+  if (options.toDirectory) {
+    const existing = await readdir(output).catch(() => undefined);
+    if (existing && existing.length) throw new RegcliError("usage", `${output} is not empty: export into a new or empty directory`);
+  }
+  try {
+    const result = await withLayers(ctx, text, options.platform, (layers) =>
+      options.toDirectory ? exportToDirectory(layers, partial, options) : exportToTar(layers, createWriteStream(partial, { mode: 0o644 }), options),
+    );
+    if (options.toDirectory) await rm(output, { recursive: true, force: true });
+    await rename(partial, output);
+    return result;
+  } catch (err) {
+    await rm(partial, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export async function exportImageToStream(ctx: RegistryContext, text: string, out: Writable, options: FlattenOptions & { platform?: Platform } = {}): Promise<void> {
+  await withLayers(ctx, text, options.platform, async (layers) => {
+    await exportToTar(layers, out, options);
+  });
+}
+
+/** Print one file of an image: the version in the topmost layer that has it. */
+export async function cat(ctx: RegistryContext, text: string, path: string, out: Writable, platform?: Platform): Promise<void> {
+  await withLayers(ctx, text, platform, (layers) => catFile(layers, path, out));
+}
+

@@ -1,0 +1,167 @@
+// Flattening layers (OCI whiteouts) and extracting them without ever writing outside the target.
+import { lstat, mkdtemp, readdir, readFile, readlink, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { gzipSync } from "node:zlib";
+import tar from "tar-stream";
+import { describe, expect, it } from "vitest";
+import { catFile, exportToDirectory, exportToTar, type LayerInput } from "../../src/oci/flatten.js";
+import { RegcliError } from "../../src/errors.js";
+
+type Entry = { name: string; data?: string; type?: "file" | "directory" | "symlink" | "link" | "character-device"; linkname?: string; mode?: number };
+
+async function layer(entries: Entry[], gzip = true): Promise<LayerInput> {
+  const pack = tar.pack();
+  for (const e of entries) {
+    const header = { name: e.name, type: e.type ?? "file", linkname: e.linkname, mode: e.mode ?? (e.type === "directory" ? 0o755 : 0o644), mtime: new Date(0) };
+    if ((e.type ?? "file") === "file") pack.entry(header, Buffer.from(e.data ?? ""));
+    else pack.entry(header);
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(c as Buffer);
+  const bytes = gzip ? gzipSync(Buffer.concat(chunks)) : Buffer.concat(chunks);
+  return { digest: `sha256:${"0".repeat(64)}`, mediaType: gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar", open: async () => Readable.from([bytes]) };
+}
+
+async function tarOf(layers: LayerInput[]): Promise<Map<string, { type: string; data: string; linkname?: string; mode?: number }>> {
+  const out = new PassThrough();
+  const result = new Map<string, { type: string; data: string; linkname?: string; mode?: number }>();
+  const extract = tar.extract();
+  extract.on("entry", (h, stream, next) => {
+    let data = "";
+    stream.on("data", (c: Buffer) => (data += c.toString()));
+    stream.on("end", () => {
+      result.set(h.name, { type: h.type ?? "file", data, linkname: h.linkname ?? undefined, mode: h.mode });
+      next();
+    });
+  });
+  const done = new Promise((resolve, reject) => {
+    extract.on("finish", resolve);
+    extract.on("error", reject);
+  });
+  out.pipe(extract);
+  await exportToTar(layers, out);
+  await done;
+  return result;
+}
+
+async function sandbox(): Promise<{ parent: string; dir: string }> {
+  const parent = await mkdtemp(join(tmpdir(), "regcli-flatten-"));
+  return { parent, dir: join(parent, "rootfs") };
+}
+
+describe("flattening", () => {
+  it("upper layers replace files; whiteouts delete files and subtrees of lower layers", async () => {
+    const base = await layer([
+      { name: "etc/", type: "directory" },
+      { name: "etc/os-release", data: "base" },
+      { name: "etc/passwd", data: "root" },
+      { name: "var/cache/", type: "directory" },
+      { name: "var/cache/a", data: "a" },
+      { name: "var/cache/sub/b", data: "b" },
+    ]);
+    const top = await layer([{ name: "etc/os-release", data: "top" }, { name: "etc/.wh.passwd" }, { name: "var/.wh.cache" }], false);
+    const files = await tarOf([base, top]);
+    expect(files.get("etc/os-release")?.data).toBe("top");
+    expect(files.has("etc/passwd")).toBe(false);
+    expect([...files.keys()].some((k) => k.startsWith("var/cache"))).toBe(false);
+    expect([...files.keys()].some((k) => k.includes(".wh."))).toBe(false);
+  });
+
+  it("an opaque directory hides lower content but keeps its own layer's entries", async () => {
+    const base = await layer([{ name: "app/old", data: "1" }, { name: "app/keep-not", data: "2" }, { name: "other", data: "3" }]);
+    const top = await layer([{ name: "app/", type: "directory" }, { name: "app/.wh..wh..opq" }, { name: "app/new", data: "4" }]);
+    const files = await tarOf([base, top]);
+    expect(files.has("app/old")).toBe(false);
+    expect(files.has("app/keep-not")).toBe(false);
+    expect(files.get("app/new")?.data).toBe("4");
+    expect(files.get("other")?.data).toBe("3");
+  });
+
+  it("a whiteout does not delete an entry of its own layer, and a file replacing a directory hides its children", async () => {
+    const base = await layer([{ name: "d/child", data: "x" }]);
+    const top = await layer([{ name: "d", data: "now a file" }]);
+    const files = await tarOf([base, top]);
+    expect(files.get("d")?.data).toBe("now a file");
+    expect(files.has("d/child")).toBe(false);
+  });
+
+  it("accepts ./-prefixed names and keeps absolute symlinks", async () => {
+    const files = await tarOf([await layer([{ name: "./usr/lib64/libc.so", data: "c" }, { name: "./lib64", type: "symlink", linkname: "/usr/lib64" }])]);
+    expect(files.get("usr/lib64/libc.so")?.data).toBe("c");
+    expect(files.get("lib64")).toMatchObject({ type: "symlink", linkname: "/usr/lib64" });
+  });
+
+  it("strips setuid/setgid bits by default", async () => {
+    const files = await tarOf([await layer([{ name: "bin/su", data: "x", mode: 0o4755 }])]);
+    expect(files.get("bin/su")?.mode).toBe(0o755);
+  });
+});
+
+describe("extraction into a directory", () => {
+  it("extracts a flattened image, re-rooting absolute symlinks inside", async () => {
+    const { dir } = await sandbox();
+    const base = await layer([{ name: "usr/lib64/libc.so", data: "libc" }, { name: "lib64", type: "symlink", linkname: "/usr/lib64" }, { name: "etc/hostname", data: "old" }]);
+    const top = await layer([{ name: "etc/hostname", data: "new" }, { name: "etc/hosts", type: "link", linkname: "etc/hostname" }]);
+    await exportToDirectory([base, top], dir);
+    expect(await readFile(join(dir, "etc/hostname"), "utf8")).toBe("new");
+    expect(await readlink(join(dir, "lib64"))).toBe("/usr/lib64");
+    expect((await stat(join(dir, "etc/hosts"))).ino).toBe((await stat(join(dir, "etc/hostname"))).ino);
+  });
+
+  const escapes: Array<[string, Entry[][]]> = [
+    ["a ../ entry", [[{ name: "../evil", data: "x" }]]],
+    ["a nested .. entry", [[{ name: "a/../../evil", data: "x" }]]],
+    ["symlink then write through it", [[{ name: "evil", type: "symlink", linkname: ".." }, { name: "evil/evil", data: "x" }]]],
+    ["a hardlink to a file outside", [[{ name: "passwd", type: "link", linkname: "../../etc/passwd" }]]],
+    ["a hardlink through a symlink", [[{ name: "out", type: "symlink", linkname: "/etc" }, { name: "pw", type: "link", linkname: "out/passwd" }]]],
+    ["a very long path", [[{ name: `${"a".repeat(200)}/`.repeat(25) + "f", data: "x" }]]],
+  ];
+  it.each(escapes)("refuses %s and writes nothing outside", async (_name, layers) => {
+    const { parent, dir } = await sandbox();
+    const before = (await readdir(parent)).sort();
+    const err = await exportToDirectory(await Promise.all(layers.map((l) => layer(l))), dir).catch((e) => e);
+    expect(err).toBeInstanceOf(RegcliError);
+    expect((err as RegcliError).exitCode).toBe(5);
+    expect((await readdir(parent)).filter((f) => f !== "rootfs").sort()).toEqual(before.filter((f) => f !== "rootfs"));
+    expect(await lstat(join(parent, "evil")).catch(() => undefined)).toBeUndefined();
+    expect(await lstat("/tmp/evil").catch(() => undefined)).toBeUndefined();
+  });
+
+  it("a symlink in a lower layer under an upper layer's directory stays inside (the directory wins)", async () => {
+    const { dir } = await sandbox();
+    await exportToDirectory([await layer([{ name: "evil", type: "symlink", linkname: "/tmp" }]), await layer([{ name: "evil/evil", data: "x" }])], dir);
+    expect((await lstat(join(dir, "evil"))).isDirectory()).toBe(true);
+    expect(await readFile(join(dir, "evil/evil"), "utf8")).toBe("x");
+    expect(await lstat("/tmp/evil").catch(() => undefined)).toBeUndefined();
+  });
+
+  it("skips device nodes", async () => {
+    const { dir } = await sandbox();
+    const r = await exportToDirectory([await layer([{ name: "dev/null", type: "character-device" }, { name: "f", data: "x" }])], dir);
+    expect(r.skipped).toBe(1);
+    expect(await lstat(join(dir, "dev/null")).catch(() => undefined)).toBeUndefined();
+  });
+});
+
+describe("cat", () => {
+  async function catText(layers: LayerInput[], path: string): Promise<string> {
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on("data", (c: Buffer) => chunks.push(c));
+    await catFile(layers, path, out);
+    return Buffer.concat(chunks).toString();
+  }
+
+  it("prints the topmost version, follows symlinks inside the image, honours whiteouts", async () => {
+    const base = await layer([{ name: "etc/os-release", data: "base" }, { name: "etc/gone", data: "x" }, { name: "usr/lib/os-release", data: "real" }]);
+    const top = await layer([{ name: "etc/os-release", data: "top" }, { name: "etc/.wh.gone" }, { name: "etc/link", type: "symlink", linkname: "../usr/lib/os-release" }, { name: "abs", type: "symlink", linkname: "/usr/lib/os-release" }]);
+    expect(await catText([base, top], "/etc/os-release")).toBe("top");
+    expect(await catText([base, top], "etc/link")).toBe("real");
+    expect(await catText([base, top], "/abs")).toBe("real");
+    await expect(catText([base, top], "/etc/gone")).rejects.toThrow(/no file \/etc\/gone/);
+    await expect(catText([base, top], "/etc")).rejects.toThrow(/is a directory/);
+  });
+});
