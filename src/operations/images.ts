@@ -7,7 +7,7 @@ import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.
 import { CopyEngine } from "./copy.js";
 import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
-import { LocalStore } from "../store/store.js";
+import { LocalStore, ORIGIN_ANNOTATION } from "../store/store.js";
 import { storeName } from "./pull.js";
 
 export interface StoredImage {
@@ -79,7 +79,8 @@ export async function tagImage(sourceText: string, targetText: string, store = n
   const desc = await store.layout.find(source).catch(() => undefined);
   if (!desc) throw new RegcliError("not-found", `no image named ${source} in the local store`, { hint: "see regcli images" });
   const manifest = await store.layout.getManifest(desc.digest);
-  await store.layout.putManifest(manifest, target);
+  const origin = desc.annotations?.[ORIGIN_ANNOTATION];
+  await store.layout.putManifest(manifest, target, origin ? { [ORIGIN_ANNOTATION]: origin } : {});
   return { source, target, digest: desc.digest };
 }
 

@@ -38,6 +38,7 @@ export async function pull(ctx: RegistryContext, ref: Reference, options: PullOp
   const store = options.store ?? new LocalStore();
   const name = storeName(ref);
   const result = await store.withIngest(() => engine.copy(registrySource(ctx, ref), manifestReference(ref), store.layout, name));
+  await store.recordOrigin(name, { registry: ref.registry, repository: ref.repository });
   return { ...result, name };
 }
 
@@ -52,5 +53,8 @@ export async function push(
   if (from.kind === "location") return transfer(ctx, from.spec, dst, options);
   const store = from.store ?? new LocalStore();
   const engine = new CopyEngine(options);
-  return engine.copy(store.layout, storeName(target), registryDestination(ctx, target), target.digest ?? target.tag ?? "latest");
+  const name = storeName(target);
+  // Blobs of an image pulled from this registry are mounted from the repository they came from.
+  const source = await store.sourceFor(name);
+  return engine.copy(source, name, registryDestination(ctx, target), target.digest ?? target.tag ?? "latest");
 }

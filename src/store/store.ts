@@ -2,8 +2,11 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { OciLayout } from "../locations/oci-layout.js";
+import { OciLayout, REF_NAME } from "../locations/oci-layout.js";
+import type { ImageSource, MountOrigin } from "../locations/types.js";
 import { alive } from "./lock.js";
+
+export const ORIGIN_ANNOTATION = "io.github.regcli.origin";
 
 export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.REGCLI_HOME) return env.REGCLI_HOME;
@@ -50,6 +53,31 @@ export class LocalStore {
       if (s && (oldest === undefined || s.mtimeMs < oldest)) oldest = s.mtimeMs;
     }
     return oldest;
+  }
+
+  /** Remember which registry repository an image came from, so a push to that registry can mount its blobs. */
+  async recordOrigin(name: string, origin: MountOrigin): Promise<void> {
+    await this.layout.updateIndex((index) => {
+      const entry = index.manifests.find((d) => d.annotations?.[REF_NAME] === name);
+      if (entry) entry.annotations = { ...entry.annotations, [ORIGIN_ANNOTATION]: `${origin.registry}/${origin.repository}` };
+    });
+  }
+
+  /** The store as a source for one image, carrying that image's origin for cross-repository mounts. */
+  async sourceFor(name: string): Promise<ImageSource> {
+    const entry = await this.layout.find(name).catch(() => undefined);
+    const origin = entry?.annotations?.[ORIGIN_ANNOTATION];
+    if (!origin) return this.layout;
+    const slash = origin.indexOf("/");
+    const layout = this.layout;
+    const mountOrigin: MountOrigin = { registry: origin.slice(0, slash), repository: origin.slice(slash + 1) };
+    return {
+      description: layout.description,
+      mountOrigin,
+      getManifest: (reference) => layout.getManifest(reference),
+      openBlob: (desc) => layout.openBlob(desc),
+      listTags: () => layout.listTags(),
+    };
   }
 
   async gc(): Promise<{ removed: number; bytes: number }> {

@@ -71,6 +71,13 @@ describe("local image store", () => {
     expect(await storeBlobs(home)).toEqual(before); // still needed by firstapp
   });
 
+  it("pushing a pulled image to another repository of its registry mounts the blobs instead of uploading", async () => {
+    ok(await cli(["image", "tag", `${reg.host}/firstapp`, `${reg.host}/team/renamed:1`]));
+    const r = ok(await cli(["push", `${reg.host}/team/renamed:1`]));
+    expect(r.stdout.trim()).toBe(busybox.manifestDigest);
+    expect(r.stderr).toMatch(/0 blobs \(0 B\) uploaded, 3 mounted/);
+  });
+
   it("skopeo reads the store through its oci: transport (OCI-typed images)", async () => {
     // skopeo 1.9 only lists OCI-typed entries of a layout; Docker v2s2 images are kept byte-exact for regcli.
     ok(await cli(["pull", `${reg.host}/multi/app:1.0`]));
