@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { constants as fsConstants, createWriteStream } from "node:fs";
 import { chmod, link, lstat, mkdir, rm, symlink } from "node:fs/promises";
 import { join, posix } from "node:path";
@@ -17,7 +18,11 @@ export interface LayerInput {
 export interface FlattenOptions {
   /** Keep setuid/setgid/sticky bits (default: stripped). */
   preservePermissions?: boolean;
+  /** Create device nodes and fifos (directory output needs root); skipped by default. */
+  devices?: boolean;
 }
+
+const SPECIAL_TYPES = new Set(["block-device", "character-device", "fifo"]);
 
 type Header = tar.Header;
 
@@ -164,9 +169,7 @@ export async function exportToTar(layers: LayerInput[], out: Writable, options: 
   let entries = 0;
   try {
     await walkFlattened(layers, async (path, header, stream) => {
-      if (header.type === "block-device" || header.type === "character-device" || header.type === "fifo") {
-        if (!options.preservePermissions) return;
-      }
+      if (SPECIAL_TYPES.has(header.type ?? "") && !options.devices) return;
       const name = header.type === "directory" ? `${path}/` : path;
       const linkname = header.type === "link" && header.linkname ? normalizeEntryName(header.linkname, "link") : header.linkname;
       const h = { ...header, name, linkname, mode: cleanMode(header.mode, options) };
@@ -239,8 +242,19 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
       case "link":
         hardlinks.push({ path, target: normalizeEntryName(header.linkname ?? "", `hardlink ${path}`) });
         return;
+      case "block-device":
+      case "character-device":
+      case "fifo":
+        if (!options.devices || process.getuid?.() !== 0) {
+          skipped++;
+          return;
+        }
+        if (existing) await rm(target, { recursive: true, force: true });
+        await makeNode(target, header);
+        if (mode !== undefined) await chmod(target, mode);
+        break;
       default:
-        skipped++; // devices, fifos and unknown types are never created
+        skipped++; // unknown types are never created
         return;
     }
     entries++;
@@ -256,6 +270,14 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
     entries++;
   }
   return { entries, skipped };
+}
+
+/** Node has no mknod(2): the coreutils program makes device nodes and fifos (root only). */
+async function makeNode(target: string, header: Header): Promise<void> {
+  const kind = header.type === "fifo" ? ["p"] : [header.type === "block-device" ? "b" : "c", String(header.devmajor ?? 0), String(header.devminor ?? 0)];
+  await new Promise<void>((resolve, reject) =>
+    execFile("mknod", [target, ...kind], (err) => (err ? reject(new RegcliError("general", `cannot create device node ${target}: ${err.message}`)) : resolve())),
+  );
 }
 
 /** Where a symlink found at `path` points, re-rooted inside the image. */

@@ -138,6 +138,15 @@ describe("extraction into a directory", () => {
     expect(await lstat("/tmp/evil").catch(() => undefined)).toBeUndefined();
   });
 
+  it.runIf(process.getuid?.() === 0)("creates device nodes and fifos with devices (as root)", async () => {
+    const { dir } = await sandbox();
+    const l = await layer([{ name: "dev/null", type: "character-device" }, { name: "run/fifo", type: "fifo" as never }]);
+    const r = await exportToDirectory([l], dir, { devices: true });
+    expect(r.skipped).toBe(0);
+    expect((await lstat(join(dir, "dev/null"))).isCharacterDevice()).toBe(true);
+    expect((await lstat(join(dir, "run/fifo"))).isFIFO()).toBe(true);
+  });
+
   it("skips device nodes", async () => {
     const { dir } = await sandbox();
     const r = await exportToDirectory([await layer([{ name: "dev/null", type: "character-device" }, { name: "f", data: "x" }])], dir);

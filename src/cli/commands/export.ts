@@ -8,6 +8,7 @@ interface ExportOptions {
   output?: string;
   platform?: string;
   preservePermissions?: boolean;
+  devices?: boolean;
 }
 
 export function register(program: Command): void {
@@ -18,10 +19,11 @@ export function register(program: Command): void {
     .option("-o, --output <path>", "a path ending in .tar gets a tar; any other path becomes a new (or empty) directory (default: tar to stdout)")
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
     .option("--preserve-permissions", "keep setuid/setgid/sticky bits (stripped by default)")
+    .option("--devices", "keep device nodes and fifos (created in a directory only when running as root; skipped by default)")
     .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export busybox | tar -tv")
     .action(async (text: string, opts: ExportOptions, cmd: Command) => {
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
-      const flatten = { platform, preservePermissions: opts.preservePermissions };
+      const flatten = { platform, preservePermissions: opts.preservePermissions, devices: opts.devices };
       await withContext(cmd, undefined, async (ctx) => {
         if (!opts.output) return exportImageToStream(ctx, text, process.stdout, flatten);
         const toDirectory = opts.output.endsWith("/") || !/\.tar$/.test(opts.output);
