@@ -14,6 +14,7 @@ import { register as registerPull } from "./commands/pull.js";
 import { register as registerPush } from "./commands/push.js";
 import { register as registerImages } from "./commands/images.js";
 import { register as registerExport } from "./commands/export.js";
+import { register as registerServe } from "./commands/serve.js";
 import { register as registerTag } from "./commands/tag.js";
 import { err } from "./output.js";
 
@@ -53,6 +54,7 @@ function buildProgram(): Command {
     registerPush,
     registerImages,
     registerExport,
+    registerServe,
     registerLogin,
   ]) {
     register(program);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, type TestImage, type TestIndex } from "../helpers/images.js";
-import { startRegistry, type RegistryMode, type TestRegistry } from "../helpers/registry.js";
+import { startRegistry, type RegistryMode, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
@@ -14,9 +14,18 @@ function ok(r: CliResult): CliResult {
   return r;
 }
 
-const modes: RegistryMode[] = ["open", "basic", "token", "tls"];
+// The same suite against CNCF Distribution and against regcli's own registry, so both stay honest.
+const targets: Array<[RegistryServer, RegistryMode]> = [
+  ["docker-registry", "open"],
+  ["docker-registry", "basic"],
+  ["docker-registry", "token"],
+  ["docker-registry", "tls"],
+  ["regcli", "open"],
+  ["regcli", "basic"],
+  ["regcli", "tls"],
+];
 
-describe.each(modes)("remote commands against docker-registry (%s)", (mode) => {
+describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
   let reg: TestRegistry;
   let env: Record<string, string>;
   let flags: string[];
@@ -26,7 +35,7 @@ describe.each(modes)("remote commands against docker-registry (%s)", (mode) => {
   const cli = (args: string[], extraEnv: Record<string, string> = {}) => regcli([...flags, ...args], { env: { ...env, ...extraEnv } });
 
   beforeAll(async () => {
-    reg = await startRegistry(mode);
+    reg = await startRegistry(mode, { server });
     const auths = reg.admin ? { [reg.host]: reg.admin } : undefined;
     env = { DOCKER_CONFIG: await dockerConfigDir(auths) };
     flags = reg.caFile ? ["--ca-file", reg.caFile] : [];

@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { Agent, request } from "undici";
-import { tempDir } from "./cli.js";
+import { repoRoot, tempDir } from "./cli.js";
 
 export type RegistryMode = "open" | "basic" | "token" | "tls";
 export interface TestUser {
@@ -196,7 +196,12 @@ async function waitUntilUp(url: string, dispatcher: Agent, child: ChildProcess, 
   throw new Error(`docker-registry did not start at ${url}: ${log}`);
 }
 
-export async function startRegistry(mode: RegistryMode, opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean } = {}): Promise<TestRegistry> {
+export type RegistryServer = "docker-registry" | "regcli";
+
+export async function startRegistry(
+  mode: RegistryMode,
+  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer } = {},
+): Promise<TestRegistry> {
   const dir = await tempDir("regcli-registry-");
   const root = join(dir, "data");
   const admin: TestUser = { username: "alice", password: `alice-${randomUUID().slice(0, 8)}` };
@@ -205,6 +210,8 @@ export async function startRegistry(mode: RegistryMode, opts: { proxyRemoteUrl?:
   let tls = "";
   let caFile: string | undefined;
   let issuer: TokenIssuer | undefined;
+  let tlsFiles: { cert: string; key: string } | undefined;
+  if (opts.server === "regcli" && (mode === "token" || opts.proxyRemoteUrl)) throw new Error("regcli serve has no token auth or proxy mode");
   if (mode === "basic") {
     const lines = [admin, reader].map((u) => execFileSync("htpasswd", ["-Bbn", u.username, u.password], { encoding: "utf8" }).trim());
     writeFileSync(join(dir, "htpasswd"), `${lines.join("\n")}\n`);
@@ -219,6 +226,7 @@ export async function startRegistry(mode: RegistryMode, opts: { proxyRemoteUrl?:
     auth = `auth:\n  token: {realm: "${issuer.realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${issuer.certFile}}\n`;
   } else if (mode === "tls") {
     const files = makeTlsFiles(dir);
+    tlsFiles = files;
     caFile = files.caFile;
     tls = `  tls: {certificate: ${files.cert}, key: ${files.key}}\n`;
   }
@@ -236,7 +244,24 @@ export async function startRegistry(mode: RegistryMode, opts: { proxyRemoteUrl?:
     const logFile = join(dir, `registry-${attempt}.log`);
     const { openSync } = await import("node:fs");
     const fd = openSync(logFile, "a");
-    const child = spawn("docker-registry", ["serve", config], { stdio: ["ignore", fd, fd] });
+    const child =
+      opts.server === "regcli"
+        ? spawn(
+            process.execPath,
+            [
+              join(repoRoot, "bin", "regcli.js"),
+              "serve",
+              "--addr",
+              host,
+              "--root",
+              root,
+              ...(opts.deleteEnabled ?? true ? ["--delete"] : []),
+              ...(mode === "basic" ? ["--htpasswd", join(dir, "htpasswd")] : []),
+              ...(tlsFiles ? ["--tls-cert", tlsFiles.cert, "--tls-key", tlsFiles.key] : []),
+            ],
+            { stdio: ["ignore", fd, fd] },
+          )
+        : spawn("docker-registry", ["serve", config], { stdio: ["ignore", fd, fd] });
     children.add(child);
     try {
       await waitUntilUp(url, dispatcher, child, logFile);

@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+import { RegcliError } from "../../errors.js";
+import { garbageCollect, serve } from "../../operations/serve.js";
+import { humanSize, note, printLine } from "../output.js";
+
+interface ServeFlags {
+  addr: string;
+  root: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  htpasswd?: string;
+  readOnly?: boolean;
+  delete?: boolean;
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("serve")
+    .description("run an OCI Distribution registry on a directory (streaming, crash-safe, optional TLS and Basic auth)")
+    .option("--addr <host:port>", "address to listen on", "127.0.0.1:5000")
+    .option("--root <dir>", "storage directory", "./registry-data")
+    .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "private key for --tls-cert (PEM)")
+    .option("--htpasswd <file>", "require Basic auth against this bcrypt htpasswd file (htpasswd -B)")
+    .option("--read-only", "refuse every write")
+    .option("--delete", "allow deleting manifests and blobs (off by default, like Distribution)")
+    .addHelpText("after", "\nExamples:\n  regcli serve --addr 127.0.0.1:5000 --root ./registry-data &\n  regcli serve --addr 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --htpasswd ./htpasswd --delete\n  regcli serve gc --root ./registry-data --dry-run")
+    .action(async (opts: ServeFlags) => {
+      if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new RegcliError("usage", "--tls-cert and --tls-key go together");
+      const { server, url } = await serve({
+        addr: opts.addr,
+        root: opts.root,
+        tlsCert: opts.tlsCert,
+        tlsKey: opts.tlsKey,
+        htpasswd: opts.htpasswd,
+        readOnly: opts.readOnly,
+        deleteEnabled: opts.delete,
+        log: (line) => process.stderr.write(`${line}\n`),
+      }).catch((err: NodeJS.ErrnoException) => {
+        if (err instanceof RegcliError) throw err;
+        throw new RegcliError("general", `cannot serve on ${opts.addr}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`);
+      });
+      note(`regcli serve: listening on ${url}, storage ${opts.root}${opts.readOnly ? ", read-only" : ""}${opts.delete ? ", deletes allowed" : ""}`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void server.stop().then(resolve);
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+    });
+  cmd
+    .command("gc")
+    .description("remove blobs that no manifest references")
+    .requiredOption("--root <dir>", "storage directory of the registry")
+    .option("--dry-run", "only list what would be removed")
+    .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
+    .action(async (opts: { root: string; dryRun?: boolean }) => {
+      const r = await garbageCollect(opts.root, opts.dryRun === true);
+      for (const digest of r.blobs) printLine(digest);
+      note(opts.dryRun ? `${r.blobs.length} blobs would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}`);
+    });
+}

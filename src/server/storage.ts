@@ -1,0 +1,319 @@
+import { createHash, randomUUID, type Hash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { Transform } from "node:stream";
+
+export class StorageError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function atomicWrite(path: string, data: string | Buffer): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.${randomUUID()}.tmp`;
+  await writeFile(temp, data);
+  await rename(temp, path);
+}
+
+const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
+
+interface UploadState {
+  hash: Hash;
+  offset: number;
+}
+
+/**
+ * Registry storage on a filesystem: blobs content-addressed and shared between repositories, a repository
+ * sees a blob only once linked to it; manifests are blobs plus a revision link (holding the media type), and
+ * tags are small files naming a digest. Every write is temp + rename, so a killed server never shows a
+ * half-written blob, manifest or tag.
+ */
+export class RegistryStorage {
+  /** Incremental hashes of uploads in progress (rebuilt from disk if the server restarted). */
+  private readonly uploads = new Map<string, UploadState>();
+
+  constructor(readonly root: string) {}
+
+  blobPath(digest: string): string {
+    return join(this.root, "blobs", "sha256", hexOf(digest));
+  }
+  private repoDir(name: string): string {
+    return join(this.root, "repositories", name);
+  }
+  private layerLink(name: string, digest: string): string {
+    return join(this.repoDir(name), "_layers", hexOf(digest));
+  }
+  private revisionLink(name: string, digest: string): string {
+    return join(this.repoDir(name), "_manifests", "revisions", hexOf(digest));
+  }
+  private tagFile(name: string, tag: string): string {
+    return join(this.repoDir(name), "_manifests", "tags", tag);
+  }
+  private uploadDir(id: string): string {
+    return join(this.root, "uploads", id);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(join(this.root, "blobs", "sha256"), { recursive: true });
+    await mkdir(join(this.root, "repositories"), { recursive: true });
+    await mkdir(join(this.root, "uploads"), { recursive: true });
+  }
+
+  // ---- blobs ----
+
+  async blobSize(name: string, digest: string): Promise<number | undefined> {
+    if (!(await exists(this.layerLink(name, digest))) && !(await exists(this.revisionLink(name, digest)))) return undefined;
+    return stat(this.blobPath(digest)).then(
+      (s) => s.size,
+      () => undefined,
+    );
+  }
+
+  async hasBlobAnywhere(digest: string): Promise<boolean> {
+    return exists(this.blobPath(digest));
+  }
+
+  openBlob(digest: string, range?: { start: number; end: number }): Readable {
+    return createReadStream(this.blobPath(digest), range);
+  }
+
+  async linkBlob(name: string, digest: string): Promise<void> {
+    await atomicWrite(this.layerLink(name, digest), digest);
+  }
+
+  async unlinkBlob(name: string, digest: string): Promise<boolean> {
+    const link = this.layerLink(name, digest);
+    if (!(await exists(link))) return false;
+    await rm(link, { force: true });
+    return true;
+  }
+
+  // ---- uploads ----
+
+  async startUpload(name: string): Promise<string> {
+    const id = randomUUID();
+    await mkdir(this.uploadDir(id), { recursive: true });
+    await writeFile(join(this.uploadDir(id), "data"), "");
+    await writeFile(join(this.uploadDir(id), "info.json"), JSON.stringify({ name, started: Date.now() }));
+    this.uploads.set(id, { hash: createHash("sha256"), offset: 0 });
+    return id;
+  }
+
+  async uploadInfo(name: string, id: string): Promise<{ size: number } | undefined> {
+    if (!/^[0-9a-f-]{36}$/.test(id)) return undefined;
+    try {
+      const info = JSON.parse(await readFile(join(this.uploadDir(id), "info.json"), "utf8")) as { name: string };
+      if (info.name !== name) return undefined;
+      return { size: (await stat(join(this.uploadDir(id), "data"))).size };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Append a chunk (streamed) to an upload; the caller has checked the offset. Returns the new size. */
+  async appendUpload(id: string, body: Readable, limitBytes?: number): Promise<number> {
+    const path = join(this.uploadDir(id), "data");
+    let state = this.uploads.get(id);
+    const size = (await stat(path)).size;
+    if (!state || state.offset !== size) state = { hash: await hashFile(path), offset: size };
+    const s = state;
+    let written = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        written += chunk.length;
+        if (limitBytes !== undefined && written > limitBytes) return cb(new StorageError(400, "SIZE_INVALID", "body longer than Content-Length"));
+        s.hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, counter, createWriteStream(path, { flags: "a" }));
+    } catch (err) {
+      this.uploads.delete(id); // the file may hold part of the chunk: rehash next time
+      throw err;
+    }
+    s.offset = size + written;
+    this.uploads.set(id, s);
+    return s.offset;
+  }
+
+  /** Finish an upload: verify the digest, then make the blob visible (rename) and link it to the repository. */
+  async finishUpload(name: string, id: string, digest: string): Promise<void> {
+    const path = join(this.uploadDir(id), "data");
+    const size = (await stat(path)).size;
+    let state = this.uploads.get(id);
+    if (!state || state.offset !== size) state = { hash: await hashFile(path), offset: size };
+    const actual = `sha256:${state.hash.copy().digest("hex")}`;
+    if (actual !== digest) {
+      await this.cancelUpload(id);
+      throw new StorageError(400, "DIGEST_INVALID", `provided digest ${digest} does not match uploaded content ${actual}`);
+    }
+    if (!(await exists(this.blobPath(digest)))) await rename(path, this.blobPath(digest));
+    await this.linkBlob(name, digest);
+    await this.cancelUpload(id);
+  }
+
+  async cancelUpload(id: string): Promise<void> {
+    this.uploads.delete(id);
+    await rm(this.uploadDir(id), { recursive: true, force: true });
+  }
+
+  /** Remove uploads untouched for longer than `maxAgeMs`. */
+  async expireUploads(maxAgeMs: number): Promise<number> {
+    let removed = 0;
+    for (const id of await readdir(join(this.root, "uploads")).catch(() => [] as string[])) {
+      const s = await stat(join(this.uploadDir(id), "data")).catch(() => undefined);
+      if (!s || Date.now() - s.mtimeMs > maxAgeMs) {
+        await this.cancelUpload(id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  // ---- manifests and tags ----
+
+  async putManifest(name: string, digest: string, bytes: Buffer, mediaType: string, tag?: string): Promise<void> {
+    if (!(await exists(this.blobPath(digest)))) await atomicWrite(this.blobPath(digest), bytes);
+    await atomicWrite(this.revisionLink(name, digest), mediaType);
+    if (tag) await atomicWrite(this.tagFile(name, tag), digest);
+  }
+
+  async resolve(name: string, reference: string): Promise<string | undefined> {
+    if (reference.includes(":")) return (await exists(this.revisionLink(name, reference))) ? reference : undefined;
+    const digest = await readFile(this.tagFile(name, reference), "utf8").catch(() => undefined);
+    return digest && (await exists(this.revisionLink(name, digest))) ? digest : undefined;
+  }
+
+  async getManifest(name: string, digest: string): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+    const mediaType = await readFile(this.revisionLink(name, digest), "utf8").catch(() => undefined);
+    if (mediaType === undefined) return undefined;
+    const bytes = await readFile(this.blobPath(digest)).catch(() => undefined);
+    return bytes ? { bytes, mediaType } : undefined;
+  }
+
+  async hasManifest(name: string, digest: string): Promise<boolean> {
+    return exists(this.revisionLink(name, digest));
+  }
+
+  /** Delete a manifest by digest, and every tag pointing at it. */
+  async deleteManifest(name: string, digest: string): Promise<boolean> {
+    if (!(await exists(this.revisionLink(name, digest)))) return false;
+    for (const tag of await this.tags(name)) {
+      if ((await readFile(this.tagFile(name, tag), "utf8").catch(() => "")) === digest) await rm(this.tagFile(name, tag), { force: true });
+    }
+    await rm(this.revisionLink(name, digest), { force: true });
+    await this.unindexReferrer(name, digest);
+    return true;
+  }
+
+  async tags(name: string): Promise<string[]> {
+    const all = await readdir(join(this.repoDir(name), "_manifests", "tags")).catch(() => [] as string[]);
+    return all.filter((t) => !t.endsWith(".tmp")).sort();
+  }
+
+  async repositoryExists(name: string): Promise<boolean> {
+    return exists(join(this.repoDir(name), "_manifests"));
+  }
+
+  async repositories(): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (dir: string, prefix: string) => {
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (!entry.isDirectory() || entry.name.startsWith("_")) continue;
+        const name = prefix ? `${prefix}/${entry.name}` : entry.name;
+        if (await exists(join(dir, entry.name, "_manifests"))) out.push(name);
+        await walk(join(dir, entry.name), name);
+      }
+    };
+    await walk(join(this.root, "repositories"), "");
+    return out.sort();
+  }
+
+  // ---- referrers (an index of subject -> referring manifests, one line per referrer) ----
+
+  private referrersFile(name: string, subject: string): string {
+    return join(this.repoDir(name), "_referrers", hexOf(subject));
+  }
+
+  async indexReferrer(name: string, subject: string, descriptor: Record<string, unknown>): Promise<void> {
+    await mkdir(dirname(this.referrersFile(name, subject)), { recursive: true });
+    await appendFile(this.referrersFile(name, subject), `${JSON.stringify(descriptor)}\n`);
+  }
+
+  private async unindexReferrer(name: string, digest: string): Promise<void> {
+    const dir = join(this.repoDir(name), "_referrers");
+    for (const file of await readdir(dir).catch(() => [] as string[])) {
+      const path = join(dir, file);
+      const lines = (await readFile(path, "utf8").catch(() => "")).split("\n").filter(Boolean);
+      const kept = lines.filter((l) => (JSON.parse(l) as { digest: string }).digest !== digest);
+      if (kept.length !== lines.length) await atomicWrite(path, kept.map((l) => `${l}\n`).join(""));
+    }
+  }
+
+  async referrers(name: string, subject: string): Promise<Array<Record<string, unknown>>> {
+    const lines = (await readFile(this.referrersFile(name, subject), "utf8").catch(() => "")).split("\n").filter(Boolean);
+    const seen = new Set<string>();
+    const out: Array<Record<string, unknown>> = [];
+    for (const line of lines) {
+      const d = JSON.parse(line) as Record<string, unknown> & { digest: string };
+      if (seen.has(d.digest) || !(await this.hasManifest(name, d.digest))) continue;
+      seen.add(d.digest);
+      out.push(d);
+    }
+    return out;
+  }
+
+  // ---- garbage collection ----
+
+  /** Blobs that no manifest in any repository references (manifests themselves included). */
+  async unreferencedBlobs(): Promise<string[]> {
+    const keep = new Set<string>();
+    for (const repo of await this.repositories()) {
+      const revs = await readdir(join(this.repoDir(repo), "_manifests", "revisions")).catch(() => [] as string[]);
+      for (const hex of revs) {
+        const digest = `sha256:${hex}`;
+        keep.add(digest);
+        const m = await this.getManifest(repo, digest);
+        if (!m) continue;
+        try {
+          const doc = JSON.parse(m.bytes.toString("utf8")) as { config?: { digest: string }; layers?: Array<{ digest: string }>; manifests?: Array<{ digest: string }> };
+          if (doc.config) keep.add(doc.config.digest);
+          for (const l of doc.layers ?? []) keep.add(l.digest);
+          for (const c of doc.manifests ?? []) keep.add(c.digest);
+        } catch {
+          /* not JSON: nothing more it references */
+        }
+      }
+    }
+    const all = await readdir(join(this.root, "blobs", "sha256")).catch(() => [] as string[]);
+    return all.filter((hex) => !hex.endsWith(".tmp") && !keep.has(`sha256:${hex}`)).map((hex) => `sha256:${hex}`);
+  }
+
+  async removeBlob(digest: string): Promise<number> {
+    const size = (await stat(this.blobPath(digest)).catch(() => ({ size: 0 }))).size;
+    await rm(this.blobPath(digest), { force: true });
+    return size;
+  }
+}
+
+async function hashFile(path: string): Promise<Hash> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash;
+}
