@@ -51,7 +51,7 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
     return;
   }
   const body = JSON.stringify({ errors: [{ code, message, detail: null }] });
-  res.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(body)), ...headers });
+  res.writeHead(status, { ...headers, "content-type": "application/json", "content-length": String(Buffer.byteLength(body)) });
   res.end(body);
 }
 

@@ -49,12 +49,12 @@ export function register(program: Command): void {
     });
   cmd
     .command("gc")
-    .description("remove blobs that no manifest references")
-    .requiredOption("--root <dir>", "storage directory of the registry")
+    .description("remove blobs that no manifest references (--root as for serve)")
     .option("--dry-run", "only list what would be removed")
     .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
-    .action(async (opts: { root: string; dryRun?: boolean }) => {
-      const r = await garbageCollect(opts.root, opts.dryRun === true);
+    .action(async (opts: { dryRun?: boolean }, gc: Command) => {
+      const { root } = gc.optsWithGlobals<{ root: string }>();
+      const r = await garbageCollect(root, opts.dryRun === true);
       for (const digest of r.blobs) printLine(digest);
       note(opts.dryRun ? `${r.blobs.length} blobs would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}`);
     });

@@ -1,0 +1,251 @@
+// regcli serve against the OCI Distribution Spec: edge cases, skopeo, referrers, gc, load and crash recovery.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { regcli, repoRoot, skopeo, tempDir } from "../helpers/cli.js";
+import { fetchManifest, makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
+import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+async function call(url: string, method: "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE", headers: Record<string, string> = {}, body?: Buffer | string) {
+  const res = await request(url, { method, headers, body });
+  const text = method === "HEAD" ? "" : await res.body.text();
+  const h = (n: string) => {
+    const v = res.headers[n];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  return { status: res.statusCode, text, h, json: () => JSON.parse(text) };
+}
+
+describe("regcli serve: spec edge cases", () => {
+  let reg: TestRegistry;
+  let image: TestImage;
+  beforeAll(async () => {
+    reg = await startRegistry("open", { server: "regcli" });
+    image = await makeImage({ layers: 2, layerSize: 32 * 1024, seed: "serve-spec" });
+    await pushImage(reg, "spec/app", "1.0", image);
+  });
+  afterAll(async () => reg?.stop());
+
+  it("a chunked upload with a wrong Content-Range gets 416; the right one continues; GET reports the offset", async () => {
+    const start = await call(`${reg.url}/v2/spec/chunked/blobs/uploads/`, "POST");
+    expect(start.status).toBe(202);
+    const loc = new URL(start.h("location")!, reg.url).toString();
+    const data = Buffer.from("0123456789abcdef");
+    const first = await call(loc, "PATCH", { "content-range": "0-7", "content-length": "8" }, data.subarray(0, 8));
+    expect(first.status).toBe(202);
+    expect(first.h("range")).toBe("0-7");
+    const wrong = await call(loc, "PATCH", { "content-range": "4-11", "content-length": "8" }, data.subarray(8));
+    expect(wrong.status).toBe(416);
+    expect(wrong.json().errors[0].code).toBe("BLOB_UPLOAD_INVALID");
+    const status = await call(loc, "GET");
+    expect(status.status).toBe(204);
+    expect(status.h("range")).toBe("0-7");
+    const second = await call(loc, "PATCH", { "content-range": "8-15", "content-length": "8" }, data.subarray(8));
+    expect(second.h("range")).toBe("0-15");
+    const done = await call(`${loc}?digest=${sha256(data)}`, "PUT", { "content-length": "0" });
+    expect(done.status).toBe(201);
+    const blob = await call(`${reg.url}/v2/spec/chunked/blobs/${sha256(data)}`, "GET");
+    expect(blob.text).toBe(data.toString());
+  });
+
+  it("a wrong digest on PUT gets DIGEST_INVALID and nothing is stored", async () => {
+    const data = Buffer.from("some bytes");
+    const wrongDigest = sha256(Buffer.from("other bytes"));
+    const r = await call(`${reg.url}/v2/spec/bad/blobs/uploads/?digest=${wrongDigest}`, "POST", { "content-length": String(data.length) }, data);
+    expect(r.status).toBe(400);
+    expect(r.json().errors[0].code).toBe("DIGEST_INVALID");
+    expect((await call(`${reg.url}/v2/spec/bad/blobs/${wrongDigest}`, "HEAD")).status).toBe(404);
+    expect((await call(`${reg.url}/v2/spec/bad/blobs/${sha256(data)}`, "HEAD")).status).toBe(404);
+  });
+
+  it("a manifest whose layer is missing gets MANIFEST_BLOB_UNKNOWN; over 4 MiB is refused; a digest mismatch too", async () => {
+    const other = await makeImage({ seed: "missing-layer" });
+    await pushBlob(reg, "spec/missing", other.config);
+    const r = await call(`${reg.url}/v2/spec/missing/manifests/1`, "PUT", { "content-type": other.mediaType }, other.manifest);
+    expect(r.status).toBe(400);
+    expect(r.json().errors[0].code).toBe("MANIFEST_BLOB_UNKNOWN");
+    const big = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
+    const tooBig = await call(`${reg.url}/v2/spec/missing/manifests/big`, "PUT", { "content-type": "application/vnd.oci.image.manifest.v1+json" }, big);
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.json().errors[0].code).toBe("MANIFEST_INVALID");
+    const mismatch = await call(`${reg.url}/v2/spec/app/manifests/${sha256(Buffer.from("x"))}`, "PUT", { "content-type": image.mediaType }, image.manifest);
+    expect(mismatch.json().errors[0].code).toBe("DIGEST_INVALID");
+  });
+
+  it("serves manifests with Content-Type, Docker-Content-Digest and ETag, and blobs with Range", async () => {
+    const m = await call(`${reg.url}/v2/spec/app/manifests/1.0`, "GET");
+    expect(m.h("content-type")).toBe(image.mediaType);
+    expect(m.h("docker-content-digest")).toBe(image.manifestDigest);
+    expect(m.h("etag")).toBe(`"${image.manifestDigest}"`);
+    const layer = image.layers[0]!;
+    const part = await request(`${reg.url}/v2/spec/app/blobs/${layer.digest}`, { headers: { range: "bytes=10-19" } });
+    const bytes = Buffer.from(await part.body.arrayBuffer());
+    expect(part.statusCode).toBe(206);
+    expect(part.headers["content-range"]).toBe(`bytes 10-19/${layer.size}`);
+    expect(bytes.equals(layer.data.subarray(10, 20))).toBe(true);
+    expect((await call(`${reg.url}/v2/spec/nope/manifests/1.0`, "GET")).json().errors[0].code).toBe("MANIFEST_UNKNOWN");
+    expect((await call(`${reg.url}/v2/spec/nope/tags/list`, "GET")).json().errors[0].code).toBe("NAME_UNKNOWN");
+    expect((await call(`${reg.url}/v2/spec/app/blobs/${sha256(Buffer.from("none"))}`, "GET")).json().errors[0].code).toBe("BLOB_UNKNOWN");
+  });
+
+  it("paginates tags and the catalog with n, last and Link", async () => {
+    for (const t of ["a", "b", "c"]) await pushManifest(reg, "spec/app", t, image.manifest, image.mediaType);
+    const page = await call(`${reg.url}/v2/spec/app/tags/list?n=2`, "GET");
+    expect(page.json().tags).toEqual(["1.0", "a"]);
+    expect(page.h("link")).toBe('</v2/spec/app/tags/list?n=2&last=a>; rel="next"');
+    const next = await call(`${reg.url}/v2/spec/app/tags/list?n=2&last=a`, "GET");
+    expect(next.json().tags).toEqual(["b", "c"]);
+    const r = await regcli(["ls", `${reg.host}/spec/app`, "--page-size", "1"]);
+    expect(r.stdout.split("\n").filter(Boolean)).toEqual(["1.0", "a", "b", "c"]);
+  });
+
+  it("cancelling an upload removes it; cross-repository mount answers 201", async () => {
+    const start = await call(`${reg.url}/v2/spec/cancel/blobs/uploads/`, "POST");
+    const loc = new URL(start.h("location")!, reg.url).toString();
+    expect((await call(loc, "DELETE")).status).toBe(204);
+    expect((await call(loc, "GET")).json().errors[0].code).toBe("BLOB_UPLOAD_UNKNOWN");
+    const layer = image.layers[1]!;
+    const mount = await call(`${reg.url}/v2/spec/mounted/blobs/uploads/?mount=${layer.digest}&from=spec/app`, "POST");
+    expect(mount.status).toBe(201);
+    expect((await call(`${reg.url}/v2/spec/mounted/blobs/${layer.digest}`, "HEAD")).status).toBe(200);
+  });
+
+  it("the referrers API lists manifests whose subject is a digest, filtered by artifactType", async () => {
+    const config = Buffer.from("{}");
+    await pushBlob(reg, "spec/app", { digest: sha256(config), data: config });
+    const signature = (artifactType: string) =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          artifactType,
+          config: { mediaType: "application/vnd.oci.empty.v1+json", digest: sha256(config), size: 2 },
+          layers: [],
+          subject: { mediaType: image.mediaType, digest: image.manifestDigest, size: image.manifest.length },
+        }),
+      );
+    const sig = signature("application/vnd.example.signature");
+    const sbom = signature("application/vnd.example.sbom");
+    for (const m of [sig, sbom]) {
+      const r = await call(`${reg.url}/v2/spec/app/manifests/${sha256(m)}`, "PUT", { "content-type": "application/vnd.oci.image.manifest.v1+json" }, m);
+      expect(r.status).toBe(201);
+      expect(r.h("oci-subject")).toBe(image.manifestDigest);
+    }
+    const all = await call(`${reg.url}/v2/spec/app/referrers/${image.manifestDigest}`, "GET");
+    expect(all.json().manifests.map((d: { digest: string }) => d.digest).sort()).toEqual([sha256(sig), sha256(sbom)].sort());
+    const filtered = await call(`${reg.url}/v2/spec/app/referrers/${image.manifestDigest}?artifactType=application/vnd.example.sbom`, "GET");
+    expect(filtered.json().manifests.map((d: { digest: string }) => d.digest)).toEqual([sha256(sbom)]);
+    expect(filtered.h("oci-filters-applied")).toBe("artifactType");
+  });
+
+  it("skopeo copies in and out, inspects, lists tags and deletes, digests equal", async () => {
+    const dir = await tempDir();
+    const out = await skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/spec/app:1.0`, `oci:${dir}:x`]);
+    expect(out.code, out.stderr).toBe(0);
+    const into = await skopeo(["copy", "--dest-tls-verify=false", "--preserve-digests", `oci:${dir}:x`, `docker://${reg.host}/skopeo/in:1`]);
+    expect(into.code, into.stderr).toBe(0);
+    const raw = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/skopeo/in:1`]);
+    expect(sha256(raw.stdoutBuffer)).toBe(image.manifestDigest);
+    const tags = await skopeo(["list-tags", "--tls-verify=false", `docker://${reg.host}/skopeo/in`]);
+    expect(JSON.parse(tags.stdout).Tags).toEqual(["1"]);
+    const del = await skopeo(["delete", "--tls-verify=false", `docker://${reg.host}/skopeo/in:1`]);
+    expect(del.code, del.stderr).toBe(0);
+    expect((await fetchManifest(reg, "skopeo/in", image.manifestDigest)).status).toBe(404);
+  });
+});
+
+describe("regcli serve: options", () => {
+  it("--read-only refuses writes; without --delete deletes are refused; gc removes unreferenced blobs", async () => {
+    const reg = await startRegistry("open", { server: "regcli", deleteEnabled: false });
+    try {
+      const img = await makeImage({ seed: "serve-options" });
+      await pushImage(reg, "opt/app", "1", img);
+      const del = await call(`${reg.url}/v2/opt/app/manifests/${img.manifestDigest}`, "DELETE");
+      expect(del.status).toBe(405);
+      const r = await regcli(["delete", `${reg.host}/opt/app:1`]);
+      expect(r.code).toBe(5);
+      // an orphan blob: uploaded, never referenced
+      await pushBlob(reg, "opt/app", { digest: sha256(Buffer.from("orphan")), data: Buffer.from("orphan") });
+      const dry = await regcli(["serve", "gc", "--root", reg.root, "--dry-run"]);
+      expect(dry.stdout.trim()).toBe(sha256(Buffer.from("orphan")));
+      const gc = await regcli(["serve", "gc", "--root", reg.root]);
+      expect(gc.stdout.trim()).toBe(sha256(Buffer.from("orphan")));
+      expect((await call(`${reg.url}/v2/opt/app/blobs/${sha256(Buffer.from("orphan"))}`, "HEAD")).status).toBe(404);
+      expect((await fetchManifest(reg, "opt/app", "1")).body.equals(img.manifest)).toBe(true);
+    } finally {
+      await reg.stop();
+    }
+    const root = await tempDir();
+    const port = await freePort();
+    const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "serve", "--addr", `127.0.0.1:${port}`, "--root", root, "--read-only"], { stdio: "ignore" });
+    try {
+      for (let i = 0; i < 100; i++) {
+        if ((await call(`http://127.0.0.1:${port}/v2/`, "GET").catch(() => ({ status: 0 }))).status === 200) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const w = await call(`http://127.0.0.1:${port}/v2/x/blobs/uploads/`, "POST");
+      expect(w.status).toBe(405);
+      expect(w.json().errors[0].code).toBe("UNSUPPORTED");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("regcli serve: load and crash recovery", () => {
+  it("32 concurrent clients push distinct images and pull them back verified; a SIGKILL mid-upload loses nothing acknowledged", async () => {
+    const root = await tempDir();
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    const start = () => spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "serve", "--addr", host, "--root", root, "--delete"], { stdio: "ignore" });
+    const waitUp = async () => {
+      for (let i = 0; i < 200; i++) {
+        if ((await call(`http://${host}/v2/`, "GET").catch(() => ({ status: 0 }))).status === 200) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error("serve did not start");
+    };
+    let child = start();
+    try {
+      await waitUp();
+      const reg = { url: `http://${host}`, host, authHeader: async () => undefined, dispatcher: undefined } as unknown as TestRegistry;
+      const images = await Promise.all(Array.from({ length: 32 }, (_, i) => makeImage({ layers: 3, layerSize: 48 * 1024, seed: `load-${i}` })));
+      await Promise.all(images.map((img, i) => pushImage(reg, `load/app${i}`, "1", img)));
+      const pulled = await Promise.all(
+        images.map(async (img, i) => {
+          const m = await fetchManifest(reg, `load/app${i}`, "1");
+          const blobs = await Promise.all(img.layers.map(async (l) => sha256(Buffer.from(await (await request(`${reg.url}/v2/load/app${i}/blobs/${l.digest}`)).body.arrayBuffer()))));
+          return m.body.equals(img.manifest) && blobs.every((d, j) => d === img.layers[j]!.digest);
+        }),
+      );
+      expect(pulled.every(Boolean)).toBe(true);
+
+      // start a large upload, kill the server in the middle of it
+      const big = Buffer.alloc(64 * 1024 * 1024, 7);
+      const upload = await call(`${reg.url}/v2/crash/app/blobs/uploads/`, "POST");
+      const loc = new URL(upload.h("location")!, reg.url).toString();
+      const inflight = request(`${loc}?digest=${sha256(big)}`, { method: "PUT", body: (async function* () {
+        for (let off = 0; off < big.length; off += 1024 * 1024) {
+          yield big.subarray(off, off + 1024 * 1024);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(), headers: { "content-length": String(big.length) } }).catch((e) => e);
+      await new Promise((r) => setTimeout(r, 100));
+      child.kill("SIGKILL");
+      await inflight;
+      child = start();
+      await waitUp();
+      expect((await call(`${reg.url}/v2/crash/app/blobs/${sha256(big)}`, "HEAD")).status).toBe(404);
+      const verified = await Promise.all(images.map(async (img, i) => (await fetchManifest(reg, `load/app${i}`, "1")).body.equals(img.manifest)));
+      expect(verified.every(Boolean)).toBe(true);
+      const r = await regcli(["copy", `${host}/load/app7:1`, `oci:${join(root, "..", "verify")}:x`, "--preserve-digests"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(images[7]!.manifestDigest);
+      expect(createHash("sha256")).toBeTruthy();
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 120_000);
+});
