@@ -201,8 +201,8 @@ export class RegistryServer {
       if (!this.options.deleteEnabled) throw new HttpError(405, "UNSUPPORTED", "deletes are disabled (start with --delete)");
       if (byDigest) {
         if (!(await this.storage.deleteManifest(name, reference))) throw new HttpError(404, "MANIFEST_UNKNOWN", `manifest ${reference} is not known`);
-      } else {
-        throw new HttpError(400, "UNSUPPORTED", "delete by digest: resolve the tag first");
+      } else if (!(await this.storage.deleteTag(name, reference))) {
+        throw new HttpError(404, "MANIFEST_UNKNOWN", `tag ${reference} is not known`);
       }
       res.writeHead(202, { "content-length": "0" }).end();
       return;

@@ -222,6 +222,14 @@ export class RegistryStorage {
     return true;
   }
 
+  /** Remove one tag; the manifest stays (OCI 1.1 DELETE by tag). */
+  async deleteTag(name: string, tag: string): Promise<boolean> {
+    const file = this.tagFile(name, tag);
+    if (!(await exists(file))) return false;
+    await rm(file, { force: true });
+    return true;
+  }
+
   async tags(name: string): Promise<string[]> {
     const all = await readdir(join(this.repoDir(name), "_manifests", "tags")).catch(() => [] as string[]);
     return all.filter((t) => !t.endsWith(".tmp")).sort();

@@ -101,6 +101,27 @@ describe("regcli serve: spec edge cases", () => {
     expect(r.stdout.split("\n").filter(Boolean)).toEqual(["1.0", "a", "b", "c"]);
   });
 
+  it("DELETE by tag removes only the tag; by digest the manifest and its tags", async () => {
+    await pushImage(reg, "spec/del", "keep", image);
+    await pushManifest(reg, "spec/del", "drop", image.manifest, image.mediaType);
+    expect((await call(`${reg.url}/v2/spec/del/manifests/drop`, "DELETE")).status).toBe(202);
+    expect((await call(`${reg.url}/v2/spec/del/manifests/drop`, "GET")).status).toBe(404);
+    expect((await call(`${reg.url}/v2/spec/del/manifests/keep`, "GET")).status).toBe(200);
+    expect((await call(`${reg.url}/v2/spec/del/manifests/${image.manifestDigest}`, "DELETE")).status).toBe(202);
+    expect((await call(`${reg.url}/v2/spec/del/manifests/keep`, "GET")).status).toBe(404);
+  });
+
+  it("stale uploads expire", async () => {
+    const { RegistryStorage } = await import("../../src/server/storage.js");
+    const storage = new RegistryStorage(reg.root);
+    const start = await call(`${reg.url}/v2/spec/stale/blobs/uploads/`, "POST");
+    const loc = new URL(start.h("location")!, reg.url).toString();
+    expect((await call(loc, "GET")).status).toBe(204);
+    expect(await storage.expireUploads(60_000)).toBe(0);
+    expect(await storage.expireUploads(0)).toBeGreaterThanOrEqual(1);
+    expect((await call(loc, "GET")).status).toBe(404);
+  });
+
   it("cancelling an upload removes it; cross-repository mount answers 201", async () => {
     const start = await call(`${reg.url}/v2/spec/cancel/blobs/uploads/`, "POST");
     const loc = new URL(start.h("location")!, reg.url).toString();
