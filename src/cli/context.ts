@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { loadSettings } from "../config/settings.js";
 import { RegcliError } from "../errors.js";
-import { RegistryContext, type RegistryContextOptions } from "../registry/context.js";
+import type { RegistryContext, RegistryContextOptions } from "../registry/context.js";
 import type { Credential } from "../auth/credentials.js";
 import { note } from "./output.js";
 
@@ -58,6 +58,7 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
     const credential = await credentialFromFlags(opts);
     if (credential) options.credentialOverride = { registry: credentialRegistry, credential };
   }
+  const { RegistryContext } = await import("../registry/context.js");
   return new RegistryContext(options);
 }
 

@@ -32,7 +32,8 @@ export interface CopyResult {
   stats: CopyStats;
 }
 
-export const DEFAULT_JOBS = 6;
+export { DEFAULT_JOBS } from "./defaults.js";
+import { DEFAULT_JOBS } from "./defaults.js";
 
 /**
  * The transfer engine for one operation: each blob digest is handled once however many images share it,

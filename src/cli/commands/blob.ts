@@ -2,9 +2,12 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { openBlob } from "../../operations/blob.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/blob.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -14,6 +17,7 @@ export function register(program: Command): void {
     .option("-o, --output <file>", "write to this file (complete only when verified) instead of stdout")
     .addHelpText("after", "\nExample:\n  regcli blob localhost:5000/app@sha256:4b1c... -o layer.tar.gz")
     .action(async (text: string, opts: { output?: string }, cmd: Command) => {
+      const { openBlob } = await load();
       const ref = parseReference(text, { defaultTag: false });
       await withContext(cmd, ref.registry, async (ctx) => {
         const { stream } = await openBlob(ctx, ref);

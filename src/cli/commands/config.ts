@@ -1,9 +1,12 @@
 import type { Command } from "commander";
-import { getConfig } from "../../operations/inspect.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/inspect.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -14,6 +17,7 @@ export function register(program: Command): void {
     .option("--format <format>", "raw (the bytes as stored) or json (pretty-printed)", "raw")
     .addHelpText("after", "\nExample:\n  regcli config localhost:5000/app:1.0 --platform linux/arm64 --format json")
     .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
+      const { getConfig } = await load();
       const raw = opts.format === "raw";
       if (!raw) parseFormat(opts.format);
       const ref = parseReference(text);

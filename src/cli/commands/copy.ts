@@ -1,13 +1,13 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { registryDestination, registrySource } from "../../locations/registry.js";
-import { copyAllTags, DEFAULT_JOBS } from "../../operations/copy.js";
-import { transfer } from "../../operations/transfer.js";
+import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
-import { parseLocation } from "../../locations/parse.js";
 import { parseJobs, withContext } from "../context.js";
-import { progressPrinter } from "../progress.js";
 import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../locations/registry.js")), ...(await import("../../operations/copy.js")), ...(await import("../../operations/transfer.js")), ...(await import("../../locations/parse.js")), ...(await import("../progress.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -26,6 +26,7 @@ export function register(program: Command): void {
       "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
+      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, progressPrinter } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;

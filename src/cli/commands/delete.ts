@@ -1,8 +1,11 @@
 import type { Command } from "commander";
-import { deleteImage } from "../../operations/tag.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { err, note, printLine } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/tag.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -15,6 +18,7 @@ export function register(program: Command): void {
       "\nDeleting by digest removes the manifest and every tag pointing to it; registries reclaim blobs in their own GC.\n\nExample:\n  regcli delete localhost:5000/app:old",
     )
     .action(async (text: string, _opts: unknown, cmd: Command) => {
+      const { deleteImage } = await load();
       const ref = parseReference(text);
       const quiet = cmd.optsWithGlobals().quiet;
       const result = await withContext(cmd, ref.registry, (ctx) => deleteImage(ctx, ref));

@@ -1,8 +1,11 @@
 import type { Command } from "commander";
-import { resolveDigest } from "../../operations/inspect.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/inspect.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -12,6 +15,7 @@ export function register(program: Command): void {
     .option("--format <format>", "text or json", "text")
     .addHelpText("after", "\nExample:\n  regcli digest localhost:5000/app:1.0")
     .action(async (text: string, opts: { format: string }, cmd: Command) => {
+      const { resolveDigest } = await load();
       const format = parseFormat(opts.format);
       const ref = parseReference(text);
       const head = await withContext(cmd, ref.registry, (ctx) => resolveDigest(ctx, ref));

@@ -1,8 +1,11 @@
 import type { Command } from "commander";
-import { cat, exportImage, exportImageToStream } from "../../operations/export.js";
 import { parsePlatform } from "../../oci/index.js";
 import { withContext } from "../context.js";
 import { note } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/export.js")) });
+
 
 interface ExportOptions {
   output?: string;
@@ -22,6 +25,7 @@ export function register(program: Command): void {
     .option("--devices", "keep device nodes and fifos (created in a directory only when running as root; skipped by default)")
     .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export busybox | tar -tv")
     .action(async (text: string, opts: ExportOptions, cmd: Command) => {
+      const { cat, exportImage, exportImageToStream } = await load();
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const flatten = { platform, preservePermissions: opts.preservePermissions, devices: opts.devices };
       await withContext(cmd, undefined, async (ctx) => {
@@ -41,6 +45,7 @@ export function register(program: Command): void {
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
     .addHelpText("after", "\nExample:\n  regcli cat busybox /etc/os-release")
     .action(async (text: string, path: string, opts: { platform?: string }, cmd: Command) => {
+      const { cat, exportImage, exportImageToStream } = await load();
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       await withContext(cmd, undefined, (ctx) => cat(ctx, text, path, process.stdout, platform));
     });

@@ -1,9 +1,12 @@
 import type { Command } from "commander";
-import { assertArchiveFlavour } from "../../locations/archive-writer.js";
-import { listImages, loadImages, prune, removeImages, saveImages, tagImage } from "../../operations/images.js";
 import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, table } from "../output.js";
 
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../locations/archive-writer.js")), ...(await import("../../operations/images.js")) });
+
+
 async function showImages(opts: { format: string }): Promise<void> {
+  const { listImages } = await load();
   const format = parseFormat(opts.format);
   const images = await listImages();
   if (format === "json") {
@@ -37,6 +40,7 @@ export function register(program: Command): void {
     .argument("<target>", "the new name")
     .addHelpText("after", "\nExample:\n  regcli image tag busybox localhost:5000/firstapp")
     .action(async (source: string, target: string, _opts: unknown, cmd: Command) => {
+      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
       const r = await tagImage(source, target);
       if (!cmd.optsWithGlobals().quiet) note(`${err.green("Tagged")} ${r.source} as ${r.target}`);
       printLine(r.digest);
@@ -48,6 +52,7 @@ export function register(program: Command): void {
     .argument("<image...>", "names in the local store")
     .addHelpText("after", "\nExample:\n  regcli image rm busybox localhost:5000/firstapp")
     .action(async (names: string[], _opts: unknown, cmd: Command) => {
+      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
       const r = await removeImages(names);
       for (const name of r.removed) printLine(`Untagged: ${name}`);
       if (!cmd.optsWithGlobals().quiet) note(`Freed ${humanSize(r.freed)}`);
@@ -60,6 +65,7 @@ export function register(program: Command): void {
     .option("--format <format>", "docker-archive or oci-archive", "docker-archive")
     .addHelpText("after", "\nExample:\n  regcli image save busybox alpine:3 -o images.tar")
     .action(async (names: string[], opts: { output: string; format: string }, cmd: Command) => {
+      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
       const r = await saveImages(names, opts.output, assertArchiveFlavour(opts.format));
       if (!cmd.optsWithGlobals().quiet) note(`${err.green("Saved")} ${r.names.join(", ")} to ${opts.output}`);
     });
@@ -69,6 +75,7 @@ export function register(program: Command): void {
     .requiredOption("-i, --input <file>", "archive to read")
     .addHelpText("after", "\nExample:\n  regcli image load -i images.tar")
     .action(async (opts: { input: string }) => {
+      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
       const r = await loadImages(opts.input);
       for (const l of r.loaded) printLine(`Loaded image: ${l.name} ${l.digest}`);
     });
@@ -77,6 +84,7 @@ export function register(program: Command): void {
     .description("delete blobs that no image in the local store needs")
     .addHelpText("after", "\nExample:\n  regcli image prune")
     .action(async () => {
+      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
       const r = await prune();
       printLine(`Deleted ${r.removed} blobs, ${humanSize(r.bytes)}`);
     });

@@ -1,9 +1,13 @@
 import type { Command } from "commander";
-import { inspect, type InspectResult } from "../../operations/inspect.js";
+import type { InspectResult } from "../../operations/inspect.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { humanSize, parseFormat, printJson, printLine, table } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/inspect.js")) });
+
 
 function render(r: InspectResult): string[] {
   const lines = [`Reference:   ${r.reference}`, `Digest:      ${r.digest}`, `Media type:  ${r.mediaType}`];
@@ -44,6 +48,7 @@ export function register(program: Command): void {
     .option("--format <format>", "text or json", "text")
     .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json")
     .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
+      const { inspect } = await load();
       const format = parseFormat(opts.format);
       const ref = parseReference(text);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;

@@ -1,9 +1,12 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { login, logout } from "../../operations/login.js";
 import { normalizeRegistryName } from "../../reference/registry-name.js";
 import { credentialFromFlags, withContext, type GlobalOptions } from "../context.js";
 import { err, note } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/login.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -12,6 +15,7 @@ export function register(program: Command): void {
     .argument("[registry]", "registry host (default docker.io)", "docker.io")
     .addHelpText("after", "\nExample:\n  echo \"$TOKEN\" | regcli login registry.example.com -u ci-bot --password-stdin")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
+      const { login, logout } = await load();
       const registry = normalizeRegistryName(text);
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       if (!globals.username || !globals.passwordStdin) {
@@ -30,6 +34,7 @@ export function register(program: Command): void {
     .argument("[registry]", "registry host (default docker.io)", "docker.io")
     .addHelpText("after", "\nExample:\n  regcli logout registry.example.com")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
+      const { login, logout } = await load();
       const registry = normalizeRegistryName(text);
       const removed = await logout(registry);
       if (!cmd.optsWithGlobals<GlobalOptions>().quiet) note(removed ? `Removed credentials for ${registry}` : `Not logged in to ${registry}`);

@@ -1,9 +1,12 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { list } from "../../operations/list.js";
 import { parseListTarget } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/list.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -15,6 +18,7 @@ export function register(program: Command): void {
     .option("--page-size <n>", "entries asked for per page (every page is followed)", "1000")
     .addHelpText("after", "\nExamples:\n  regcli ls localhost:5000\n  regcli ls localhost:5000/firstapp --format json")
     .action(async (text: string, opts: { format: string; pageSize: string }, cmd: Command) => {
+      const { list } = await load();
       const format = parseFormat(opts.format);
       const pageSize = Number(opts.pageSize);
       if (!Number.isInteger(pageSize) || pageSize < 1) throw new RegcliError("usage", `--page-size must be a positive integer, got "${opts.pageSize}"`);

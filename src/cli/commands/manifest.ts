@@ -1,8 +1,11 @@
 import type { Command } from "commander";
-import { getManifest } from "../../operations/inspect.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson } from "../output.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/inspect.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -12,6 +15,7 @@ export function register(program: Command): void {
     .option("--format <format>", "raw (the bytes as served) or json (digest, media type and the document)", "raw")
     .addHelpText("after", "\nExamples:\n  regcli manifest localhost:5000/app:1.0 | jq .\n  regcli manifest busybox --format json")
     .action(async (text: string, opts: { format: string }, cmd: Command) => {
+      const { getManifest } = await load();
       const raw = opts.format === "raw";
       if (!raw) parseFormat(opts.format);
       const ref = parseReference(text);

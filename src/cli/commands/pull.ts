@@ -1,13 +1,15 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { DEFAULT_JOBS } from "../../operations/copy.js";
-import { pull } from "../../operations/pull.js";
+import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseReference } from "../../reference/index.js";
 import type { LocationSpec } from "../../locations/parse.js";
 import { parseJobs, withContext } from "../context.js";
 import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
-import { progressPrinter } from "../progress.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../operations/pull.js")), ...(await import("../progress.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -22,6 +24,7 @@ export function register(program: Command): void {
     .option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)", "text")
     .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
     .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
+      const { pull, progressPrinter } = await load();
       const archive = opts.format === "docker-archive" || opts.format === "oci-archive" ? opts.format : undefined;
       const format = archive ? "text" : parseFormat(opts.format);
       if (archive && !opts.output) throw new RegcliError("usage", `--format ${archive} writes a file: give it with -o FILE`);

@@ -1,12 +1,14 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { parseSourcePath, type LocationSpec } from "../../locations/parse.js";
-import { DEFAULT_JOBS } from "../../operations/copy.js";
-import { push } from "../../operations/pull.js";
+import { DEFAULT_JOBS } from "../../operations/defaults.js";
+import type { LocationSpec } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
 import { parseJobs, withContext } from "../context.js";
 import { err, humanSize, note, printLine } from "../output.js";
-import { progressPrinter } from "../progress.js";
+
+/** Operations load when a command runs, not when the CLI starts. */
+const load = async () => ({ ...(await import("../../locations/parse.js")), ...(await import("../../operations/pull.js")), ...(await import("../progress.js")) });
+
 
 export function register(program: Command): void {
   program
@@ -17,6 +19,7 @@ export function register(program: Command): void {
     .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
+      const { parseSourcePath, push, progressPrinter } = await load();
       const jobs = parseJobs(opts.jobs);
       const target = parseReference(second ?? first);
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
