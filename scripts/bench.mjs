@@ -3,7 +3,7 @@
 // Scenario "ingest": the same `skopeo copy oci:LAYOUT docker://...` into `regcli serve` and into docker-registry,
 // each timed run into a fresh, empty registry root, alternating, medians reported with the ratio.
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N]
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -104,6 +104,94 @@ async function ingest(layout) {
   return results;
 }
 
+/** Run a command, returning seconds and the child's peak RSS (GNU time's %M). */
+function timed(cmd, cmdArgs) {
+  const t0 = process.hrtime.bigint();
+  const child = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdio: ["ignore", "ignore", "pipe"] });
+  if (child.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed: ${child.stderr.toString().slice(-500)}`);
+  const out = child.stderr.toString();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  const rss = Number(out.trim().split("\n").pop()) / 1024;
+  return { seconds, rss };
+}
+
+const regcliBin = join(root, "bin", "regcli.js");
+const regcli = (...a) => [process.execPath, [regcliBin, "-q", ...a]];
+const skopeoCmd = (...a) => ["skopeo", a];
+
+/**
+ * Alternate regcli and skopeo `runs` times; `fresh()` makes a new, empty destination for each timed run and
+ * returns the two commands to time against it.
+ */
+async function compare(name, fresh) {
+  const res = { regcli: { t: [], rss: [] }, skopeo: { t: [], rss: [] } };
+  for (let run = 0; run < RUNS; run++) {
+    for (const tool of run % 2 === 0 ? ["regcli", "skopeo"] : ["skopeo", "regcli"]) {
+      const ctx = await fresh();
+      try {
+        const [cmd, cmdArgs] = ctx[tool];
+        const r = timed(cmd, cmdArgs);
+        res[tool].t.push(r.seconds);
+        res[tool].rss.push(r.rss);
+      } finally {
+        await ctx.cleanup?.();
+      }
+    }
+  }
+  const m = (k) => median(res[k].t);
+  console.log(`| ${name} | ${m("regcli").toFixed(2)} s | ${m("skopeo").toFixed(2)} s | **${(m("regcli") / m("skopeo")).toFixed(2)}** | ${median(res.regcli.rss).toFixed(0)} MiB | ${median(res.skopeo.rss).toFixed(0)} MiB |`);
+}
+
+async function clientScenarios(layout) {
+  const src = await startServer("docker-registry");
+  const s = ["--src-tls-verify=false", "--dest-tls-verify=false"];
+  execFileSync("skopeo", ["copy", ...s, "--preserve-digests", `oci:${layout}:bench`, `docker://${src.addr}/big/app:1`], { stdio: "ignore" });
+  // 60 small images sharing a 4 MiB base layer
+  const base = randomBytes(4 * 1024 * 1024);
+  const small = join(work, "small");
+  mkdirSync(join(small, "blobs", "sha256"), { recursive: true });
+  writeFileSync(join(small, "blobs", "sha256", sha256(base).slice(7)), base);
+  writeFileSync(join(small, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const index = { schemaVersion: 2, manifests: [] };
+  for (let i = 0; i < 60; i++) {
+    const own = randomBytes(16 * 1024);
+    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(base), sha256(own)] }, n: i }));
+    for (const b of [own, config]) writeFileSync(join(small, "blobs", "sha256", sha256(b).slice(7)), b);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [base, own].map((b) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(b), size: b.length })) }));
+    writeFileSync(join(small, "blobs", "sha256", sha256(manifest).slice(7)), manifest);
+    index.manifests.push({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": `t${i}` } });
+  }
+  writeFileSync(join(small, "index.json"), JSON.stringify(index));
+  execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t0`, `${src.addr}/small/app:t0`], { stdio: "ignore" });
+  for (let i = 1; i < 60; i++) execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t${i}`, `${src.addr}/small/app:t${i}`], { stdio: "ignore" });
+
+  console.log(`\n| client scenario (${RUNS} alternating runs, fresh destination each) | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
+  console.log("|---|---|---|---|---|---|");
+  const freshDest = async (make) => {
+    const dst = await startServer("docker-registry");
+    return { ...make(dst.addr), cleanup: () => dst.stop() };
+  };
+  await compare(`copy ${LAYERS}x${LAYER_MIB} MiB registry -> registry`, () =>
+    freshDest((d) => ({ regcli: regcli("copy", `${src.addr}/big/app:1`, `${d}/big/app:1`), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `docker://${d}/big/app:1`) })),
+  );
+  await compare(`pull ${LAYERS}x${LAYER_MIB} MiB registry -> OCI layout`, async () => {
+    const dir = mkdtempSync(join(work, "pull-"));
+    return { regcli: regcli("pull", "--preserve-digests", `${src.addr}/big/app:1`, "-o", join(dir, "r")), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `oci:${join(dir, "s")}:x`), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  });
+  await compare(`push ${LAYERS}x${LAYER_MIB} MiB OCI layout -> registry`, () =>
+    freshDest((d) => ({ regcli: regcli("push", `oci:${layout}:bench`, `${d}/big/app:1`), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `oci:${layout}:bench`, `docker://${d}/big/app:1`) })),
+  );
+  await compare("60 small tags, copy --all-tags vs skopeo sync", () =>
+    freshDest((d) => ({ regcli: regcli("copy", "--all-tags", `${src.addr}/small/app`, `${d}/small/app`), skopeo: skopeoCmd("sync", ...s, "--src", "docker", "--dest", "docker", `${src.addr}/small/app`, `${d}/small`) })),
+  );
+  await compare("same-registry copy to a new repository (mount)", async () => {
+    const n = randomBytes(4).toString("hex");
+    return { regcli: regcli("copy", `${src.addr}/big/app:1`, `${src.addr}/m${n}/r:1`), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `docker://${src.addr}/m${n}/s:1`) };
+  });
+  await compare("cold start: --version", async () => ({ regcli: [process.execPath, [regcliBin, "--version"]], skopeo: ["skopeo", ["--version"]] }));
+  src.stop();
+}
+
 try {
   const layout = join(work, "layout");
   makeLayout(layout);
@@ -118,6 +206,7 @@ try {
   console.log(row("docker-registry"));
   const ratio = median(r["regcli-serve"].times) / median(r["docker-registry"].times);
   console.log(`\nratio regcli-serve / docker-registry (time): ${ratio.toFixed(2)}  (target: <= 1.00)`);
+  if (!args.includes("--ingest-only")) await clientScenarios(layout);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

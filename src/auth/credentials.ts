@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
-import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, open, readFile, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { RegcliError } from "../errors.js";
 
 export interface Credential {
@@ -18,44 +19,67 @@ export interface CredentialOptions {
 }
 
 interface AuthEntry {
-  auth?: string;
-  username?: string;
-  password?: string;
-  identitytoken?: string;
+  auth?: unknown;
+  username?: unknown;
+  password?: unknown;
+  identitytoken?: unknown;
+  [other: string]: unknown;
 }
 
 interface DockerConfig {
-  auths?: Record<string, AuthEntry>;
-  credsStore?: string;
-  credHelpers?: Record<string, string>;
+  auths?: unknown;
+  credsStore?: unknown;
+  credHelpers?: unknown;
   [other: string]: unknown;
 }
 
 const DOCKER_HUB_KEY = "https://index.docker.io/v1/";
 const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 const HELPER_TIMEOUT_MS = 30_000;
+const HELPER_MAX_OUTPUT = 1 << 20;
 const TOKEN_USERNAME = "<token>";
+const NOT_FOUND = /credentials not found/i;
 
+/** Path of Docker's config.json: opts.configDir, else $DOCKER_CONFIG, else ~/.docker. */
 export function dockerConfigPath(opts: CredentialOptions = {}): string {
   const env = opts.env ?? process.env;
-  const dir = opts.configDir ?? env.DOCKER_CONFIG ?? join(homedir(), ".docker");
+  const dir = opts.configDir || env.DOCKER_CONFIG || join(homedir(), ".docker");
   return join(dir, "config.json");
 }
 
 /** The key docker uses for a registry in config.json and with credential helpers. */
 export function credentialKey(registry: string): string {
-  return DOCKER_HUB_HOSTS.has(registry) ? DOCKER_HUB_KEY : registry;
+  return DOCKER_HUB_HOSTS.has(registry.toLowerCase()) ? DOCKER_HUB_KEY : registry;
 }
 
-/** host[:port] of a config.json key that may carry a scheme and a path. */
+/** host[:port] of a config.json key that may carry a scheme and a path ("https://host:5000/v2/" -> "host:5000"). */
 function hostOfKey(key: string): string {
-  return key.replace(/^[a-z]+:\/\//i, "").split("/")[0]!.toLowerCase();
+  return key
+    .trim()
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, "")
+    .split("/")[0]!
+    .toLowerCase();
 }
 
 function sameRegistry(key: string, registry: string): boolean {
   const host = hostOfKey(key);
-  if (DOCKER_HUB_HOSTS.has(registry)) return DOCKER_HUB_HOSTS.has(host);
-  return host === registry.toLowerCase();
+  const wanted = hostOfKey(registry);
+  if (DOCKER_HUB_HOSTS.has(wanted)) return DOCKER_HUB_HOSTS.has(host);
+  return host === wanted;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The auths map, or {} when config.json has none (or something that is not a map). */
+function authsOf(config: DockerConfig): Record<string, unknown> {
+  return isObject(config.auths) ? config.auths : {};
+}
+
+/** Exact key first, then any key naming the same host[:port] (with a scheme, a path, or a Docker Hub alias). */
+function findKeyed<T>(map: Record<string, T>, registry: string): [string, T] | undefined {
+  const key = credentialKey(registry);
+  if (Object.hasOwn(map, key)) return [key, map[key]!];
+  return Object.entries(map).find(([k]) => sameRegistry(k, registry));
 }
 
 async function readConfig(path: string): Promise<DockerConfig | undefined> {
@@ -66,40 +90,61 @@ async function readConfig(path: string): Promise<DockerConfig | undefined> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new RegcliError("usage", `cannot read ${path}: ${(err as Error).message}`);
   }
+  if (text.trim() === "") return {}; // docker treats an empty file as an empty config
+  let parsed: unknown;
   try {
-    const parsed = JSON.parse(text);
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
-    return parsed as DockerConfig;
+    parsed = JSON.parse(text);
   } catch {
     throw new RegcliError("usage", `cannot read ${path}: invalid JSON`);
   }
+  if (!isObject(parsed)) throw new RegcliError("usage", `cannot read ${path}: invalid JSON (not an object)`);
+  return parsed;
 }
 
+/**
+ * Replace config.json atomically: a 0600 temporary file in the same directory, then rename. A symlinked
+ * config.json (dotfile managers) is followed, as docker does, so the link survives.
+ */
 async function writeConfigAtomically(path: string, config: DockerConfig): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.regcli-${process.pid}-${Date.now()}.tmp`;
+  let target = path;
   try {
-    await writeFile(temp, `${JSON.stringify(config, null, "\t")}\n`, { mode: 0o600 });
-    await chmod(temp, 0o600);
-    await rename(temp, path);
+    target = await realpath(path);
+  } catch {
+    // missing: create it where asked
+  }
+  const dir = dirname(target);
+  const temp = join(dir, `.${basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const handle = await open(temp, "wx", 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(config, null, "\t")}\n`, "utf8");
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await chmod(temp, 0o600); // in case the umask narrowed or the platform ignored the mode
+    await rename(temp, target);
   } catch (err) {
-    await rm(temp, { force: true });
-    throw new RegcliError("general", `cannot write ${path}: ${(err as Error).message}`);
+    await rm(temp, { force: true }).catch(() => undefined);
+    throw new RegcliError("general", `cannot write ${target}: ${(err as Error).message}`, { cause: err });
   }
 }
 
-function helperFor(config: DockerConfig | undefined, registry: string): string | undefined {
-  if (!config) return undefined;
-  const helpers = config.credHelpers ?? {};
-  for (const [key, name] of Object.entries(helpers)) {
-    if (sameRegistry(key, registry) && name) return name;
+/** The helper docker would use for this registry: credHelpers[key] wins, else credsStore; undefined for none. */
+function helperFor(config: DockerConfig, registry: string): string | undefined {
+  if (isObject(config.credHelpers)) {
+    const found = findKeyed(config.credHelpers, registry);
+    if (found && typeof found[1] === "string" && found[1] !== "") return found[1];
   }
-  return config.credsStore || undefined;
+  return typeof config.credsStore === "string" && config.credsStore !== "" ? config.credsStore : undefined;
 }
 
 function checkHelperName(name: string): void {
   if (name.includes("/") || name.includes("\\") || name.includes("..") || !/^[A-Za-z0-9._-]+$/.test(name)) {
-    throw new RegcliError("usage", `refusing credential helper name "${name}": it must be a plain name, not a path`);
+    throw new RegcliError("usage", `refusing credential helper name ${JSON.stringify(name)}: it must be a plain name, not a path`, {
+      hint: "fix credsStore/credHelpers in config.json",
+    });
   }
 }
 
@@ -107,45 +152,85 @@ interface HelperResult {
   code: number;
   stdout: string;
   stderr: string;
+  timedOut: boolean;
 }
 
+/** Run `docker-credential-NAME ACTION` (no shell) with `input` on stdin. */
 function runHelper(name: string, action: "get" | "store" | "erase", input: string, env: NodeJS.ProcessEnv): Promise<HelperResult> {
   checkHelperName(name);
   const program = `docker-credential-${name}`;
   return new Promise((resolve, reject) => {
-    const child = spawn(program, [action], { env, stdio: ["pipe", "pipe", "pipe"], timeout: HELPER_TIMEOUT_MS });
+    let settled = false;
+    let timedOut = false;
+    const child = spawn(program, [action], { env, stdio: ["pipe", "pipe", "pipe"], shell: false, windowsHide: true });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, HELPER_TIMEOUT_MS);
+    timer.unref();
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-    child.on("error", (err) => {
-      const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "not found on PATH" : err.message;
-      reject(new RegcliError("auth", `credential helper ${program} cannot run: ${why}`));
+    child.stdout.setEncoding("utf8");
+    child.stderr.setEncoding("utf8");
+    child.stdout.on("data", (d: string) => {
+      if (stdout.length < HELPER_MAX_OUTPUT) stdout += d;
     });
-    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    child.stdin.on("error", () => undefined);
+    child.stderr.on("data", (d: string) => {
+      if (stderr.length < HELPER_MAX_OUTPUT) stderr += d;
+    });
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "not found on PATH" : err.message;
+      reject(new RegcliError("auth", `credential helper ${program} cannot run: ${why}`, { cause: err }));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, timedOut });
+    });
+    child.stdin.on("error", () => undefined); // a helper that exits without reading stdin
     child.stdin.end(input);
   });
 }
 
-function firstLine(text: string): string {
-  return text.trim().split("\n")[0]?.slice(0, 200) ?? "";
+/** The first line of a helper's complaint, with any secret we handed it masked. */
+function complaint(result: HelperResult, secrets: Array<string | undefined>): string {
+  if (result.timedOut) return `timed out after ${HELPER_TIMEOUT_MS / 1000} s`;
+  let line = (result.stderr.trim() || result.stdout.trim()).split(/\r?\n/)[0]?.trim().slice(0, 200) ?? "";
+  for (const secret of secrets) if (secret) line = line.split(secret).join("***");
+  return line || `exit status ${result.code}`;
 }
 
-function decodeAuth(entry: AuthEntry, path: string, registry: string): Credential {
-  if (entry.identitytoken) return { username: entry.username, identityToken: entry.identitytoken };
-  if (entry.auth) {
-    const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+function helperFailure(helper: string, verb: string, registry: string, result: HelperResult, secrets: Array<string | undefined> = []): RegcliError {
+  return new RegcliError("auth", `credential helper docker-credential-${helper} ${verb} for ${registry}: ${complaint(result, secrets)}`);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
+function decodeEntry(entry: AuthEntry, path: string, registry: string): Credential {
+  const malformed = (what: string) =>
+    new RegcliError("auth", `malformed ${what} for ${registry} in ${path}`, { hint: `log in again with regcli login ${registry}` });
+  const cred: Credential = {};
+  if (entry.auth !== undefined && entry.auth !== "") {
+    if (typeof entry.auth !== "string" || !BASE64.test(entry.auth.trim())) throw malformed(`"auth" entry (not base64)`);
+    const decoded = Buffer.from(entry.auth.trim(), "base64").toString("utf8");
     const colon = decoded.indexOf(":");
-    if (colon <= 0) {
-      throw new RegcliError("auth", `malformed "auth" entry for ${registry} in ${path}`, {
-        hint: `log in again with regcli login ${registry}`,
-      });
-    }
-    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    if (colon <= 0) throw malformed(`"auth" entry (not "user:password")`);
+    cred.username = decoded.slice(0, colon);
+    cred.password = decoded.slice(colon + 1);
+  } else {
+    if (typeof entry.username === "string" && entry.username !== "") cred.username = entry.username;
+    if (typeof entry.password === "string" && cred.username !== undefined) cred.password = entry.password;
   }
-  if (entry.username !== undefined && entry.password !== undefined) return { username: entry.username, password: entry.password };
-  return {};
+  if (typeof entry.identitytoken === "string" && entry.identitytoken !== "") {
+    cred.identityToken = entry.identitytoken;
+    // docker writes base64("user:") beside an identity token: there is no password to offer.
+    if (cred.password === "") delete cred.password;
+  }
+  return cred;
 }
 
 /** Credentials for a registry, from a credential helper or config.json; undefined when there are none. */
@@ -157,29 +242,25 @@ export async function getCredential(registry: string, opts: CredentialOptions = 
   const helper = helperFor(config, registry);
   if (helper) {
     const result = await runHelper(helper, "get", credentialKey(registry), env);
-    if (result.code !== 0) {
-      if (/credentials not found/i.test(result.stdout + result.stderr)) return undefined;
-      throw new RegcliError(
-        "auth",
-        `credential helper docker-credential-${helper} failed for ${registry}: ${firstLine(result.stderr || result.stdout) || `exit ${result.code}`}`,
-      );
+    if (result.code !== 0 || result.timedOut) {
+      if (!result.timedOut && NOT_FOUND.test(result.stdout + result.stderr)) return undefined;
+      throw helperFailure(helper, "failed", registry, result);
     }
-    let parsed: { Username?: unknown; Secret?: unknown };
+    let parsed: unknown;
     try {
       parsed = JSON.parse(result.stdout);
     } catch {
-      throw new RegcliError("auth", `credential helper docker-credential-${helper} sent invalid output for ${registry}`);
+      throw new RegcliError("auth", `credential helper docker-credential-${helper} failed for ${registry}: its output is not JSON`);
     }
+    if (!isObject(parsed)) throw new RegcliError("auth", `credential helper docker-credential-${helper} failed for ${registry}: its output is not a JSON object`);
     const username = typeof parsed.Username === "string" ? parsed.Username : "";
     const secret = typeof parsed.Secret === "string" ? parsed.Secret : "";
     if (!secret) return undefined;
     return username === TOKEN_USERNAME ? { identityToken: secret } : { username, password: secret };
   }
-  const auths = config.auths ?? {};
-  const key = credentialKey(registry);
-  const entry = auths[key] ?? Object.entries(auths).find(([k]) => sameRegistry(k, registry))?.[1];
-  if (!entry || typeof entry !== "object") return undefined;
-  const cred = decodeAuth(entry, path, registry);
+  const found = findKeyed(authsOf(config), registry);
+  if (!found || !isObject(found[1])) return undefined;
+  const cred = decodeEntry(found[1], path, registry);
   return cred.password !== undefined || cred.identityToken !== undefined ? cred : undefined;
 }
 
@@ -195,43 +276,48 @@ export async function storeCredential(registry: string, cred: Credential, opts: 
       ? { ServerURL: key, Username: TOKEN_USERNAME, Secret: cred.identityToken }
       : { ServerURL: key, Username: cred.username ?? "", Secret: cred.password ?? "" };
     const result = await runHelper(helper, "store", JSON.stringify(payload), env);
-    if (result.code !== 0) {
-      throw new RegcliError("auth", `credential helper docker-credential-${helper} could not store credentials for ${registry}: ${firstLine(result.stderr || result.stdout)}`);
+    if (result.code !== 0 || result.timedOut) {
+      throw helperFailure(helper, "could not store credentials", registry, result, [cred.password, cred.identityToken]);
     }
     return { where: `docker-credential-${helper}` };
   }
-  const auths = { ...(config.auths ?? {}) };
+  const auths: Record<string, unknown> = { ...authsOf(config) };
+  // One entry per registry: an older one spelled with a scheme or path would only confuse later readers.
   for (const k of Object.keys(auths)) if (k !== key && sameRegistry(k, registry)) delete auths[k];
-  auths[key] = cred.identityToken
-    ? { auth: Buffer.from(`${cred.username ?? TOKEN_USERNAME}:`).toString("base64"), identitytoken: cred.identityToken }
-    : { auth: Buffer.from(`${cred.username ?? ""}:${cred.password ?? ""}`).toString("base64") };
+  const entry: Record<string, string> = {};
+  if (cred.identityToken) {
+    if (cred.username) entry.auth = Buffer.from(`${cred.username}:`).toString("base64");
+    entry.identitytoken = cred.identityToken;
+  } else {
+    entry.auth = Buffer.from(`${cred.username ?? ""}:${cred.password ?? ""}`).toString("base64");
+  }
+  auths[key] = entry;
   await writeConfigAtomically(path, { ...config, auths });
-  return { where: path };
+  return { where: "config.json" };
 }
 
-/** Remove stored credentials; true when something was removed. */
+/** Remove stored credentials (from the helper and from config.json); true when something was removed. */
 export async function eraseCredential(registry: string, opts: CredentialOptions = {}): Promise<boolean> {
   const env = opts.env ?? process.env;
   const path = dockerConfigPath(opts);
   const config = await readConfig(path);
   if (!config) return false;
-  const helper = helperFor(config, registry);
   let removed = false;
+  const helper = helperFor(config, registry);
   if (helper) {
     const result = await runHelper(helper, "erase", credentialKey(registry), env);
-    if (result.code === 0) removed = true;
-    else if (!/credentials not found/i.test(result.stdout + result.stderr)) {
-      throw new RegcliError("auth", `credential helper docker-credential-${helper} could not erase credentials for ${registry}: ${firstLine(result.stderr || result.stdout)}`);
+    if (result.code === 0 && !result.timedOut) removed = true;
+    else if (result.timedOut || !NOT_FOUND.test(result.stdout + result.stderr)) {
+      throw helperFailure(helper, "could not erase credentials", registry, result);
     }
   }
-  const auths = { ...(config.auths ?? {}) };
-  for (const k of Object.keys(auths)) {
-    if (sameRegistry(k, registry)) {
-      delete auths[k];
-      removed = true;
-    }
+  // As docker's native store does, also drop any config.json entry for the registry.
+  const auths: Record<string, unknown> = { ...authsOf(config) };
+  const stale = Object.keys(auths).filter((k) => sameRegistry(k, registry));
+  if (stale.length > 0) {
+    for (const k of stale) delete auths[k];
+    await writeConfigAtomically(path, { ...config, auths });
+    removed = true;
   }
-  if (removed && !helper) await writeConfigAtomically(path, { ...config, auths });
-  else if (helper && Object.keys(auths).length !== Object.keys(config.auths ?? {}).length) await writeConfigAtomically(path, { ...config, auths });
   return removed;
 }
