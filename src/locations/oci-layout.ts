@@ -130,9 +130,12 @@ export class OciLayout implements ImageSource, ImageDestination {
   // ---- ImageSource ----
 
   async getManifest(reference: string): Promise<ManifestData> {
-    let desc = await this.find(reference);
-    if (!desc && isDigestRef(reference) && (await this.hasBlob(reference))) {
-      desc = { mediaType: "", digest: reference, size: -1 };
+    // By digest the blob is read directly (no index.json parse per child); by name the index says which.
+    let desc: Descriptor | undefined;
+    if (isDigestRef(reference)) {
+      if (await this.hasBlob(reference)) desc = { mediaType: "", digest: reference, size: -1 };
+    } else {
+      desc = await this.find(reference);
     }
     if (!desc) throw new RegcliError("not-found", `${reference} not found in ${this.description}`);
     const bytes = await this.readBlob(desc.digest, 4 * 1024 * 1024);
@@ -153,6 +156,10 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   // ---- ImageDestination ----
 
+  /**
+   * `open` gives a stream that fails at its end unless digest and size match (every ImageSource's contract), so
+   * bytes are hashed once, on the way in; a failed stream leaves only a .partial file, which is removed.
+   */
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<BlobOutcome> {
     if (await this.hasBlob(desc.digest, desc.size)) return "exists";
     await this.init();
@@ -160,7 +167,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     await mkdir(join(target, ".."), { recursive: true });
     const temp = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
     try {
-      await pipeline(await open(), new VerifyingStream(desc.digest, desc.size, this.description), createWriteStream(temp, { mode: 0o644 }));
+      await pipeline(await open(), createWriteStream(temp, { mode: 0o644 }));
       await rename(temp, target);
     } catch (err) {
       await rm(temp, { force: true });
