@@ -162,14 +162,22 @@ function runHelper(name: string, action: "get" | "store" | "erase", input: strin
   return new Promise((resolve, reject) => {
     let settled = false;
     let timedOut = false;
+    // Not detached: helpers that prompt (gpg pinentry for docker-credential-pass) need the controlling terminal.
     const child = spawn(program, [action], { env, stdio: ["pipe", "pipe", "pipe"], shell: false, windowsHide: true });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, HELPER_TIMEOUT_MS);
-    timer.unref();
     let stdout = "";
     let stderr = "";
+    const timer = setTimeout(() => {
+      // Kill it and stop listening at once: a grandchild still holding our pipes must not keep us waiting.
+      timedOut = true;
+      child.kill("SIGKILL");
+      child.stdin.destroy();
+      child.stdout.destroy();
+      child.stderr.destroy();
+      if (settled) return;
+      settled = true;
+      resolve({ code: 128 + 9, stdout, stderr, timedOut });
+    }, HELPER_TIMEOUT_MS);
+    timer.unref();
     child.stdout.setEncoding("utf8");
     child.stderr.setEncoding("utf8");
     child.stdout.on("data", (d: string) => {
