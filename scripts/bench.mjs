@@ -5,7 +5,7 @@
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N]
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -105,9 +105,12 @@ async function ingest(layout) {
 }
 
 /** Run a command, returning seconds and the child's peak RSS (GNU time's %M). */
+const GNU_TIME = existsSync("/usr/bin/time"); // Debian package "time"; without it, peak RSS reads NaN
 function timed(cmd, cmdArgs) {
   const t0 = process.hrtime.bigint();
-  const child = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = GNU_TIME
+    ? spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdio: ["ignore", "ignore", "pipe"] })
+    : spawnSync(cmd, cmdArgs, { stdio: ["ignore", "ignore", "pipe"] });
   if (child.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed: ${child.stderr.toString().slice(-500)}`);
   const out = child.stderr.toString();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
