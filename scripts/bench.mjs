@@ -2,10 +2,15 @@
 // Benchmarks measured against a peer in the same run, never against absolute numbers.
 // Scenario "ingest": the same `skopeo copy oci:LAYOUT docker://...` into `regcli serve` and into docker-registry,
 // each timed run into a fresh, empty registry root, alternating, medians reported with the ratio.
-//   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N]
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+// Client scenarios: regcli vs skopeo, alternating, fresh destination each run, plus a "raw limit" row (the big image's
+// blobs streamed registry -> registry by parallel `curl GET | curl PUT` pairs) as the floor for the big copy.
+//   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
+//                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold]
+//   --big: 8 x 256 MiB (2 GiB) unless --layers/--layer-mib are given.
+import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import http from "node:http";
 import { createServer } from "node:net";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -13,13 +18,24 @@ import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const args = process.argv.slice(2);
-const flag = (name, fallback) => {
+const has = (name) => args.includes(`--${name}`);
+const option = (name) => {
   const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
+  return i >= 0 ? args[i + 1] : undefined;
 };
+const flag = (name, fallback) => {
+  const v = option(name);
+  return v === undefined ? fallback : Number(v);
+};
+const BIG = has("big");
 const RUNS = flag("runs", 3);
-const LAYERS = flag("layers", 8);
-const LAYER_MIB = flag("layer-mib", 64);
+const LAYERS = flag("layers", 8); // the same for --big
+const LAYER_MIB = flag("layer-mib", BIG ? 256 : 64);
+const ALL_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold"];
+const SCENARIOS = option("scenarios") === undefined ? ALL_SCENARIOS : option("scenarios").split(",").map((x) => x.trim()).filter(Boolean);
+for (const sc of SCENARIOS) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}; known: ${ALL_SCENARIOS.join(", ")}`);
+const want = (sc) => SCENARIOS.includes(sc);
+const PROXY_DELAY_MS = 25;
 const work = mkdtempSync(join(tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
@@ -33,15 +49,35 @@ function freePort() {
   });
 }
 
-/** An OCI layout with LAYERS random (incompressible) layers, written blob by blob. */
+/** Write `mib` MiB of random bytes to `blobs/sha256/<digest>` in 16 MiB pieces, hashing as it goes (never a whole layer in memory). */
+function writeRandomBlob(dir, mib) {
+  const PIECE = 16 * 1024 * 1024;
+  const tmp = join(dir, "blobs", `tmp-${randomBytes(6).toString("hex")}`);
+  const hash = createHash("sha256");
+  const fd = openSync(tmp, "w");
+  let left = mib * 1024 * 1024;
+  try {
+    while (left > 0) {
+      const piece = randomBytes(Math.min(PIECE, left));
+      hash.update(piece);
+      for (let off = 0; off < piece.length; ) off += writeSync(fd, piece, off, piece.length - off);
+      left -= piece.length;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const digest = `sha256:${hash.digest("hex")}`;
+  renameSync(tmp, join(dir, "blobs", "sha256", digest.slice(7)));
+  return { digest, size: mib * 1024 * 1024 };
+}
+
+/** An OCI layout with LAYERS random (incompressible) layers, written blob by blob, piece by piece. */
 function makeLayout(dir) {
   mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
   const layers = [];
   for (let i = 0; i < LAYERS; i++) {
-    const data = randomBytes(LAYER_MIB * 1024 * 1024);
-    const digest = sha256(data);
-    writeFileSync(join(dir, "blobs", "sha256", digest.slice(7)), data);
-    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest, size: data.length });
+    const { digest, size } = writeRandomBlob(dir, LAYER_MIB);
+    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest, size });
   }
   const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) } }));
   writeFileSync(join(dir, "blobs", "sha256", sha256(config).slice(7)), config);
@@ -85,12 +121,64 @@ async function startServer(kind) {
   };
 }
 
+/**
+ * A reverse proxy to `upstream` (host:port) that waits `delayMs` before forwarding each request, then streams the
+ * request body up and the response (status, headers, body) back unchanged, except that an absolute Location pointing
+ * at the upstream is rewritten to the proxy. Runs in this process: the timed commands must be spawned asynchronously.
+ */
+async function startDelayProxy(upstream, delayMs) {
+  const port = await freePort();
+  const addr = `127.0.0.1:${port}`;
+  const [upHost, upPort] = upstream.split(":");
+  const agent = new http.Agent({ keepAlive: true });
+  const server = http.createServer((req, res) => {
+    setTimeout(() => {
+      const up = http.request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+        const headers = { ...ur.headers };
+        if (typeof headers.location === "string") headers.location = headers.location.replace(new RegExp(`^(https?://)${upstream.replace(/\./g, "\\.")}(?=[/?#]|$)`), `$1${addr}`);
+        res.writeHead(ur.statusCode, ur.statusMessage, headers);
+        ur.pipe(res);
+      });
+      up.on("error", (e) => (res.headersSent ? res.destroy(e) : res.writeHead(502).end(String(e))));
+      res.on("close", () => !res.writableFinished && up.destroy());
+      req.pipe(up);
+    }, delayMs);
+  });
+  await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    addr,
+    stop() {
+      server.closeAllConnections();
+      server.close();
+      agent.destroy();
+    },
+  };
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Spawn without blocking the event loop (the delay proxy lives in this process); resolves with status, stdout, stderr. */
+function run(cmd, cmdArgs, { stdout = "pipe" } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, cmdArgs, { stdio: ["ignore", stdout, "pipe"] });
+    const out = [];
+    const err = [];
+    child.stdout?.on("data", (d) => out.push(d));
+    child.stderr.on("data", (d) => err.push(d));
+    child.on("error", reject);
+    child.on("close", (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }));
+  });
+}
+async function runOk(cmd, cmdArgs) {
+  const r = await run(cmd, cmdArgs);
+  if (r.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed (${r.status}): ${r.stderr.slice(-500)}`);
+  return r.stdout;
+}
 
 async function ingest(layout) {
   const results = { "regcli-serve": { times: [], rss: [] }, "docker-registry": { times: [], rss: [] } };
-  for (let run = 0; run < RUNS; run++) {
-    const order = run % 2 === 0 ? ["regcli-serve", "docker-registry"] : ["docker-registry", "regcli-serve"];
+  for (let i = 0; i < RUNS; i++) {
+    const order = i % 2 === 0 ? ["regcli-serve", "docker-registry"] : ["docker-registry", "regcli-serve"];
     for (const kind of order) {
       const server = await startServer(kind);
       const t0 = process.hrtime.bigint();
@@ -106,15 +194,12 @@ async function ingest(layout) {
 
 /** Run a command, returning seconds and the child's peak RSS (GNU time's %M). */
 const GNU_TIME = existsSync("/usr/bin/time"); // Debian package "time"; without it, peak RSS reads NaN
-function timed(cmd, cmdArgs) {
+async function timed(cmd, cmdArgs) {
   const t0 = process.hrtime.bigint();
-  const child = GNU_TIME
-    ? spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdio: ["ignore", "ignore", "pipe"] })
-    : spawnSync(cmd, cmdArgs, { stdio: ["ignore", "ignore", "pipe"] });
-  if (child.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed: ${child.stderr.toString().slice(-500)}`);
-  const out = child.stderr.toString();
+  const child = GNU_TIME ? await run("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdout: "ignore" }) : await run(cmd, cmdArgs, { stdout: "ignore" });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const rss = Number(out.trim().split("\n").pop()) / 1024;
+  if (child.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed: ${child.stderr.slice(-500)}`);
+  const rss = Number(child.stderr.trim().split("\n").pop()) / 1024;
   return { seconds, rss };
 }
 
@@ -124,16 +209,16 @@ const skopeoCmd = (...a) => ["skopeo", a];
 
 /**
  * Alternate regcli and skopeo `runs` times; `fresh()` makes a new, empty destination for each timed run and
- * returns the two commands to time against it.
+ * returns the two commands to time against it. Prints the row and returns the medians.
  */
 async function compare(name, fresh) {
   const res = { regcli: { t: [], rss: [] }, skopeo: { t: [], rss: [] } };
-  for (let run = 0; run < RUNS; run++) {
-    for (const tool of run % 2 === 0 ? ["regcli", "skopeo"] : ["skopeo", "regcli"]) {
+  for (let i = 0; i < RUNS; i++) {
+    for (const tool of i % 2 === 0 ? ["regcli", "skopeo"] : ["skopeo", "regcli"]) {
       const ctx = await fresh();
       try {
         const [cmd, cmdArgs] = ctx[tool];
-        const r = timed(cmd, cmdArgs);
+        const r = await timed(cmd, cmdArgs);
         res[tool].t.push(r.seconds);
         res[tool].rss.push(r.rss);
       } finally {
@@ -141,65 +226,133 @@ async function compare(name, fresh) {
       }
     }
   }
-  const m = (k) => median(res[k].t);
-  console.log(`| ${name} | ${m("regcli").toFixed(2)} s | ${m("skopeo").toFixed(2)} s | **${(m("regcli") / m("skopeo")).toFixed(2)}** | ${median(res.regcli.rss).toFixed(0)} MiB | ${median(res.skopeo.rss).toFixed(0)} MiB |`);
+  const m = { regcli: median(res.regcli.t), skopeo: median(res.skopeo.t), regcliRss: median(res.regcli.rss), skopeoRss: median(res.skopeo.rss) };
+  console.log(`| ${name} | ${m.regcli.toFixed(2)} s | ${m.skopeo.toFixed(2)} s | **${(m.regcli / m.skopeo).toFixed(2)}** | ${m.regcliRss.toFixed(0)} MiB | ${m.skopeoRss.toFixed(0)} MiB |`);
+  return m;
+}
+
+/**
+ * The floor for a registry -> registry copy of `repo:tag`: read the manifest, open one upload per blob, stream every
+ * blob with its own `curl GET | curl PUT` pipeline (all started together), then PUT the manifest. Returns seconds.
+ */
+async function rawCopy(srcAddr, dstAddr, repo, tag) {
+  const t0 = process.hrtime.bigint();
+  const mediaType = "application/vnd.oci.image.manifest.v1+json";
+  const manifest = await runOk("curl", ["-sSf", "-H", `Accept: ${mediaType}`, `http://${srcAddr}/v2/${repo}/manifests/${tag}`]);
+  const m = JSON.parse(manifest.toString());
+  const blobs = [m.config.digest, ...m.layers.map((l) => l.digest)];
+  const base = `http://${dstAddr}`;
+  const uploads = await Promise.all(
+    blobs.map(async (digest) => {
+      const r = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+      await r.arrayBuffer();
+      if (r.status !== 202) throw new Error(`POST upload for ${digest}: HTTP ${r.status}`);
+      const loc = new URL(r.headers.get("location"), base).toString();
+      return { digest, put: `${loc}${loc.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}` };
+    }),
+  );
+  const pipeline = 'set -o pipefail; curl -sSf "$1" | curl -sSf -o /dev/null -T - -X PUT -H "Content-Type: application/octet-stream" "$2"';
+  await Promise.all(uploads.map(({ digest, put }) => runOk("bash", ["-c", pipeline, "_", `http://${srcAddr}/v2/${repo}/blobs/${digest}`, put])));
+  const r = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: "PUT", headers: { "Content-Type": mediaType }, body: manifest });
+  await r.arrayBuffer();
+  if (r.status !== 201) throw new Error(`PUT manifest: HTTP ${r.status}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 async function clientScenarios(layout) {
   const src = await startServer("docker-registry");
   const s = ["--src-tls-verify=false", "--dest-tls-verify=false"];
-  execFileSync("skopeo", ["copy", ...s, "--preserve-digests", `oci:${layout}:bench`, `docker://${src.addr}/big/app:1`], { stdio: "ignore" });
-  // 60 small images sharing a 4 MiB base layer
-  const base = randomBytes(4 * 1024 * 1024);
-  const small = join(work, "small");
-  mkdirSync(join(small, "blobs", "sha256"), { recursive: true });
-  writeFileSync(join(small, "blobs", "sha256", sha256(base).slice(7)), base);
-  writeFileSync(join(small, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  const index = { schemaVersion: 2, manifests: [] };
-  for (let i = 0; i < 60; i++) {
-    const own = randomBytes(16 * 1024);
-    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(base), sha256(own)] }, n: i }));
-    for (const b of [own, config]) writeFileSync(join(small, "blobs", "sha256", sha256(b).slice(7)), b);
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [base, own].map((b) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(b), size: b.length })) }));
-    writeFileSync(join(small, "blobs", "sha256", sha256(manifest).slice(7)), manifest);
-    index.manifests.push({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": `t${i}` } });
+  const needBig = ["copy", "pull", "mount", "raw"].some(want);
+  const needSmall = ["tags", "tags-delay"].some(want);
+  if (needBig) execFileSync("skopeo", ["copy", ...s, "--preserve-digests", `oci:${layout}:bench`, `docker://${src.addr}/big/app:1`], { stdio: "ignore" });
+  if (needSmall) {
+    // 60 small images sharing a 4 MiB base layer
+    const base = randomBytes(4 * 1024 * 1024);
+    const small = join(work, "small");
+    mkdirSync(join(small, "blobs", "sha256"), { recursive: true });
+    writeFileSync(join(small, "blobs", "sha256", sha256(base).slice(7)), base);
+    writeFileSync(join(small, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    const index = { schemaVersion: 2, manifests: [] };
+    for (let i = 0; i < 60; i++) {
+      const own = randomBytes(16 * 1024);
+      const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(base), sha256(own)] }, n: i }));
+      for (const b of [own, config]) writeFileSync(join(small, "blobs", "sha256", sha256(b).slice(7)), b);
+      const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [base, own].map((b) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(b), size: b.length })) }));
+      writeFileSync(join(small, "blobs", "sha256", sha256(manifest).slice(7)), manifest);
+      index.manifests.push({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": `t${i}` } });
+    }
+    writeFileSync(join(small, "index.json"), JSON.stringify(index));
+    execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t0`, `${src.addr}/small/app:t0`], { stdio: "ignore" });
+    for (let i = 1; i < 60; i++) execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t${i}`, `${src.addr}/small/app:t${i}`], { stdio: "ignore" });
   }
-  writeFileSync(join(small, "index.json"), JSON.stringify(index));
-  execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t0`, `${src.addr}/small/app:t0`], { stdio: "ignore" });
-  for (let i = 1; i < 60; i++) execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t${i}`, `${src.addr}/small/app:t${i}`], { stdio: "ignore" });
 
   console.log(`\n| client scenario (${RUNS} alternating runs, fresh destination each) | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
   console.log("|---|---|---|---|---|---|");
+  const notes = [];
   const freshDest = async (make) => {
     const dst = await startServer("docker-registry");
     return { ...make(dst.addr), cleanup: () => dst.stop() };
   };
-  await compare(`copy ${LAYERS}x${LAYER_MIB} MiB registry -> registry`, () =>
-    freshDest((d) => ({ regcli: regcli("copy", `${src.addr}/big/app:1`, `${d}/big/app:1`), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `docker://${d}/big/app:1`) })),
-  );
-  await compare(`pull ${LAYERS}x${LAYER_MIB} MiB registry -> OCI layout`, async () => {
-    const dir = mkdtempSync(join(work, "pull-"));
-    return { regcli: regcli("pull", "--preserve-digests", `${src.addr}/big/app:1`, "-o", join(dir, "r")), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `oci:${join(dir, "s")}:x`), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-  });
-  await compare(`push ${LAYERS}x${LAYER_MIB} MiB OCI layout -> registry`, () =>
-    freshDest((d) => ({ regcli: regcli("push", `oci:${layout}:bench`, `${d}/big/app:1`), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `oci:${layout}:bench`, `docker://${d}/big/app:1`) })),
-  );
-  await compare("60 small tags, copy --all-tags vs skopeo sync", () =>
-    freshDest((d) => ({ regcli: regcli("copy", "--all-tags", `${src.addr}/small/app`, `${d}/small/app`), skopeo: skopeoCmd("sync", ...s, "--src", "docker", "--dest", "docker", `${src.addr}/small/app`, `${d}/small`) })),
-  );
-  await compare("same-registry copy to a new repository (mount)", async () => {
-    const n = randomBytes(4).toString("hex");
-    return { regcli: regcli("copy", `${src.addr}/big/app:1`, `${src.addr}/m${n}/r:1`), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `docker://${src.addr}/m${n}/s:1`) };
-  });
-  await compare("cold start: --version", async () => ({ regcli: [process.execPath, [regcliBin, "--version"]], skopeo: ["skopeo", ["--version"]] }));
+  let bigCopy;
+  if (want("copy")) {
+    bigCopy = await compare(`copy ${LAYERS}x${LAYER_MIB} MiB registry -> registry`, () =>
+      freshDest((d) => ({ regcli: regcli("copy", `${src.addr}/big/app:1`, `${d}/big/app:1`), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `docker://${d}/big/app:1`) })),
+    );
+  }
+  if (want("raw")) {
+    const times = [];
+    for (let i = 0; i < RUNS; i++) {
+      const dst = await startServer("docker-registry");
+      try {
+        times.push(await rawCopy(src.addr, dst.addr, "big/app", "1"));
+      } finally {
+        dst.stop();
+      }
+    }
+    const raw = median(times);
+    console.log(`| raw limit: parallel curl GET \\| curl PUT | ${raw.toFixed(2)} s | | | | |`);
+    if (bigCopy) notes.push(`regcli copy / raw limit: ${(bigCopy.regcli / raw).toFixed(2)}  (skopeo copy / raw limit: ${(bigCopy.skopeo / raw).toFixed(2)})`);
+  }
+  if (want("pull")) {
+    await compare(`pull ${LAYERS}x${LAYER_MIB} MiB registry -> OCI layout`, async () => {
+      const dir = mkdtempSync(join(work, "pull-"));
+      return { regcli: regcli("pull", "--preserve-digests", `${src.addr}/big/app:1`, "-o", join(dir, "r")), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `oci:${join(dir, "s")}:x`), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+    });
+  }
+  if (want("push")) {
+    await compare(`push ${LAYERS}x${LAYER_MIB} MiB OCI layout -> registry`, () =>
+      freshDest((d) => ({ regcli: regcli("push", `oci:${layout}:bench`, `${d}/big/app:1`), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `oci:${layout}:bench`, `docker://${d}/big/app:1`) })),
+    );
+  }
+  const smallTags = (name, from) =>
+    compare(name, () =>
+      freshDest((d) => ({ regcli: regcli("copy", "--all-tags", `${from}/small/app`, `${d}/small/app`), skopeo: skopeoCmd("sync", ...s, "--src", "docker", "--dest", "docker", `${from}/small/app`, `${d}/small`) })),
+    );
+  if (want("tags")) await smallTags("60 small tags, copy --all-tags vs skopeo sync", src.addr);
+  if (want("tags-delay")) {
+    const proxy = await startDelayProxy(src.addr, PROXY_DELAY_MS);
+    try {
+      await smallTags(`60 small tags through a ${PROXY_DELAY_MS} ms-delay proxy, copy --all-tags vs skopeo sync`, proxy.addr);
+    } finally {
+      proxy.stop();
+    }
+  }
+  if (want("mount")) {
+    await compare("same-registry copy to a new repository (mount)", async () => {
+      const n = randomBytes(4).toString("hex");
+      return { regcli: regcli("copy", `${src.addr}/big/app:1`, `${src.addr}/m${n}/r:1`), skopeo: skopeoCmd("copy", ...s, `docker://${src.addr}/big/app:1`, `docker://${src.addr}/m${n}/s:1`) };
+    });
+  }
+  if (want("cold")) await compare("cold start: --version", async () => ({ regcli: [process.execPath, [regcliBin, "--version"]], skopeo: ["skopeo", ["--version"]] }));
+  if (notes.length) console.log(`\n${notes.join("\n")}`);
   src.stop();
 }
 
 try {
+  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${execFileSync("skopeo", ["--version"]).toString().trim()}`);
   const layout = join(work, "layout");
   makeLayout(layout);
   const mib = LAYERS * LAYER_MIB;
-  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${execFileSync("skopeo", ["--version"]).toString().trim()}`);
   console.log(`ingest: skopeo copy of ${LAYERS} x ${LAYER_MIB} MiB (${mib} MiB) from an OCI layout into each registry, ${RUNS} alternating runs, fresh root each\n`);
   const r = await ingest(layout);
   const row = (k) => `| ${k} | ${median(r[k].times).toFixed(2)} s | ${(mib / median(r[k].times)).toFixed(0)} MiB/s | ${median(r[k].rss).toFixed(0)} MiB | ${r[k].times.map((t) => t.toFixed(2)).join(", ")} |`;
@@ -209,7 +362,7 @@ try {
   console.log(row("docker-registry"));
   const ratio = median(r["regcli-serve"].times) / median(r["docker-registry"].times);
   console.log(`\nratio regcli-serve / docker-registry (time): ${ratio.toFixed(2)}  (target: <= 1.00)`);
-  if (!args.includes("--ingest-only")) await clientScenarios(layout);
+  if (!has("ingest-only")) await clientScenarios(layout);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -12,6 +12,7 @@ export interface GlobalOptions {
   caFile?: string[];
   retries?: string;
   timeout?: string;
+  chunkSize?: string;
   quiet?: boolean;
   username?: string;
   passwordStdin?: boolean;
@@ -53,6 +54,7 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
     mirrors: settings["registry-mirrors"],
     insecureRegistries: settings["insecure-registries"],
     debug: opts.debug ? (line) => note(`debug: ${line}`) : undefined,
+    chunkSize: opts.chunkSize === undefined ? undefined : parseSize(opts.chunkSize, "--chunk-size"),
   };
   if (credentialRegistry) {
     const credential = await credentialFromFlags(opts);
@@ -70,6 +72,17 @@ export async function withContext<T>(cmd: Command, credentialRegistry: string | 
   } finally {
     await ctx.close().catch(() => undefined);
   }
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3 };
+
+/** A byte size such as 5242880, 5MiB, 8M or 1GB. */
+export function parseSize(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  const bytes = m && unit ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isFinite(bytes) || bytes < 1) throw new RegcliError("usage", `${flag} must be a size such as 16MiB, got "${value}"`);
+  return bytes;
 }
 
 /** --jobs: a positive integer. */

@@ -1,28 +1,238 @@
-import ora from "ora";
+import type { Command } from "commander";
+import ora, { type Ora } from "ora";
+import { RegcliError } from "../errors.js";
 import type { CopyEvent } from "../operations/copy.js";
-import { humanSize, note, shortDigest } from "./output.js";
+import { err, humanSize, note, shortDigest } from "./output.js";
 
-/** Renders copy-engine events on stderr: a spinner line on a TTY, one line per blob otherwise. */
-export function progressPrinter(quiet: boolean): { onEvent: (e: CopyEvent) => void; stop: () => void } {
-  if (quiet) return { onEvent: () => undefined, stop: () => undefined };
-  const spinner = process.stderr.isTTY && !process.env.NO_COLOR ? ora({ stream: process.stderr }).start("Working") : undefined;
-  let blobs = 0;
-  let bytes = 0;
-  const label: Record<string, string> = { uploaded: "Copied", mounted: "Mounted", exists: "Already exists" };
+export type ProgressMode = "auto" | "tty" | "plain" | "json" | "none";
+const MODES: readonly ProgressMode[] = ["auto", "tty", "plain", "json", "none"];
+
+export interface Progress {
+  onEvent: (e: CopyEvent) => void;
+  /** Whether the engine should count bytes for this renderer (bars and JSON need them; lines do not). */
+  byteProgress: boolean;
+  stop: () => void;
+}
+
+/** Words for one command: "Downloading" / "Pull complete", like docker pull. */
+export interface Verbs {
+  active: string;
+  done: string;
+}
+
+export const PULL_VERBS: Verbs = { active: "Downloading", done: "Pull complete" };
+export const PUSH_VERBS: Verbs = { active: "Pushing", done: "Pushed" };
+export const COPY_VERBS: Verbs = { active: "Copying", done: "Copied" };
+
+export function parseProgressMode(value: string | undefined): ProgressMode {
+  const mode = (value ?? "auto") as ProgressMode;
+  if (!MODES.includes(mode)) throw new RegcliError("usage", `unknown --progress "${value}": use ${MODES.join(", ")}`);
+  return mode;
+}
+
+/** A terminal that can show bars: one that reports its width (a pty of unknown size would break redraws). */
+function isTerminal(): boolean {
+  return process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0;
+}
+
+function ttyAllowed(): boolean {
+  return isTerminal() && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+}
+
+/**
+ * The progress renderer a command's flags ask for: bars on a terminal, one line per finished blob otherwise,
+ * JSON events (--progress json) for programs, nothing with --quiet. Everything goes to stderr.
+ */
+export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progress {
+  const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
+  let mode = parseProgressMode(globals.progress);
+  if (mode === "auto") mode = globals.quiet ? "none" : ttyAllowed() ? "tty" : "plain";
+  if (mode === "tty" && !isTerminal()) mode = "plain";
+  switch (mode) {
+    case "none":
+      return { onEvent: () => undefined, byteProgress: false, stop: () => undefined };
+    case "json":
+      return jsonProgress();
+    case "plain":
+      return plainProgress(verbs);
+    default:
+      return new BarProgress(verbs, waiting);
+  }
+}
+
+function jsonProgress(): Progress {
+  return {
+    onEvent: (e) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`),
+    byteProgress: true,
+    stop: () => undefined,
+  };
+}
+
+const OUTCOME_LABEL = { exists: "Already exists", mounted: "Mounted", uploaded: "" } as const;
+
+function plainProgress(verbs: Verbs): Progress {
   return {
     onEvent(e) {
-      if (e.type === "blob") {
-        blobs++;
-        if (e.outcome === "uploaded") bytes += e.size;
-        const line = `${label[e.outcome]} ${shortDigest(e.digest)} (${humanSize(e.size)})`;
-        if (spinner) spinner.text = `${blobs} blobs, ${humanSize(bytes)} copied: ${line}`;
-        else note(line);
-      } else if (e.type === "image" && e.skipped) {
-        const line = `Up to date ${e.destination} ${shortDigest(e.digest)}`;
-        if (spinner) spinner.text = line;
-        else note(line);
-      }
+      if (e.type === "blob") note(`${shortDigest(e.digest)}: ${OUTCOME_LABEL[e.outcome] || verbs.done} (${humanSize(e.size)})`);
+      else if (e.type === "blob-start" && e.offset > 0) note(`${shortDigest(e.digest)}: resuming at ${humanSize(e.offset)} of ${humanSize(e.size)}`);
+      else if (e.type === "blob-retry") note(`${shortDigest(e.digest)}: retrying from the start (${e.reason})`);
+      else if (e.type === "image" && e.skipped) note(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
     },
-    stop: () => spinner?.stop(),
+    byteProgress: false,
+    stop: () => undefined,
+  };
+}
+
+interface BlobState {
+  size: number;
+  bytes: number;
+  offset: number;
+  started: number;
+}
+
+const MAX_BARS = 8;
+const BAR_WIDTH = 24;
+
+function rate(bytes: number, ms: number): string {
+  return ms > 0 ? `${humanSize((bytes * 1000) / ms)}/s` : "";
+}
+
+function eta(left: number, bytes: number, ms: number): string {
+  if (bytes <= 0 || ms <= 0) return "";
+  const seconds = Math.ceil((left * ms) / bytes / 1000);
+  return seconds >= 60 ? `ETA ${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s` : `ETA ${seconds}s`;
+}
+
+function bar(done: number, total: number): string {
+  const filled = total > 0 ? Math.min(BAR_WIDTH, Math.floor((done / total) * BAR_WIDTH)) : 0;
+  return `[${"=".repeat(Math.max(0, filled - 1))}${filled > 0 ? ">" : ""}${" ".repeat(BAR_WIDTH - filled)}]`;
+}
+
+/**
+ * docker-pull-style bars on a terminal: a spinner (ora) while manifests resolve, then one bar per active
+ * blob with bytes, rate and ETA, and a total line. Finished blobs print a permanent line above the bars.
+ */
+class BarProgress implements Progress {
+  readonly byteProgress = true;
+  private readonly active = new Map<string, BlobState>();
+  private spinner: Ora | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private drawn = 0;
+  private blobsSeen = 0;
+  private blobsDone = 0;
+  private totalBytes = 0;
+  private movedBytes = 0;
+  private first = 0;
+
+  constructor(
+    private readonly verbs: Verbs,
+    waiting: string,
+  ) {
+    this.spinner = ora({ stream: process.stderr, text: waiting }).start();
+  }
+
+  private startBars(): void {
+    if (this.timer) return;
+    this.spinner?.stop();
+    this.spinner = undefined;
+    this.first = Date.now();
+    this.timer = setInterval(() => this.draw(), 100);
+    this.timer.unref();
+  }
+
+  onEvent = (e: CopyEvent): void => {
+    switch (e.type) {
+      case "blob-start": {
+        this.startBars();
+        const known = this.active.get(e.digest);
+        if (!known) {
+          this.blobsSeen++;
+          this.totalBytes += e.size;
+        } else this.movedBytes -= known.bytes - known.offset;
+        this.active.set(e.digest, { size: e.size, bytes: e.offset, offset: e.offset, started: Date.now() });
+        break;
+      }
+      case "blob-progress": {
+        const state = this.active.get(e.digest);
+        if (state) {
+          this.movedBytes += e.bytes - state.bytes;
+          state.bytes = e.bytes;
+        }
+        break;
+      }
+      case "blob": {
+        this.startBars();
+        const state = this.active.get(e.digest);
+        if (state) {
+          this.movedBytes += state.size - state.bytes;
+          this.active.delete(e.digest);
+        } else {
+          this.blobsSeen++;
+          this.totalBytes += e.size;
+        }
+        this.blobsDone++;
+        const label = OUTCOME_LABEL[e.outcome] || this.verbs.done;
+        const colour = e.outcome === "uploaded" ? err.green : err.dim;
+        this.permanent(`${shortDigest(e.digest)}: ${colour(label)} ${err.dim(humanSize(e.size))}`);
+        break;
+      }
+      case "blob-retry":
+        this.permanent(`${shortDigest(e.digest)}: ${err.yellow("retrying")} (${e.reason})`);
+        break;
+      case "image":
+        if (e.skipped) this.permanent(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
+        break;
+      default:
+        break;
+    }
+  };
+
+  /** A line that stays: clear the live region, write it, redraw the region below it. */
+  private permanent(line: string): void {
+    if (this.spinner) {
+      this.spinner.stopAndPersist({ symbol: "", text: line });
+      this.spinner.start();
+      return;
+    }
+    this.draw(`${line}\n`);
+  }
+
+  private lines(): string[] {
+    const width = Math.max(40, (process.stderr.columns ?? 100) - 1);
+    const now = Date.now();
+    const out: string[] = [];
+    let shown = 0;
+    for (const [digest, s] of this.active) {
+      if (shown++ >= MAX_BARS) break;
+      const ms = now - s.started;
+      const moved = s.bytes - s.offset;
+      const text = `${shortDigest(digest)}: ${this.verbs.active} ${bar(s.bytes, s.size)} ${humanSize(s.bytes)}/${humanSize(s.size)}  ${rate(moved, ms)}  ${eta(s.size - s.bytes, moved, ms)}`;
+      out.push(text.slice(0, width));
+    }
+    if (this.active.size > MAX_BARS) out.push(`  ... and ${this.active.size - MAX_BARS} more`);
+    const ms = now - this.first;
+    const total = `Total: ${this.blobsDone}/${this.blobsSeen} blobs  ${humanSize(this.movedBytes)}  ${rate(this.movedBytes, ms)}  ${eta(this.totalBytes - this.movedBytes, this.movedBytes, ms)}`;
+    out.push(err.bold(total.slice(0, width)));
+    return out;
+  }
+
+  private draw(before = ""): void {
+    const clear = this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[0J` : "";
+    const lines = this.lines();
+    process.stderr.write(`${clear}${before}${lines.join("\n")}\n`);
+    this.drawn = lines.length;
+  }
+
+  stop = (): void => {
+    if (this.spinner) {
+      this.spinner.stop();
+      this.spinner = undefined;
+    }
+    if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.active.clear();
+      this.draw();
+    }
   };
 }

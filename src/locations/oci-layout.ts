@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { pipeline as pipelineCb, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -7,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { RegcliError } from "../errors.js";
 import { MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { withFileLock } from "../store/lock.js";
-import type { BlobOutcome, ImageDestination, ImageSource } from "./types.js";
+import { algorithmOf } from "../oci/digest.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob } from "./types.js";
 
 export const REF_NAME = "org.opencontainers.image.ref.name";
 
@@ -144,10 +146,12 @@ export class OciLayout implements ImageSource, ImageDestination {
     return data;
   }
 
-  async openBlob(desc: Descriptor): Promise<Readable> {
+  async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
     const path = this.blobPath(desc.digest);
     if (!(await this.hasBlob(desc.digest))) throw new RegcliError("not-found", `blob ${desc.digest} not found in ${this.description}`);
-    return pipelineCb(createReadStream(path), new VerifyingStream(desc.digest, desc.size, this.description), () => undefined);
+    const offset = options.offset ?? 0;
+    const verifier = new VerifyingStream(desc.digest, desc.size, this.description, { offset, prefixHash: options.prefixHash });
+    return pipelineCb(createReadStream(path, { start: offset }), verifier, () => undefined);
   }
 
   async listTags(): Promise<string[]> {
@@ -158,22 +162,35 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   /**
    * `open` gives a stream that fails at its end unless digest and size match (every ImageSource's contract), so
-   * bytes are hashed once, on the way in; a failed stream leaves only a .partial file, which is removed.
+   * bytes are hashed once, on the way in. The bytes collect in `<hex>.partial`, kept when a transfer is cut, so
+   * the next run resumes where this one stopped (its prefix re-hashed from disk). A per-blob lock keeps two
+   * processes from writing one partial file; the second finds the blob complete. A partial that fails
+   * verification is deleted, since nothing says which of its bytes are bad.
    */
-  async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<BlobOutcome> {
+  async putBlob(desc: Descriptor, open: OpenBlob): Promise<BlobOutcome> {
     if (await this.hasBlob(desc.digest, desc.size)) return "exists";
     await this.init();
     const target = this.blobPath(desc.digest);
     await mkdir(join(target, ".."), { recursive: true });
-    const temp = `${target}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
-    try {
-      await pipeline(await open(), createWriteStream(temp, { mode: 0o644 }));
-      await rename(temp, target);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
-    return "uploaded";
+    const partial = `${target}.partial`;
+    return withFileLock(`${target}.lock`, async () => {
+      if (await this.hasBlob(desc.digest, desc.size)) return "exists";
+      const held = await stat(partial).then((s) => s.size, () => 0);
+      const offset = held > 0 && held < desc.size ? held : 0;
+      const prefixHash = createHash(algorithmOf(desc.digest));
+      if (offset > 0) {
+        for await (const chunk of createReadStream(partial, { end: offset - 1 })) prefixHash.update(chunk as Buffer);
+      }
+      try {
+        const source = await open(offset > 0 ? { offset, prefixHash } : undefined);
+        await pipeline(source, createWriteStream(partial, offset > 0 ? { flags: "r+", start: offset } : { mode: 0o644 }));
+        await rename(partial, target);
+      } catch (err) {
+        if (err instanceof RegcliError && err.kind === "integrity") await rm(partial, { force: true });
+        throw err;
+      }
+      return "uploaded";
+    }, 24 * 3600_000);
   }
 
   async writeBlobBytes(bytes: Buffer, digest: string): Promise<void> {
@@ -259,6 +276,7 @@ export class OciLayout implements ImageSource, ImageDestination {
       const keep = await this.reachableBlobs();
       for (const alg of await readdir(join(this.dir, "blobs")).catch(() => [] as string[])) {
         for (const name of await readdir(join(this.dir, "blobs", alg))) {
+          if (name.endsWith(".lock")) continue; // a download in progress (or one whose owner died: harmless)
           const path = join(this.dir, "blobs", alg, name);
           const s = await stat(path).catch(() => undefined);
           if (!s) continue;

@@ -1,10 +1,21 @@
-import { pipeline, type Readable } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { VerifyingStream, type Descriptor, type ManifestData } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
-import type { RegistryClient } from "../registry/client.js";
+import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
-import type { BlobOutcome, ImageDestination, ImageSource, MountOrigin } from "./types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "./types.js";
+
+export interface RepositoryOptions {
+  /** Upload in PATCH chunks of this many bytes (--chunk-size); otherwise one streaming PUT per blob. */
+  chunkSize?: number;
+}
+
+/** When a registry asks for chunked uploads (OCI-Chunk-Min-Length) and no --chunk-size was given. */
+const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const backoff = (attempt: number) => Math.min(100 * 2 ** attempt, 3_000) * (0.5 + Math.random() / 2);
 
 /** One repository of one registry endpoint, readable and writable. */
 export class RegistryRepository implements ImageSource, ImageDestination {
@@ -14,6 +25,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   constructor(
     readonly client: RegistryClient,
     readonly repository: string,
+    private readonly options: RepositoryOptions = {},
   ) {
     this.description = `${client.registry}/${repository}`;
     this.mountOrigin = { registry: client.registry, repository };
@@ -23,24 +35,67 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return this.client.getManifest(this.repository, reference);
   }
 
-  async openBlob(desc: Descriptor): Promise<Readable> {
-    const { body, size } = await this.client.getBlob(this.repository, desc.digest);
+  /**
+   * The blob from `offset`, verified at its end. A body cut mid-way (reset, truncated, stalled past --timeout)
+   * is continued with a Range request from the byte it stopped at, so no byte crosses the network twice;
+   * attempts that make no progress are bounded by --retries.
+   */
+  async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
+    const start = options.offset ?? 0;
+    const first = await this.openRange(desc, start);
+    const verifier = new VerifyingStream(desc.digest, desc.size, this.client.registry, { offset: start, prefixHash: options.prefixHash });
+    return pipeline(Readable.from(this.resumingBody(desc, start, first), { objectMode: false }), verifier, () => undefined);
+  }
+
+  private async openRange(desc: Descriptor, offset: number): Promise<Readable> {
+    const { body, size } = await this.client.getBlob(this.repository, desc.digest, offset);
     if (size !== undefined && size !== desc.size) {
       body.destroy();
-      throw new RegcliError(
-        "integrity",
-        `blob ${desc.digest} from ${this.client.registry} has size ${size}, expected ${desc.size}`,
-      );
+      throw new RegcliError("integrity", `blob ${desc.digest} from ${this.client.registry} has size ${size}, expected ${desc.size}`);
     }
-    const verifier = new VerifyingStream(desc.digest, desc.size, this.client.registry);
-    return pipeline(body, verifier, () => undefined);
+    return body;
+  }
+
+  private async *resumingBody(desc: Descriptor, start: number, first: Readable): AsyncGenerator<Buffer> {
+    let position = start;
+    let body = first;
+    let stalls = 0;
+    let tries = 1;
+    for (;;) {
+      const before = position;
+      let failure: unknown;
+      try {
+        for await (const chunk of body) {
+          position += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+        if (position >= desc.size) return; // complete; the verifier judges the bytes
+        failure = new Error("the body ended early");
+      } catch (err) {
+        if (err instanceof RegcliError) throw err;
+        failure = err;
+      }
+      stalls = position > before ? 0 : stalls + 1;
+      if (stalls > this.client.retries) {
+        const reason = (failure as Error)?.message ?? String(failure);
+        throw new RegcliError(
+          "network",
+          `download of blob ${desc.digest} from ${this.client.registry} stopped at byte ${position} of ${desc.size} after ${tries} tries (${reason})`,
+          { hint: "check the network or raise --retries/--timeout; a re-run resumes", cause: failure },
+        );
+      }
+      this.client.debug(`! blob ${desc.digest}: ${(failure as Error)?.message}; resuming at byte ${position}`);
+      if (stalls > 0) await sleep(backoff(stalls));
+      tries++;
+      body = await this.openRange(desc, position);
+    }
   }
 
   listTags(pageSize?: number): Promise<string[]> {
     return this.client.listTags(this.repository, pageSize);
   }
 
-  async putBlob(desc: Descriptor, open: () => Promise<Readable>, mountFrom?: MountOrigin): Promise<BlobOutcome> {
+  async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
     if (await this.client.headBlob(this.repository, desc.digest)) return "exists";
     let location: URL | undefined;
     if (mountFrom && mountFrom.registry === this.client.registry && mountFrom.repository !== this.repository) {
@@ -48,17 +103,96 @@ export class RegistryRepository implements ImageSource, ImageDestination {
       if (mount.mounted) return "mounted";
       location = mount.location;
     }
-    const stream = await open();
-    try {
-      await this.client.putBlob(this.repository, { digest: desc.digest, size: desc.size }, stream, location);
-    } catch (err) {
-      stream.destroy();
-      // A source that failed verification mid-stream aborts the upload; report the source's error, not the
-      // aborted request's.
-      const cause = (stream as { errored?: unknown }).errored;
-      throw cause instanceof RegcliError ? cause : err;
-    }
+    await this.upload(desc, open, location);
     return "uploaded";
+  }
+
+  /**
+   * Upload a blob, resuming after a failure: the registry is asked how many bytes it holds (GET on the upload
+   * location) and the source is reopened from there. A registry that lost the upload (Distribution drops one
+   * whose last request was cut mid-body) gets a new one. Attempts without progress are bounded by --retries.
+   */
+  private async upload(desc: Descriptor, open: OpenBlob, opened?: URL): Promise<void> {
+    let chunkMin: number | undefined;
+    let location = opened;
+    if (!location) ({ location, chunkMin } = await this.startUpload());
+    const chunkSize = this.options.chunkSize ?? (chunkMin ? Math.max(chunkMin, DEFAULT_CHUNK_BYTES) : undefined);
+    const state = { location, offset: 0 };
+    let stalls = 0;
+    for (let tries = 1; ; tries++) {
+      const before = state.offset;
+      let source: Readable | undefined;
+      try {
+        source = await open(state.offset > 0 ? { offset: state.offset } : undefined);
+        if (chunkSize) await this.sendChunks(desc, source, state, chunkSize);
+        else if (state.offset === 0) await this.client.completeUpload(this.repository, state.location, desc, source, desc.size);
+        else {
+          const rest = desc.size - state.offset;
+          state.location = await this.client.patchUpload(this.repository, state.location, source, state.offset, rest);
+          await this.client.completeUpload(this.repository, state.location, desc);
+        }
+        return;
+      } catch (err) {
+        source?.destroy();
+        // A source that failed (bad digest, gone) aborts the upload: report the source's error, not ours.
+        const cause = (source as { errored?: unknown } | undefined)?.errored;
+        if (cause instanceof RegcliError) throw cause;
+        const resumable = err instanceof UploadError ? err.resumable : !(err instanceof RegcliError) || err.kind === "network";
+        if (!resumable) throw err;
+        const status = await this.client.uploadStatus(this.repository, state.location).catch(() => undefined);
+        if (status && status.offset <= desc.size) {
+          state.location = status.location;
+          state.offset = status.offset;
+        } else {
+          state.location = (await this.startUpload()).location;
+          state.offset = 0;
+        }
+        stalls = state.offset > before ? 0 : stalls + 1;
+        if (stalls > this.client.retries) {
+          const reason = err instanceof RegcliError ? err.message : (err as Error).message;
+          throw new RegcliError("network", `upload of blob ${desc.digest} to ${this.description} failed after ${tries} tries: ${reason}`, {
+            hint: "check the network or raise --retries",
+            cause: err,
+          });
+        }
+        this.client.debug(`! upload of ${desc.digest}: ${(err as Error).message}; resuming at byte ${state.offset}`);
+        await sleep(backoff(stalls));
+      }
+    }
+  }
+
+  private async startUpload(): Promise<{ location: URL; chunkMin?: number }> {
+    const started = await this.client.startUpload(this.repository);
+    return { location: started.location!, chunkMin: started.chunkMin };
+  }
+
+  /** PATCH the source in pieces of `chunkSize` (one piece in memory at a time), then close with PUT. */
+  private async sendChunks(desc: Descriptor, source: Readable, state: { location: URL; offset: number }, chunkSize: number): Promise<void> {
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      const chunk = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      state.location = await this.client.patchUpload(this.repository, state.location, chunk, state.offset, chunk.length);
+      state.offset += chunk.length;
+    };
+    for await (const data of source) {
+      let piece = data as Buffer;
+      while (pendingBytes + piece.length >= chunkSize) {
+        const take = chunkSize - pendingBytes;
+        pending.push(piece.subarray(0, take));
+        pendingBytes += take;
+        piece = piece.subarray(take);
+        await flush();
+      }
+      if (piece.length) {
+        pending.push(piece);
+        pendingBytes += piece.length;
+      }
+    }
+    if (pendingBytes > 0) await flush();
+    await this.client.completeUpload(this.repository, state.location, desc);
   }
 
   async manifestDigest(reference: string): Promise<string | undefined> {
@@ -109,8 +243,8 @@ export class MirroredSource implements ImageSource {
     return this.first((e) => e.getManifest(reference));
   }
 
-  openBlob(desc: Descriptor): Promise<Readable> {
-    return this.first((e) => e.openBlob(desc));
+  openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable> {
+    return this.first((e) => e.openBlob(desc, options));
   }
 
   listTags(pageSize?: number): Promise<string[]> {
@@ -126,5 +260,5 @@ export function registrySource(ctx: RegistryContext, ref: Pick<Reference, "regis
 }
 
 export function registryDestination(ctx: RegistryContext, ref: Pick<Reference, "registry" | "repository">): RegistryRepository {
-  return new RegistryRepository(ctx.client(ref.registry), ref.repository);
+  return new RegistryRepository(ctx.client(ref.registry), ref.repository, { chunkSize: ctx.options.chunkSize });
 }

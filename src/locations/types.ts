@@ -1,3 +1,4 @@
+import type { Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Descriptor, ManifestData } from "../oci/index.js";
 
@@ -14,10 +15,26 @@ export interface ImageSource {
   readonly mountOrigin?: MountOrigin;
   /** A manifest or index by tag or digest, verified against its digest. */
   getManifest(reference: string): Promise<ManifestData>;
-  /** A blob's bytes as a stream that fails at its end unless digest and size match. */
-  openBlob(desc: Descriptor): Promise<Readable>;
+  /**
+   * A blob's bytes as a stream that fails at its end unless digest and size match. With `offset` the stream
+   * starts there (resume); see BlobReadOptions for how the part before it is verified.
+   */
+  openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable>;
   listTags(pageSize?: number): Promise<string[]>;
 }
+
+export interface BlobReadOptions {
+  /** Start at this byte: an interrupted transfer resumes rather than restarts. */
+  offset?: number;
+  /**
+   * The hash of the `offset` bytes already held, so the stream still verifies the whole blob. Without it, only
+   * the size is checked and the destination must verify the digest (registries hash every upload).
+   */
+  prefixHash?: Hash;
+}
+
+/** Opens the source side of one blob transfer; destinations call it only when bytes must move. */
+export type OpenBlob = (options?: BlobReadOptions) => Promise<Readable>;
 
 export type BlobOutcome = "exists" | "mounted" | "uploaded";
 
@@ -25,7 +42,7 @@ export type BlobOutcome = "exists" | "mounted" | "uploaded";
 export interface ImageDestination {
   readonly description: string;
   /** Store a blob unless present; `open` is called only when bytes must actually move. */
-  putBlob(desc: Descriptor, open: () => Promise<Readable>, mountFrom?: MountOrigin): Promise<BlobOutcome>;
+  putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome>;
   /** The digest currently stored under a tag or digest, if any. */
   manifestDigest(reference: string): Promise<string | undefined>;
   /** Store manifest bytes exactly as given, under a tag or its digest. */

@@ -26,16 +26,24 @@ export function digestOf(data: Uint8Array | string, algorithm: "sha256" | "sha51
  * completes with bad bytes. `where` names the source for the error message.
  */
 export class VerifyingStream extends Transform {
-  private readonly hash: Hash;
-  private received = 0;
+  private readonly hash: Hash | undefined;
+  private received: number;
 
+  /**
+   * `start` resumes mid-blob: `offset` bytes came before this stream, and `prefixHash` (when given) has already
+   * hashed them, so the whole blob is still verified. Without a prefix hash only the size is checked, and the
+   * destination (a registry hashes every upload) must verify the digest.
+   */
   constructor(
     private readonly expectedDigest: string,
     private readonly expectedSize: number | undefined,
     private readonly where: string,
+    start?: { offset: number; prefixHash?: Hash },
   ) {
     super();
-    this.hash = createHash(algorithmOf(expectedDigest));
+    algorithmOf(expectedDigest);
+    this.received = start?.offset ?? 0;
+    this.hash = start && start.offset > 0 ? start.prefixHash : createHash(algorithmOf(expectedDigest));
   }
 
   get bytes(): number {
@@ -53,7 +61,7 @@ export class VerifyingStream extends Transform {
       );
       return;
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     callback(null, chunk);
   }
 
@@ -65,6 +73,10 @@ export class VerifyingStream extends Transform {
           `blob ${this.expectedDigest} from ${this.where} was truncated: got ${this.received} of ${this.expectedSize} bytes`,
         ),
       );
+      return;
+    }
+    if (!this.hash) {
+      callback();
       return;
     }
     const actual = `${algorithmOf(this.expectedDigest)}:${this.hash.digest("hex")}`;

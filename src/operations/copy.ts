@@ -1,9 +1,17 @@
+import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
-import type { BlobOutcome, ImageDestination, ImageSource } from "../locations/types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 
 export type CopyEvent =
+  /** Bytes of a blob start to move (`offset` > 0: resumed from there). */
+  | { type: "blob-start"; digest: string; size: number; offset: number }
+  /** Bytes of a blob moved so far (throttled; only with `byteProgress`). */
+  | { type: "blob-progress"; digest: string; size: number; bytes: number }
+  /** A blob failed verification and is fetched once more from the start. */
+  | { type: "blob-retry"; digest: string; size: number; reason: string }
+  /** A blob is done: copied, mounted, or already there. */
   | { type: "blob"; outcome: BlobOutcome; digest: string; size: number }
   | { type: "manifest"; digest: string; mediaType: string; reference: string; skipped: boolean }
   | { type: "image"; source: string; destination: string; digest: string; skipped: boolean };
@@ -14,6 +22,8 @@ export interface CopyOptions {
   /** Concurrent blob transfers. */
   jobs?: number;
   onEvent?: (event: CopyEvent) => void;
+  /** Emit blob-progress events (counts every byte; only for renderers that show bars or JSON). */
+  byteProgress?: boolean;
   /** Write Docker v2s2 manifests and lists in their OCI form (new digests), as skopeo does for OCI layouts. */
   convertToOci?: boolean;
 }
@@ -111,7 +121,7 @@ export class CopyEngine {
     let pending = this.blobs.get(key);
     if (!pending) {
       pending = this.limit(async () => {
-        const outcome = await dst.putBlob(blob, () => src.openBlob(blob), src.mountOrigin);
+        const outcome = await this.transferBlob(src, dst, blob);
         if (outcome === "uploaded") {
           this.stats.blobsUploaded++;
           this.stats.bytesUploaded += blob.size;
@@ -122,6 +132,43 @@ export class CopyEngine {
       this.blobs.set(key, pending);
     }
     return pending;
+  }
+
+  /**
+   * One blob through the destination. Bytes that fail verification are fetched once more from the start (a
+   * flipped bit in transit should not fail a long copy); a second failure is reported.
+   */
+  private async transferBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<BlobOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await dst.putBlob(blob, (options) => this.openCounted(src, blob, options), src.mountOrigin);
+      } catch (err) {
+        if (attempt > 0 || !(err instanceof RegcliError) || err.kind !== "integrity") throw err;
+        this.emit({ type: "blob-retry", digest: blob.digest, size: blob.size, reason: err.message });
+      }
+    }
+  }
+
+  private async openCounted(src: ImageSource, blob: Descriptor, options?: BlobReadOptions): Promise<Readable> {
+    const stream = await src.openBlob(blob, options);
+    const offset = options?.offset ?? 0;
+    this.emit({ type: "blob-start", digest: blob.digest, size: blob.size, offset });
+    if (!this.options.byteProgress || !this.options.onEvent) return stream;
+    let bytes = offset;
+    let last = 0;
+    const emit = (event: CopyEvent) => this.emit(event);
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, callback) {
+        bytes += chunk.length;
+        const now = Date.now();
+        if (now - last >= 100) {
+          last = now;
+          emit({ type: "blob-progress", digest: blob.digest, size: blob.size, bytes });
+        }
+        callback(null, chunk);
+      },
+    });
+    return pipeline(stream, counter, () => undefined);
   }
 }
 

@@ -4,7 +4,7 @@ import { hostPlatform, type Platform } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore } from "../store/store.js";
-import { CopyEngine, type CopyEvent, type CopyResult } from "./copy.js";
+import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult } from "./copy.js";
 import { manifestReference } from "./inspect.js";
 import { transfer } from "./transfer.js";
 
@@ -14,6 +14,7 @@ export interface PullOptions {
   allPlatforms?: boolean;
   jobs?: number;
   onEvent?: (e: CopyEvent) => void;
+  byteProgress?: boolean;
   /** Write to this location (OCI layout or archive) instead of the local store. */
   output?: LocationSpec;
   /** Keep Docker manifests byte for byte in OCI outputs instead of converting them (as skopeo does). */
@@ -28,7 +29,7 @@ export function storeName(ref: Reference): string {
 
 export async function pull(ctx: RegistryContext, ref: Reference, options: PullOptions = {}): Promise<CopyResult & { name: string }> {
   const platform = options.allPlatforms ? undefined : (options.platform ?? hostPlatform());
-  const copyOptions = { platform, jobs: options.jobs, onEvent: options.onEvent };
+  const copyOptions = { platform, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress };
   if (options.output) {
     const src: LocationSpec = { kind: "registry", ref };
     const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
@@ -47,7 +48,7 @@ export async function push(
   ctx: RegistryContext,
   target: Reference,
   from: { kind: "store"; store?: LocalStore } | { kind: "location"; spec: LocationSpec },
-  options: { jobs?: number; onEvent?: (e: CopyEvent) => void } = {},
+  options: Pick<CopyOptions, "jobs" | "onEvent" | "byteProgress"> = {},
 ): Promise<CopyResult> {
   const dst: LocationSpec = { kind: "registry", ref: target };
   if (from.kind === "location") return transfer(ctx, from.spec, dst, options);

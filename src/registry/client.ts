@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { pipeline, Transform, type Readable } from "node:stream";
 import { RegistryAuth, type CredentialSource } from "../auth/session.js";
 import { RegcliError } from "../errors.js";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, verifyBytes, type ManifestData } from "../oci/index.js";
@@ -71,6 +71,16 @@ export class RegistryClient {
     return this.endpoint.registry;
   }
 
+  /** How many times a failed transfer is resumed without progress before giving up (--retries). */
+  get retries(): number {
+    return this.transport.options.retries;
+  }
+
+  /** A line for --debug output. */
+  debug(line: string): void {
+    this.transport.options.debug?.(line);
+  }
+
   /** GET /v2/: find the scheme and the auth challenge. Done once per client. */
   ping(): Promise<void> {
     this.ready ??= this.doPing().catch((err) => {
@@ -137,9 +147,11 @@ export class RegistryClient {
       });
     let res = await send();
     const replayable = opts.body === undefined || typeof opts.body === "string" || Buffer.isBuffer(opts.body);
-    if (res.status === 401 && sameOrigin && replayable) {
+    if (res.status === 401 && sameOrigin) {
+      // A token can expire mid-operation: fetch a fresh one. A streamed body cannot be sent again here, but the
+      // fresh token is cached, so the caller's resume uses it.
       const fresh = await auth.refresh(res, opts.scopes);
-      if (fresh && fresh !== header) {
+      if (fresh && replayable) {
         await res.body.dump().catch(() => undefined);
         headers.authorization = fresh;
         res = await send();
@@ -263,20 +275,36 @@ export class RegistryClient {
     return { digest, size: Number(res.header("content-length") ?? -1) };
   }
 
-  /** The blob's body as a stream (redirects to storage hosts followed without credentials). Not verified here. */
-  async getBlob(repo: string, digest: string): Promise<{ body: Readable; size: number | undefined; url: URL }> {
+  /**
+   * The blob's body from byte `offset` (redirects to storage hosts followed without credentials). Not verified
+   * here. A 206 must start exactly at `offset`; a server that ignores Range (200) has the bytes before it
+   * skipped, so the body always starts where it was asked to. `size` is the whole blob's, when known.
+   */
+  async getBlob(repo: string, digest: string, offset = 0): Promise<{ body: Readable; size: number | undefined; url: URL }> {
+    const what = `blob ${this.display(repo, digest)}`;
     const res = await this.call({
       method: "GET",
       url: await this.url(`/v2/${repo}/blobs/${digest}`),
       scopes: [pullScope(repo)],
+      headers: offset > 0 ? { range: `bytes=${offset}-` } : undefined,
     });
-    if (res.status !== 200) return this.fail(res, `blob ${this.display(repo, digest)}`);
+    if (offset > 0 && res.status === 206) {
+      const range = res.header("content-range") ?? "";
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(range.trim());
+      if (!m || Number(m[1]) !== offset) {
+        res.body.destroy();
+        throw new RegcliError("registry", `${res.url.host} answered a request for ${what} from byte ${offset} with Content-Range "${range}"`);
+      }
+      return { body: res.body, size: m[3] === "*" ? undefined : Number(m[3]), url: res.url };
+    }
+    if (res.status !== 200) return this.fail(res, what);
     const length = res.header("content-length");
-    return { body: res.body, size: length === undefined ? undefined : Number(length), url: res.url };
+    const size = length === undefined ? undefined : Number(length);
+    return { body: offset > 0 ? pipeline(res.body, skipBytes(offset), () => undefined) : res.body, size, url: res.url };
   }
 
   /** Start an upload; returns its absolute location (resolved against the response that sent it). */
-  async startUpload(repo: string, extraScopes: string[] = [], query = ""): Promise<{ status: number; location: URL | undefined }> {
+  async startUpload(repo: string, extraScopes: string[] = [], query = ""): Promise<{ status: number; location: URL | undefined; chunkMin?: number }> {
     const res = await this.call({
       method: "POST",
       url: await this.url(`/v2/${repo}/blobs/uploads/${query}`),
@@ -290,11 +318,65 @@ export class RegistryClient {
     if (res.status === 202 && !location) {
       throw new RegcliError("registry", `${this.registry} started an upload to ${repo} without a Location`);
     }
-    const resolved = location ? new URL(location, res.url) : undefined;
-    if (resolved && res.url.protocol === "https:" && resolved.protocol !== "https:") {
+    const chunkMin = Number(res.header("oci-chunk-min-length"));
+    return { status: res.status, location: location ? this.uploadLocation(res, location) : undefined, chunkMin: chunkMin > 0 ? chunkMin : undefined };
+  }
+
+  /** An upload Location resolved against the response that sent it; an https to http downgrade is refused. */
+  private uploadLocation(res: HttpResponse, location: string): URL {
+    const resolved = new URL(location, res.url);
+    if (res.url.protocol === "https:" && resolved.protocol !== "https:") {
       throw new RegcliError("registry", `${this.registry} sent an upload location that downgrades to ${resolved.protocol}`);
     }
-    return { status: res.status, location: resolved };
+    return resolved;
+  }
+
+  /** Where an open upload stands (GET on its location): the bytes received and the location to continue at. */
+  async uploadStatus(repo: string, location: URL): Promise<{ offset: number; location: URL } | undefined> {
+    const res = await this.call({ method: "GET", url: location, scopes: [pushScope(repo)] });
+    await res.body.dump().catch(() => undefined);
+    if (res.status !== 204 && res.status !== 200) return undefined;
+    const m = /^(?:bytes=)?0-(\d+)$/.exec(res.header("range")?.trim() ?? "");
+    // "0-0" is what Distribution sends for both 0 and 1 bytes: take 0, the safe reading.
+    const offset = m && Number(m[1]) > 0 ? Number(m[1]) + 1 : 0;
+    const next = res.header("location");
+    return { offset, location: next ? this.uploadLocation(res, next) : location };
+  }
+
+  /** Append one chunk at `start` (PATCH); returns the location to continue at. */
+  async patchUpload(repo: string, location: URL, body: Buffer | Readable, start: number, length: number): Promise<URL> {
+    const res = await this.call({
+      method: "PATCH",
+      url: location,
+      scopes: [pushScope(repo)],
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(length),
+        "content-range": `${start}-${start + length - 1}`,
+      },
+      body,
+    });
+    if (res.status !== 202 && res.status !== 204) throw await uploadFailure(res, `upload to ${this.display(repo)}`, this.registry);
+    await res.body.dump().catch(() => undefined);
+    const next = res.header("location");
+    return next ? this.uploadLocation(res, next) : location;
+  }
+
+  /** Close an upload with PUT ?digest=, sending `body` (the rest of the blob) when given. */
+  async completeUpload(repo: string, location: URL, blob: BlobInfo, body?: Buffer | Readable, length = 0): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set("digest", blob.digest);
+    const res = await this.call({
+      method: "PUT",
+      url,
+      scopes: [pushScope(repo)],
+      headers: { "content-type": "application/octet-stream", "content-length": String(body ? length : 0) },
+      body: body ?? Buffer.alloc(0),
+    });
+    if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
+      throw await uploadFailure(res, `upload of blob ${blob.digest} to ${this.display(repo)}`, this.registry);
+    }
+    await res.body.dump().catch(() => undefined);
   }
 
   /** Cross-repository mount. Returns true when mounted; otherwise the upload location the registry opened. */
@@ -308,19 +390,7 @@ export class RegistryClient {
   /** Monolithic upload: stream the whole blob in one PUT. `location` reuses an upload already opened. */
   async putBlob(repo: string, blob: BlobInfo, body: Readable | Buffer, location?: URL): Promise<void> {
     const where = location ?? (await this.startUpload(repo)).location!;
-    const url = new URL(where);
-    url.searchParams.set("digest", blob.digest);
-    const res = await this.call({
-      method: "PUT",
-      url,
-      scopes: [pushScope(repo)],
-      headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
-      body,
-    });
-    if (res.status !== 201 && res.status !== 204 && res.status !== 200) {
-      return this.fail(res, `upload of blob ${blob.digest} to ${this.display(repo)}`);
-    }
-    await res.body.dump().catch(() => undefined);
+    await this.completeUpload(repo, where, blob, body, blob.size);
   }
 
   // ---- listings ----
@@ -379,4 +449,38 @@ export class RegistryClient {
     }
     if (res.status !== 200) throw await registryFailure(res, "login", this.registry);
   }
+}
+
+/** Statuses after which an upload is worth resuming: the registry or a proxy in front of it had a bad moment. */
+const RESUMABLE_UPLOAD_STATUS = new Set([401, 408, 429, 500, 502, 503, 504]);
+
+/** A failed upload request, marked `resumable` when asking the registry for the offset and going on may work. */
+export class UploadError extends RegcliError {
+  constructor(
+    base: RegcliError,
+    readonly resumable: boolean,
+  ) {
+    super(base.kind, base.message, { hint: base.hint, code: base.code, cause: base });
+  }
+}
+
+async function uploadFailure(res: HttpResponse, what: string, host: string): Promise<UploadError> {
+  return new UploadError(await registryFailure(res, what, host), RESUMABLE_UPLOAD_STATUS.has(res.status));
+}
+
+/** Drop the first `count` bytes of a stream (a server that answered a Range request with the whole blob). */
+function skipBytes(count: number): Transform {
+  let left = count;
+  return new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      if (left >= chunk.length) {
+        left -= chunk.length;
+        callback();
+        return;
+      }
+      const rest = left > 0 ? chunk.subarray(left) : chunk;
+      left = 0;
+      callback(null, rest);
+    },
+  });
 }

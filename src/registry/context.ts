@@ -14,6 +14,8 @@ export interface RegistryContextOptions extends TransportOptions {
   /** Credentials given on the command line, for one registry only. */
   credentialOverride?: { registry: string; credential: Credential };
   credentialOptions?: CredentialOptions;
+  /** Upload blobs in PATCH chunks of this many bytes (--chunk-size). */
+  chunkSize?: number;
 }
 
 /**

@@ -172,11 +172,18 @@ describe("local image store", () => {
     expect(partialSeen).toBe(true);
     // no half-written blob under a digest name
     for (const f of await readdir(blobDir)) {
-      if (!f.endsWith(".partial")) expect(sha256(await readFile(join(blobDir, f)))).toBe(`sha256:${f}`);
+      if (!f.endsWith(".partial") && !f.endsWith(".lock")) expect(sha256(await readFile(join(blobDir, f)))).toBe(`sha256:${f}`);
     }
+    const layer = big.layers[0]!;
+    const kept = (await stat(join(blobDir, `${layer.digest.slice(7)}.partial`))).size;
+    expect(kept).toBeGreaterThan(0);
     expect(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout).toBe(before);
-    const again = ok(await regcli(["pull", `${reg.host}/big/app:1.0`], { env: { REGCLI_HOME: h } }));
+    // The store kept the partial download: the next pull resumes it (Range) instead of starting over.
+    const again = ok(await regcli(["pull", "--progress", "plain", `${reg.host}/big/app:1.0`], { env: { REGCLI_HOME: h } }));
     expect(again.stdout.trim()).toBe(big.manifestDigest);
+    const resumed = new RegExp(`${layer.digest.slice(0, 19)}: resuming at`);
+    expect(again.stderr).toMatch(resumed);
+    expect(sha256(await readFile(join(blobDir, layer.digest.slice(7))))).toBe(layer.digest);
     const after = JSON.parse(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout);
     expect(after.map((i: { name: string }) => i.name).sort()).toEqual([`${reg.host}/big/app:1.0`, `${reg.host}/firstapp:latest`]);
   });

@@ -26,28 +26,28 @@ export function register(program: Command): void {
       "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, progressPrinter } = await load();
+      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, progressFor, COPY_VERBS } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const quiet = cmd.optsWithGlobals().quiet === true;
       const src = parseLocation(from, { defaultTag: !opts.allTags });
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
-      const progress = progressPrinter(quiet);
+      const progress = progressFor(cmd, COPY_VERBS, `Resolving ${from}`);
       try {
         await withContext(cmd, dst.kind === "registry" ? dst.ref.registry : undefined, async (ctx) => {
           if (opts.allTags) {
             if (src.kind !== "registry" || dst.kind !== "registry" || src.ref.tag || src.ref.digest || dst.ref.tag || dst.ref.digest) {
               throw new RegcliError("usage", "--all-tags copies a whole registry repository: give two repositories without tag or digest");
             }
-            const result = await copyAllTags(registrySource(ctx, src.ref), registryDestination(ctx, dst.ref), { platform, jobs, onEvent: progress.onEvent });
+            const result = await copyAllTags(registrySource(ctx, src.ref), registryDestination(ctx, dst.ref), { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
             progress.stop();
             if (format === "json") printJson({ source: src.ref.name, destination: dst.ref.name, ...result });
             else for (const t of result.tags) printLine(`${dst.ref.name}:${t.tag} ${t.digest}`);
             if (!quiet) note(`${err.green("Copied")} ${result.tags.length} tags, ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
             return;
           }
-          const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent, preserveDigests: opts.preserveDigests });
+          const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests });
           progress.stop();
           if (format === "json") printJson(result);
           else printLine(result.digest);

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)", "text")
     .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
     .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { pull, progressPrinter } = await load();
+      const { pull, progressFor, PULL_VERBS } = await load();
       const archive = opts.format === "docker-archive" || opts.format === "oci-archive" ? opts.format : undefined;
       const format = archive ? "text" : parseFormat(opts.format);
       if (archive && !opts.output) throw new RegcliError("usage", `--format ${archive} writes a file: give it with -o FILE`);
@@ -37,7 +37,7 @@ export function register(program: Command): void {
       const jobs = parseJobs(opts.jobs);
       const ref = parseReference(text);
       const quiet = cmd.optsWithGlobals().quiet === true;
-      const progress = progressPrinter(quiet);
+      const progress = progressFor(cmd, PULL_VERBS, `Resolving ${ref.full}`);
       try {
         const result = await withContext(cmd, ref.registry, (ctx) =>
           pull(ctx, ref, {
@@ -47,6 +47,7 @@ export function register(program: Command): void {
             preserveDigests: opts.preserveDigests,
             jobs,
             onEvent: progress.onEvent,
+            byteProgress: progress.byteProgress,
           }),
         );
         progress.stop();

@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
-      const { parseSourcePath, push, progressPrinter } = await load();
+      const { parseSourcePath, push, progressFor, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
       const target = parseReference(second ?? first);
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
@@ -33,9 +33,9 @@ export function register(program: Command): void {
         from = { kind: "location", spec };
       }
       const quiet = cmd.optsWithGlobals().quiet === true;
-      const progress = progressPrinter(quiet);
+      const progress = progressFor(cmd, PUSH_VERBS, `Preparing ${target.full}`);
       try {
-        const result = await withContext(cmd, target.registry, (ctx) => push(ctx, target, from, { jobs, onEvent: progress.onEvent }));
+        const result = await withContext(cmd, target.registry, (ctx) => push(ctx, target, from, { jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress }));
         progress.stop();
         printLine(result.digest);
         if (!quiet) note(`${err.green("Pushed")} ${target.full}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
