@@ -57,5 +57,6 @@ export async function registryFailure(res: HttpResponse, what: string, host: str
     default:
       summary = `${host} failed ${what}`;
   }
-  return new RegcliError(kind, `${summary}${detail}`, { hint, code: code ?? String(res.status) });
+  const tries = res.tries && res.tries > 1 ? ` after ${res.tries} tries` : "";
+  return new RegcliError(kind, `${summary}${detail}${tries}`, { hint, code: code ?? String(res.status) });
 }

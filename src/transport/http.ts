@@ -39,6 +39,8 @@ export interface HttpResponse {
   body: Dispatcher.ResponseData["body"];
   /** The URL that answered, after redirects: relative Location headers resolve against it. */
   url: URL;
+  /** How many times the request was sent (more than 1 after retries of 429/5xx answers). */
+  tries?: number;
   header(name: string): string | undefined;
 }
 
@@ -135,6 +137,7 @@ export class HttpTransport {
         await sleep(wait);
         continue;
       }
+      res.tries = attempt + 1;
       return res;
     }
   }
