@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 
 function ok(r: CliResult): CliResult {
   if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
@@ -154,38 +155,43 @@ describe("local image store", () => {
     const h = await tempDir("regcli-home-");
     ok(await regcli(["pull", `${reg.host}/firstapp`], { env: { REGCLI_HOME: h } }));
     const before = ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout;
-    const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "pull", "-j", "1", `${reg.host}/big/app:1.0`], {
-      env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
-      stdio: "ignore",
-    });
-    const blobDir = join(h, "store", "blobs", "sha256");
-    const deadline = Date.now() + 20_000;
-    let partialSeen = false;
-    while (Date.now() < deadline && !partialSeen) {
-      for (const f of await readdir(blobDir).catch(() => [] as string[])) {
-        if (f.endsWith(".partial") && (await stat(join(blobDir, f)).catch(() => ({ size: 0 }))).size > 0) partialSeen = true;
-      }
-      if (!partialSeen) await new Promise((r) => setTimeout(r, 10));
-    }
-    child.kill("SIGKILL");
-    await new Promise((r) => child.on("close", r));
-    expect(partialSeen).toBe(true);
-    // no half-written blob under a digest name
-    for (const f of await readdir(blobDir)) {
-      if (!f.endsWith(".partial") && !f.endsWith(".lock")) expect(sha256(await readFile(join(blobDir, f)))).toBe(`sha256:${f}`);
-    }
+    // The layer stalls after 10 MiB (through the fault proxy), so the kill lands mid-blob every time.
     const layer = big.layers[0]!;
-    const kept = (await stat(join(blobDir, `${layer.digest.slice(7)}.partial`))).size;
-    expect(kept).toBeGreaterThan(0);
-    expect(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout).toBe(before);
-    // The store kept the partial download: the next pull resumes it (Range) instead of starting over.
-    const again = ok(await regcli(["pull", "--progress", "plain", `${reg.host}/big/app:1.0`], { env: { REGCLI_HOME: h } }));
-    expect(again.stdout.trim()).toBe(big.manifestDigest);
-    const resumed = new RegExp(`${layer.digest.slice(0, 19)}: resuming at`);
-    expect(again.stderr).toMatch(resumed);
-    expect(sha256(await readFile(join(blobDir, layer.digest.slice(7))))).toBe(layer.digest);
+    const layerPath = new RegExp(`/blobs/${layer.digest}$`);
+    const proxy = await startFaultProxy(reg.url);
+    try {
+      proxy.rules = [{ method: "GET", path: layerPath, nth: 1, fault: { kind: "stall", after: 10 * 1024 * 1024 } }];
+      const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "--plain-http", "pull", "-j", "1", `${proxy.host}/big/app:1.0`], {
+        env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
+        stdio: "ignore",
+      });
+      const blobDir = join(h, "store", "blobs", "sha256");
+      const partial = join(blobDir, `${layer.digest.slice(7)}.partial`);
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && (await stat(partial).catch(() => ({ size: 0 }))).size < 10 * 1024 * 1024) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      child.kill("SIGKILL");
+      await new Promise((r) => child.on("close", r));
+      // no half-written blob under a digest name
+      for (const f of await readdir(blobDir)) {
+        if (!f.endsWith(".partial") && !f.endsWith(".lock")) expect(sha256(await readFile(join(blobDir, f)))).toBe(`sha256:${f}`);
+      }
+      expect((await stat(partial)).size).toBe(10 * 1024 * 1024);
+      expect(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout).toBe(before);
+      // The store kept the partial download: the next pull resumes it with Range instead of starting over.
+      proxy.reset();
+      proxy.rules = [];
+      const again = ok(await regcli(["--plain-http", "pull", "--progress", "plain", `${proxy.host}/big/app:1.0`], { env: { REGCLI_HOME: h } }));
+      expect(again.stdout.trim()).toBe(big.manifestDigest);
+      expect(again.stderr).toContain(`${layer.digest.slice(0, 19)}: resuming at 10.0 MiB`);
+      expect(proxy.bytesSent(layerPath, "GET")).toBe(layer.size - 10 * 1024 * 1024);
+      expect(sha256(await readFile(join(blobDir, layer.digest.slice(7))))).toBe(layer.digest);
+    } finally {
+      await proxy.close();
+    }
     const after = JSON.parse(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout);
-    expect(after.map((i: { name: string }) => i.name).sort()).toEqual([`${reg.host}/big/app:1.0`, `${reg.host}/firstapp:latest`]);
+    expect(after.map((i: { name: string }) => i.name).sort()).toEqual([`${proxy.host}/big/app:1.0`, `${reg.host}/firstapp:latest`].sort());
   });
 
   it("usage and not-found errors are one line with the right exit code", async () => {
