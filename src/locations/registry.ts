@@ -1,9 +1,11 @@
 import { pipeline, Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RegcliError } from "../errors.js";
 import { VerifyingStream, type Descriptor, type ManifestData } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
+import { backoffMs } from "../transport/http.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "./types.js";
 
 export interface RepositoryOptions {
@@ -14,8 +16,6 @@ export interface RepositoryOptions {
 /** When a registry asks for chunked uploads (OCI-Chunk-Min-Length) and no --chunk-size was given. */
 const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const backoff = (attempt: number) => Math.min(100 * 2 ** attempt, 3_000) * (0.5 + Math.random() / 2);
 
 /** One repository of one registry endpoint, readable and writable. */
 export class RegistryRepository implements ImageSource, ImageDestination {
@@ -85,7 +85,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
         );
       }
       this.client.debug(`! blob ${desc.digest}: ${(failure as Error)?.message}; resuming at byte ${position}`);
-      if (stalls > 0) await sleep(backoff(stalls));
+      if (stalls > 0) await sleep(backoffMs(stalls - 1));
       tries++;
       body = await this.openRange(desc, position);
     }
@@ -156,7 +156,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
           });
         }
         this.client.debug(`! upload of ${desc.digest}: ${(err as Error).message}; resuming at byte ${state.offset}`);
-        await sleep(backoff(stalls));
+        await sleep(backoffMs(stalls));
       }
     }
   }

@@ -387,12 +387,6 @@ export class RegistryClient {
     return { mounted: false, location: started.location! };
   }
 
-  /** Monolithic upload: stream the whole blob in one PUT. `location` reuses an upload already opened. */
-  async putBlob(repo: string, blob: BlobInfo, body: Readable | Buffer, location?: URL): Promise<void> {
-    const where = location ?? (await this.startUpload(repo)).location!;
-    await this.completeUpload(repo, where, blob, body, blob.size);
-  }
-
   // ---- listings ----
 
   private async *pages(first: URL, scopes: string[], what: string, field: "tags" | "repositories"): AsyncGenerator<string[]> {

@@ -56,7 +56,8 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   return Math.min(Math.max(0, at - now), MAX_RETRY_AFTER_MS);
 }
 
-function backoffMs(attempt: number): number {
+/** Bounded exponential backoff with jitter, for the `attempt`-th retry (0-based). */
+export function backoffMs(attempt: number): number {
   const base = Math.min(200 * 2 ** attempt, 5_000);
   return base / 2 + Math.random() * (base / 2);
 }
