@@ -143,6 +143,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
         if (status && status.offset <= desc.size) {
           state.location = status.location;
           state.offset = status.offset;
+        } else if (await this.client.headBlob(this.repository, desc.digest).catch(() => undefined)) {
+          return; // the request whose answer was lost had completed the upload
         } else {
           state.location = (await this.startUpload()).location;
           state.offset = 0;

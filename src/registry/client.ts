@@ -458,8 +458,12 @@ export class UploadError extends RegcliError {
   }
 }
 
+/** Codes of an upload the registry no longer knows (finished by a request whose answer was lost, or dropped). */
+const LOST_UPLOAD_CODES = new Set(["BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"]);
+
 async function uploadFailure(res: HttpResponse, what: string, host: string): Promise<UploadError> {
-  return new UploadError(await registryFailure(res, what, host), RESUMABLE_UPLOAD_STATUS.has(res.status));
+  const failure = await registryFailure(res, what, host);
+  return new UploadError(failure, RESUMABLE_UPLOAD_STATUS.has(res.status) || LOST_UPLOAD_CODES.has(failure.code ?? ""));
 }
 
 /** Drop the first `count` bytes of a stream (a server that answered a Range request with the whole blob). */

@@ -170,6 +170,19 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect((await fetchManifest(reg, "pushed/mono", "1")).body.equals(big.manifest)).toBe(true);
   });
 
+  it("an upload whose answer was lost (the registry completed it) is recognised, not failed", async () => {
+    const layout = await tempDir("regcli-layout-");
+    ok(await regcli(["--plain-http", "pull", `${reg.host}/big/app:1`, "-o", layout, "--preserve-digests"]));
+    proxy.reset();
+    // The whole config body reaches the registry, then the connection dies before the answer comes back.
+    const configPut = new RegExp(`/blobs/uploads/.*digest=${big.config.digest.replace(":", "(:|%3A)")}`);
+    proxy.rules = [{ method: "PUT", path: configPut, nth: 1, fault: { kind: "reset-request", after: 1024 * 1024 } }];
+    const r = ok(await regcli(["--plain-http", "push", `oci:${layout}`, `${proxy.host}/pushed/lost:1`]));
+    expect(r.stdout.trim()).toBe(big.manifestDigest);
+    expect(proxy.faultsInjected).toBe(1);
+    expect((await fetchManifest(reg, "pushed/lost", "1")).body.equals(big.manifest)).toBe(true);
+  });
+
   it("a repository of 50 tags sharing layers moves each shared blob once", async () => {
     const base = await makeImage({ layers: 1, layerSize: 2 * MiB, seed: "shared-base" });
     const shared = base.layers[0]!;
