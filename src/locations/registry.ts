@@ -151,8 +151,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
         }
         stalls = state.offset > before ? 0 : stalls + 1;
         if (stalls > this.client.retries) {
-          const reason = err instanceof RegcliError ? err.message : (err as Error).message;
-          throw new RegcliError("network", `upload of blob ${desc.digest} to ${this.description} failed after ${tries} tries: ${reason}`, {
+          throw new RegcliError("network", `upload of blob ${desc.digest} to ${this.description} failed after ${tries} tries: ${(err as Error).message}`, {
             hint: "check the network or raise --retries",
             cause: err,
           });
