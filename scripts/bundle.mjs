@@ -1,6 +1,10 @@
 // Bundles the CLI into dist/regcli.mjs (plus lazily loaded chunks) so start-up reads a few files instead of
 // resolving hundreds of modules. `tsc` still builds dist/ for the library exports and type declarations.
+import { rmSync } from "node:fs";
 import { build } from "esbuild";
+
+// Chunk names carry content hashes: clear the old ones so dist/ holds only what this build references.
+rmSync("dist/chunks", { recursive: true, force: true });
 
 await build({
   entryPoints: { regcli: "src/cli/main.ts" },

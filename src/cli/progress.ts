@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import ora, { type Ora } from "ora";
+import type { Ora } from "ora";
 import { RegcliError } from "../errors.js";
 import type { CopyEvent } from "../operations/copy.js";
 import { err, humanSize, note, shortDigest } from "./output.js";
@@ -128,8 +128,13 @@ class BarProgress implements Progress {
     private readonly verbs: Verbs,
     waiting: string,
   ) {
-    this.spinner = ora({ stream: process.stderr, text: waiting }).start();
+    // ora is loaded only here, on a terminal: plain and JSON output should not pay for it at start-up.
+    void import("ora").then(({ default: ora }) => {
+      if (!this.timer && !this.stopped) this.spinner = ora({ stream: process.stderr, text: waiting }).start();
+    });
   }
+
+  private stopped = false;
 
   private startBars(): void {
     if (this.timer) return;
@@ -224,6 +229,7 @@ class BarProgress implements Progress {
   }
 
   stop = (): void => {
+    this.stopped = true;
     if (this.spinner) {
       this.spinner.stop();
       this.spinner = undefined;

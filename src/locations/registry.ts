@@ -96,15 +96,35 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
-    if (await this.client.headBlob(this.repository, desc.digest)) return "exists";
-    let location: URL | undefined;
     if (mountFrom && mountFrom.registry === this.client.registry && mountFrom.repository !== this.repository) {
+      if (await this.client.headBlob(this.repository, desc.digest)) return "exists";
       const mount = await this.client.mountBlob(this.repository, desc.digest, mountFrom.repository);
       if (mount.mounted) return "mounted";
-      location = mount.location;
+      await this.upload(desc, open, mount);
+      return "uploaded";
     }
-    await this.upload(desc, open, location);
+    const opened = await this.checkAndStartUpload(desc);
+    if (!opened) return "exists";
+    await this.upload(desc, open, opened);
     return "uploaded";
+  }
+
+  /**
+   * "Is the blob here?" and "where do I upload it?" in one round trip: a mount from this same repository succeeds
+   * (201) exactly when the blob is already linked here, and otherwise opens an upload session (202), as the
+   * distribution spec asks of registries that cannot mount. A registry that refuses the mount parameters gets
+   * the classic HEAD, then a plain POST.
+   */
+  private async checkAndStartUpload(desc: Descriptor): Promise<{ location: URL; chunkMin?: number } | undefined> {
+    try {
+      const mount = await this.client.mountBlob(this.repository, desc.digest, this.repository);
+      return mount.mounted ? undefined : mount;
+    } catch (err) {
+      if (!(err instanceof RegcliError) || err.kind !== "registry") throw err;
+      this.client.debug(`! mount-from-self of ${desc.digest} refused (${err.message}); checking with HEAD`);
+    }
+    if (await this.client.headBlob(this.repository, desc.digest)) return undefined;
+    return this.startUpload();
   }
 
   /**
@@ -112,10 +132,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
    * location) and the source is reopened from there. A registry that lost the upload (Distribution drops one
    * whose last request was cut mid-body) gets a new one. Attempts without progress are bounded by --retries.
    */
-  private async upload(desc: Descriptor, open: OpenBlob, opened?: URL): Promise<void> {
-    let chunkMin: number | undefined;
-    let location = opened;
-    if (!location) ({ location, chunkMin } = await this.startUpload());
+  private async upload(desc: Descriptor, open: OpenBlob, opened: { location: URL; chunkMin?: number }): Promise<void> {
+    const { location, chunkMin } = opened;
     const chunkSize = this.options.chunkSize ?? (chunkMin ? Math.max(chunkMin, DEFAULT_CHUNK_BYTES) : undefined);
     const state = { location, offset: 0 };
     let stalls = 0;

@@ -45,6 +45,8 @@ export interface ImageDestination {
   putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome>;
   /** The digest currently stored under a tag or digest, if any. */
   manifestDigest(reference: string): Promise<string | undefined>;
+  /** Every tag present (one listing instead of a check per tag, for whole-repository copies). */
+  listTags?(): Promise<string[]>;
   /** Store manifest bytes exactly as given, under a tag or its digest. */
   putManifest(manifest: ManifestData, reference: string): Promise<void>;
 }

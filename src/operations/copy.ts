@@ -43,6 +43,14 @@ export interface CopyResult {
 }
 
 export { DEFAULT_JOBS } from "./defaults.js";
+
+/**
+ * Blobs up to this size cost round trips rather than bandwidth: they get their own, wider pool, so that configs and
+ * small layers of many images do not queue behind a few big layers.
+ */
+const SMALL_BLOB_BYTES = 1024 * 1024;
+const SMALL_BLOBS_PER_JOB = 4;
+const IMAGES_PER_JOB = 4;
 import { DEFAULT_JOBS } from "./defaults.js";
 
 /**
@@ -51,19 +59,25 @@ import { DEFAULT_JOBS } from "./defaults.js";
  */
 export class CopyEngine {
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
+  private readonly smallLimit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly blobs = new Map<string, Promise<void>>();
   readonly stats: CopyStats = { blobsUploaded: 0, blobsMounted: 0, blobsExisting: 0, bytesUploaded: 0, manifests: 0 };
 
   constructor(private readonly options: CopyOptions = {}) {
-    this.limit = limiter(Math.max(1, options.jobs ?? DEFAULT_JOBS));
+    const jobs = Math.max(1, options.jobs ?? DEFAULT_JOBS);
+    this.limit = limiter(jobs);
+    this.smallLimit = limiter(jobs * SMALL_BLOBS_PER_JOB);
   }
 
   private emit(event: CopyEvent): void {
     this.options.onEvent?.(event);
   }
 
-  /** Copy what `srcRef` names in `src` to `dst` under `dstRef` (a tag or, for children, the digest). */
-  async copy(src: ImageSource, srcRef: string, dst: ImageDestination, dstRef: string): Promise<CopyResult> {
+  /**
+   * Copy what `srcRef` names in `src` to `dst` under `dstRef` (a tag or, for children, the digest).
+   * `dstRefAbsent`: the caller knows the destination has nothing under `dstRef`, so it is not asked.
+   */
+  async copy(src: ImageSource, srcRef: string, dst: ImageDestination, dstRef: string, dstRefAbsent = false): Promise<CopyResult> {
     let manifest = await src.getManifest(srcRef);
     if (manifest.parsed.kind === "index" && this.options.platform) {
       const child = selectPlatform(manifest.parsed.index, this.options.platform, `${src.description}:${srcRef}`);
@@ -72,7 +86,7 @@ export class CopyEngine {
         throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${src.description} is not an image manifest`);
       }
     }
-    const existing = await dst.manifestDigest(dstRef).catch(() => undefined);
+    const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
       return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
@@ -120,7 +134,8 @@ export class CopyEngine {
     const key = `${dst.description}\n${blob.digest}`;
     let pending = this.blobs.get(key);
     if (!pending) {
-      pending = this.limit(async () => {
+      const limit = blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
+      pending = limit(async () => {
         const outcome = await this.transferBlob(src, dst, blob);
         if (outcome === "uploaded") {
           this.stats.blobsUploaded++;
@@ -177,13 +192,24 @@ export interface CopyTagsResult {
   stats: CopyStats;
 }
 
-/** Copy every tag of a repository, several images at a time, each shared blob once. */
+/** Copy every tag of a repository, many images at a time, each shared blob once. */
 export async function copyAllTags(src: ImageSource, dst: ImageDestination, options: CopyOptions = {}): Promise<CopyTagsResult> {
-  const tags = await src.listTags();
+  const [tags, present] = await Promise.all([src.listTags(), presentTags(dst)]);
   const engine = new CopyEngine(options);
-  const images = limiter(Math.max(1, Math.ceil((options.jobs ?? DEFAULT_JOBS) / 2)));
+  // Images are mostly round trips (manifests, existence checks): keep many in flight; the engine bounds the bytes.
+  const images = limiter(IMAGES_PER_JOB * Math.max(1, options.jobs ?? DEFAULT_JOBS));
   const results = await Promise.all(
-    tags.map((tag) => images(async () => ({ tag, digest: (await engine.copy(src, tag, dst, tag)).digest }))),
+    tags.map((tag) => images(async () => ({ tag, digest: (await engine.copy(src, tag, dst, tag, present ? !present.has(tag) : false)).digest }))),
   );
   return { tags: results, stats: engine.stats };
+}
+
+/** The destination's tags in one listing (a repository that does not exist yet has none); undefined: ask per tag. */
+async function presentTags(dst: ImageDestination): Promise<Set<string> | undefined> {
+  if (!dst.listTags) return undefined;
+  try {
+    return new Set(await dst.listTags());
+  } catch (err) {
+    return err instanceof RegcliError && err.kind === "not-found" ? new Set() : undefined;
+  }
 }

@@ -35,6 +35,8 @@ interface CallOptions {
   headers?: Record<string, string>;
   body?: Buffer | string | Readable;
   followRedirects?: boolean;
+  /** Safe to send again after a network failure (see HttpRequest.idempotent). */
+  idempotent?: boolean;
 }
 
 const MAX_LIST_PAGE_BYTES = 16 * 1024 * 1024;
@@ -144,6 +146,7 @@ export class RegistryClient {
         headers,
         body: opts.body,
         followRedirects: opts.followRedirects,
+        idempotent: opts.idempotent,
       });
     let res = await send();
     const replayable = opts.body === undefined || typeof opts.body === "string" || Buffer.isBuffer(opts.body);
@@ -311,6 +314,8 @@ export class RegistryClient {
       scopes: [pushScope(repo), ...extraScopes],
       headers: { "content-length": "0" },
       body: "",
+      // Sending it again at worst leaves an unused upload session, which registries expire.
+      idempotent: true,
     });
     if (res.status !== 202 && res.status !== 201) return this.fail(res, `upload to ${this.display(repo)}`);
     await res.body.dump().catch(() => undefined);
@@ -380,11 +385,15 @@ export class RegistryClient {
   }
 
   /** Cross-repository mount. Returns true when mounted; otherwise the upload location the registry opened. */
-  async mountBlob(repo: string, digest: string, fromRepo: string): Promise<{ mounted: true } | { mounted: false; location: URL }> {
+  async mountBlob(
+    repo: string,
+    digest: string,
+    fromRepo: string,
+  ): Promise<{ mounted: true } | { mounted: false; location: URL; chunkMin?: number }> {
     const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepo)}`;
-    const started = await this.startUpload(repo, [pullScope(fromRepo)], query);
+    const started = await this.startUpload(repo, fromRepo === repo ? [] : [pullScope(fromRepo)], query);
     if (started.status === 201) return { mounted: true };
-    return { mounted: false, location: started.location! };
+    return { mounted: false, location: started.location!, chunkMin: started.chunkMin };
   }
 
   // ---- listings ----

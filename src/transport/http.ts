@@ -173,14 +173,17 @@ export class HttpTransport {
     headers: Record<string, string>,
     body: HttpRequest["body"],
   ): Promise<HttpResponse> {
-    this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
+    if (this.options.debug) this.debug(`> ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(headers))}`);
     const res = await request(url, {
       method,
       headers,
       body: body as Dispatcher.DispatchOptions["body"],
       dispatcher: this.dispatcher,
+      // undici closes the connection after every HEAD (in case a server sends a body anyway), which costs a new
+      // TCP connection per existence check; registries answer HEAD properly, so keep the connection.
+      reset: method === "HEAD" ? false : undefined,
     });
-    this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(res.headers))}`);
+    if (this.options.debug) this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(res.headers))}`);
     return {
       status: res.statusCode,
       headers: res.headers,
