@@ -7,6 +7,8 @@
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
 //                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold]
 //   --big: 8 x 256 MiB (2 GiB) unless --layers/--layer-mib are given.
+//   --workdir DIR: where registry roots and layouts go (default: the system temp dir). A tmpfs such as /dev/shm
+//   takes the disk's writeback out of the timings, which otherwise adds seconds of noise between runs.
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -36,7 +38,7 @@ const SCENARIOS = option("scenarios") === undefined ? ALL_SCENARIOS : option("sc
 for (const sc of SCENARIOS) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}; known: ${ALL_SCENARIOS.join(", ")}`);
 const want = (sc) => SCENARIOS.includes(sc);
 const PROXY_DELAY_MS = 25;
-const work = mkdtempSync(join(tmpdir(), "regcli-bench-"));
+const work = mkdtempSync(join(option("workdir") ?? tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 function freePort() {
@@ -349,7 +351,7 @@ async function clientScenarios(layout) {
 }
 
 try {
-  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${execFileSync("skopeo", ["--version"]).toString().trim()}`);
+  console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${execFileSync("skopeo", ["--version"]).toString().trim()}; work dir ${work}`);
   const layout = join(work, "layout");
   makeLayout(layout);
   const mib = LAYERS * LAYER_MIB;

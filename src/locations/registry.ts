@@ -44,7 +44,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     const start = options.offset ?? 0;
     const first = await this.openRange(desc, start);
     const verifier = new VerifyingStream(desc.digest, desc.size, this.client.registry, { offset: start, prefixHash: options.prefixHash });
-    return pipeline(Readable.from(this.resumingBody(desc, start, first), { objectMode: false }), verifier, () => undefined);
+    const body = new ResumingBody(desc, start, first, this.client.retries, (offset) => this.openRange(desc, offset), (line) => this.client.debug(line), this.client.registry);
+    return pipeline(body, verifier, () => undefined);
   }
 
   private async openRange(desc: Descriptor, offset: number): Promise<Readable> {
@@ -54,41 +55,6 @@ export class RegistryRepository implements ImageSource, ImageDestination {
       throw new RegcliError("integrity", `blob ${desc.digest} from ${this.client.registry} has size ${size}, expected ${desc.size}`);
     }
     return body;
-  }
-
-  private async *resumingBody(desc: Descriptor, start: number, first: Readable): AsyncGenerator<Buffer> {
-    let position = start;
-    let body = first;
-    let stalls = 0;
-    let tries = 1;
-    for (;;) {
-      const before = position;
-      let failure: unknown;
-      try {
-        for await (const chunk of body) {
-          position += (chunk as Buffer).length;
-          yield chunk as Buffer;
-        }
-        if (position >= desc.size) return; // complete; the verifier judges the bytes
-        failure = new Error("the body ended early");
-      } catch (err) {
-        if (err instanceof RegcliError) throw err;
-        failure = err;
-      }
-      stalls = position > before ? 0 : stalls + 1;
-      if (stalls > this.client.retries) {
-        const reason = (failure as Error)?.message ?? String(failure);
-        throw new RegcliError(
-          "network",
-          `download of blob ${desc.digest} from ${this.client.registry} stopped at byte ${position} of ${desc.size} after ${tries} tries (${reason})`,
-          { hint: "check the network or raise --retries/--timeout; a re-run resumes", cause: failure },
-        );
-      }
-      this.client.debug(`! blob ${desc.digest}: ${(failure as Error)?.message}; resuming at byte ${position}`);
-      if (stalls > 0) await sleep(backoffMs(stalls - 1));
-      tries++;
-      body = await this.openRange(desc, position);
-    }
   }
 
   listTags(pageSize?: number): Promise<string[]> {
@@ -280,4 +246,85 @@ export function registrySource(ctx: RegistryContext, ref: Pick<Reference, "regis
 
 export function registryDestination(ctx: RegistryContext, ref: Pick<Reference, "registry" | "repository">): RegistryRepository {
   return new RegistryRepository(ctx.client(ref.registry), ref.repository, { chunkSize: ctx.options.chunkSize });
+}
+
+/**
+ * One blob download as a stream that outlives its HTTP responses: a body cut mid-way (reset, truncated, stalled
+ * past --timeout) is continued by `reopen(position)` with a Range request, so no byte crosses the network twice;
+ * attempts that make no progress are bounded by `retries`. Chunks pass straight through with backpressure (an
+ * async iterator would concatenate whatever the socket had buffered: a copy of every byte).
+ */
+class ResumingBody extends Readable {
+  private body: Readable | undefined;
+  private position: number;
+  private stalls = 0;
+  private tries = 1;
+
+  constructor(
+    private readonly desc: Descriptor,
+    start: number,
+    first: Readable,
+    private readonly retries: number,
+    private readonly reopen: (offset: number) => Promise<Readable>,
+    private readonly debug: (line: string) => void,
+    private readonly host: string,
+  ) {
+    super();
+    this.position = start;
+    this.attach(first);
+  }
+
+  override _read(): void {
+    this.body?.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.body?.destroy();
+    this.body = undefined;
+    callback(err);
+  }
+
+  private attach(body: Readable): void {
+    this.body = body;
+    const before = this.position;
+    let settled = false;
+    const settle = (failure?: unknown) => {
+      if (settled || this.body !== body) return;
+      settled = true;
+      if (failure === undefined) this.push(null); // complete; the verifier judges the bytes
+      else if (failure instanceof RegcliError) this.destroy(failure);
+      else this.resumeAfter(failure, before);
+    };
+    body.on("data", (chunk: Buffer) => {
+      this.position += chunk.length;
+      if (!this.push(chunk)) body.pause();
+    });
+    body.once("end", () => settle(this.position >= this.desc.size ? undefined : new Error("the body ended early")));
+    body.once("error", (err) => settle(err));
+  }
+
+  private resumeAfter(failure: unknown, before: number): void {
+    this.body = undefined;
+    this.stalls = this.position > before ? 0 : this.stalls + 1;
+    const reason = (failure as Error)?.message ?? String(failure);
+    if (this.stalls > this.retries) {
+      this.destroy(
+        new RegcliError(
+          "network",
+          `download of blob ${this.desc.digest} from ${this.host} stopped at byte ${this.position} of ${this.desc.size} after ${this.tries} tries (${reason})`,
+          { hint: "check the network or raise --retries/--timeout; a re-run resumes", cause: failure },
+        ),
+      );
+      return;
+    }
+    this.debug(`! blob ${this.desc.digest}: ${reason}; resuming at byte ${this.position}`);
+    const wait = this.stalls > 0 ? sleep(backoffMs(this.stalls - 1)) : Promise.resolve();
+    wait
+      .then(() => {
+        if (this.destroyed) return;
+        this.tries++;
+        return this.reopen(this.position).then((next) => (this.destroyed ? next.destroy() : this.attach(next)));
+      })
+      .catch((err: Error) => this.destroy(err));
+  }
 }
