@@ -1,4 +1,8 @@
 import { defineConfig } from "vitest/config";
+import { tallyDirForRun } from "./test/helpers/tally.js";
+
+// Set before the worker processes start, so that they inherit it.
+tallyDirForRun();
 
 export default defineConfig({
   test: {
@@ -8,5 +12,6 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     reporters: ["default", "./test/summary-reporter.ts"],
+    setupFiles: ["./test/helpers/tally-setup.ts"],
   },
 });

@@ -63,9 +63,11 @@ export class RegistryRepository implements ImageSource, ImageDestination {
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
     if (mountFrom && mountFrom.registry === this.client.registry && mountFrom.repository !== this.repository) {
-      if (await this.client.headBlob(this.repository, desc.digest)) return "exists";
+      // Mount first: the source repository has the blob, so this usually settles it in one round trip. Only
+      // when the registry declines (no mount support, no read access there) is the destination asked.
       const mount = await this.client.mountBlob(this.repository, desc.digest, mountFrom.repository);
       if (mount.mounted) return "mounted";
+      if (await this.client.headBlob(this.repository, desc.digest)) return "exists"; // the opened session expires unused
       await this.upload(desc, open, mount);
       return "uploaded";
     }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { tally } from "./tally.js";
 
 export interface CliResult {
   code: number;
@@ -73,8 +74,15 @@ export async function regcli(
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  return run(process.execPath, [regcliBin, ...args], env, opts.input, opts.timeoutMs ?? 60_000, opts.cwd);
+  const result = await run(process.execPath, [regcliBin, ...args], env, opts.input, opts.timeoutMs ?? 60_000, opts.cwd);
+  tally("regcli runs");
+  if (result.code === 0) tally("regcli runs completed");
+  else if (STACK_LINE.test(result.stderr)) tally("regcli runs ending in a stack trace");
+  else tally("regcli runs failing with a clear error");
+  return result;
 }
+
+const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
 
 export async function skopeo(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
