@@ -12,6 +12,8 @@ import { algorithmOf } from "../oci/digest.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Blobs are read in 256 KiB pieces: a quarter of the syscalls and buffers of the 64 KiB default. */
+const READ_BUFFER_BYTES = 256 * 1024;
 
 export const REF_NAME = "org.opencontainers.image.ref.name";
 
@@ -153,7 +155,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     if (!(await this.hasBlob(desc.digest))) throw new RegcliError("not-found", `blob ${desc.digest} not found in ${this.description}`);
     const offset = options.offset ?? 0;
     const verifier = new VerifyingStream(desc.digest, desc.size, this.description, { offset, prefixHash: options.prefixHash });
-    return pipelineCb(createReadStream(path, { start: offset }), verifier, () => undefined);
+    return pipelineCb(createReadStream(path, { start: offset, highWaterMark: READ_BUFFER_BYTES }), verifier, () => undefined);
   }
 
   async listTags(): Promise<string[]> {
