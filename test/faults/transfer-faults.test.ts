@@ -1,9 +1,10 @@
 // Faults injected between regcli and a real docker-registry (and regcli serve) by the fault proxy: each case
 // asserts either completed-and-verified or failed-clearly with nothing half-written.
-import { readdir, readFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, tempDir } from "../helpers/cli.js";
+import { regcli, repoRoot, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
 import { fetchManifest, makeImage, pushImage, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -181,6 +182,54 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect(r.stdout.trim()).toBe(big.manifestDigest);
     expect(proxy.faultsInjected).toBe(1);
     expect((await fetchManifest(reg, "pushed/lost", "1")).body.equals(big.manifest)).toBe(true);
+  });
+
+  it("pull -o FILE.tar and -o DIR killed mid-blob leave the previous output intact and nothing that looks complete", async () => {
+    const layer = big.layers[0]!;
+    const small = await makeImage({ layers: 1, layerSize: 64 * 1024, seed: "faults-small" });
+    await pushImage(reg, "small/app", "1", small);
+    const out = await tempDir("regcli-faults-out-");
+    const tar = join(out, "image.tar");
+    const dir = join(out, "layout");
+    ok(await regcli(["--plain-http", "pull", `${reg.host}/small/app:1`, "-o", tar]));
+    ok(await regcli(["--plain-http", "pull", `${reg.host}/small/app:1`, "-o", dir]));
+    const tarBefore = await readFile(tar);
+    const indexBefore = await readFile(join(dir, "index.json"));
+    for (const target of [tar, dir]) {
+      proxy.reset();
+      proxy.rules = [{ method: "GET", path: blobPath(layer.digest), nth: 1, fault: { kind: "stall", after: 8 * MiB } }];
+      const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "--plain-http", "pull", `${proxy.host}/big/app:1`, "-o", target], {
+        env: { ...process.env, NO_COLOR: "1" },
+        stdio: "ignore",
+      });
+      // Kill once the stalled layer's bytes are on disk in the half-written output.
+      const written = async () => {
+        const files = target === tar ? (await readdir(out)).filter((f) => f.endsWith(".partial")).map((f) => join(out, f)) : [join(dir, "blobs", "sha256", `${layer.digest.slice(7)}.partial`)];
+        const sizes = await Promise.all(files.map((f) => stat(f).then((st) => st.size, () => 0)));
+        return Math.max(0, ...sizes) >= 8 * MiB;
+      };
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && !(await written())) await new Promise((r) => setTimeout(r, 20));
+      child.kill("SIGKILL");
+      await new Promise((r) => child.on("close", r));
+      expect(proxy.bytesSent(blobPath(layer.digest), "GET")).toBeGreaterThanOrEqual(8 * MiB);
+    }
+    // The archive is the old one, byte for byte; the half-written one is only a *.partial beside it.
+    expect((await readFile(tar)).equals(tarBefore)).toBe(true);
+    expect((await readdir(out)).some((f) => f.startsWith("image.tar.") && f.endsWith(".partial"))).toBe(true);
+    for (const f of await readdir(out)) if (f !== "image.tar" && f !== "layout") expect(f).toMatch(/\.partial$/);
+    // The layout still names only the old image, every blob under a digest name verifies, the cut one is a partial.
+    expect((await readFile(join(dir, "index.json"))).equals(indexBefore)).toBe(true);
+    const blobs = join(dir, "blobs", "sha256");
+    const names = await readdir(blobs);
+    expect(names).toContain(`${layer.digest.slice(7)}.partial`);
+    for (const f of names) if (!f.endsWith(".partial") && !f.endsWith(".lock")) expect(sha256(await readFile(join(blobs, f)))).toBe(`sha256:${f}`);
+    // And a re-run into the layout completes (resuming the partial).
+    proxy.reset();
+    proxy.rules = [];
+    const again = ok(await regcli(["--plain-http", "pull", "--preserve-digests", `${proxy.host}/big/app:1`, "-o", dir]));
+    expect(again.stdout.trim()).toBe(big.manifestDigest);
+    expect(proxy.bytesSent(blobPath(layer.digest), "GET")).toBeLessThan(layer.size);
   });
 
   it("a repository of 50 tags sharing layers moves each shared blob once", async () => {
