@@ -69,6 +69,11 @@ function buildProgram(): Command {
   return program;
 }
 
+/** A message as one terminal line: text a server sent (error messages, names) may carry newlines or escape codes. */
+function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -81,12 +86,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     const debug = argv.includes("--debug");
     if (error instanceof RegcliError) {
-      process.stderr.write(`${err.red("regcli: error:")} ${error.toLine()}\n`);
+      process.stderr.write(`${err.red("regcli: error:")} ${oneLine(error.toLine())}\n`);
       if (debug && error.cause) process.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
       return error.exitCode;
     }
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`${err.red("regcli: internal error:")} ${message} (run with --debug for details)\n`);
+    process.stderr.write(`${err.red("regcli: internal error:")} ${oneLine(message)} (run with --debug for details)\n`);
     if (debug && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     return 1;
   }

@@ -82,6 +82,7 @@ export class CopyEngine {
     if (manifest.parsed.kind === "index" && this.options.platform) {
       const child = selectPlatform(manifest.parsed.index, this.options.platform, `${src.description}:${srcRef}`);
       manifest = await src.getManifest(child.digest);
+      this.checkDescriptorMatches(child, manifest, src.description);
       if (manifest.parsed.kind !== "image") {
         throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${src.description} is not an image manifest`);
       }

@@ -49,6 +49,9 @@ export async function resolveImage(
     }
   }
   const image = await source.getManifest(chosen.digest);
+  if (image.bytes.length !== chosen.size) {
+    throw new RegcliError("integrity", `manifest ${chosen.digest} from ${ref.display} is ${image.bytes.length} bytes but its index says ${chosen.size}`);
+  }
   if (image.parsed.kind !== "image") {
     throw new RegcliError("registry", `${formatPlatform(chosen.platform)} entry of ${ref.display} is not an image manifest`);
   }

@@ -184,6 +184,9 @@ export class HttpTransport {
       reset: method === "HEAD" ? false : undefined,
     });
     if (this.options.debug) this.debug(`< ${res.statusCode} ${method} ${redactUrl(url)} ${JSON.stringify(redactHeaders(res.headers))}`);
+    // A body refused unread (too large, wrong size or Content-Range) is destroyed, and undici then emits an abort
+    // error on it; whoever reads a body has its own listener, so this one only keeps that from crashing the process.
+    res.body.on("error", () => undefined);
     return {
       status: res.statusCode,
       headers: res.headers,
