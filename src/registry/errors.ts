@@ -29,8 +29,8 @@ export async function registryFailure(res: HttpResponse, what: string, host: str
     res.body.destroy();
   }
   const first = entries[0];
-  const code = typeof first?.code === "string" ? first.code : undefined;
-  const message = typeof first?.message === "string" ? first.message : undefined;
+  const code = typeof first?.code === "string" ? shorten(first.code) : undefined;
+  const message = typeof first?.message === "string" ? shorten(first.message) : undefined;
   const detail = code ? ` (${code}${message ? `: ${message}` : ""})` : ` (HTTP ${res.status})`;
   const kind = kindForStatus(res.status);
   let summary: string;
@@ -59,4 +59,10 @@ export async function registryFailure(res: HttpResponse, what: string, host: str
   }
   const tries = res.tries && res.tries > 1 ? ` after ${res.tries} tries` : "";
   return new RegcliError(kind, `${summary}${detail}${tries}`, { hint, code: code ?? String(res.status) });
+}
+
+/** What a registry says goes into a one-line error: a registry's message is cut short, whatever it sent. */
+const MAX_MESSAGE_CHARS = 300;
+function shorten(text: string): string {
+  return text.length > MAX_MESSAGE_CHARS ? `${text.slice(0, MAX_MESSAGE_CHARS)}...` : text;
 }
