@@ -39,6 +39,7 @@ export class RegistryAuth {
   private challenge: Challenge | undefined;
   private credential: Promise<Credential | undefined> | undefined;
   private readonly tokens = new Map<string, CachedToken>();
+  private readonly fetching = new Map<string, Promise<CachedToken>>();
 
   constructor(
     private readonly base: URL,
@@ -82,9 +83,22 @@ export class RegistryAuth {
     const key = scopeKey(scopes);
     const cached = this.tokens.get(key);
     if (!fresh && cached && cached.expiresAt > Date.now()) return cached.header;
-    const token = await this.fetchToken(challenge, scopes);
-    this.tokens.set(key, token);
-    return token.header;
+    return (await this.fetchShared(key, challenge, scopes)).header;
+  }
+
+  /** Concurrent requests that need the same token wait for one fetch instead of each asking the realm. */
+  private fetchShared(key: string, challenge: Challenge, scopes: string[]): Promise<CachedToken> {
+    let pending = this.fetching.get(key);
+    if (!pending) {
+      pending = this.fetchToken(challenge, scopes)
+        .then((token) => {
+          this.tokens.set(key, token);
+          return token;
+        })
+        .finally(() => this.fetching.delete(key));
+      this.fetching.set(key, pending);
+    }
+    return pending;
   }
 
   /** A 401 came back: learn its challenge and get a fresh header (once). Undefined means nothing more to try. */
@@ -93,7 +107,12 @@ export class RegistryAuth {
     const wanted = [...scopes];
     const extra = this.challenge?.params.scope;
     if (extra) wanted.push(...extra.split(" ").filter(Boolean));
-    return this.header(wanted, true);
+    const header = await this.header(wanted, true);
+    // The fresh token covers `scopes` too: cache it under them, or later requests for `scopes` keep sending the
+    // rejected token whenever the challenge names the access differently (Distribution: "push,pull" or "pull").
+    const token = this.tokens.get(scopeKey(wanted));
+    if (token) this.tokens.set(scopeKey(scopes), token);
+    return header;
   }
 
   private realmMayReceiveCredentials(realm: URL): boolean {

@@ -5,6 +5,7 @@ import {
   createServer,
   request as httpRequest,
   type ClientRequest,
+  type IncomingHttpHeaders,
   type IncomingMessage,
   type OutgoingHttpHeaders,
   type OutgoingMessage,
@@ -35,7 +36,17 @@ export type Fault =
   /** Answer 307 (or `status`) with Location `${to}${originalPathAndQuery}` without forwarding. */
   | { kind: "redirect"; to: string; status?: number }
   /** Wait, then forward normally. */
-  | { kind: "delay"; ms: number };
+  | { kind: "delay"; ms: number }
+  /** Forward without the request's Range (and If-Range) header: a server that ignores Range answers 200, full body. */
+  | { kind: "strip-range" };
+
+/** What a rule's `when` predicate sees of a request. */
+export interface RequestInfo {
+  method: string;
+  /** Path and query. */
+  path: string;
+  headers: IncomingHttpHeaders;
+}
 
 export interface FaultRule {
   method?: string;
@@ -47,6 +58,11 @@ export interface FaultRule {
   times?: number;
   /** Inject with this probability (0..1) using the proxy's seeded PRNG; undefined = always. */
   rate?: number;
+  /**
+   * The rule matches only requests for which this returns true (checked after method and path, before nth
+   * counting). Called once per request that passes method and path, so it may keep state.
+   */
+  when?: (req: RequestInfo) => boolean;
   fault: Fault;
 }
 
@@ -78,6 +94,8 @@ export interface FaultProxy {
   bytesSent(path: RegExp, method?: string): number;
   /** Sum of request body bytes received for requests whose path matches (finished and in-flight ones). */
   bytesReceived(path: RegExp, method?: string): number;
+  /** How many requests matching `path` (and `method`) are in flight right now. */
+  inFlight(path?: RegExp, method?: string): number;
   /** Clear the log, counters and rule counters (not the rules), and reseed the PRNG. */
   reset(): void;
   /** Stop listening and destroy every connection (stalled ones included). */
@@ -194,6 +212,16 @@ class FaultProxyServer implements FaultProxy {
     return this.#sum(path, method, (e) => e.requestBytes);
   }
 
+  inFlight(path?: RegExp, method?: string): number {
+    let n = 0;
+    for (const e of this.#active.keys()) {
+      if (method !== undefined && e.method.toUpperCase() !== method.toUpperCase()) continue;
+      if (path !== undefined && !testPath(path, e.path)) continue;
+      n++;
+    }
+    return n;
+  }
+
   reset(): void {
     this.log = [];
     this.faultsInjected = 0;
@@ -253,11 +281,12 @@ class FaultProxyServer implements FaultProxy {
     check();
   }
 
-  #pick(method: string, path: string): Fault | undefined {
+  #pick(method: string, path: string, headers: IncomingHttpHeaders): Fault | undefined {
     let chosen: Fault | undefined;
     for (const rule of this.rules) {
       if (rule.method !== undefined && rule.method.toUpperCase() !== method.toUpperCase()) continue;
       if (rule.path !== undefined && !testPath(rule.path, path)) continue;
+      if (rule.when !== undefined && !rule.when({ method, path, headers })) continue;
       let state = this.#ruleStates.get(rule);
       if (!state) this.#ruleStates.set(rule, (state = { matched: 0, injected: 0 }));
       state.matched++;
@@ -290,7 +319,7 @@ class FaultProxyServer implements FaultProxy {
     req.on("error", () => {});
     res.on("error", () => {});
 
-    const fault = this.#pick(entry.method, entry.path);
+    const fault = this.#pick(entry.method, entry.path, req.headers);
     if (fault) {
       entry.fault = fault.kind;
       this.faultsInjected++;
@@ -384,6 +413,7 @@ class FaultProxyServer implements FaultProxy {
     const headers: OutgoingHttpHeaders = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value === undefined || HOP_BY_HOP_REQUEST.has(name)) continue;
+      if (fault?.kind === "strip-range" && (name === "range" || name === "if-range")) continue;
       headers[name] = value;
     }
     headers.host = this.#upstream.host;

@@ -17,6 +17,7 @@ interface UpstreamRecord {
   bytes: number;
   complete: boolean;
   host: string | undefined;
+  range: string | undefined;
 }
 
 let upstream: Server;
@@ -27,7 +28,7 @@ let agent: Agent;
 
 function startUpstream(): Promise<void> {
   upstream = createServer((req, res) => {
-    const rec: UpstreamRecord = { method: req.method ?? "", url: req.url ?? "", bytes: 0, complete: false, host: req.headers.host };
+    const rec: UpstreamRecord = { method: req.method ?? "", url: req.url ?? "", bytes: 0, complete: false, host: req.headers.host, range: req.headers.range };
     upstreamRecords.push(rec);
     req.on("data", (c: Buffer) => (rec.bytes += c.length));
     req.on("error", () => {});
@@ -41,6 +42,17 @@ function startUpstream(): Promise<void> {
           "docker-content-digest": BLOB_DIGEST,
         });
         res.end(req.method === "HEAD" ? undefined : BLOB);
+      } else if (path === "/ranged" && req.method === "GET") {
+        // Honours "bytes=N-" like a registry: 206 from byte N, else 200 with the whole blob.
+        const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? "");
+        const start = m ? Number(m[1]) : 0;
+        if (m && start < BLOB_SIZE) {
+          res.writeHead(206, { "content-length": BLOB_SIZE - start, "content-range": `bytes ${start}-${BLOB_SIZE - 1}/${BLOB_SIZE}` });
+          res.end(BLOB.subarray(start));
+        } else {
+          res.writeHead(200, { "content-length": BLOB_SIZE });
+          res.end(BLOB);
+        }
       } else if (path === "/chunked") {
         res.writeHead(200, { "content-type": "application/octet-stream" });
         res.write(BLOB.subarray(0, 1000));
@@ -340,6 +352,25 @@ describe("faults", () => {
     expect(p2.log).toHaveLength(1);
   });
 
+  it("strip-range forwards without Range, so a Range-honouring upstream answers 200 with the whole body", async () => {
+    const ranged = await send(`${proxy.url}/ranged`, { headers: { range: "bytes=1000-" } });
+    expect(ranged.status).toBe(206);
+    expect(ranged.body.equals(BLOB.subarray(1000))).toBe(true);
+    expect(upstreamRecords[0]?.range).toBe("bytes=1000-");
+
+    proxy.rules = [{ method: "GET", path: /\/ranged/, fault: { kind: "strip-range" } }];
+    const stripped = await send(`${proxy.url}/ranged`, { headers: { range: "bytes=1000-", "if-range": '"etag"' } });
+    expect(stripped.error).toBeUndefined();
+    expect(stripped.status).toBe(200);
+    expect(stripped.headers?.["content-range"]).toBeUndefined();
+    expect(stripped.body.equals(BLOB)).toBe(true);
+    expect(upstreamRecords[1]?.range).toBeUndefined();
+    await waitFor(() => proxy.log.length === 2);
+    // The log keeps the Range the client asked for.
+    expect(proxy.log[1]).toMatchObject({ fault: "strip-range", status: 200, range: "bytes=1000-", responseBytes: BLOB_SIZE });
+    expect(proxy.faultsInjected).toBe(1);
+  });
+
   it("reset-request cuts the upload the upstream sees", async () => {
     proxy.rules = [{ method: "PUT", fault: { kind: "reset-request", after: 1000 } }];
     const got = await send(`${proxy.url}/upload`, { method: "PUT", body: BLOB.subarray(0, 200_000) });
@@ -392,6 +423,35 @@ describe("rule selection", () => {
     ];
     expect(await statuses(3)).toEqual([503, 418, 503]);
     expect(await statuses(1, "/y")).toEqual([200]);
+  });
+
+  it("when filters on the request (headers included) and is asked before nth counting", async () => {
+    const seen: string[] = [];
+    proxy.rules = [
+      {
+        nth: 2,
+        when: (req) => {
+          seen.push(`${req.method} ${req.path} ${String(req.headers["x-token"])}`);
+          return req.headers["x-token"] === "old";
+        },
+        fault: teapot,
+      },
+    ];
+    const status = async (token: string) => (await send(`${proxy.url}/x?q=1`, { method: "HEAD", headers: { "x-token": token } })).status;
+    // Only "old" requests count towards nth: the 2nd of them is the one that gets the fault.
+    expect([await status("old"), await status("new"), await status("old"), await status("old")]).toEqual([200, 200, 418, 200]);
+    expect(seen).toEqual(["HEAD /x?q=1 old", "HEAD /x?q=1 new", "HEAD /x?q=1 old", "HEAD /x?q=1 old"]);
+    expect(proxy.faultsInjected).toBe(1);
+  });
+
+  it("inFlight counts requests not yet finished", async () => {
+    proxy.rules = [{ path: /\/slow/, fault: { kind: "delay", ms: 150 } }];
+    const pending = [send(`${proxy.url}/slow/1`), send(`${proxy.url}/slow/2`), send(`${proxy.url}/blob`, { method: "HEAD" })];
+    await waitFor(() => proxy.inFlight(/\/slow\//) === 2);
+    expect(proxy.inFlight(/\/slow\//, "POST")).toBe(0);
+    await Promise.all(pending);
+    await waitFor(() => proxy.inFlight() === 0);
+    expect(proxy.log).toHaveLength(3);
   });
 
   it("method filters", async () => {
