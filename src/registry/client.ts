@@ -2,8 +2,9 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import { RegistryAuth, type CredentialSource } from "../auth/session.js";
 import { RegcliError } from "../errors.js";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, verifyBytes, type ManifestData } from "../oci/index.js";
-import { isPlainHttpServerError } from "../transport/errors.js";
-import { readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { isPlainHttpServerError, isTransientNetworkError, networkError } from "../transport/errors.js";
+import { backoffMs, readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { registryFailure } from "./errors.js";
 
 export interface Endpoint {
@@ -169,6 +170,31 @@ export class RegistryClient {
     return res;
   }
 
+  /**
+   * A 200 answer read whole (manifests, listings). A body cut mid-way is a transient fault like a failed
+   * connect: the GET is sent again, within --retries.
+   */
+  private async getWhole(opts: CallOptions, limit: number, what: string): Promise<{ res: HttpResponse; bytes: Buffer }> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.call(opts);
+      if (res.status !== 200) return this.fail(res, what);
+      try {
+        return { res, bytes: await readLimited(res, limit, what) };
+      } catch (err) {
+        if (err instanceof RegcliError) throw err;
+        if (attempt >= this.retries || !isTransientNetworkError(err)) {
+          const failure = networkError(err, res.url);
+          throw new RegcliError(failure.kind, `reading ${what}: ${failure.message}${attempt > 0 ? ` (after ${attempt + 1} tries)` : ""}`, {
+            hint: failure.hint,
+            cause: err,
+          });
+        }
+        this.debug(`! ${what}: ${(err as Error).message}; retry ${attempt + 1}/${this.retries}`);
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
   private async fail(res: HttpResponse, what: string): Promise<never> {
     throw await registryFailure(res, what, this.registry);
   }
@@ -182,14 +208,11 @@ export class RegistryClient {
 
   async getManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<ManifestData> {
     const what = `manifest ${this.display(repo, reference)}`;
-    const res = await this.call({
-      method: "GET",
-      url: await this.url(`/v2/${repo}/manifests/${reference}`),
-      scopes: [pullScope(repo)],
-      headers: { accept: accept.join(", ") },
-    });
-    if (res.status !== 200) return this.fail(res, what);
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, what);
+    const { res, bytes } = await this.getWhole(
+      { method: "GET", url: await this.url(`/v2/${repo}/manifests/${reference}`), scopes: [pullScope(repo)], headers: { accept: accept.join(", ") } },
+      MAX_MANIFEST_BYTES,
+      what,
+    );
     const data = parseManifest(bytes, res.header("content-type"), this.display(repo, reference));
     const byDigest = reference.includes(":");
     const served = res.header("docker-content-digest");
@@ -404,9 +427,7 @@ export class RegistryClient {
     while (url) {
       if (seen.has(url.href)) throw new RegcliError("registry", `${this.registry} sent a pagination loop for ${what}`);
       seen.add(url.href);
-      const res = await this.call({ method: "GET", url, scopes });
-      if (res.status !== 200) await this.fail(res, what);
-      const body = await readLimited(res, MAX_LIST_PAGE_BYTES, what);
+      const { res, bytes: body } = await this.getWhole({ method: "GET", url, scopes }, MAX_LIST_PAGE_BYTES, what);
       let parsed: Record<string, unknown>;
       try {
         parsed = JSON.parse(body.toString("utf8"));
