@@ -232,6 +232,26 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect(proxy.bytesSent(blobPath(layer.digest), "GET")).toBeLessThan(layer.size);
   });
 
+  it("a manifest body and a tag-list body cut mid-way are fetched again; with no retries left the error is a network error", async () => {
+    proxy.reset();
+    proxy.rules = [
+      { method: "GET", path: /\/manifests\/1$/, nth: 1, fault: { kind: "reset-response", after: 100 } },
+      { method: "GET", path: /\/tags\/list/, nth: 1, fault: { kind: "reset-response", after: 10 } },
+    ];
+    const pulled = ok(await pull());
+    expect(pulled.stdout.trim()).toBe(big.manifestDigest);
+    const tags = ok(await regcli(["--plain-http", "ls", `${proxy.host}/big/app`]));
+    expect(tags.stdout.trim()).toBe("1");
+    expect(proxy.faultsInjected).toBe(2);
+    expect(proxy.log.filter((e) => /\/manifests\/1$/.test(e.path) && e.method === "GET")).toHaveLength(2);
+    proxy.reset();
+    proxy.rules = [{ method: "GET", path: /\/manifests\/1$/, fault: { kind: "reset-response", after: 100 } }];
+    const failed = await pull(["--retries", "1"]);
+    expect(failed.code).toBe(5);
+    expect(failed.stderr).toMatch(/^regcli: error: reading manifest .*big\/app:1: .* \(after 2 tries\)/m);
+    expect(failed.stderr).not.toMatch(/internal error|^\s+at /m);
+  });
+
   it("a repository of 50 tags sharing layers moves each shared blob once", async () => {
     const base = await makeImage({ layers: 1, layerSize: 2 * MiB, seed: "shared-base" });
     const shared = base.layers[0]!;

@@ -13,6 +13,7 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { tally } from "./tally.js";
 
 export type Fault =
   /** Destroy the client socket without forwarding anything. */
@@ -313,6 +314,8 @@ class FaultProxyServer implements FaultProxy {
     const finish = () => {
       if (!this.#active.delete(entry)) return;
       this.log.push(entry);
+      tally("fault proxy: requests relayed");
+      tally("fault proxy: bytes relayed", entry.requestBytes + entry.responseBytes);
     };
     this.#active.set(entry, finish);
     res.once("close", finish);
@@ -323,6 +326,7 @@ class FaultProxyServer implements FaultProxy {
     if (fault) {
       entry.fault = fault.kind;
       this.faultsInjected++;
+      tally(`faults injected: ${fault.kind}`);
     }
 
     switch (fault?.kind) {
