@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import type { Readable } from "node:stream";
-import { EnvHttpProxyAgent, request, type Dispatcher } from "undici";
+import { EnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
 import { RegcliError } from "../errors.js";
 import { isTransientNetworkError, networkError } from "./errors.js";
 import { redactHeaders, redactUrl } from "./redact.js";
