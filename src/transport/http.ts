@@ -1,10 +1,13 @@
 import { readFileSync } from "node:fs";
 import { rootCertificates } from "node:tls";
 import type { Readable } from "node:stream";
-import { EnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
 import { RegcliError } from "../errors.js";
 import { isTransientNetworkError, networkError } from "./errors.js";
 import { redactHeaders, redactUrl } from "./redact.js";
+
+/** The variables undici's EnvHttpProxyAgent reads a proxy from. */
+const PROXY_ENV = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"];
 
 export type HttpMethod = "GET" | "HEAD" | "PUT" | "POST" | "PATCH" | "DELETE";
 
@@ -88,14 +91,17 @@ export class HttpTransport {
         }
       }
     }
-    this.dispatcher = new EnvHttpProxyAgent({
+    const agentOptions = {
       connect: tls,
-      requestTls: tls,
       headersTimeout: this.options.timeoutMs,
       bodyTimeout: this.options.timeoutMs,
       keepAliveTimeout: 10_000,
       connections: 16,
-    });
+    };
+    // The proxy-aware agent matches every request against NO_PROXY; without a proxy configured, skip that.
+    this.dispatcher = PROXY_ENV.some((name) => process.env[name])
+      ? new EnvHttpProxyAgent({ ...agentOptions, requestTls: tls })
+      : new Agent(agentOptions);
   }
 
   async close(): Promise<void> {

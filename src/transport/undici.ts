@@ -1,8 +1,9 @@
 // The two parts of undici regcli uses, imported by path: undici's index also loads fetch, WebSocket, cookies,
 // caches and mocks, which cost every command about 30 ms of start-up for nothing. The bundle pins the version
 // (package-lock.json), so a path that moves fails the build, not a user.
-import type { Dispatcher, EnvHttpProxyAgent as EnvHttpProxyAgentType } from "undici";
+import type { Agent as AgentType, Dispatcher, EnvHttpProxyAgent as EnvHttpProxyAgentType } from "undici";
 import api from "undici/lib/api/index.js";
+import AgentImpl from "undici/lib/dispatcher/agent.js";
 import DispatcherImpl from "undici/lib/dispatcher/dispatcher.js";
 import EnvHttpProxyAgentImpl from "undici/lib/dispatcher/env-http-proxy-agent.js";
 
@@ -12,6 +13,7 @@ const requestImpl = (api as { request: unknown }).request;
 
 export type { Dispatcher };
 export const EnvHttpProxyAgent = EnvHttpProxyAgentImpl as unknown as typeof EnvHttpProxyAgentType;
+export const Agent = AgentImpl as unknown as typeof AgentType;
 
 /** `request` on a given dispatcher, as undici's top-level `request(url, { dispatcher })` does it. */
 export function request(

@@ -11,3 +11,7 @@ declare module "undici/lib/dispatcher/dispatcher.js" {
   const Dispatcher: unknown;
   export default Dispatcher;
 }
+declare module "undici/lib/dispatcher/agent.js" {
+  const Agent: unknown;
+  export default Agent;
+}
