@@ -1,10 +1,9 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { pipeline as pipelineCb, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { RegcliError } from "../errors.js";
 import { MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { withFileLock } from "../store/lock.js";

@@ -16,7 +16,6 @@ export interface RepositoryOptions {
 /** When a registry asks for chunked uploads (OCI-Chunk-Min-Length) and no --chunk-size was given. */
 const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
-
 /** One repository of one registry endpoint, readable and writable. */
 export class RegistryRepository implements ImageSource, ImageDestination {
   readonly description: string;

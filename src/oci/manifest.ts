@@ -72,6 +72,13 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, wh
 }
 
 /** Every blob an image manifest references (config first, then layers). */
+/** A manifest fetched by an index entry must be as long as the entry says (its digest is checked on fetch). */
+export function checkDescriptorSize(desc: Descriptor, manifest: ManifestData, where: string): void {
+  if (desc.size !== manifest.bytes.length) {
+    throw new RegcliError("integrity", `manifest ${desc.digest} from ${where} is ${manifest.bytes.length} bytes but its index says ${desc.size}`);
+  }
+}
+
 export function blobsOf(manifest: ImageManifest): Descriptor[] {
   return [manifest.config, ...manifest.layers];
 }

@@ -1,8 +1,9 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
-import { blobsOf, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
+import { DEFAULT_JOBS } from "./defaults.js";
 
 export type CopyEvent =
   /** Bytes of a blob start to move (`offset` > 0: resumed from there). */
@@ -51,7 +52,6 @@ export { DEFAULT_JOBS } from "./defaults.js";
 const SMALL_BLOB_BYTES = 1024 * 1024;
 const SMALL_BLOBS_PER_JOB = 4;
 const IMAGES_PER_JOB = 4;
-import { DEFAULT_JOBS } from "./defaults.js";
 
 /**
  * The transfer engine for one operation: each blob digest is handled once however many images share it,
@@ -82,7 +82,7 @@ export class CopyEngine {
     if (manifest.parsed.kind === "index" && this.options.platform) {
       const child = selectPlatform(manifest.parsed.index, this.options.platform, `${src.description}:${srcRef}`);
       manifest = await src.getManifest(child.digest);
-      this.checkDescriptorMatches(child, manifest, src.description);
+      checkDescriptorSize(child, manifest, src.description);
       if (manifest.parsed.kind !== "image") {
         throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${src.description} is not an image manifest`);
       }
@@ -107,7 +107,7 @@ export class CopyEngine {
       await Promise.all(
         manifest.parsed.index.manifests.map(async (child) => {
           const childManifest = await src.getManifest(child.digest);
-          this.checkDescriptorMatches(child, childManifest, src.description);
+          checkDescriptorSize(child, childManifest, src.description);
           const written = await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1);
           if (written.digest !== child.digest) {
             children.set(child.digest, { ...child, mediaType: written.mediaType, digest: written.digest, size: written.bytes.length });
@@ -123,12 +123,6 @@ export class CopyEngine {
     this.stats.manifests++;
     this.emit({ type: "manifest", digest: output.digest, mediaType: output.mediaType, reference, skipped: false });
     return output;
-  }
-
-  private checkDescriptorMatches(desc: Descriptor, manifest: ManifestData, where: string): void {
-    if (desc.size !== manifest.bytes.length) {
-      throw new RegcliError("integrity", `manifest ${desc.digest} from ${where} is ${manifest.bytes.length} bytes but its index says ${desc.size}`);
-    }
   }
 
   private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {

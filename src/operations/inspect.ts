@@ -2,6 +2,7 @@ import { RegcliError } from "../errors.js";
 import { registrySource } from "../locations/registry.js";
 import type { ImageSource } from "../locations/types.js";
 import {
+  checkDescriptorSize,
   formatPlatform,
   hostPlatform,
   platformMatches,
@@ -49,9 +50,7 @@ export async function resolveImage(
     }
   }
   const image = await source.getManifest(chosen.digest);
-  if (image.bytes.length !== chosen.size) {
-    throw new RegcliError("integrity", `manifest ${chosen.digest} from ${ref.display} is ${image.bytes.length} bytes but its index says ${chosen.size}`);
-  }
+  checkDescriptorSize(chosen, image, ref.display);
   if (image.parsed.kind !== "image") {
     throw new RegcliError("registry", `${formatPlatform(chosen.platform)} entry of ${ref.display} is not an image manifest`);
   }

@@ -1,8 +1,8 @@
 import { pipeline, Transform, type Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { RegistryAuth, type CredentialSource } from "../auth/session.js";
 import { RegcliError } from "../errors.js";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, verifyBytes, type ManifestData } from "../oci/index.js";
-import { setTimeout as sleep } from "node:timers/promises";
 import { isPlainHttpServerError, isTransientNetworkError, networkError } from "../transport/errors.js";
 import { backoffMs, readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { registryFailure } from "./errors.js";
