@@ -593,6 +593,35 @@ describe("hostile registries that Distribution cannot imitate (in-process fakes)
       expect(uploads.requests.map((q) => q.authorization)).toEqual(uploads.requests.map(() => undefined));
     });
 
+    it("an https registry's token realm over plain http gets no credentials: the token is fetched anonymously", async () => {
+      const dir = await tempDir("regcli-hostile-realm-");
+      execFileSync(
+        "openssl",
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        { cwd: dir, stdio: "ignore" },
+      );
+      const realm = await startFake((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: "anonymous-token" }));
+      });
+      const tls = await startFake(
+        (req, res) => {
+          if (req.headers.authorization !== "Bearer anonymous-token") {
+            res
+              .writeHead(401, { "www-authenticate": `Bearer realm="${realm.url}/token",service="fake"`, "content-type": "application/json" })
+              .end('{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}');
+          } else res.writeHead(200, { "content-type": "application/json" }).end('{"name":"app","tags":["1"]}');
+        },
+        { tls: { cert: await readFile(join(dir, "cert.pem"), "utf8"), key: await readFile(join(dir, "key.pem"), "utf8") }, ownV2: true },
+      );
+      const env = { DOCKER_CONFIG: await dockerConfigDir({ [tls.host]: { username: "alice", password: "realm-secret" } }) };
+      const r = await regcli(["--ca-file", join(dir, "cert.pem"), "ls", `${tls.host}/app`], { env });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe("1");
+      expect(realm.requests.length).toBeGreaterThan(0);
+      expect(realm.requests.map((q) => q.authorization)).toEqual(realm.requests.map(() => undefined));
+      expect(realm.requests.every((q) => !q.url.includes("realm-secret"))).toBe(true);
+    });
+
     it("an https registry's Location that downgrades to http is refused (exit 5) and never contacted", async () => {
       const dir = await tempDir("regcli-hostile-tls-");
       execFileSync(

@@ -108,6 +108,20 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect(proxy.log.filter((e) => /\/manifests\//.test(e.path)).length).toBe(3);
   });
 
+  it("a 502, a 504 and a 429 without Retry-After are retried with backoff; the pull completes verified", async () => {
+    proxy.reset();
+    proxy.rules = [
+      { method: "GET", path: /\/manifests\//, nth: 1, fault: { kind: "status", status: 502 } },
+      { method: "GET", path: blobPath(big.layers[0]!.digest), nth: 1, fault: { kind: "status", status: 504 } },
+      { method: "GET", path: blobPath(big.config.digest), nth: 1, fault: { kind: "status", status: 429 } },
+    ];
+    const r = ok(await pull());
+    expect(r.stdout.trim()).toBe(big.manifestDigest);
+    expect(proxy.faultsInjected).toBe(3);
+    expect(proxy.log.filter((e) => e.status === 502 || e.status === 504 || e.status === 429)).toHaveLength(3);
+    await storeIsClean(r.home);
+  });
+
   it("a Docker-Content-Digest that disagrees with the manifest bytes is refused (exit 5)", async () => {
     proxy.reset();
     proxy.rules = [{ method: "GET", path: /\/manifests\/1$/, fault: { kind: "header", name: "docker-content-digest", value: `sha256:${"0".repeat(64)}` } }];
