@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from "commander";
 import { RegcliError } from "../errors.js";
+import { strayNetworkError } from "../transport/errors.js";
 import { regcliVersion } from "../version.js";
 import { register as registerBlob } from "./commands/blob.js";
 import { register as registerConfig } from "./commands/config.js";
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const debug = argv.includes("--debug");
+    if (!(error instanceof RegcliError)) error = strayNetworkError(error) ?? error;
     if (error instanceof RegcliError) {
       process.stderr.write(`${err.red("regcli: error:")} ${oneLine(error.toLine())}\n`);
       if (debug && error.cause) process.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);

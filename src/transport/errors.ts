@@ -89,3 +89,19 @@ export function networkError(err: unknown, url: URL): RegcliError {
   }
   return new RegcliError("network", what, { hint, code, cause: err });
 }
+
+/**
+ * A connection-level failure that escaped the code that could have named its host (a last resort for the CLI):
+ * still a network error, exit code and all, not an internal one.
+ */
+export function strayNetworkError(err: unknown): RegcliError | undefined {
+  const code = codeOf(err) ?? (err as { code?: unknown })?.code;
+  if (typeof code !== "string") return undefined;
+  if (!code.startsWith("UND_ERR") && !/^E(CONNRESET|CONNREFUSED|CONNABORTED|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH|NETUNREACH)$/.test(code)) {
+    return undefined;
+  }
+  return new RegcliError("network", `network failure: ${messageOf(err)}`, {
+    hint: "check the network and try again (--retries and --timeout tune the retries)",
+    cause: err,
+  });
+}

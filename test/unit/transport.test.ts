@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { retryAfterMs } from "../../src/transport/http.js";
 import { redactHeaders, redactUrl } from "../../src/transport/redact.js";
-import { isPlainHttpServerError, networkError } from "../../src/transport/errors.js";
+import { isPlainHttpServerError, networkError, strayNetworkError } from "../../src/transport/errors.js";
 import { loadSettings } from "../../src/config/settings.js";
 import { normalizeRegistryName } from "../../src/reference/registry-name.js";
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -82,4 +82,26 @@ describe("registry names for login", () => {
   ])("%s -> %s", (input, expected) => expect(normalizeRegistryName(input)).toBe(expected));
 
   it.each(["", "bad host", "-bad.example", "https://"])("refuses %j", (input) => expect(() => normalizeRegistryName(input)).toThrow(/not a registry host/));
+});
+
+describe("stray network errors (the CLI's last resort)", () => {
+  const withCode = (message: string, code: string, cause?: unknown) => Object.assign(new Error(message, { cause }), { code });
+  it.each([
+    ["other side closed", "UND_ERR_SOCKET"],
+    ["read ECONNRESET", "ECONNRESET"],
+    ["Body Timeout Error", "UND_ERR_BODY_TIMEOUT"],
+  ])("%s (%s) is a network error, exit 5", (message, code) => {
+    const e = strayNetworkError(withCode(message, code));
+    expect(e?.kind).toBe("network");
+    expect(e?.exitCode).toBe(5);
+    expect(e?.message).toContain(message);
+  });
+  it("a socket error wrapping its cause keeps both messages", () => {
+    const e = strayNetworkError(withCode("terminated", "UND_ERR_SOCKET", withCode("read ECONNRESET", "ECONNRESET")));
+    expect(e?.message).toBe("network failure: terminated: read ECONNRESET");
+  });
+  it.each([new Error("boom"), new TypeError("x is not a function"), Object.assign(new Error("nope"), { code: "ERR_INVALID_ARG_TYPE" }), "text"])(
+    "leaves %s alone (an internal error stays one)",
+    (err) => expect(strayNetworkError(err)).toBeUndefined(),
+  );
 });
