@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { rootCertificates } from "node:tls";
+import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
 import type { Readable } from "node:stream";
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
 import { RegcliError } from "../errors.js";
@@ -80,16 +80,19 @@ export class HttpTransport {
       userAgent: options.userAgent ?? "regcli",
       debug: options.debug,
     };
-    const tls: { rejectUnauthorized: boolean; ca?: string[] } = { rejectUnauthorized: !this.options.insecure };
+    const tls: { rejectUnauthorized: boolean; secureContext?: SecureContext } = { rejectUnauthorized: !this.options.insecure };
     if (options.caFiles?.length) {
-      tls.ca = [...rootCertificates];
+      const ca = [...rootCertificates];
       for (const file of options.caFiles) {
         try {
-          tls.ca.push(readFileSync(file, "utf8"));
+          ca.push(readFileSync(file, "utf8"));
         } catch (err) {
           throw new RegcliError("usage", `cannot read CA file ${file}: ${(err as Error).message}`);
         }
       }
+      // One context for every connection: given `ca` instead, Node parses all the roots again for each
+      // connection (about 40 ms of CPU each here; 1.2 s for a 60-image copy over 32 connections).
+      tls.secureContext = createSecureContext({ ca });
     }
     const agentOptions = {
       connect: tls,
