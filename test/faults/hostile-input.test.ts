@@ -165,6 +165,17 @@ async function startFake(handler: Handler, opts: { bindHost?: string; tls?: { ce
   return fake;
 }
 
+/** A self-signed certificate for 127.0.0.1 (openssl), for fake https registries; `dir` holds cert.pem for --ca-file. */
+async function selfSignedCert(): Promise<{ dir: string; tls: { cert: string; key: string } }> {
+  const dir = await tempDir("regcli-hostile-tls-");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+    { cwd: dir, stdio: "ignore" },
+  );
+  return { dir, tls: { cert: await readFile(join(dir, "cert.pem"), "utf8"), key: await readFile(join(dir, "key.pem"), "utf8") } };
+}
+
 /** Writes `chunk` until the client goes away, respecting backpressure; counts what was handed to the socket. */
 function endless(res: ServerResponse, chunk: Buffer, sent: { bytes: number; closed: boolean }): void {
   res.once("close", () => (sent.closed = true));
@@ -594,12 +605,7 @@ describe("hostile registries that Distribution cannot imitate (in-process fakes)
     });
 
     it("an https registry's token realm over plain http gets no credentials: the token is fetched anonymously", async () => {
-      const dir = await tempDir("regcli-hostile-realm-");
-      execFileSync(
-        "openssl",
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        { cwd: dir, stdio: "ignore" },
-      );
+      const { dir, tls: keys } = await selfSignedCert();
       const realm = await startFake((_req, res) => {
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: "anonymous-token" }));
       });
@@ -611,7 +617,7 @@ describe("hostile registries that Distribution cannot imitate (in-process fakes)
               .end('{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}');
           } else res.writeHead(200, { "content-type": "application/json" }).end('{"name":"app","tags":["1"]}');
         },
-        { tls: { cert: await readFile(join(dir, "cert.pem"), "utf8"), key: await readFile(join(dir, "key.pem"), "utf8") }, ownV2: true },
+        { tls: keys, ownV2: true },
       );
       const env = { DOCKER_CONFIG: await dockerConfigDir({ [tls.host]: { username: "alice", password: "realm-secret" } }) };
       const r = await regcli(["--ca-file", join(dir, "cert.pem"), "ls", `${tls.host}/app`], { env });
@@ -623,12 +629,7 @@ describe("hostile registries that Distribution cannot imitate (in-process fakes)
     });
 
     it("an https registry's Location that downgrades to http is refused (exit 5) and never contacted", async () => {
-      const dir = await tempDir("regcli-hostile-tls-");
-      execFileSync(
-        "openssl",
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        { cwd: dir, stdio: "ignore" },
-      );
+      const { dir, tls: keys } = await selfSignedCert();
       const trap = await startFake((_req, res) => {
         res.writeHead(201, { "content-length": "0" }).end();
       });
@@ -638,7 +639,7 @@ describe("hostile registries that Distribution cannot imitate (in-process fakes)
             res.writeHead(202, { location: `${trap.url}/uploads/1`, "content-length": "0" }).end();
           } else res.writeHead(404, { "content-type": "application/json" }).end('{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}');
         },
-        { tls: { cert: await readFile(join(dir, "cert.pem"), "utf8"), key: await readFile(join(dir, "key.pem"), "utf8") } },
+        { tls: keys },
       );
       const r = await regcli(["--ca-file", join(dir, "cert.pem"), "copy", `${source.host}/src/app:1`, `${tls.host}/dst/app:1`]);
       refused(r, 5, new RegExp(`${tls.host} sent an upload location that downgrades to http:$`));
