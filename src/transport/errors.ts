@@ -95,8 +95,8 @@ export function networkError(err: unknown, url: URL): RegcliError {
  * still a network error, exit code and all, not an internal one.
  */
 export function strayNetworkError(err: unknown): RegcliError | undefined {
-  const code = codeOf(err) ?? (err as { code?: unknown })?.code;
-  if (typeof code !== "string") return undefined;
+  const code = codeOf(err);
+  if (code === undefined) return undefined;
   if (!code.startsWith("UND_ERR") && !/^E(CONNRESET|CONNREFUSED|CONNABORTED|PIPE|TIMEDOUT|NOTFOUND|AI_AGAIN|HOSTUNREACH|NETUNREACH)$/.test(code)) {
     return undefined;
   }

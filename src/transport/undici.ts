@@ -1,5 +1,5 @@
-// The two parts of undici regcli uses, imported by path: undici's index also loads fetch, WebSocket, cookies,
-// caches and mocks, which cost every command about 30 ms of start-up for nothing. The bundle pins the version
+// The parts of undici regcli uses (agents and the request API), imported by path: undici's index also loads fetch,
+// WebSocket, cookies, caches and mocks, which cost every command 40-50 ms of start-up for nothing. The bundle pins the version
 // (package-lock.json), so a path that moves fails the build, not a user.
 import type { Agent as AgentType, Dispatcher, EnvHttpProxyAgent as EnvHttpProxyAgentType } from "undici";
 import api from "undici/lib/api/index.js";
@@ -9,7 +9,6 @@ import EnvHttpProxyAgentImpl from "undici/lib/dispatcher/env-http-proxy-agent.js
 
 // What undici's index does first: every dispatcher gets request/connect/...; ProxyAgent tunnels with connect().
 Object.assign((DispatcherImpl as { prototype: object }).prototype, api);
-const requestImpl = (api as { request: unknown }).request;
 
 export type { Dispatcher };
 export const EnvHttpProxyAgent = EnvHttpProxyAgentImpl as unknown as typeof EnvHttpProxyAgentType;
@@ -21,9 +20,5 @@ export function request(
   options: Omit<Dispatcher.RequestOptions, "origin" | "path"> & { dispatcher: Dispatcher },
 ): Promise<Dispatcher.ResponseData> {
   const { dispatcher, ...rest } = options;
-  return (requestImpl as (this: Dispatcher, opts: Dispatcher.RequestOptions) => Promise<Dispatcher.ResponseData>).call(dispatcher, {
-    ...rest,
-    origin: url.origin,
-    path: `${url.pathname}${url.search}`,
-  });
+  return dispatcher.request({ ...rest, origin: url.origin, path: `${url.pathname}${url.search}` });
 }
