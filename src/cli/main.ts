@@ -76,6 +76,13 @@ function oneLine(text: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that stops early (`regcli ls REPO | head -1`) closes the pipe: end quietly, as a command would whose
+  // output was simply not wanted any more, instead of dying of an unhandled EPIPE with a stack trace.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    process.stderr.write(`regcli: error: cannot write the output: ${oneLine(e.message)}\n`);
+    process.exit(5);
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -1,9 +1,10 @@
 // Every remote command, driven through the built binary, against a real docker-registry in each auth mode.
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerConfigDir, regcli, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
+import { dockerConfigDir, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type RegistryMode, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 
@@ -230,5 +231,37 @@ describe("interop with skopeo across two registries", () => {
     expect(result.stats.manifests).toBe(3);
     const raw = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${b.host}/multi/list:2.0`]);
     expect(raw.stdoutBuffer.equals(idx.manifest)).toBe(true);
+  });
+});
+
+describe("output into a pipe that closes early", () => {
+  let reg: TestRegistry;
+  let image: TestImage;
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    image = await makeImage({ layers: 1, layerSize: 4 * 1024 * 1024, format: "oci", seed: "epipe" });
+    await pushImage(reg, "pipe/app", "1.0", image);
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it("`blob | head -c 10` and `ls | head -1` end quietly with 0, not with an EPIPE stack trace", async () => {
+    const bin = join(repoRoot, "bin", "regcli.cjs");
+    const layer = image.layers[0]!;
+    const script = [
+      "set -o pipefail",
+      `"${process.execPath}" "${bin}" --plain-http blob ${reg.host}/pipe/app@${layer.digest} | head -c 10 | wc -c`,
+      `"${process.execPath}" "${bin}" --plain-http ls ${reg.host}/pipe/app | head -c 0`,
+    ].join("\n");
+    const child = spawn("bash", ["-c", script], { env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    child.stderr.on("data", (d: Buffer) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(err).toBe("");
+    expect(out.trim()).toBe("10");
+    expect(code).toBe(0);
   });
 });
