@@ -95,7 +95,7 @@ async function startServer(kind) {
   const addr = `127.0.0.1:${port}`;
   let child;
   if (kind === "regcli-serve") {
-    child = spawn(process.execPath, [join(root, "bin", "regcli.js"), "serve", "--addr", addr, "--root", join(dir, "data")], { stdio: "ignore" });
+    child = spawn(process.execPath, [join(root, "bin", "regcli.cjs"), "serve", "--addr", addr, "--root", join(dir, "data")], { stdio: "ignore" });
   } else {
     const config = join(dir, "config.yml");
     writeFileSync(config, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "data")}}\nhttp:\n  addr: ${addr}\n`);
@@ -205,7 +205,7 @@ async function timed(cmd, cmdArgs) {
   return { seconds, rss };
 }
 
-const regcliBin = join(root, "bin", "regcli.js");
+const regcliBin = join(root, "bin", "regcli.cjs");
 const regcli = (...a) => [process.execPath, [regcliBin, "-q", ...a]];
 const skopeoCmd = (...a) => ["skopeo", a];
 

@@ -13,7 +13,7 @@ import { gzipSync } from "node:zlib";
 import tar from "tar-stream";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const bin = join(root, "bin", "regcli.js");
+const bin = join(root, "bin", "regcli.cjs");
 const work = mkdtempSync(join(tmpdir(), "regcli-demo-"));
 const env = { ...process.env, REGCLI_HOME: join(work, "home"), DOCKER_CONFIG: join(work, "docker") };
 

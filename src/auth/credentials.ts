@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -156,9 +155,11 @@ interface HelperResult {
 }
 
 /** Run `docker-credential-NAME ACTION` (no shell) with `input` on stdin. */
-function runHelper(name: string, action: "get" | "store" | "erase", input: string, env: NodeJS.ProcessEnv): Promise<HelperResult> {
+async function runHelper(name: string, action: "get" | "store" | "erase", input: string, env: NodeJS.ProcessEnv): Promise<HelperResult> {
   checkHelperName(name);
   const program = `docker-credential-${name}`;
+  // Loaded only when a helper is configured: node:child_process costs every other start-up a few ms.
+  const { spawn } = await import("node:child_process");
   return new Promise((resolve, reject) => {
     let settled = false;
     let timedOut = false;

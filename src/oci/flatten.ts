@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { constants as fsConstants, createWriteStream } from "node:fs";
 import { chmod, link, lstat, mkdir, rm, symlink } from "node:fs/promises";
 import { join, posix } from "node:path";
@@ -275,6 +274,7 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
 /** Node has no mknod(2): the coreutils program makes device nodes and fifos (root only). */
 async function makeNode(target: string, header: Header): Promise<void> {
   const kind = header.type === "fifo" ? ["p"] : [header.type === "block-device" ? "b" : "c", String(header.devmajor ?? 0), String(header.devminor ?? 0)];
+  const { execFile } = await import("node:child_process");
   await new Promise<void>((resolve, reject) =>
     execFile("mknod", [target, ...kind], (err) => (err ? reject(new RegcliError("general", `cannot create device node ${target}: ${err.message}`)) : resolve())),
   );

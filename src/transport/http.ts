@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
-import { createSecureContext, rootCertificates, type SecureContext } from "node:tls";
+import { createRequire } from "node:module";
+import type { SecureContext } from "node:tls";
 import type { Readable } from "node:stream";
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
+import { Agent, loadEnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
 import { RegcliError } from "../errors.js";
 import { isTransientNetworkError, networkError } from "./errors.js";
 import { redactHeaders, redactUrl } from "./redact.js";
@@ -68,7 +69,8 @@ export function backoffMs(attempt: number): number {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class HttpTransport {
-  private readonly dispatcher: Dispatcher;
+  /** The agent, or (with a proxy in the environment) the proxy-aware agent once its code has loaded. */
+  private readonly dispatcher: Dispatcher | Promise<Dispatcher>;
   readonly options: Required<Omit<TransportOptions, "debug" | "caFiles">> & Pick<TransportOptions, "debug" | "caFiles">;
 
   constructor(options: TransportOptions = {}) {
@@ -82,6 +84,9 @@ export class HttpTransport {
     };
     const tls: { rejectUnauthorized: boolean; secureContext?: SecureContext } = { rejectUnauthorized: !this.options.insecure };
     if (options.caFiles?.length) {
+      // node:tls is loaded only here: undici loads it itself at the first https connection, and a plain-http run
+      // (or one that never connects) is spared its start-up cost.
+      const { createSecureContext, rootCertificates } = createRequire(import.meta.url)("node:tls") as typeof import("node:tls");
       const ca = [...rootCertificates];
       for (const file of options.caFiles) {
         try {
@@ -103,12 +108,12 @@ export class HttpTransport {
     };
     // The proxy-aware agent matches every request against NO_PROXY; without a proxy configured, skip that.
     this.dispatcher = PROXY_ENV.some((name) => process.env[name])
-      ? new EnvHttpProxyAgent({ ...agentOptions, requestTls: tls })
+      ? loadEnvHttpProxyAgent().then((EnvHttpProxyAgent) => new EnvHttpProxyAgent({ ...agentOptions, requestTls: tls }))
       : new Agent(agentOptions);
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await (await this.dispatcher).close();
   }
 
   private debug(line: string): void {
@@ -187,7 +192,7 @@ export class HttpTransport {
       method,
       headers,
       body: body as Dispatcher.DispatchOptions["body"],
-      dispatcher: this.dispatcher,
+      dispatcher: await this.dispatcher,
       // undici closes the connection after every HEAD (in case a server sends a body anyway), which costs a new
       // TCP connection per existence check; registries answer HEAD properly, so keep the connection.
       reset: method === "HEAD" ? false : undefined,

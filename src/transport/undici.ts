@@ -2,17 +2,29 @@
 // WebSocket, cookies, caches and mocks, which cost every command 40-50 ms of start-up for nothing. The bundle pins the version
 // (package-lock.json), so a path that moves fails the build, not a user.
 import type { Agent as AgentType, Dispatcher, EnvHttpProxyAgent as EnvHttpProxyAgentType } from "undici";
-import api from "undici/lib/api/index.js";
 import AgentImpl from "undici/lib/dispatcher/agent.js";
 import DispatcherImpl from "undici/lib/dispatcher/dispatcher.js";
-import EnvHttpProxyAgentImpl from "undici/lib/dispatcher/env-http-proxy-agent.js";
+import apiRequest from "undici/lib/api/api-request.js";
 
-// What undici's index does first: every dispatcher gets request/connect/...; ProxyAgent tunnels with connect().
-Object.assign((DispatcherImpl as { prototype: object }).prototype, api);
+// What undici's index does first, for the one API regcli calls: every dispatcher gets request().
+const dispatcherPrototype = (DispatcherImpl as { prototype: Record<string, unknown> }).prototype;
+dispatcherPrototype.request = apiRequest;
 
 export type { Dispatcher };
-export const EnvHttpProxyAgent = EnvHttpProxyAgentImpl as unknown as typeof EnvHttpProxyAgentType;
 export const Agent = AgentImpl as unknown as typeof AgentType;
+
+/**
+ * undici's proxy-aware agent, loaded only when a proxy is configured: it brings the proxy and SOCKS code, and
+ * connect() (which it tunnels HTTPS with), that a run without a proxy never uses.
+ */
+export async function loadEnvHttpProxyAgent(): Promise<typeof EnvHttpProxyAgentType> {
+  const [{ default: impl }, { default: apiConnect }] = await Promise.all([
+    import("undici/lib/dispatcher/env-http-proxy-agent.js"),
+    import("undici/lib/api/api-connect.js"),
+  ]);
+  dispatcherPrototype.connect = apiConnect;
+  return impl as unknown as typeof EnvHttpProxyAgentType;
+}
 
 /** `request` on a given dispatcher, as undici's top-level `request(url, { dispatcher })` does it. */
 export function request(

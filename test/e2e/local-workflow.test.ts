@@ -161,7 +161,7 @@ describe("local image store", () => {
     const proxy = await startFaultProxy(reg.url);
     try {
       proxy.rules = [{ method: "GET", path: layerPath, nth: 1, fault: { kind: "stall", after: 10 * 1024 * 1024 } }];
-      const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "--plain-http", "pull", "-j", "1", `${proxy.host}/big/app:1.0`], {
+      const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.cjs"), "--plain-http", "pull", "-j", "1", `${proxy.host}/big/app:1.0`], {
         env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
         stdio: "ignore",
       });

@@ -23,7 +23,7 @@ describe("progress", () => {
   it("draws per-blob bars and a total line on a terminal, stdout still carries only the digest", async () => {
     const home = await tempDir("regcli-tty-");
     const typescript = join(home, "typescript");
-    const command = `stty cols 120 rows 40; REGCLI_HOME=${home} ${process.execPath} ${join(repoRoot, "bin", "regcli.js")} --plain-http pull ${reg.host}/progress/app:1`;
+    const command = `stty cols 120 rows 40; REGCLI_HOME=${home} ${process.execPath} ${join(repoRoot, "bin", "regcli.cjs")} --plain-http pull ${reg.host}/progress/app:1`;
     const env = { ...process.env, TERM: "xterm-256color" };
     delete env.NO_COLOR;
     await run("script", ["-qfec", command, typescript], { env, timeout: 60_000 });

@@ -200,7 +200,7 @@ describe("regcli serve: options", () => {
     }
     const root = await tempDir();
     const port = await freePort();
-    const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "serve", "--addr", `127.0.0.1:${port}`, "--root", root, "--read-only"], { stdio: "ignore" });
+    const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.cjs"), "serve", "--addr", `127.0.0.1:${port}`, "--root", root, "--read-only"], { stdio: "ignore" });
     try {
       for (let i = 0; i < 100; i++) {
         if ((await call(`http://127.0.0.1:${port}/v2/`, "GET").catch(() => ({ status: 0 }))).status === 200) break;
@@ -220,7 +220,7 @@ describe("regcli serve: load and crash recovery", () => {
     const root = await tempDir();
     const port = await freePort();
     const host = `127.0.0.1:${port}`;
-    const start = () => spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "serve", "--addr", host, "--root", root, "--delete"], { stdio: "ignore" });
+    const start = () => spawn(process.execPath, [join(repoRoot, "bin", "regcli.cjs"), "serve", "--addr", host, "--root", root, "--delete"], { stdio: "ignore" });
     const waitUp = async () => {
       for (let i = 0; i < 200; i++) {
         if ((await call(`http://${host}/v2/`, "GET").catch(() => ({ status: 0 }))).status === 200) return;

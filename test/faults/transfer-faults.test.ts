@@ -212,7 +212,7 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     for (const target of [tar, dir]) {
       proxy.reset();
       proxy.rules = [{ method: "GET", path: blobPath(layer.digest), nth: 1, fault: { kind: "stall", after: 8 * MiB } }];
-      const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.js"), "--plain-http", "pull", `${proxy.host}/big/app:1`, "-o", target], {
+      const child = spawn(process.execPath, [join(repoRoot, "bin", "regcli.cjs"), "--plain-http", "pull", `${proxy.host}/big/app:1`, "-o", target], {
         env: { ...process.env, NO_COLOR: "1" },
         stdio: "ignore",
       });

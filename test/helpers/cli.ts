@@ -13,7 +13,7 @@ export interface CliResult {
 }
 
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const regcliBin = join(repoRoot, "bin", "regcli.js");
+const regcliBin = join(repoRoot, "bin", "regcli.cjs");
 
 const tempDirs: string[] = [];
 process.on("exit", () => {

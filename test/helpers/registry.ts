@@ -249,7 +249,7 @@ export async function startRegistry(
         ? spawn(
             process.execPath,
             [
-              join(repoRoot, "bin", "regcli.js"),
+              join(repoRoot, "bin", "regcli.cjs"),
               "serve",
               "--addr",
               host,
