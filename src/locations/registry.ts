@@ -1,7 +1,7 @@
-import { pipeline, Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegcliError } from "../errors.js";
-import { VerifyingStream, type Descriptor, type ManifestData } from "../oci/index.js";
+import { BlobCheck, type Descriptor, type ManifestData } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -42,9 +42,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
     const start = options.offset ?? 0;
     const first = await this.openRange(desc, start);
-    const verifier = new VerifyingStream(desc.digest, desc.size, this.client.registry, { offset: start, prefixHash: options.prefixHash });
-    const body = new ResumingBody(desc, start, first, this.client.retries, (offset) => this.openRange(desc, offset), (line) => this.client.debug(line), this.client.registry);
-    return pipeline(body, verifier, () => undefined);
+    const check = new BlobCheck(desc.digest, desc.size, this.client.registry, { offset: start, prefixHash: options.prefixHash });
+    return new ResumingBody(desc, start, first, check, this.client.retries, (offset) => this.openRange(desc, offset), (line) => this.client.debug(line), this.client.registry);
   }
 
   private async openRange(desc: Descriptor, offset: number): Promise<Readable> {
@@ -253,7 +252,8 @@ export function registryDestination(ctx: RegistryContext, ref: Pick<Reference, "
  * One blob download as a stream that outlives its HTTP responses: a body cut mid-way (reset, truncated, stalled
  * past --timeout) is continued by `reopen(position)` with a Range request, so no byte crosses the network twice;
  * attempts that make no progress are bounded by `retries`. Chunks pass straight through with backpressure (an
- * async iterator would concatenate whatever the socket had buffered: a copy of every byte).
+ * async iterator would concatenate whatever the socket had buffered: a copy of every byte), checked on the way by
+ * `check` (size and digest), so the stream fails rather than ends on bad bytes, without a second stream per blob.
  */
 class ResumingBody extends Readable {
   private body: Readable | undefined;
@@ -265,6 +265,7 @@ class ResumingBody extends Readable {
     private readonly desc: Descriptor,
     start: number,
     first: Readable,
+    private readonly check: BlobCheck,
     private readonly retries: number,
     private readonly reopen: (offset: number) => Promise<Readable>,
     private readonly debug: (line: string) => void,
@@ -292,13 +293,19 @@ class ResumingBody extends Readable {
     const settle = (failure?: unknown) => {
       if (settled || this.body !== body) return;
       settled = true;
-      if (failure === undefined) this.push(null); // complete; the verifier judges the bytes
-      else if (failure instanceof RegcliError) this.destroy(failure);
+      if (failure === undefined) {
+        const bad = this.check.finish();
+        if (bad) this.destroy(bad);
+        else this.push(null);
+      } else if (failure instanceof RegcliError) this.destroy(failure);
       else this.resumeAfter(failure, before);
     };
     body.on("data", (chunk: Buffer) => {
+      if (this.body !== body) return;
       this.position += chunk.length;
-      if (!this.push(chunk)) body.pause();
+      const bad = this.check.update(chunk);
+      if (bad) this.destroy(bad);
+      else if (!this.push(chunk)) body.pause();
     });
     body.once("end", () => settle(this.position >= this.desc.size ? undefined : new Error("the body ended early")));
     body.once("error", (err) => settle(err));

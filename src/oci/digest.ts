@@ -21,26 +21,21 @@ export function digestOf(data: Uint8Array | string, algorithm: "sha256" | "sha51
 }
 
 /**
- * Passes bytes through while hashing and counting them; fails the stream at its end if the digest or the
- * size disagree with what was expected, so a consumer that pipes it into a file or an upload never
- * completes with bad bytes. `where` names the source for the error message.
+ * The running check of one blob's bytes: its size never above the expected one, and at the end its size and digest
+ * exactly the expected ones. `start` resumes mid-blob: `offset` bytes came before, and `prefixHash` (when given) has
+ * already hashed them, so the whole blob is still verified. Without a prefix hash only the size is checked, and the
+ * destination (a registry hashes every upload) must verify the digest. `where` names the source for the error message.
  */
-export class VerifyingStream extends Transform {
+export class BlobCheck {
   private readonly hash: Hash | undefined;
   private received: number;
 
-  /**
-   * `start` resumes mid-blob: `offset` bytes came before this stream, and `prefixHash` (when given) has already
-   * hashed them, so the whole blob is still verified. Without a prefix hash only the size is checked, and the
-   * destination (a registry hashes every upload) must verify the digest.
-   */
   constructor(
     private readonly expectedDigest: string,
     private readonly expectedSize: number | undefined,
     private readonly where: string,
     start?: { offset: number; prefixHash?: Hash },
   ) {
-    super();
     algorithmOf(expectedDigest);
     this.received = start?.offset ?? 0;
     this.hash = start && start.offset > 0 ? start.prefixHash : createHash(algorithmOf(expectedDigest));
@@ -50,43 +45,54 @@ export class VerifyingStream extends Transform {
     return this.received;
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+  /** Take the next chunk; an error when the blob has grown past its declared size. */
+  update(chunk: Buffer): RegcliError | undefined {
     this.received += chunk.length;
     if (this.expectedSize !== undefined && this.received > this.expectedSize) {
-      callback(
-        new RegcliError(
-          "integrity",
-          `blob ${this.expectedDigest} from ${this.where} is larger than its declared size ${this.expectedSize}`,
-        ),
-      );
-      return;
+      return new RegcliError("integrity", `blob ${this.expectedDigest} from ${this.where} is larger than its declared size ${this.expectedSize}`);
     }
     this.hash?.update(chunk);
-    callback(null, chunk);
+    return undefined;
+  }
+
+  /** After the last chunk: an error when the size or the digest is not the expected one. */
+  finish(): RegcliError | undefined {
+    if (this.expectedSize !== undefined && this.received !== this.expectedSize) {
+      return new RegcliError("integrity", `blob ${this.expectedDigest} from ${this.where} was truncated: got ${this.received} of ${this.expectedSize} bytes`);
+    }
+    if (!this.hash) return undefined;
+    const actual = `${algorithmOf(this.expectedDigest)}:${this.hash.digest("hex")}`;
+    if (actual !== this.expectedDigest) {
+      return new RegcliError("integrity", `digest mismatch from ${this.where}: expected ${this.expectedDigest}, got ${actual}`);
+    }
+    return undefined;
+  }
+}
+
+/**
+ * A pass-through stream that applies a BlobCheck: it fails instead of ending when the bytes' size or digest disagree
+ * with what was expected, so a consumer that pipes it into a file or an upload never completes with bad bytes.
+ */
+export class VerifyingStream extends Transform {
+  private readonly check: BlobCheck;
+
+  constructor(expectedDigest: string, expectedSize: number | undefined, where: string, start?: { offset: number; prefixHash?: Hash }) {
+    super();
+    this.check = new BlobCheck(expectedDigest, expectedSize, where, start);
+  }
+
+  get bytes(): number {
+    return this.check.bytes;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    const failure = this.check.update(chunk);
+    if (failure) callback(failure);
+    else callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.expectedSize !== undefined && this.received !== this.expectedSize) {
-      callback(
-        new RegcliError(
-          "integrity",
-          `blob ${this.expectedDigest} from ${this.where} was truncated: got ${this.received} of ${this.expectedSize} bytes`,
-        ),
-      );
-      return;
-    }
-    if (!this.hash) {
-      callback();
-      return;
-    }
-    const actual = `${algorithmOf(this.expectedDigest)}:${this.hash.digest("hex")}`;
-    if (actual !== this.expectedDigest) {
-      callback(
-        new RegcliError("integrity", `digest mismatch from ${this.where}: expected ${this.expectedDigest}, got ${actual}`),
-      );
-      return;
-    }
-    callback();
+    callback(this.check.finish());
   }
 }
 
