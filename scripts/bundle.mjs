@@ -1,10 +1,26 @@
-// Bundles the CLI into dist/regcli.mjs (plus lazily loaded chunks) so start-up reads a few files instead of
-// resolving hundreds of modules. `tsc` still builds dist/ for the library exports and type declarations.
-import { rmSync } from "node:fs";
+// Bundles the CLI into one CommonJS file, dist/regcli.cjs, and records V8's compiled code for it in
+// dist/regcli.cjs.v8cache, so that a command neither resolves hundreds of modules, nor starts Node's ES module
+// loader, nor parses and compiles the CLI again at every start (bin/regcli.cjs loads both).
+// Measured on the 2-core machine, time to a copy's first request: 263 ms median with the earlier ES module bundle
+// in chunks, 191 ms with this file and a cache warmed by `--help` alone, 164 ms with one warmed by a real copy.
+// So the cache is warmed by real commands against a throwaway `regcli serve` on loopback.
+// `tsc` still builds dist/ for the library exports and type declarations.
+import { execFileSync, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
-// Chunk names carry content hashes: clear the old ones so dist/ holds only what this build references.
-rmSync("dist/chunks", { recursive: true, force: true });
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bundle = join(root, "dist", "regcli.cjs");
+const cache = `${bundle}.v8cache`;
+const bin = join(root, "bin", "regcli.cjs");
+
+// What earlier builds left: the ES module bundle and its chunks.
+for (const old of ["dist/chunks", "dist/regcli.mjs", "dist/regcli.mjs.LEGAL.txt", cache]) rmSync(join(root, old), { recursive: true, force: true });
 
 // undici's HTTP/1.1 client module requires node:http2 at load time (costing ~20 ms of every start-up, with
 // node:tls behind it) although regcli never enables HTTP/2 (measured: no gain against Distribution, see
@@ -23,20 +39,104 @@ const noHttp2 = {
 };
 
 await build({
-  entryPoints: { regcli: "src/cli/main.ts" },
-  outdir: "dist",
-  outExtension: { ".js": ".mjs" },
+  entryPoints: [join(root, "src/cli/main.ts")],
+  outfile: bundle,
   bundle: true,
-  splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
-  format: "esm",
+  format: "cjs",
   platform: "node",
   target: "node20",
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: "linked",
-  // CommonJS dependencies (commander, tar-stream) call require() for Node built-ins.
-  banner: { js: "import { createRequire as __regcliCreateRequire } from 'node:module'; const require = __regcliCreateRequire(import.meta.url);" },
+  // The sources are ES modules; in one CommonJS file, import.meta.url is the bundle's own URL.
+  define: { "import.meta.url": "__regcliBundleUrl" },
+  banner: { js: "var __regcliBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [noHttp2],
   logLevel: "warning",
 });
+
+await warmCodeCache();
+
+/**
+ * Run real commands through bin/regcli.cjs with REGCLI_CODE_CACHE_OUT set, so the cache it writes holds the code
+ * that pushing, copying, listing and inspecting compile, not only the top level. Commands run against a
+ * `regcli serve` on a free loopback port with an image made here; nothing leaves the machine. A cache that could
+ * not be made only costs start-up time: the loader compiles without it.
+ */
+async function warmCodeCache() {
+  const work = mkdtempSync(join(tmpdir(), "regcli-warm-"));
+  const env = { ...process.env, REGCLI_HOME: join(work, "home"), DOCKER_CONFIG: join(work, "docker"), NO_COLOR: "1" };
+  for (const name of ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]) delete env[name];
+  let server;
+  try {
+    const layout = makeLayout(join(work, "layout"));
+    const port = await freePort();
+    server = spawn(process.execPath, [bin, "serve", "--addr", `127.0.0.1:${port}`, "--root", join(work, "registry")], { env, stdio: "ignore" });
+    await waitForPort(port);
+    const host = `127.0.0.1:${port}`;
+    const run = (args, out) => execFileSync(process.execPath, [bin, "--plain-http", "-q", ...args], { env: { ...env, REGCLI_CODE_CACHE_OUT: out ?? "" }, stdio: "ignore" });
+    run(["push", `oci:${layout}:warm`, `${host}/warm/app:1`]);
+    run(["copy", "--all-tags", `${host}/warm/app`, `${host}/warm/copy`]);
+    run(["ls", `${host}/warm/copy`]);
+    // The one that writes: one more copy (the hot path), after which V8 serializes everything compiled so far.
+    run(["copy", `${host}/warm/app:1`, `${host}/warm/again:1`], cache);
+  } catch (err) {
+    console.warn(`bundle: no code cache (${err.message.split("\n")[0]}); start-up will compile the CLI each time`);
+    rmSync(cache, { force: true });
+  } finally {
+    server?.kill();
+    rmSync(work, { recursive: true, force: true });
+  }
+  if (existsSync(cache)) console.log(`bundle: dist/regcli.cjs ${kib(bundle)} KiB, code cache ${kib(cache)} KiB`);
+}
+
+function kib(file) {
+  return Math.round(statSync(file).size / 1024);
+}
+
+function makeLayout(dir) {
+  const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  const put = (b) => {
+    writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+    return sha256(b);
+  };
+  const layer = randomBytes(256 * 1024);
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(layer)] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: put(config), size: config.length },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: put(layer), size: layer.length }],
+    }),
+  );
+  const index = { schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: put(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "warm" } }] };
+  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(dir, "index.json"), JSON.stringify(index));
+  return dir;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+      await res.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`regcli serve did not answer on port ${port}`);
+}

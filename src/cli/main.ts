@@ -83,6 +83,12 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`regcli: error: cannot write the output: ${oneLine(e.message)}\n`);
     process.exit(5);
   });
+  if (argv.includes("--debug")) {
+    // bin/regcli.cjs says whether V8 took the build's compiled code (a Node version or flags other than the build's
+    // reject it, which only costs start-up time).
+    const cache = (globalThis as { __regcliCodeCache?: string }).__regcliCodeCache ?? "not used";
+    process.stderr.write(`debug: code cache ${cache}\n`);
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
