@@ -268,10 +268,10 @@ describe("output into a pipe that closes early", () => {
 
 describe("start-up", () => {
   it("the built CLI runs from the code cache the build recorded, and --version answers without loading it", async () => {
-    // Port 1 on loopback: nothing listens, so the command fails fast after printing its debug lines.
-    const r = await regcli(["--debug", "--retries", "0", "--plain-http", "ls", "127.0.0.1:1/none"]);
+    const r = await regcli(["--debug", "--help"]);
     expect(r.stderr.split("\n")[0]).toBe("debug: code cache accepted");
-    expect(r.code).toBe(5);
+    expect(r.stdout).toContain("Usage: regcli");
+    expect(r.code).toBe(0);
     const version = await regcli(["--version"]);
     const pkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { version: string };
     expect(version.stdout).toBe(`${pkg.version}\n`);
