@@ -13,7 +13,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
+import { freePort, registryUp } from "./lib/loopback.mjs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,16 +40,6 @@ const want = (sc) => SCENARIOS.includes(sc);
 const PROXY_DELAY_MS = 25;
 const work = mkdtempSync(join(option("workdir") ?? tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Write `mib` MiB of random bytes to `blobs/sha256/<digest>` in 16 MiB pieces, hashing as it goes (never a whole layer in memory). */
 function writeRandomBlob(dir, mib) {
@@ -101,11 +91,7 @@ async function startServer(kind) {
     writeFileSync(config, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "data")}}\nhttp:\n  addr: ${addr}\n`);
     child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
   }
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`http://${addr}/v2/`).then((r) => r.status === 200, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await registryUp(addr);
   return {
     addr,
     peakRssMiB() {

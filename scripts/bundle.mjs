@@ -8,11 +8,11 @@
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { freePort, registryUp } from "./lib/loopback.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const bundle = join(root, "dist", "regcli.cjs");
@@ -72,8 +72,8 @@ async function warmCodeCache() {
     const layout = makeLayout(join(work, "layout"));
     const port = await freePort();
     server = spawn(process.execPath, [bin, "serve", "--addr", `127.0.0.1:${port}`, "--root", join(work, "registry")], { env, stdio: "ignore" });
-    await waitForPort(port);
     const host = `127.0.0.1:${port}`;
+    if (!(await registryUp(host))) throw new Error(`regcli serve did not answer on ${host}`);
     const run = (args, out) => execFileSync(process.execPath, [bin, "--plain-http", "-q", ...args], { env: { ...env, REGCLI_CODE_CACHE_OUT: out ?? "" }, stdio: "ignore" });
     run(["push", `oci:${layout}:warm`, `${host}/warm/app:1`]);
     run(["copy", "--all-tags", `${host}/warm/app`, `${host}/warm/copy`]);
@@ -115,28 +115,4 @@ function makeLayout(dir) {
   writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   writeFileSync(join(dir, "index.json"), JSON.stringify(index));
   return dir;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port) {
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`);
-      await res.arrayBuffer();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error(`regcli serve did not answer on port ${port}`);
 }

@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort, registryUp } from "./lib/loopback.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,17 +16,6 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bin = join(root, "bin", "regcli.cjs");
 const work = mkdtempSync(join(tmpdir(), "regcli-demo-"));
 const env = { ...process.env, REGCLI_HOME: join(work, "home"), DOCKER_CONFIG: join(work, "docker") };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const sha256 = (data) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
 
@@ -86,12 +75,7 @@ const port = await freePort();
 const host = `127.0.0.1:${port}`;
 const server = spawn(process.execPath, [bin, "serve", "--addr", host, "--root", join(work, "registry"), "--delete"], { stdio: "ignore", env });
 try {
-  let up = false;
-  for (let i = 0; i < 100 && !up; i++) {
-    up = await fetch(`http://${host}/v2/`).then((r) => r.status === 200, () => false);
-    if (!up) await new Promise((r) => setTimeout(r, 100));
-  }
-  if (!up) throw new Error("regcli serve did not start");
+  if (!(await registryUp(host, { tries: 100, everyMs: 100 }))) throw new Error("regcli serve did not start");
   console.log(`$ regcli serve --addr ${host} --root ${join(work, "registry")} --delete &   (started)`);
   const layout = join(work, "hello-layout");
   await writeExampleLayout(layout);
