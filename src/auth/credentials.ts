@@ -1,12 +1,9 @@
-import { createRequire } from "node:module";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { RegcliError } from "../errors.js";
-
-// A synchronous require for a built-in used rarely (the bundle is CommonJS, where import() of it would not load).
-const lazyRequire = createRequire(import.meta.url);
+import { childProcess } from "../util/builtins.js";
 
 export interface Credential {
   username?: string;
@@ -163,7 +160,7 @@ async function runHelper(name: string, action: "get" | "store" | "erase", input:
   checkHelperName(name);
   const program = `docker-credential-${name}`;
   // Loaded only when a helper is configured: node:child_process costs every other start-up a few ms.
-  const { spawn } = lazyRequire("node:child_process") as typeof import("node:child_process");
+  const { spawn } = childProcess();
   return new Promise((resolve, reject) => {
     let settled = false;
     let timedOut = false;

@@ -1,4 +1,3 @@
-import { createRequire } from "node:module";
 import { constants as fsConstants, createWriteStream } from "node:fs";
 import { chmod, link, lstat, mkdir, rm, symlink } from "node:fs/promises";
 import { join, posix } from "node:path";
@@ -7,9 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
-
-// A synchronous require for a built-in used rarely (the bundle is CommonJS, where import() of it would not load).
-const lazyRequire = createRequire(import.meta.url);
+import { childProcess } from "../util/builtins.js";
 
 export interface LayerInput {
   digest: string;
@@ -278,7 +275,7 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
 /** Node has no mknod(2): the coreutils program makes device nodes and fifos (root only). */
 async function makeNode(target: string, header: Header): Promise<void> {
   const kind = header.type === "fifo" ? ["p"] : [header.type === "block-device" ? "b" : "c", String(header.devmajor ?? 0), String(header.devminor ?? 0)];
-  const { execFile } = lazyRequire("node:child_process") as typeof import("node:child_process");
+  const { execFile } = childProcess();
   await new Promise<void>((resolve, reject) =>
     execFile("mknod", [target, ...kind], (err) => (err ? reject(new RegcliError("general", `cannot create device node ${target}: ${err.message}`)) : resolve())),
   );

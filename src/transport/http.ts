@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { SecureContext } from "node:tls";
 import type { Readable } from "node:stream";
 import { Agent, loadEnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
 import { RegcliError } from "../errors.js";
+import { tls as loadTls } from "../util/builtins.js";
 import { isTransientNetworkError, networkError } from "./errors.js";
 import { redactHeaders, redactUrl } from "./redact.js";
 
@@ -86,7 +86,7 @@ export class HttpTransport {
     if (options.caFiles?.length) {
       // node:tls is loaded only here: undici loads it itself at the first https connection, and a plain-http run
       // (or one that never connects) is spared its start-up cost.
-      const { createSecureContext, rootCertificates } = createRequire(import.meta.url)("node:tls") as typeof import("node:tls");
+      const { createSecureContext, rootCertificates } = loadTls();
       const ca = [...rootCertificates];
       for (const file of options.caFiles) {
         try {
