@@ -2,7 +2,18 @@
  * Every failure regcli reports is a RegcliError with a kind; the CLI maps the kind to an exit code and prints
  * the message as one line. Anything else that escapes is a bug and is reported as an internal error.
  */
-export type ErrorKind = "usage" | "auth" | "not-found" | "network" | "registry" | "integrity" | "general";
+export type ErrorKind =
+  | "usage"
+  | "auth"
+  | "not-found"
+  | "network"
+  | "registry"
+  | "integrity"
+  /** Local files: disk full, permission denied, read-only file system, quota (ENOSPC, EACCES, EROFS, EDQUOT...). */
+  | "io"
+  /** Valid input that regcli does not handle yet (e.g. a zstd layer to flatten): not a bug, not the user's fault. */
+  | "unsupported"
+  | "general";
 
 export const EXIT_CODES: Record<ErrorKind, number> = {
   general: 1,
@@ -12,6 +23,8 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   network: 5,
   registry: 5,
   integrity: 5,
+  io: 6,
+  unsupported: 7,
 };
 
 export class RegcliError extends Error {
