@@ -50,7 +50,14 @@ export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progre
   if (mode === "tty" && !isTerminal()) mode = "plain";
   switch (mode) {
     case "none":
-      return { onEvent: () => undefined, byteProgress: false, stop: () => undefined };
+      // Progress off, but a changed digest is a result the user must hear of (unless --quiet).
+      return {
+        onEvent: (e) => {
+          if (e.type === "digest-changed" && !globals.quiet) note(digestChangedLine(e));
+        },
+        byteProgress: false,
+        stop: () => undefined,
+      };
     case "json":
       return jsonProgress();
     case "plain":
@@ -68,6 +75,11 @@ function jsonProgress(): Progress {
   };
 }
 
+/** Said whenever a copy writes another digest than the source's, so that no digest changes silently. */
+export function digestChangedLine(e: Extract<CopyEvent, { type: "digest-changed" }>): string {
+  return `digest changed from ${e.from} to ${e.to} (converted to OCI media types); use --preserve-digests to keep the original bytes`;
+}
+
 const OUTCOME_LABEL = { exists: "Already exists", mounted: "Mounted", uploaded: "" } as const;
 
 function plainProgress(verbs: Verbs): Progress {
@@ -77,6 +89,7 @@ function plainProgress(verbs: Verbs): Progress {
       else if (e.type === "blob-start" && e.offset > 0) note(`${shortDigest(e.digest)}: resuming at ${humanSize(e.offset)} of ${humanSize(e.size)}`);
       else if (e.type === "blob-retry") note(`${shortDigest(e.digest)}: retrying from the start (${e.reason})`);
       else if (e.type === "image" && e.skipped) note(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
+      else if (e.type === "digest-changed") note(digestChangedLine(e));
     },
     byteProgress: false,
     stop: () => undefined,
@@ -186,6 +199,9 @@ class BarProgress implements Progress {
         break;
       case "image":
         if (e.skipped) this.permanent(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
+        break;
+      case "digest-changed":
+        this.permanent(err.yellow(digestChangedLine(e)));
         break;
       default:
         break;

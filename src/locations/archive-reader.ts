@@ -4,15 +4,14 @@ import { mkdir, open as openFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
+import { createGunzip, createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
 import { digestOf, MediaType, type Descriptor } from "../oci/index.js";
-import { parseReference } from "../reference/index.js";
+import { annotationsFor, normalizeName } from "./image-names.js";
 import { OciLayout, REF_NAME, atomicWrite, emptyIndex } from "./oci-layout.js";
 
 const MAX_METADATA_BYTES = 4 * 1024 * 1024;
-const CONTAINERD_NAME = "io.containerd.image.name";
 
 async function isGzipFile(path: string): Promise<boolean> {
   const handle = await openFile(path, "r");
@@ -28,6 +27,21 @@ function normalize(name: string): string {
   const clean = name.replace(/^(\.\/)+/, "").replace(/^\/+/, "");
   if (clean.split("/").includes("..")) throw new RegcliError("integrity", `archive entry "${name}" escapes the archive`);
   return clean;
+}
+
+/** Stream into a new file, hashing on the way: the sha256 digest and size of what was written. */
+async function hashInto(stream: Readable, file: string, via?: Transform): Promise<{ digest: string; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  const hasher = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  await (via ? pipeline(stream, via, hasher, createWriteStream(file)) : pipeline(stream, hasher, createWriteStream(file)));
+  return { digest: `sha256:${hash.digest("hex")}`, size };
 }
 
 async function collect(stream: Readable, limit: number, what: string): Promise<Buffer> {
@@ -49,14 +63,15 @@ interface DockerSaveEntry {
 
 export interface UnpackedArchive {
   layout: OciLayout;
-  /** Image names found in the archive, in the form the archive gives them. */
-  names: string[];
+  /** Digests of the manifests made up from a legacy docker save manifest.json (no registry ever saw them). */
+  synthesized: Set<string>;
 }
 
 /**
  * Unpack a docker-archive or oci-archive (gzipped or not) into `dir` as an OCI layout: every blob verified
  * by its digest (blobs/ALG/HEX) or hashed into one (docker save's own paths). A docker save archive without
- * an index gets manifests synthesized from manifest.json, named by its RepoTags.
+ * an index gets manifests synthesized from manifest.json, named by its RepoTags in full (busybox:latest is
+ * docker.io/library/busybox:latest). An index's names are kept as the archive gives them (see image-names.ts).
  */
 export async function unpackArchive(file: string, dir: string): Promise<UnpackedArchive> {
   try {
@@ -86,17 +101,7 @@ export async function unpackArchive(file: string, dir: string): Promise<Unpacked
         return;
       }
       const temp = join(dir, `.entry-${randomBytes(6).toString("hex")}`);
-      const hash = createHash("sha256");
-      let size = 0;
-      const hasher = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          size += chunk.length;
-          cb(null, chunk);
-        },
-      });
-      await pipeline(stream as unknown as Readable, hasher, createWriteStream(temp));
-      const digest = `sha256:${hash.digest("hex")}`;
+      const { digest, size } = await hashInto(stream as unknown as Readable, temp);
       const m = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name);
       if (m && `sha256:${m[1]}` !== digest) {
         await rm(temp, { force: true });
@@ -114,17 +119,13 @@ export async function unpackArchive(file: string, dir: string): Promise<Unpacked
     throw new RegcliError("usage", `cannot read archive ${file}: ${(err as Error).message}`, { hint: "is it a docker-archive or oci-archive tar?" });
   }
 
-  const names: string[] = [];
+  const synthesized = new Set<string>();
   const index = metadata.has("index.json") ? (JSON.parse(metadata.get("index.json")!.toString("utf8")) as { manifests?: Descriptor[] }) : undefined;
   const manifestJson = metadata.has("manifest.json") ? (JSON.parse(metadata.get("manifest.json")!.toString("utf8")) as DockerSaveEntry[]) : undefined;
   const outIndex = emptyIndex();
 
   if (index?.manifests?.length) {
-    for (const d of index.manifests) {
-      const name = d.annotations?.[CONTAINERD_NAME] ?? d.annotations?.[REF_NAME];
-      outIndex.manifests.push(name ? { ...d, annotations: { ...d.annotations, [REF_NAME]: name } } : d);
-      if (name) names.push(name);
-    }
+    outIndex.manifests.push(...index.manifests);
   } else if (Array.isArray(manifestJson)) {
     for (const entry of manifestJson) {
       const config = byPath.get(normalize(entry.Config));
@@ -149,10 +150,12 @@ export async function unpackArchive(file: string, dir: string): Promise<Unpacked
       const bytes = Buffer.from(JSON.stringify(manifest));
       const digest = digestOf(bytes);
       await atomicWrite(layout.blobPath(digest), bytes);
+      synthesized.add(digest);
       const tags = entry.RepoTags?.length ? entry.RepoTags : [undefined];
       for (const tag of tags) {
-        outIndex.manifests.push({ mediaType: manifest.mediaType, digest, size: bytes.length, ...(tag ? { annotations: { [REF_NAME]: tag } } : {}) });
-        if (tag) names.push(tag);
+        const name = tag ? normalizeName(tag) : undefined;
+        const annotations = name ? annotationsFor(name) : tag ? { [REF_NAME]: tag } : undefined;
+        outIndex.manifests.push({ mediaType: manifest.mediaType, digest, size: bytes.length, ...(annotations ? { annotations } : {}) });
       }
     }
   } else {
@@ -160,23 +163,36 @@ export async function unpackArchive(file: string, dir: string): Promise<Unpacked
   }
   await atomicWrite(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   await atomicWrite(join(dir, "index.json"), JSON.stringify(outIndex));
-  return { layout, names };
+  return { layout, synthesized };
 }
 
-/** Match a wanted image name against the names in an archive, Docker-style (busybox == docker.io/library/busybox:latest). */
-export function matchArchiveName(names: string[], wanted: string): string | undefined {
-  if (names.includes(wanted)) return wanted;
-  let want: string;
-  try {
-    want = parseReference(wanted).full;
-  } catch {
-    return undefined;
-  }
-  return names.find((n) => {
-    try {
-      return parseReference(n).full === want;
-    } catch {
-      return false;
+/**
+ * The manifest `digest` (one made up from a legacy docker save archive) with its uncompressed layers gzipped, as
+ * docker push and skopeo send them to a registry: each layer streamed through gzip into the layout, the manifest
+ * pointing at the compressed blobs (the config, and so its diff_ids, unchanged). Returns the new manifest's digest.
+ */
+export async function gzipLayers(layout: OciLayout, digest: string): Promise<string> {
+  const manifest = await layout.getManifest(digest);
+  if (manifest.parsed.kind !== "image" || manifest.parsed.manifest.layers.every((l) => l.mediaType !== MediaType.OciLayer)) return digest;
+  const m = manifest.parsed.manifest;
+  const layers: Descriptor[] = [];
+  for (const layer of m.layers) {
+    if (layer.mediaType !== MediaType.OciLayer) {
+      layers.push({ ...layer, mediaType: MediaType.DockerLayerGzip });
+      continue;
     }
-  });
+    const temp = join(layout.dir, `.gzip-${randomBytes(6).toString("hex")}`);
+    try {
+      const gz = await hashInto(await layout.openBlob(layer), temp, createGzip());
+      await rename(temp, layout.blobPath(gz.digest));
+      layers.push({ mediaType: MediaType.DockerLayerGzip, ...gz });
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+  const doc = { schemaVersion: 2, mediaType: MediaType.DockerManifest, config: { ...m.config, mediaType: MediaType.DockerConfig }, layers };
+  const bytes = Buffer.from(JSON.stringify(doc));
+  const out = digestOf(bytes);
+  await atomicWrite(layout.blobPath(out), bytes);
+  return out;
 }

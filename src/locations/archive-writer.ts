@@ -5,9 +5,9 @@ import type { Readable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
-import { hostPlatform, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
+import { hostPlatform, isDigest, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
 import { limiter } from "../util/limit.js";
-import { REF_NAME } from "./oci-layout.js";
+import { annotationsFor, familiarName, isBareTag } from "./image-names.js";
 import type { BlobOutcome, ImageDestination } from "./types.js";
 
 export type ArchiveFlavour = "docker-archive" | "oci-archive";
@@ -20,7 +20,9 @@ function blobName(digest: string): string {
  * Writes images into one tar as they arrive from the copy engine: an OCI layout (oci-layout, index.json,
  * blobs/ALG/HEX) and, for docker-archive, the `docker save` manifest.json and repositories pointing at the
  * same blobs (as Docker 25 writes it). Streams each blob straight into the tar; the file appears under its
- * name only after finish().
+ * name only after finish(). An image is named by a full name (docker.io/library/busybox:latest: index.json gets
+ * io.containerd.image.name and the tag in ref.name, RepoTags the familiar busybox:latest) or by a bare tag
+ * (ref.name only, no RepoTags: a tag alone is no name for docker).
  */
 export class ArchiveWriter implements ImageDestination {
   readonly description: string;
@@ -30,7 +32,7 @@ export class ArchiveWriter implements ImageDestination {
   private readonly serial = limiter(1);
   private readonly written = new Set<string>();
   private readonly manifests = new Map<string, ManifestData>();
-  private readonly named: Descriptor[] = [];
+  private readonly named: Array<{ entry: string; desc: Descriptor }> = [];
 
   constructor(
     readonly file: string,
@@ -63,7 +65,7 @@ export class ArchiveWriter implements ImageDestination {
   }
 
   async manifestDigest(reference: string): Promise<string | undefined> {
-    return this.named.find((d) => d.annotations?.[REF_NAME] === reference)?.digest;
+    return this.named.find((n) => n.entry === reference)?.desc.digest;
   }
 
   async putManifest(manifest: ManifestData, reference: string): Promise<void> {
@@ -74,8 +76,8 @@ export class ArchiveWriter implements ImageDestination {
       }
     });
     this.manifests.set(manifest.digest, manifest);
-    if (reference.includes(":") && /^[a-z0-9]+:[a-f0-9]+$/.test(reference)) return; // a child, stored by digest
-    this.named.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: { [REF_NAME]: reference } });
+    if (isDigest(reference)) return; // a child, stored by digest
+    this.named.push({ entry: reference, desc: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: annotationsFor(reference) } });
   }
 
   /** The image manifest docker's manifest.json describes for a name: an index contributes this machine's image. */
@@ -90,7 +92,7 @@ export class ArchiveWriter implements ImageDestination {
   }
 
   async finish(): Promise<void> {
-    const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: this.named };
+    const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: this.named.map((n) => n.desc) };
     await this.serial(async () => {
       const layoutMarker = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));
       await this.entry("oci-layout", layoutMarker.length, layoutMarker);
@@ -99,16 +101,16 @@ export class ArchiveWriter implements ImageDestination {
       if (this.flavour === "docker-archive") {
         const entries: Array<{ Config: string; RepoTags: string[]; Layers: string[] }> = [];
         const repositories: Record<string, Record<string, string>> = {};
-        for (const desc of this.named) {
+        for (const { entry, desc } of this.named) {
           const image = this.imageFor(desc.digest);
           if (!image || image.parsed.kind !== "image") continue;
-          const name = desc.annotations![REF_NAME]!;
-          const existing = entries.find((e) => e.Config === blobName(image.parsed.kind === "image" ? image.parsed.manifest.config.digest : ""));
-          const layers = image.parsed.manifest.layers.map((l) => blobName(l.digest));
-          if (existing) existing.RepoTags.push(name);
-          else entries.push({ Config: blobName(image.parsed.manifest.config.digest), RepoTags: [name], Layers: layers });
-          const colon = name.lastIndexOf(":");
-          if (colon > name.lastIndexOf("/")) {
+          const config = blobName(image.parsed.manifest.config.digest);
+          let item = entries.find((e) => e.Config === config);
+          if (!item) entries.push((item = { Config: config, RepoTags: [], Layers: image.parsed.manifest.layers.map((l) => blobName(l.digest)) }));
+          const name = isBareTag(entry) ? undefined : familiarName(entry);
+          const colon = name?.lastIndexOf(":") ?? -1;
+          if (name && colon > name.lastIndexOf("/") && !name.includes("@")) {
+            if (!item.RepoTags.includes(name)) item.RepoTags.push(name);
             const last = image.parsed.manifest.layers.at(-1)?.digest.split(":")[1] ?? "";
             (repositories[name.slice(0, colon)] ??= {})[name.slice(colon + 1)] = last;
           }

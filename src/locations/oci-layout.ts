@@ -5,7 +5,7 @@ import { pipeline as pipelineCb, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { RegcliError } from "../errors.js";
-import { MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
+import { isDigest, MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob } from "./types.js";
@@ -14,6 +14,7 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Blobs are read in 256 KiB pieces: a quarter of the syscalls and buffers of the 64 KiB default. */
 const READ_BUFFER_BYTES = 256 * 1024;
 
+/** The OCI annotation for an index entry's name; by convention (skopeo, Docker 25, containerd) a tag only. */
 export const REF_NAME = "org.opencontainers.image.ref.name";
 
 export interface LayoutIndex {
@@ -21,10 +22,6 @@ export interface LayoutIndex {
   mediaType?: string;
   manifests: Descriptor[];
   annotations?: Record<string, string>;
-}
-
-function isDigestRef(reference: string): boolean {
-  return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference) && reference.includes(":") && !reference.includes("/");
 }
 
 /**
@@ -94,7 +91,7 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   async find(reference: string): Promise<Descriptor | undefined> {
     const index = await this.readIndex();
-    if (isDigestRef(reference)) {
+    if (isDigest(reference)) {
       const listed = index.manifests.find((d) => d.digest === reference);
       if (listed) return listed;
       return undefined;
@@ -137,7 +134,7 @@ export class OciLayout implements ImageSource, ImageDestination {
   async getManifest(reference: string): Promise<ManifestData> {
     // By digest the blob is read directly (no index.json parse per child); by name the index says which.
     let desc: Descriptor | undefined;
-    if (isDigestRef(reference)) {
+    if (isDigest(reference)) {
       if (await this.hasBlob(reference)) desc = { mediaType: "", digest: reference, size: -1 };
     } else {
       desc = await this.find(reference);
@@ -217,7 +214,7 @@ export class OciLayout implements ImageSource, ImageDestination {
   /** Store the manifest bytes; a name (not a digest) also gets an index.json entry, replacing that name. */
   async putManifest(manifest: ManifestData, reference: string, extraAnnotations: Record<string, string> = {}): Promise<void> {
     await this.writeBlobBytes(manifest.bytes, manifest.digest);
-    if (isDigestRef(reference)) return;
+    if (isDigest(reference)) return;
     const descriptor: Descriptor = {
       mediaType: manifest.mediaType,
       digest: manifest.digest,

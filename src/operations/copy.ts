@@ -15,7 +15,9 @@ export type CopyEvent =
   /** A blob is done: copied, mounted, or already there. */
   | { type: "blob"; outcome: BlobOutcome; digest: string; size: number }
   | { type: "manifest"; digest: string; mediaType: string; reference: string; skipped: boolean }
-  | { type: "image"; source: string; destination: string; digest: string; skipped: boolean };
+  | { type: "image"; source: string; destination: string; digest: string; skipped: boolean }
+  /** The image was written under another digest than the source's: converted to `mediaType` (convertToOci). */
+  | { type: "digest-changed"; from: string; to: string; mediaType: string };
 
 export interface CopyOptions {
   /** Copy only this platform of an index (the destination gets that image's manifest). */
@@ -93,6 +95,7 @@ export class CopyEngine {
       return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
     }
     const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
+    if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
     this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
     return { digest: written.digest, mediaType: written.mediaType, stats: this.stats };
   }

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RegcliError } from "../errors.js";
 import { unpackArchive } from "../locations/archive-reader.js";
+import { identityOf } from "../locations/image-names.js";
 import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.js";
 import { CopyEngine } from "./copy.js";
 import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
@@ -112,7 +113,7 @@ export async function saveImages(texts: string[], file: string, flavour: Archive
       if (!(await store.layout.find(name).catch(() => undefined))) {
         throw new RegcliError("not-found", `no image named ${name} in the local store`, { hint: "pull it first, or see regcli images" });
       }
-      await engine.copy(store.layout, name, writer, flavour === "docker-archive" ? ref.familiar : (ref.tag ?? "latest"));
+      await engine.copy(store.layout, name, writer, name);
     }
     await writer.finish();
   } catch (err) {
@@ -127,17 +128,25 @@ export async function loadImages(file: string, store = new LocalStore()): Promis
   const dir = await mkdtemp(join(tmpdir(), "regcli-load-"));
   try {
     const { layout } = await unpackArchive(file, dir);
-    const entries = await layout.names();
-    if (!entries.length) throw new RegcliError("usage", `${file} holds no named image to load`);
+    const entries = (await layout.readIndex()).manifests.map((descriptor) => ({ descriptor, ...identityOf(descriptor) }));
+    const named = entries.filter((e) => e.name);
+    const tagOnly = entries.filter((e) => !e.name);
+    if (!named.length && !tagOnly.length) throw new RegcliError("usage", `${file} holds no image to load`);
     const engine = new CopyEngine();
     const loaded: Array<{ name: string; digest: string }> = [];
     await store.withIngest(async () => {
-      for (const { name, descriptor } of entries) {
-        const target = storeName(parseReference(name));
-        await engine.copy(layout, descriptor.digest, store.layout, target);
-        loaded.push({ name: target, digest: descriptor.digest });
+      for (const { name, descriptor } of named) {
+        await engine.copy(layout, descriptor.digest, store.layout, name!);
+        loaded.push({ name: name!, digest: descriptor.digest });
       }
     });
+    if (tagOnly.length) {
+      // A ref.name alone is a tag: taking it for a repository would load "latest" as docker.io/library/latest.
+      const what = tagOnly.map((e) => (e.tag ? `tag ${e.tag} (${e.descriptor.digest})` : e.descriptor.digest)).join(", ");
+      throw new RegcliError("usage", `${file}: ${what} has no repository name, so it was not loaded${loaded.length ? ` (loaded ${loaded.map((l) => l.name).join(", ")})` : ""}`, {
+        hint: `push it under a name instead: regcli push oci-archive:${file}:${tagOnly[0]!.tag ?? tagOnly[0]!.descriptor.digest} REGISTRY/REPOSITORY:TAG`,
+      });
+    }
     return { loaded };
   } finally {
     await rm(dir, { recursive: true, force: true });

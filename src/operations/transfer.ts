@@ -3,13 +3,6 @@ import type { LocationSpec } from "../locations/parse.js";
 import type { RegistryContext } from "../registry/context.js";
 import { CopyEngine, type CopyOptions, type CopyResult } from "./copy.js";
 
-/** The name an image gets where the destination does not say: a tag for layouts, the familiar name for docker archives. */
-export function defaultNameFor(src: LocationSpec, dst: LocationSpec): string {
-  if (src.kind !== "registry") return src.kind === "oci" ? (src.tag ?? "latest") : (src.name ?? "latest");
-  if (dst.kind === "archive" && dst.flavour === "docker-archive") return src.ref.familiar.split("@")[0]!;
-  return src.ref.tag ?? "latest";
-}
-
 /** Copy one image from any location to any other: the one path under copy, pull -o and push. */
 export async function transfer(
   ctx: RegistryContext,
@@ -17,12 +10,13 @@ export async function transfer(
   dst: LocationSpec,
   options: CopyOptions & { preserveDigests?: boolean } = {},
 ): Promise<CopyResult & { source: string; destination: string }> {
-  // Like skopeo: OCI layouts and archives get OCI media types unless the user asks to keep the exact bytes.
+  // Like skopeo: OCI layouts and archives get OCI media types, and registries gzipped layers, unless the user asks
+  // to keep the exact bytes.
   const ociTarget = dst.kind === "oci" || (dst.kind === "archive" && dst.flavour === "oci-archive");
   const engineOptions: CopyOptions = { ...options, convertToOci: ociTarget && !options.preserveDigests };
-  const source = await openSource(ctx, src);
+  const source = await openSource(ctx, src, { compressLayers: dst.kind === "registry" && !options.preserveDigests });
   try {
-    const destination = await openDestination(ctx, dst, defaultNameFor(src, dst));
+    const destination = await openDestination(ctx, dst, source.identity);
     try {
       const engine = new CopyEngine(engineOptions);
       const result = await engine.copy(source.source, source.reference, destination.destination, destination.reference);

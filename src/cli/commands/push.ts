@@ -17,8 +17,9 @@ export function register(program: Command): void {
     .argument("<image-or-source>", "a name in the local store, or a source location when a target follows")
     .argument("[target]", "registry reference to push the source to")
     .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
+    .option("--preserve-digests", "push the uncompressed layers of a legacy docker-archive as they are (default: gzip them, like docker push)")
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
-    .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
+    .action(async (first: string, second: string | undefined, opts: { jobs: string; preserveDigests?: boolean }, cmd: Command) => {
       const { parseSourcePath, push, progressFor, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
       const target = parseReference(second ?? first);
@@ -35,7 +36,7 @@ export function register(program: Command): void {
       const quiet = cmd.optsWithGlobals().quiet === true;
       const progress = progressFor(cmd, PUSH_VERBS, `Preparing ${target.full}`);
       try {
-        const result = await withContext(cmd, target.registry, (ctx) => push(ctx, target, from, { jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress }));
+        const result = await withContext(cmd, target.registry, (ctx) => push(ctx, target, from, { jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests }));
         progress.stop();
         printLine(result.digest);
         if (!quiet) note(`${err.green("Pushed")} ${target.full}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
