@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,4 +88,16 @@ export async function skopeo(args: string[], opts: { env?: Record<string, string
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
   for (const v of PROXY_VARS) delete env[v];
   return run("skopeo", args, env, undefined, opts.timeoutMs ?? 120_000);
+}
+
+/**
+ * podman with private storage in `dir` (docs: outside-clients.md): vfs, its own runroot and tmpdir, no events, and
+ * no DOCKER_CONFIG, so it never sees regcli's test credentials.
+ */
+export async function podman(dir: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  for (const sub of ["root", "run", "tmp"]) mkdirSync(join(dir, sub), { recursive: true });
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const v of [...PROXY_VARS, "DOCKER_CONFIG"]) delete env[v];
+  const storage = ["--storage-driver", "vfs", "--root", join(dir, "root"), "--runroot", join(dir, "run")];
+  return run("podman", [...storage, "--events-backend", "none", "--cgroup-manager", "cgroupfs", "--tmpdir", join(dir, "tmp"), ...args], env, undefined, opts.timeoutMs ?? 120_000);
 }

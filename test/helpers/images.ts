@@ -83,6 +83,8 @@ export async function makeImage(
     seed?: string;
     labels?: Record<string, string>;
     sharedBase?: Blob;
+    /** Layer files of repeated text (gzip shrinks them) instead of random bytes. */
+    compressible?: boolean;
   } = {},
 ): Promise<TestImage> {
   const types = opts.format === "docker" ? DOCKER : OCI;
@@ -92,7 +94,7 @@ export async function makeImage(
   const layers: Blob[] = [];
   if (opts.sharedBase) layers.push({ ...opts.sharedBase, mediaType: types.layer });
   for (let i = 0; i < (opts.layers ?? 2); i++) {
-    const t = await makeTar([{ name: `layer${i}/`, type: "directory" }, { name: `layer${i}/data.bin`, data: seededBytes(`${seed}:${i}`, opts.layerSize ?? 4096) }]);
+    const t = await makeTar([{ name: `layer${i}/`, type: "directory" }, { name: `layer${i}/data.bin`, data: opts.compressible ? Buffer.alloc(opts.layerSize ?? 4096, `${seed} layer ${i}\n`) : seededBytes(`${seed}:${i}`, opts.layerSize ?? 4096) }]);
     tars.push(t);
     layers.push(blob(gzipSync(t, { level: 1 }), types.layer));
   }
