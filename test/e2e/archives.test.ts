@@ -8,6 +8,7 @@ import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podman, regcli, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, seededBytes, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
+import { startContainerd } from "../helpers/containerd.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 function ok(r: CliResult): CliResult {
@@ -184,7 +185,7 @@ describe("archives", () => {
     expect(await readFile(file)).toBeTruthy();
   });
 
-  it("image save --format oci-archive names images in full (io.containerd.image.name, tag in ref.name); regcli and podman load them by name", async () => {
+  it("image save --format oci-archive names images in full (io.containerd.image.name, tag in ref.name); regcli, ctr import and podman load them by name", async () => {
     const env = hub;
     for (const name of ["busybox", "alpine", `${reg.host}/team/app:1.0`]) ok(await regcli(["pull", name], { env }));
     const file = join(dir, "saved-oci.tar");
@@ -203,6 +204,15 @@ describe("archives", () => {
       "docker.io/library/alpine:latest": alpine.manifestDigest,
       [`${reg.host}/team/app:1.0`]: app.manifestDigest,
     });
+    const containerd = await startContainerd();
+    try {
+      const imported = await containerd.ctr(["images", "import", "--no-unpack", file]);
+      expect(imported.code, imported.stderr).toBe(0);
+      const listed = (await containerd.ctr(["images", "ls", "-q"])).stdout.trim().split("\n");
+      expect(listed.sort()).toEqual(["docker.io/library/alpine:latest", "docker.io/library/busybox:latest", `${reg.host}/team/app:1.0`].sort());
+    } finally {
+      await containerd.stop();
+    }
     // podman (4.3 loads one image per oci-archive) names them by io.containerd.image.name, not localhost/TAG.
     const storage = await tempDir("regcli-podman-");
     const one = join(dir, "busybox-oci.tar");
