@@ -50,10 +50,10 @@ export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progre
   if (mode === "tty" && !isTerminal()) mode = "plain";
   switch (mode) {
     case "none":
-      // Progress off, but a changed digest is a result the user must hear of (unless --quiet).
+      // Progress off (--quiet too), but a digest never changes silently: that notice is a warning, not progress.
       return {
         onEvent: (e) => {
-          if (e.type === "digest-changed" && !globals.quiet) note(digestChangedLine(e));
+          if (e.type === "digest-changed") note(digestChangedLine(e));
         },
         byteProgress: false,
         stop: () => undefined,

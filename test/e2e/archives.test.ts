@@ -293,6 +293,8 @@ describe("archives", () => {
     const events = json.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
     expect(events).toContainEqual(expect.objectContaining({ type: "digest-changed", from: app.manifestDigest, to }));
     expect(json.stderr).not.toMatch(/^digest changed/m);
+    const quiet = ok(await cli(["-q", "copy", `${reg.host}/team/app:1.0`, `oci:${join(dir, "converted-quiet")}:1`]));
+    expect(quiet.stderr.trim()).toBe(`digest changed from ${app.manifestDigest} to ${to} (converted to OCI media types); use --preserve-digests to keep the original bytes`);
     const kept = ok(await cli(["copy", "--preserve-digests", `${reg.host}/team/app:1.0`, `oci:${join(dir, "kept")}:1`]));
     expect(kept.stdout.trim()).toBe(app.manifestDigest);
     expect(kept.stderr).not.toContain("digest changed");
