@@ -61,7 +61,7 @@ async function pick(layout: OciLayout, wanted: string | undefined, display: stri
 export async function openSource(ctx: RegistryContext, spec: LocationSpec, options: OpenSourceOptions = {}): Promise<OpenedSource> {
   if (spec.kind === "registry") {
     const ref = spec.ref;
-    const identity = { name: ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`, ...(ref.tag ? { tag: ref.tag } : {}) };
+    const identity = { name: normalizeName(ref.full), tag: ref.tag };
     return { source: registrySource(ctx, ref), reference: ref.digest ?? ref.tag ?? "latest", display: ref.full, identity, close: nothing };
   }
   if (spec.kind === "oci") {
@@ -95,9 +95,8 @@ function destinationIdentity(spec: LocationSpec, source: ImageIdentity): ImageId
   if (isBareTag(given) && !(spec.kind === "archive" && spec.flavour === "docker-archive")) {
     return { tag: given, ...(source.name ? { name: withTagName(source.name, given) } : {}) };
   }
-  const name = normalizeName(given);
-  if (!name) throw new RegcliError("usage", `invalid image name "${given}" in ${spec.kind === "archive" ? spec.flavour : spec.kind}: location`);
-  return { name, tag: parseReference(name, { defaultTag: false }).tag };
+  const ref = parseReference(given);
+  return { name: normalizeName(ref.full), tag: ref.tag };
 }
 
 /** `source` names the image in an archive or layout when the spec does not (see destinationIdentity). */
