@@ -282,6 +282,12 @@ describe("archives", () => {
     expect(JSON.parse(entries.get("repositories")!.toString())).toEqual({});
     const inspected = await skopeo(["inspect", `docker-archive:${unnamed}`]);
     expect(inspected.code, inspected.stderr).toBe(0);
+    // A name given in docker-archive:FILE:NAME is an image name; in oci-archive:FILE:TAG a bare word is a tag.
+    ok(await cli(["copy", `oci:${bySkopeo}:multi`, `docker-archive:${join(dir, "given.tar")}:team/multi`]));
+    expect(JSON.parse((await tarEntries(join(dir, "given.tar"))).get("manifest.json")!.toString())[0].RepoTags).toEqual(["team/multi:latest"]);
+    ok(await cli(["copy", `${reg.host}/team/app:1.0`, `oci-archive:${join(dir, "stable.tar")}:stable`]));
+    const stable = JSON.parse((await tarEntries(join(dir, "stable.tar"))).get("index.json")!.toString());
+    expect(stable.manifests[0].annotations).toEqual({ "io.containerd.image.name": `${reg.host}/team/app:stable`, "org.opencontainers.image.ref.name": "stable" });
   });
 
   it("copying a Docker image into an OCI layout says that the digest changed; --preserve-digests keeps it", async () => {

@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .argument("<destination>", "destination: a registry reference (a repository with --all-tags), oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "copy only this platform of a multi-platform index")
     .option("-a, --all-tags", "copy every tag of the source repository")
-    .option("--preserve-digests", "write Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo)")
+    .option("--preserve-digests", "keep exact bytes: Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo), and a legacy docker-archive's uncompressed layers into a registry (default: gzip them)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .option("--format <format>", "text or json (the result on stdout)", "text")
     .addHelpText(
