@@ -1,14 +1,30 @@
 // Progress output for real: bars on a pseudo-terminal (util-linux `script`), JSON events, --quiet.
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, repoRoot, tempDir } from "../helpers/cli.js";
+import { regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
 import { makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const run = promisify(execFile);
+
+/** Every stderr line of a --progress json run, parsed: each must be one JSON event with a time and a type. */
+function jsonEvents(r: CliResult): Array<Record<string, unknown> & { type: string }> {
+  const lines = r.stderr.split("\n").filter((l) => l !== "");
+  return lines.map((line) => {
+    let event: Record<string, unknown>;
+    try {
+      event = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      throw new Error(`stderr line is not JSON: ${JSON.stringify(line)}\n(exit ${r.code}, stderr:\n${r.stderr})`);
+    }
+    expect(event.time, line).toEqual(expect.any(String));
+    expect(event.type, line).toEqual(expect.any(String));
+    return event as Record<string, unknown> & { type: string };
+  });
+}
 
 describe("progress", () => {
   let reg: TestRegistry;
@@ -49,5 +65,107 @@ describe("progress", () => {
     expect(quiet.code).toBe(0);
     expect(quiet.stdout.trim()).toBe(img.manifestDigest);
     expect(quiet.stderr).toBe("");
+  });
+
+  it("--progress json: every stderr line of every transferring command is an event, the summary and errors too", async () => {
+    const home = await tempDir("regcli-jsonall-");
+    const out = await tempDir("regcli-jsonall-out-");
+    const env = { REGCLI_HOME: home };
+    const json = (args: string[]) => regcli(["--plain-http", "--progress", "json", ...args], { env });
+    const blobs = [img.config, ...img.layers];
+    const total = blobs.reduce((n, b) => n + b.size, 0);
+    const done = (r: CliResult) => {
+      expect(r.code, r.stderr).toBe(0);
+      const events = jsonEvents(r);
+      expect(events.filter((e) => e.type === "error")).toEqual([]);
+      const last = events.at(-1)!;
+      expect(last.type, r.stderr).toBe("done");
+      return last;
+    };
+    const source = `${reg.host}/progress/app:1`;
+    expect(done(await json(["pull", source]))).toMatchObject({ digest: img.manifestDigest, skipped: false, blobsDownloaded: 3, bytesDownloaded: total, blobsExisting: 0 });
+    expect(done(await json(["pull", source]))).toMatchObject({ skipped: true, blobsDownloaded: 0 });
+    expect(done(await json(["pull", source, "-o", join(out, "layout")]))).toMatchObject({ blobsDownloaded: 3 });
+    expect(done(await json(["pull", source, "-o", join(out, "image.tar")]))).toMatchObject({ blobsDownloaded: 3 });
+    expect(done(await json(["pull", source, "-o", join(out, "oci.tar"), "--format", "oci-archive"]))).toMatchObject({ blobsDownloaded: 3 });
+    expect(done(await json(["copy", source, `${reg.host}/progress/copied:1`]))).toMatchObject({ skipped: false, blobsMounted: 3, digest: img.manifestDigest });
+    expect(done(await json(["copy", "--all-tags", `${reg.host}/progress/app`, `${reg.host}/progress/mirror`]))).toMatchObject({ tagsCopied: 1, tagsUpToDate: 0 });
+    expect(done(await json(["copy", source, `oci:${join(out, "copy-layout")}:1`]))).toMatchObject({ blobsUploaded: 3 });
+    // A note of a command (image tag) is an event too.
+    const tagged = await json(["image", "tag", source, `${reg.host}/progress/pushed:1`]);
+    expect(tagged.code, tagged.stderr).toBe(0);
+    expect(jsonEvents(tagged).map((e) => e.type)).toEqual(["note"]);
+    expect(done(await json(["push", `${reg.host}/progress/pushed:1`]))).toMatchObject({ skipped: false, digest: img.manifestDigest });
+    expect(done(await json(["push", join(out, "image.tar"), `${reg.host}/progress/from-tar:1`]))).toMatchObject({ skipped: false });
+    expect(done(await json(["image", "save", source, "-o", join(out, "saved.tar")]))).toMatchObject({ output: join(out, "saved.tar") });
+    const loaded = await json(["image", "load", "-i", join(out, "saved.tar")]);
+    expect(loaded.code, loaded.stderr).toBe(0);
+    jsonEvents(loaded);
+    // Failures: the error is the last event, with the exit code the process ends with.
+    const missing = await json(["pull", `${reg.host}/progress/app:nope`]);
+    const unreachable = await json(["--retries", "0", "copy", source, "127.0.0.1:1/progress/app:1"]);
+    const usage = await json(["copy", source]);
+    const badFlag = await json(["pull", source, "--no-such-flag"]);
+    for (const [r, code] of [[missing, 4], [unreachable, 5], [usage, 2], [badFlag, 2]] as const) {
+      expect(r.code, r.stderr).toBe(code);
+      const events = jsonEvents(r);
+      expect(events.at(-1), r.stderr).toMatchObject({ type: "error", exitCode: code, message: expect.any(String) });
+      expect(events.filter((e) => e.type === "error")).toHaveLength(1);
+    }
+    expect(missing.stderr).toContain("progress/app:nope");
+  });
+
+  it("pull counts downloads as downloads, and of a resumed blob only the bytes it moved", async () => {
+    const out = await tempDir("regcli-resume-");
+    const layout = join(out, "layout");
+    const layer = img.layers[0]!;
+    // A partial of the first layer, as a pull cut mid-blob keeps it: the next pull resumes from its end.
+    const held = 3 * 1024 * 1024 + 17;
+    await mkdir(join(layout, "blobs", "sha256"), { recursive: true });
+    await writeFile(join(layout, "blobs", "sha256", `${layer.digest.slice(7)}.partial`), layer.data.subarray(0, held));
+    const r = await regcli(["--plain-http", "--progress", "plain", "pull", `${reg.host}/progress/app:1`, "-o", layout, "--preserve-digests", "--format", "json"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/resuming at 3\.0 MiB/);
+    const result = JSON.parse(r.stdout);
+    const total = [img.config, ...img.layers].reduce((n, b) => n + b.size, 0);
+    expect(result.stats).toEqual({ blobsDownloaded: 3, bytesDownloaded: total - held, blobsExisting: 0, manifests: 1 });
+    expect(r.stderr).toMatch(/Pulled .*: 3 blobs \(\d+\.\d MiB\) downloaded, 0 already present/);
+  });
+
+  it("an image already there is reported up to date, not as 0 blobs copied; counts are in the singular for one", async () => {
+    const home = await tempDir("regcli-uptodate-");
+    const source = `${reg.host}/progress/app:1`;
+    const first = await regcli(["--plain-http", "copy", source, `${reg.host}/progress/same:1`]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/Copied .* 0 blobs \(0 B\) uploaded, 3 mounted, 0 already present/);
+    const again = await regcli(["--plain-http", "copy", source, `${reg.host}/progress/same:1`]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/Up to date: .*progress\/same:1 already has .*progress\/app:1/);
+    expect(again.stderr).not.toMatch(/blobs/);
+    const all = await regcli(["--plain-http", "copy", "--all-tags", `${reg.host}/progress/app`, `${reg.host}/progress/all`]);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stderr).toMatch(/Copied 1 tag, 0 blobs \(0 B\) uploaded, 3 mounted/);
+    const allAgain = await regcli(["--plain-http", "copy", "--all-tags", `${reg.host}/progress/app`, `${reg.host}/progress/all`]);
+    expect(allAgain.stderr).toMatch(/Up to date: .*progress\/all has all 1 tag of .*progress\/app/);
+    const pulled = await regcli(["--plain-http", "pull", source], { env: { REGCLI_HOME: home } });
+    expect(pulled.stderr).toMatch(/3 blobs \(.*\) downloaded/);
+    const pulledAgain = await regcli(["--plain-http", "pull", source], { env: { REGCLI_HOME: home } });
+    expect(pulledAgain.stderr).toMatch(/Up to date: .*progress\/app:1/);
+    const pushed = await regcli(["--plain-http", "push", source], { env: { REGCLI_HOME: home } });
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect(pushed.stderr).toMatch(/Up to date: .*progress\/app:1 already has this image/);
+  });
+
+  it("--progress tty on a pipe says why it shows plain lines; --progress takes only known modes, for every command", async () => {
+    const r = await regcli(["--plain-http", "--progress", "tty", "pull", `${reg.host}/progress/app:1`], { env: { REGCLI_HOME: await tempDir("regcli-ttypipe-") } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.split("\n")[0]).toBe("--progress tty: stderr is not a terminal, so progress is shown as plain lines");
+    expect(r.stderr).toMatch(/Pull complete/);
+    for (const args of [["ls", `${reg.host}/progress/app`], ["version"], ["inspect", `${reg.host}/progress/app:1`]]) {
+      const bad = await regcli(["--plain-http", "--progress", "fancy", ...args]);
+      expect(bad.code, bad.stderr).toBe(2);
+      expect(bad.stderr).toMatch(/unknown --progress "fancy": use auto, tty, plain, json, none/);
+      expect(bad.stdout).toBe("");
+    }
   });
 });
