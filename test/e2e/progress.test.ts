@@ -1,10 +1,12 @@
-// Progress output for real: bars on a pseudo-terminal (util-linux `script`), JSON events, --quiet.
+// Progress output for real: bars on a pseudo-terminal (util-linux `script`, and tmux for a small pane), JSON
+// events, --quiet.
 import { execFile } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
+import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -169,3 +171,98 @@ describe("progress", () => {
     }
   });
 });
+
+describe("bars in a terminal smaller than the bars (tmux)", () => {
+  const ROWS = 6;
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let img: TestImage;
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    img = await makeImage({ layers: 12, layerSize: 1536 * 1024, seed: "tmux-many" });
+    await pushImage(reg, "progress/many", "1", img);
+    proxy = await startFaultProxy(reg.url);
+    // Each layer's first GET sends a little, trickles for 2 s, then stalls: regcli (--timeout 1) resumes it with a
+    // Range request, which goes through. So 8 bars (-j 8) stay on screen for a few seconds.
+    const layers = new Set(img.layers.map((l) => l.digest));
+    proxy.rules = [
+      {
+        method: "GET",
+        path: /\/blobs\/sha256:/,
+        when: (r) => !r.headers.range && layers.has(r.path.split("/").pop()!),
+        fault: { kind: "stall", after: 64 * 1024, trickle: { bytes: 16 * 1024, everyMs: 100, forMs: 2000 } },
+      },
+    ];
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await reg?.stop();
+  });
+
+  /** Pull in a detached 80x6 tmux pane; returns the screens seen while it ran and the pane's whole history after. */
+  async function pullInTmux(colour: boolean): Promise<{ screens: string[]; history: string }> {
+    const home = await tempDir("regcli-tmux-");
+    const socket = `regcli-test-${process.pid}-${colour ? "c" : "n"}`;
+    const tmux = (...args: string[]) => run("tmux", ["-L", socket, "-f", "/dev/null", ...args], { timeout: 20_000 });
+    const regcliCommand = [
+      colour ? "env -u NO_COLOR" : "env NO_COLOR=1",
+      `REGCLI_HOME=${home}`,
+      `DOCKER_CONFIG=${home}`,
+      "TERM=xterm-256color",
+      process.execPath,
+      join(repoRoot, "bin", "regcli.cjs"),
+      `--plain-http --timeout 1 pull -j 8 ${proxy.host}/progress/many:1`,
+    ].join(" ");
+    // The command waits for "go" so that the pane has its final size (no status line) before regcli starts.
+    const shell = `tmux -L ${socket} wait-for go; ${regcliCommand}; echo "EXIT=$?"; sleep 120`;
+    await tmux("new-session", "-d", "-s", "t", "-x", "80", "-y", String(ROWS), shell);
+    try {
+      await tmux("set-option", "-t", "t", "status", "off");
+      await tmux("set-option", "-t", "t", "history-limit", "5000");
+      expect((await tmux("display-message", "-p", "-t", "t", "#{pane_height}")).stdout.trim()).toBe(String(ROWS));
+      await tmux("wait-for", "-S", "go");
+      const screens: string[] = [];
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        const screen = (await tmux("capture-pane", "-p", "-e", "-t", "t")).stdout;
+        screens.push(screen);
+        if (/EXIT=\d+/.test(screen)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const history = (await tmux("capture-pane", "-p", "-e", "-S", "-1000", "-t", "t")).stdout;
+      return { screens, history };
+    } finally {
+      await tmux("kill-server").catch(() => undefined);
+    }
+  }
+
+  const bars = (text: string) => text.split("\n").filter((l) => /: Downloading \[/.test(l));
+  const more = (text: string) => text.split("\n").filter((l) => /\+\d+ more: /.test(l));
+  // SGR sequences (colour, bold) as capture-pane -e reproduces them.
+  const SGR = /\x1b\[[0-9;]*m/;
+
+  it("caps the live bars to the pane's height, folds the rest into one row, leaves no stale bars in the scrollback", async () => {
+    const { screens, history } = await pullInTmux(true);
+    expect(history, history).toContain("EXIT=0");
+    expect(history).toContain(img.manifestDigest);
+    // Every layer has its permanent line, and the redraws left no copies of bars in the history.
+    for (const layer of img.layers) expect(history).toContain(`${layer.digest.slice(0, 19)}: `);
+    expect(bars(history).length, history).toBeLessThanOrEqual(1);
+    expect(more(history).length).toBeLessThanOrEqual(1);
+    // While it ran: bars were drawn, never more rows than fit (6 rows less the total line, the cursor's line and a
+    // spare), the rest folded into one "+N more: X of Y" row.
+    expect(screens.some((s) => bars(s).length > 0)).toBe(true);
+    expect(Math.max(...screens.map((s) => bars(s).length + more(s).length))).toBeLessThanOrEqual(ROWS - 3);
+    expect(screens.some((s) => /\+\d+ more: \d+(\.\d)? (KiB|MiB) of \d+(\.\d)? MiB/.test(s))).toBe(true);
+    expect(history).toMatch(SGR); // capture-pane -e does show colours when there are some
+  });
+
+  it("NO_COLOR takes the colours away, not the bars", async () => {
+    const { screens, history } = await pullInTmux(false);
+    expect(history, history).toContain("EXIT=0");
+    expect(screens.some((s) => bars(s).length > 0)).toBe(true);
+    for (const s of screens) expect(s).not.toMatch(SGR);
+    expect(history).not.toMatch(SGR);
+  });
+});
+
