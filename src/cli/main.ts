@@ -17,7 +17,8 @@ import { register as registerImages } from "./commands/images.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerTag } from "./commands/tag.js";
-import { err } from "./output.js";
+import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js";
+import { parseProgressMode } from "./progress.js";
 
 function buildProgram(): Command {
   const program = new Command("regcli")
@@ -36,7 +37,17 @@ function buildProgram(): Command {
     .option("--password-stdin", "read the password or token from standard input")
     .showHelpAfterError("(run regcli --help for usage)")
     .exitOverride();
-  program.configureOutput({ outputError: (text, write) => write(err.red(text)) });
+  // In JSON mode commander's own error lines are left out: main() reports the error as an event.
+  program.configureOutput({
+    outputError: (text, write) => write(err.red(text)),
+    writeErr: (text) => {
+      if (!jsonEventsOn()) process.stderr.write(text);
+    },
+  });
+  // Global flags are parsed before a command runs: --progress is checked for every command, used or not.
+  program.hook("preSubcommand", (thisCommand) => {
+    parseProgressMode(thisCommand.opts<{ progress?: string }>().progress);
+  });
   program
     .command("version")
     .description("print the regcli version")
@@ -70,9 +81,38 @@ function buildProgram(): Command {
   return program;
 }
 
+/**
+ * Commander shows the parent's help for `regcli nosuch --help` (help is looked at before the command name):
+ * refuse an unknown command name first, as commander does without --help.
+ */
+function refuseUnknownCommand(cmd: Command, args: string[], options = cmd.options): void {
+  if (cmd.commands.length === 0 || cmd.registeredArguments.length > 0) return;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") return;
+    if (arg.startsWith("-")) {
+      const name = arg.split("=")[0];
+      const option = options.find((o) => o.long === name || o.short === name);
+      if (option && (option.required || option.optional) && !arg.includes("=")) i++;
+      continue;
+    }
+    const sub = cmd.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (sub) return refuseUnknownCommand(sub, args.slice(i + 1), [...options, ...sub.options]);
+    if (arg !== "help") cmd.error(`error: unknown command '${arg}'`, { code: "commander.unknownCommand", exitCode: 2 });
+    return;
+  }
+}
+
 /** A message as one terminal line: text a server sent (error messages, names) may carry newlines or escape codes. */
 function oneLine(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, " ");
+}
+
+/** An error as one line on stderr (the stack below it with --debug), or an "error" event in JSON mode. */
+function reportError(label: string, message: string, exitCode: number, stack?: string): number {
+  if (jsonEventsOn()) writeEvent({ type: "error", message: oneLine(message), exitCode, ...(stack ? { stack } : {}) });
+  else process.stderr.write(`${err.red(label)} ${oneLine(message)}\n${stack ? `${stack}\n` : ""}`);
+  return exitCode;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -80,34 +120,34 @@ export async function main(argv: string[]): Promise<number> {
   // output was simply not wanted any more, instead of dying of an unhandled EPIPE with a stack trace.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
     if (e.code === "EPIPE") process.exit(0);
-    process.stderr.write(`regcli: error: cannot write the output: ${oneLine(e.message)}\n`);
-    process.exit(5);
+    process.exit(reportError("regcli: error:", `cannot write the output: ${e.message}`, 5));
   });
+  // JSON mode from the start, before commander parses anything: its errors and the debug lines are events too.
+  if (argv.some((a, i) => a === "--progress=json" || (a === "--progress" && argv[i + 1] === "json"))) useJsonEvents();
   if (argv.includes("--debug")) {
     // bin/regcli.cjs says whether V8 took the build's compiled code (a Node version or flags other than the build's
     // reject it, which only costs start-up time).
     const cache = (globalThis as { __regcliCodeCache?: string }).__regcliCodeCache ?? "not used";
-    process.stderr.write(`debug: code cache ${cache}\n`);
+    note(`debug: code cache ${cache}`);
   }
   const program = buildProgram();
   try {
+    const args = argv.slice(2);
+    if (args.includes("--help") || args.includes("-h")) refuseUnknownCommand(program, args);
     await program.parseAsync(argv);
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return 0;
-      return 2;
+      // Commander has printed its error line, except in JSON mode.
+      return jsonEventsOn() ? reportError("", error.message.replace(/^error: /, ""), 2) : 2;
     }
     const debug = argv.includes("--debug");
     if (!(error instanceof RegcliError)) error = strayNetworkError(error) ?? error;
     if (error instanceof RegcliError) {
-      process.stderr.write(`${err.red("regcli: error:")} ${oneLine(error.toLine())}\n`);
-      if (debug && error.cause) process.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
-      return error.exitCode;
+      return reportError("regcli: error:", error.toLine(), error.exitCode, debug && error.cause ? String((error.cause as Error).stack ?? error.cause) : undefined);
     }
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`${err.red("regcli: internal error:")} ${oneLine(message)} (run with --debug for details)\n`);
-    if (debug && error instanceof Error) process.stderr.write(`${error.stack}\n`);
-    return 1;
+    return reportError("regcli: internal error:", `${message} (run with --debug for details)`, 1, debug && error instanceof Error ? error.stack : undefined);
   }
 }

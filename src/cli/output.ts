@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from "node:util";
 import chalk, { Chalk } from "chalk";
 import { RegcliError } from "../errors.js";
 
@@ -25,9 +26,40 @@ export function printLine(line = ""): void {
   process.stdout.write(`${line}\n`);
 }
 
-/** A progress or status line on stderr (never stdout: stdout is for data). */
+let jsonEvents = false;
+
+/** `--progress json`: from now on stderr carries only JSON events, one per line (notes, the summary, errors too). */
+export function useJsonEvents(): void {
+  jsonEvents = true;
+}
+
+export function jsonEventsOn(): boolean {
+  return jsonEvents;
+}
+
+/** One JSON event on stderr: `{"time":..., "type":..., ...}`. */
+export function writeEvent(event: { type: string } & Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+}
+
+/** A progress or status line on stderr (never stdout: stdout is for data); a "note" event in JSON mode. */
 export function note(line: string): void {
-  process.stderr.write(`${line}\n`);
+  if (jsonEvents) writeEvent({ type: "note", message: stripVTControlCharacters(line) });
+  else process.stderr.write(`${line}\n`);
+}
+
+/**
+ * A command's closing line on stderr (skipped with --quiet); in JSON mode a "done" event with the counts
+ * instead, which --quiet does not skip (the events were asked for explicitly).
+ */
+export function summary(quiet: boolean, line: string, counts: Record<string, unknown>): void {
+  if (jsonEvents) writeEvent({ type: "done", ...counts });
+  else if (!quiet) note(line);
+}
+
+/** "1 tag", "2 tags". */
+export function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
 
 export function humanSize(bytes: number): string {

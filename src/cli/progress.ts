@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import type { Ora } from "ora";
 import { RegcliError } from "../errors.js";
-import type { CopyEvent } from "../operations/copy.js";
-import { err, humanSize, note, shortDigest } from "./output.js";
+import type { CopyEvent, CopyStats } from "../operations/copy.js";
+import { err, humanSize, note, plural, shortDigest, writeEvent } from "./output.js";
 
 export type ProgressMode = "auto" | "tty" | "plain" | "json" | "none";
 const MODES: readonly ProgressMode[] = ["auto", "tty", "plain", "json", "none"];
@@ -24,19 +24,26 @@ export const PULL_VERBS: Verbs = { active: "Downloading", done: "Pull complete" 
 export const PUSH_VERBS: Verbs = { active: "Pushing", done: "Pushed" };
 export const COPY_VERBS: Verbs = { active: "Copying", done: "Copied" };
 
+/** The counts of a copy or push for its closing line: "3 blobs (12.0 MiB) uploaded, 1 mounted, 2 already present". */
+export function blobCounts(stats: CopyStats): string {
+  return `${plural(stats.blobsUploaded, "blob")} (${humanSize(stats.bytesUploaded)}) uploaded, ${stats.blobsMounted} mounted, ${stats.blobsExisting} already present`;
+}
+
 export function parseProgressMode(value: string | undefined): ProgressMode {
   const mode = (value ?? "auto") as ProgressMode;
   if (!MODES.includes(mode)) throw new RegcliError("usage", `unknown --progress "${value}": use ${MODES.join(", ")}`);
   return mode;
 }
 
-/** A terminal that can show bars: one that reports its width (a pty of unknown size would break redraws). */
-function isTerminal(): boolean {
-  return process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0;
-}
-
-function ttyAllowed(): boolean {
-  return isTerminal() && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+/**
+ * Why stderr cannot show bars, or undefined when it can: a terminal that reports its size (a pty of unknown
+ * size would break redraws) and can move the cursor (not TERM=dumb). NO_COLOR only takes the colours away.
+ */
+function noBarsReason(): string | undefined {
+  if (process.stderr.isTTY !== true) return "stderr is not a terminal";
+  if (!(process.stderr.columns > 0)) return "the terminal does not report its size";
+  if (process.env.TERM === "dumb") return "TERM=dumb cannot redraw lines";
+  return undefined;
 }
 
 /**
@@ -46,8 +53,12 @@ function ttyAllowed(): boolean {
 export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progress {
   const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
   let mode = parseProgressMode(globals.progress);
-  if (mode === "auto") mode = globals.quiet ? "none" : ttyAllowed() ? "tty" : "plain";
-  if (mode === "tty" && !isTerminal()) mode = "plain";
+  const reason = noBarsReason();
+  if (mode === "auto") mode = globals.quiet ? "none" : reason ? "plain" : "tty";
+  if (mode === "tty" && reason) {
+    note(`--progress tty: ${reason}, so progress is shown as plain lines`);
+    mode = "plain";
+  }
   switch (mode) {
     case "none":
       // Progress off (--quiet too), but a digest never changes silently: that notice is a warning, not progress.
@@ -69,7 +80,7 @@ export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progre
 
 function jsonProgress(): Progress {
   return {
-    onEvent: (e) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...e })}\n`),
+    onEvent: (e) => writeEvent(e),
     byteProgress: true,
     stop: () => undefined,
   };
@@ -143,7 +154,7 @@ class BarProgress implements Progress {
   ) {
     // ora is loaded only here, on a terminal: plain and JSON output should not pay for it at start-up.
     void import("ora").then(({ default: ora }) => {
-      if (!this.timer && !this.stopped) this.spinner = ora({ stream: process.stderr, text: waiting }).start();
+      if (!this.timer && !this.stopped) this.spinner = ora({ stream: process.stderr, text: waiting, color: err.level > 0 ? "cyan" : false }).start();
     });
   }
 
@@ -218,19 +229,33 @@ class BarProgress implements Progress {
     this.draw(`${line}\n`);
   }
 
+  /**
+   * The live region: a bar per active blob, then the total. It must stay shorter than the terminal (the cursor
+   * cannot move up into the scrollback, so a taller region leaves a stale copy there on every redraw): bars that
+   * do not fit fold into one "+N more" row.
+   */
   private lines(): string[] {
-    const width = Math.max(40, (process.stderr.columns ?? 100) - 1);
+    const width = Math.max(10, (process.stderr.columns ?? 100) - 1); // no line may wrap: each is one row
+    // Rows for bars: the terminal's height less the total line, the cursor's line and one spare.
+    const room = Math.min(MAX_BARS, (process.stderr.rows || 24) - 3);
+    const shown = this.active.size > room ? Math.max(0, room - 1) : this.active.size;
     const now = Date.now();
     const out: string[] = [];
-    let shown = 0;
+    let index = 0;
+    let foldedBytes = 0;
+    let foldedSize = 0;
     for (const [digest, s] of this.active) {
-      if (shown++ >= MAX_BARS) break;
+      if (index++ >= shown) {
+        foldedBytes += s.bytes;
+        foldedSize += s.size;
+        continue;
+      }
       const ms = now - s.started;
       const moved = s.bytes - s.offset;
       const text = `${shortDigest(digest)}: ${this.verbs.active} ${bar(s.bytes, s.size)} ${humanSize(s.bytes)}/${humanSize(s.size)}  ${rate(moved, ms)}  ${eta(s.size - s.bytes, moved, ms)}`;
       out.push(text.slice(0, width));
     }
-    if (this.active.size > MAX_BARS) out.push(`  ... and ${this.active.size - MAX_BARS} more`);
+    if (shown < this.active.size && room > 0) out.push(`+${this.active.size - shown} more: ${humanSize(foldedBytes)} of ${humanSize(foldedSize)}`.slice(0, width));
     const ms = now - this.first;
     const total = `Total: ${this.blobsDone}/${this.blobsSeen} blobs  ${humanSize(this.movedBytes)}  ${rate(this.movedBytes, ms)}  ${eta(this.totalBytes - this.movedBytes, this.movedBytes, ms)}`;
     out.push(err.bold(total.slice(0, width)));

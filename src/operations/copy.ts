@@ -32,9 +32,11 @@ export interface CopyOptions {
 }
 
 export interface CopyStats {
+  /** Blobs whose bytes this run moved to the destination (uploaded, downloaded or written). */
   blobsUploaded: number;
   blobsMounted: number;
   blobsExisting: number;
+  /** Bytes this run moved: a blob resumed from a kept partial counts only from where it resumed. */
   bytesUploaded: number;
   manifests: number;
 }
@@ -43,6 +45,8 @@ export interface CopyResult {
   digest: string;
   mediaType: string;
   stats: CopyStats;
+  /** The destination already had this image under that reference: nothing was written. */
+  skipped: boolean;
 }
 
 export { DEFAULT_JOBS } from "./defaults.js";
@@ -92,12 +96,12 @@ export class CopyEngine {
     const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
-      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
+      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats, skipped: true };
     }
     const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
     if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
     this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
-    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats };
+    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats, skipped: false };
   }
 
   /** Copy a manifest and everything below it; returns what was written (converted, with convertToOci). */
@@ -134,10 +138,10 @@ export class CopyEngine {
     if (!pending) {
       const limit = blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
       pending = limit(async () => {
-        const outcome = await this.transferBlob(src, dst, blob);
+        const { outcome, resumedAt } = await this.transferBlob(src, dst, blob);
         if (outcome === "uploaded") {
           this.stats.blobsUploaded++;
-          this.stats.bytesUploaded += blob.size;
+          this.stats.bytesUploaded += blob.size - resumedAt;
         } else if (outcome === "mounted") this.stats.blobsMounted++;
         else this.stats.blobsExisting++;
         this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
@@ -149,12 +153,19 @@ export class CopyEngine {
 
   /**
    * One blob through the destination. Bytes that fail verification are fetched once more from the start (a
-   * flipped bit in transit should not fail a long copy); a second failure is reported.
+   * flipped bit in transit should not fail a long copy); a second failure is reported. `resumedAt`: the bytes the
+   * destination held before this run (a partial kept by an earlier one), which this run did not move.
    */
-  private async transferBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<BlobOutcome> {
+  private async transferBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<{ outcome: BlobOutcome; resumedAt: number }> {
+    let resumedAt: number | undefined;
+    const open = (options?: BlobReadOptions) => {
+      resumedAt ??= options?.offset ?? 0;
+      return this.openCounted(src, blob, options);
+    };
     for (let attempt = 0; ; attempt++) {
       try {
-        return await dst.putBlob(blob, (options) => this.openCounted(src, blob, options), src.mountOrigin);
+        const outcome = await dst.putBlob(blob, open, src.mountOrigin);
+        return { outcome, resumedAt: resumedAt ?? 0 };
       } catch (err) {
         if (attempt > 0 || !(err instanceof RegcliError) || err.kind !== "integrity") throw err;
         this.emit({ type: "blob-retry", digest: blob.digest, size: blob.size, reason: err.message });
@@ -186,7 +197,7 @@ export class CopyEngine {
 }
 
 export interface CopyTagsResult {
-  tags: Array<{ tag: string; digest: string }>;
+  tags: Array<{ tag: string; digest: string; skipped: boolean }>;
   stats: CopyStats;
 }
 
@@ -197,7 +208,12 @@ export async function copyAllTags(src: ImageSource, dst: ImageDestination, optio
   // Images are mostly round trips (manifests, existence checks): keep many in flight; the engine bounds the bytes.
   const images = limiter(IMAGES_PER_JOB * Math.max(1, options.jobs ?? DEFAULT_JOBS));
   const results = await Promise.all(
-    tags.map((tag) => images(async () => ({ tag, digest: (await engine.copy(src, tag, dst, tag, present ? !present.has(tag) : false)).digest }))),
+    tags.map((tag) =>
+      images(async () => {
+        const { digest, skipped } = await engine.copy(src, tag, dst, tag, present ? !present.has(tag) : false);
+        return { tag, digest, skipped };
+      }),
+    ),
   );
   return { tags: results, stats: engine.stats };
 }

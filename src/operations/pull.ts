@@ -4,7 +4,7 @@ import { hostPlatform, type Platform } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore } from "../store/store.js";
-import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult } from "./copy.js";
+import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
 import { manifestReference } from "./inspect.js";
 import { transfer } from "./transfer.js";
 
@@ -22,25 +22,43 @@ export interface PullOptions {
   store?: LocalStore;
 }
 
+/** What a pull moved, in a pull's words (it downloads; nothing is mounted into a store or a file). */
+export interface PullStats {
+  blobsDownloaded: number;
+  /** Bytes downloaded by this run: a blob resumed from a kept partial counts from where it resumed. */
+  bytesDownloaded: number;
+  blobsExisting: number;
+  manifests: number;
+}
+
+export interface PullResult extends Omit<CopyResult, "stats"> {
+  name: string;
+  stats: PullStats;
+}
+
+function pullStats(stats: CopyStats): PullStats {
+  return { blobsDownloaded: stats.blobsUploaded, bytesDownloaded: stats.bytesUploaded, blobsExisting: stats.blobsExisting, manifests: stats.manifests };
+}
+
 /** The name an image has in the local store: its full reference (name:tag, or name@digest). */
 export function storeName(ref: Reference): string {
   return ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`;
 }
 
-export async function pull(ctx: RegistryContext, ref: Reference, options: PullOptions = {}): Promise<CopyResult & { name: string }> {
+export async function pull(ctx: RegistryContext, ref: Reference, options: PullOptions = {}): Promise<PullResult> {
   const platform = options.allPlatforms ? undefined : (options.platform ?? hostPlatform());
   const copyOptions = { platform, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress };
   if (options.output) {
     const src: LocationSpec = { kind: "registry", ref };
     const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
-    return { ...result, name: result.destination };
+    return { ...result, name: result.destination, stats: pullStats(result.stats) };
   }
   const engine = new CopyEngine(copyOptions);
   const store = options.store ?? new LocalStore();
   const name = storeName(ref);
   const result = await store.withIngest(() => engine.copy(registrySource(ctx, ref), manifestReference(ref), store.layout, name));
   await store.recordOrigin(name, { registry: ref.registry, repository: ref.repository });
-  return { ...result, name };
+  return { ...result, name, stats: pullStats(result.stats) };
 }
 
 /** Push an image from the store (by its name) or from a location (layout, archive) to a registry reference. */

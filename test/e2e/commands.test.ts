@@ -154,7 +154,7 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     const tags = ok(await cli(["ls", `${reg.host}/mirror/docker`])).stdout.split("\n").filter(Boolean).sort();
     expect(tags).toEqual(["1.0", "stable"]);
     const again = ok(await cli(["copy", "--all-tags", `${reg.host}/app/docker`, `${reg.host}/mirror/docker`]));
-    expect(again.stderr).toMatch(/0 blobs .* uploaded/);
+    expect(again.stderr).toMatch(/Up to date: .*mirror\/docker has all 2 tags of .*app\/docker/);
   });
 
   it("delete resolves a tag and removes the manifest", async () => {
@@ -263,6 +263,30 @@ describe("output into a pipe that closes early", () => {
     expect(err).toBe("");
     expect(out.trim()).toBe("10");
     expect(code).toBe(0);
+  });
+});
+
+describe("usage: help and unknown commands", () => {
+  it("an unknown command is refused with exit 2 even with --help; known ones still show their help", async () => {
+    for (const args of [["nosuch", "--help"], ["--plain-http", "nosuch", "-h"], ["image", "nosuch", "--help"], ["--timeout", "5", "nosuch", "--help"]]) {
+      const r = await regcli(args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toContain("unknown command 'nosuch'");
+      expect(r.stdout).toBe("");
+    }
+    for (const args of [["pull", "--help"], ["--timeout", "5", "image", "ls", "--help"], ["help", "copy"], ["serve", "gc", "--help"]]) {
+      const r = await regcli(args);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: regcli /);
+    }
+  });
+
+  it("login and logout --help name their default registry once", async () => {
+    for (const command of ["login", "logout"]) {
+      const r = await regcli([command, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout.match(/docker\.io/g)).toHaveLength(1);
+    }
   });
 });
 

@@ -3,7 +3,7 @@ import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
+import { err, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../locations/registry.js")), ...(await import("../../operations/copy.js")), ...(await import("../../operations/transfer.js")), ...(await import("../../locations/parse.js")), ...(await import("../progress.js")) });
@@ -26,7 +26,7 @@ export function register(program: Command): void {
       "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, progressFor, COPY_VERBS } = await load();
+      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, progressFor, blobCounts, COPY_VERBS } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
@@ -44,14 +44,23 @@ export function register(program: Command): void {
             progress.stop();
             if (format === "json") printJson({ source: src.ref.name, destination: dst.ref.name, ...result });
             else for (const t of result.tags) printLine(`${dst.ref.name}:${t.tag} ${t.digest}`);
-            if (!quiet) note(`${err.green("Copied")} ${result.tags.length} tags, ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
+            const upToDate = result.tags.filter((t) => t.skipped).length;
+            const copied = result.tags.length - upToDate;
+            const line =
+              copied === 0
+                ? `${err.green("Up to date:")} ${dst.ref.name} has all ${plural(upToDate, "tag")} of ${src.ref.name}`
+                : `${err.green("Copied")} ${plural(copied, "tag")}${upToDate ? ` (${upToDate} more up to date)` : ""}, ${blobCounts(result.stats)}`;
+            summary(quiet, line, { source: src.ref.name, destination: dst.ref.name, tagsCopied: copied, tagsUpToDate: upToDate, ...result.stats });
             return;
           }
           const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests });
           progress.stop();
           if (format === "json") printJson(result);
           else printLine(result.digest);
-          if (!quiet) note(`${err.green("Copied")} ${result.source} -> ${result.destination}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
+          const line = result.skipped
+            ? `${err.green("Up to date:")} ${result.destination} already has ${result.source}`
+            : `${err.green("Copied")} ${result.source} -> ${result.destination}: ${blobCounts(result.stats)}`;
+          summary(quiet, line, { source: result.source, destination: result.destination, digest: result.digest, skipped: result.skipped, ...result.stats });
         });
       } finally {
         progress.stop();

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, table } from "../output.js";
+import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, summary, table } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../locations/archive-writer.js")), ...(await import("../../operations/images.js")) });
@@ -67,7 +67,7 @@ export function register(program: Command): void {
     .action(async (names: string[], opts: { output: string; format: string }, cmd: Command) => {
       const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
       const r = await saveImages(names, opts.output, assertArchiveFlavour(opts.format));
-      if (!cmd.optsWithGlobals().quiet) note(`${err.green("Saved")} ${r.names.join(", ")} to ${opts.output}`);
+      summary(cmd.optsWithGlobals().quiet === true, `${err.green("Saved")} ${r.names.join(", ")} to ${opts.output}`, { names: r.names, output: opts.output });
     });
   image
     .command("load")

@@ -12,7 +12,7 @@ export function register(program: Command): void {
   program
     .command("login")
     .description("check credentials against a registry and store them like `docker login` (credential helper or config.json)")
-    .argument("[registry]", "registry host (default docker.io)", "docker.io")
+    .argument("[registry]", "registry host", "docker.io")
     .addHelpText("after", "\nExample:\n  echo \"$TOKEN\" | regcli login registry.example.com -u ci-bot --password-stdin")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
       const { login, logout } = await load();
@@ -31,7 +31,7 @@ export function register(program: Command): void {
   program
     .command("logout")
     .description("remove stored credentials for a registry")
-    .argument("[registry]", "registry host (default docker.io)", "docker.io")
+    .argument("[registry]", "registry host", "docker.io")
     .addHelpText("after", "\nExample:\n  regcli logout registry.example.com")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
       const { login, logout } = await load();

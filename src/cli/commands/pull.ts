@@ -5,7 +5,7 @@ import { parsePlatform } from "../../oci/index.js";
 import { parseReference } from "../../reference/index.js";
 import type { LocationSpec } from "../../locations/parse.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
+import { err, humanSize, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/pull.js")), ...(await import("../progress.js")) });
@@ -53,7 +53,12 @@ export function register(program: Command): void {
         progress.stop();
         if (format === "json") printJson({ reference: ref.full, name: result.name, digest: result.digest, mediaType: result.mediaType, stats: result.stats });
         else printLine(result.digest);
-        if (!quiet) note(`${err.green("Pulled")} ${ref.full}${opts.output ? ` into ${opts.output}` : ""}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) downloaded, ${result.stats.blobsExisting} already present`);
+        const into = opts.output ? ` into ${opts.output}` : "";
+        const { blobsDownloaded, bytesDownloaded, blobsExisting } = result.stats;
+        const line = result.skipped
+          ? `${err.green("Up to date:")} ${ref.full}${into}`
+          : `${err.green("Pulled")} ${ref.full}${into}: ${plural(blobsDownloaded, "blob")} (${humanSize(bytesDownloaded)}) downloaded, ${blobsExisting} already present`;
+        summary(quiet, line, { reference: ref.full, name: result.name, digest: result.digest, skipped: result.skipped, ...result.stats });
       } finally {
         progress.stop();
       }

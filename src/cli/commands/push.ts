@@ -4,7 +4,7 @@ import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import type { LocationSpec } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, humanSize, note, printLine } from "../output.js";
+import { err, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../locations/parse.js")), ...(await import("../../operations/pull.js")), ...(await import("../progress.js")) });
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option("--preserve-digests", "push the uncompressed layers of a legacy docker-archive as they are (default: gzip them, like docker push)")
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { parseSourcePath, push, progressFor, PUSH_VERBS } = await load();
+      const { parseSourcePath, push, progressFor, blobCounts, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
       const target = parseReference(second ?? first);
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
@@ -39,7 +39,8 @@ export function register(program: Command): void {
         const result = await withContext(cmd, target.registry, (ctx) => push(ctx, target, from, { jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests }));
         progress.stop();
         printLine(result.digest);
-        if (!quiet) note(`${err.green("Pushed")} ${target.full}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
+        const line = result.skipped ? `${err.green("Up to date:")} ${target.full} already has this image` : `${err.green("Pushed")} ${target.full}: ${blobCounts(result.stats)}`;
+        summary(quiet, line, { reference: target.full, digest: result.digest, skipped: result.skipped, ...result.stats });
       } finally {
         progress.stop();
       }
