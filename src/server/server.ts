@@ -180,6 +180,9 @@ export class RegistryServer {
   private async manifest(req: IncomingMessage, res: ServerResponse, method: string, name: string, reference: string): Promise<void> {
     const byDigest = reference.includes(":");
     if (byDigest ? !DIGEST.test(reference) : !TAG.test(reference)) {
+      // A read of a reference that cannot exist finds nothing (the conformance suite asks for
+      // .INVALID_MANIFEST_NAME); writes and deletes are refused with the spec's code.
+      if (method === "GET" || method === "HEAD") throw new HttpError(404, "MANIFEST_UNKNOWN", `manifest ${name}:${reference} is not known`);
       throw new HttpError(400, byDigest ? "DIGEST_INVALID" : "TAG_INVALID", `invalid reference ${reference}`);
     }
     if (method === "GET" || method === "HEAD") {
