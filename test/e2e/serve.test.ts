@@ -1,6 +1,7 @@
 // regcli serve against the OCI Distribution Spec: edge cases, skopeo, referrers, gc, load and crash recovery.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -276,6 +277,42 @@ describe("regcli serve: options", () => {
       expect(w.json().errors[0].code).toBe("UNSUPPORTED");
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("regcli serve: start-up problems are one line with a usage code, never exit 1", () => {
+  it("bad --addr, a port in use, missing or invalid TLS files, a root that is a file; gc refuses a root that is not a registry's", async () => {
+    const root = join(await tempDir(), "data");
+    const busy = await startRegistry("open", { server: "regcli" });
+    const notPem = join(await tempDir(), "not.pem");
+    writeFileSync(notPem, "not a certificate\n");
+    try {
+      const cases: Array<[string[], RegExp]> = [
+        [["--addr", "5005"], /invalid address "5005": expected HOST:PORT/],
+        [["--addr", "127.0.0.1:70000"], /invalid address/],
+        [["--addr", busy.host], new RegExp(`cannot listen on ${busy.host}: address already in use`)],
+        [["--addr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], /cannot use --tls-cert \/nonexistent\/cert\.pem: no such file/],
+        [["--addr", "127.0.0.1:0", "--tls-cert", notPem, "--tls-key", notPem], /cannot serve TLS with --tls-cert .*PEM/],
+      ];
+      for (const [args, message] of cases) {
+        const r = await regcli(["serve", "--root", root, ...args], { timeoutMs: 30_000 });
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+        expect(r.stderr).toMatch(message);
+      }
+      const onFile = await regcli(["serve", "--addr", "127.0.0.1:0", "--root", notPem], { timeoutMs: 30_000 });
+      expect([onFile.code, onFile.stderr.trim().split("\n").length]).toEqual([2, 1]);
+      expect(onFile.stderr).toMatch(/not\.pem\/blobs\/sha256: not a directory/);
+      const nowhere = await regcli(["serve", "gc", "--root", join(root, "nosuchdir")]);
+      expect([nowhere.code, nowhere.stdout]).toEqual([2, ""]);
+      expect(nowhere.stderr).toMatch(/nosuchdir does not exist/);
+      const plain = await regcli(["serve", "gc", "--root", await tempDir()]);
+      expect(plain.code).toBe(2);
+      expect(plain.stderr).toMatch(/is not a regcli serve storage root/);
+      expect(plain.stderr).not.toMatch(/removed/);
+    } finally {
+      await busy.stop();
     }
   });
 });
