@@ -31,7 +31,7 @@ async function approve(plan: DeletePlan, force: boolean): Promise<void> {
   const what = collateral(plan);
   if (!what) return;
   if (force) return note(what);
-  const untag = plan.ref.digest ? "" : `, or regcli untag ${plan.ref.full} to remove only that tag`;
+  const untag = plan.ref.digest ? "" : `, or regcli untag ${plan.ref.full} to remove only that tag where the registry supports it`;
   const answer = await askYesNo(`${what}. Delete?`);
   if (answer === undefined) throw new RegcliError("usage", `${what}; nothing deleted`, { hint: `pass --force to delete anyway${untag}` });
   if (!answer) throw new RegcliError("usage", `nothing deleted: ${plan.ref.full} not confirmed`);
