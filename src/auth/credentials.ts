@@ -34,7 +34,8 @@ interface DockerConfig {
 }
 
 const DOCKER_HUB_KEY = "https://index.docker.io/v1/";
-const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
+/** Names of docker.io in config.json keys; registry-1.docker.io and others are other registries, as in references. */
+const DOCKER_HUB_HOSTS = new Set(["docker.io", "index.docker.io"]);
 const HELPER_TIMEOUT_MS = 30_000;
 const HELPER_MAX_OUTPUT = 1 << 20;
 const TOKEN_USERNAME = "<token>";

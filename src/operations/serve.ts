@@ -1,3 +1,5 @@
+import { stat } from "node:fs/promises";
+import { RegcliError } from "../errors.js";
 import { htpasswdAuthenticator } from "../server/htpasswd.js";
 import { RegistryServer, type ServeOptions } from "../server/server.js";
 import { RegistryStorage } from "../server/storage.js";
@@ -6,9 +8,41 @@ export interface ServeSettings extends Omit<ServeOptions, "authenticate"> {
   htpasswd?: string;
 }
 
+/** Local failures: a full disk, a denied or read-only path, a quota. */
+const IO_CODES = new Set(["ENOSPC", "EACCES", "EPERM", "EROFS", "EDQUOT", "EIO"]);
+
+/** Why serving could not start, as one line with the exit code that fits (usage or local I/O), never a crash. */
+function startFailure(err: unknown, settings: ServeSettings): unknown {
+  if (err instanceof RegcliError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const listening = `cannot listen on ${settings.addr}`;
+  switch (e.syscall === "listen" || e.syscall === "bind" || e.code === "EADDRINUSE" ? e.code : undefined) {
+    case "EADDRINUSE":
+      return new RegcliError("usage", `${listening}: address already in use`, { hint: "stop what listens there or pick another --addr" });
+    case "EACCES":
+      return new RegcliError("usage", `${listening}: permission denied`, { hint: "ports below 1024 need root; pick another --addr" });
+    case "EADDRNOTAVAIL":
+      return new RegcliError("usage", `${listening}: no such address on this machine`, { hint: "use 127.0.0.1, 0.0.0.0 or an address of this machine" });
+  }
+  if (e.code === "ENOTFOUND" || e.code === "EAI_AGAIN") return new RegcliError("usage", `${listening}: unknown host name`);
+  if (e.path && e.code) {
+    const reason = e.code === "ENOENT" ? "no such file or directory" : e.message.replace(/^[A-Z]+: /, "").replace(/, \w+ '.*'$/, "");
+    const what = e.path === settings.tlsCert ? "--tls-cert " : e.path === settings.tlsKey ? "--tls-key " : "";
+    return new RegcliError(IO_CODES.has(e.code) ? "io" : "usage", `cannot use ${what}${e.path}: ${reason}`);
+  }
+  if (settings.tlsCert && /PEM|ERR_OSSL|key values mismatch|certificate/i.test(`${e.code ?? ""} ${e.message}`)) {
+    return new RegcliError("usage", `cannot serve TLS with --tls-cert ${settings.tlsCert} and --tls-key ${settings.tlsKey}: ${e.message}`, {
+      hint: "give a PEM certificate and its matching private key",
+    });
+  }
+  return err;
+}
+
 export async function serve(settings: ServeSettings): Promise<{ server: RegistryServer; url: string }> {
   const server = new RegistryServer({ ...settings, authenticate: settings.htpasswd ? htpasswdAuthenticator(settings.htpasswd) : undefined });
-  const address = await server.start();
+  const address = await server.start().catch((err: unknown) => {
+    throw startFailure(err, settings);
+  });
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return { server, url: `${settings.tlsCert ? "https" : "http"}://${host}:${address.port}` };
 }
@@ -16,6 +50,12 @@ export async function serve(settings: ServeSettings): Promise<{ server: Registry
 /** Blobs no manifest references; removed unless `dryRun`. */
 export async function garbageCollect(root: string, dryRun: boolean): Promise<{ blobs: string[]; bytes: number }> {
   const storage = new RegistryStorage(root);
+  if (!(await storage.hasLayout())) {
+    const missing = await stat(root).then(() => false, () => true);
+    throw new RegcliError("usage", `${root} ${missing ? "does not exist" : "is not a regcli serve storage root (no blobs/sha256 and repositories directories)"}`, {
+      hint: "give --root the directory regcli serve was started with",
+    });
+  }
   const blobs = await storage.unreferencedBlobs();
   let bytes = 0;
   for (const digest of blobs) bytes += dryRun ? 0 : await storage.removeBlob(digest);

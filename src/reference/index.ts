@@ -40,8 +40,11 @@ export type ListTarget =
 
 const DEFAULT_REGISTRY = "docker.io";
 const DOCKER_HUB_API_HOST = "registry-1.docker.io";
-/** Docker Hub's other names; a reference naming one of them means docker.io (Docker itself only folds index.docker.io). */
-const DOCKER_HUB_ALIASES = new Set(["index.docker.io", "registry-1.docker.io"]);
+/**
+ * The one other name Docker's reference grammar folds into docker.io. Any other host (registry-1.docker.io,
+ * registry.hub.docker.com) is another registry as far as names and credentials go, even if it serves the same content.
+ */
+const DOCKER_HUB_ALIASES = new Set(["index.docker.io"]);
 const OFFICIAL_PREFIX = "library/";
 const DEFAULT_TAG = "latest";
 const MAX_PATH_LENGTH = 255;

@@ -287,6 +287,27 @@ export class RegistryClient {
     return this.fail(res, `delete of ${what}`);
   }
 
+  /**
+   * Remove one tag, leaving its manifest (OCI 1.1 DELETE /v2/<name>/manifests/<tag>). Registries that can only
+   * delete by digest refuse it: Distribution 2.8 answers 400 DIGEST_INVALID (405 UNSUPPORTED with deletes off).
+   */
+  async deleteTag(repo: string, tag: string): Promise<void> {
+    const what = this.display(repo, tag);
+    const res = await this.call({ method: "DELETE", url: await this.url(`/v2/${repo}/manifests/${tag}`), scopes: [deleteScope(repo)] });
+    if (res.status === 202 || res.status === 200 || res.status === 204) {
+      await res.body.dump().catch(() => undefined);
+      return;
+    }
+    if (res.status === 400 || res.status === 405) {
+      const failure = await registryFailure(res, `untag of ${what}`, this.registry);
+      throw new RegcliError("registry", `${this.registry} cannot remove only the tag ${what} (${failure.code ?? `HTTP ${res.status}`}): it can only delete manifests (by digest)${res.status === 405 ? ", or deletes are disabled" : ""}`, {
+        hint: `regcli delete ${what} deletes the manifest with every tag pointing at it`,
+        code: failure.code ?? "UNSUPPORTED",
+      });
+    }
+    return this.fail(res, `untag of ${what}`);
+  }
+
   // ---- blobs ----
 
   async headBlob(repo: string, digest: string): Promise<BlobInfo | undefined> {

@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
+import { RegcliError } from "../errors.js";
 import { RegistryStorage, StorageError } from "./storage.js";
 
 export interface ServeOptions {
@@ -90,13 +91,13 @@ export class RegistryServer {
   }
 
   async start(): Promise<AddressInfo> {
-    await this.storage.init();
+    const { host, port } = splitAddr(this.options.addr);
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     this.server = this.options.tlsCert
       ? createHttpsServer({ cert: readFileSync(this.options.tlsCert), key: readFileSync(this.options.tlsKey ?? "") }, handler)
       : createHttpServer(handler);
     this.server.keepAliveTimeout = 30_000;
-    const { host, port } = splitAddr(this.options.addr);
+    await this.storage.init();
     await new Promise<void>((resolve, reject) => {
       this.server!.once("error", reject);
       this.server!.listen(port, host, () => resolve());
@@ -180,6 +181,9 @@ export class RegistryServer {
   private async manifest(req: IncomingMessage, res: ServerResponse, method: string, name: string, reference: string): Promise<void> {
     const byDigest = reference.includes(":");
     if (byDigest ? !DIGEST.test(reference) : !TAG.test(reference)) {
+      // A read of a reference that cannot exist finds nothing (the conformance suite asks for
+      // .INVALID_MANIFEST_NAME); writes and deletes are refused with the spec's code.
+      if (method === "GET" || method === "HEAD") throw new HttpError(404, "MANIFEST_UNKNOWN", `manifest ${name}:${reference} is not known`);
       throw new HttpError(400, byDigest ? "DIGEST_INVALID" : "TAG_INVALID", `invalid reference ${reference}`);
     }
     if (method === "GET" || method === "HEAD") {
@@ -386,6 +390,6 @@ function json(res: ServerResponse, status: number, value: unknown, headers: Reco
 
 export function splitAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
-  if (!m) throw new Error(`invalid address ${addr}`);
+  if (!m || Number(m[3]) > 65535) throw new RegcliError("usage", `invalid address "${addr}": expected HOST:PORT (e.g. 127.0.0.1:5000, [::1]:5000 or :5000)`);
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port: Number(m[3]) };
 }

@@ -68,6 +68,12 @@ export class RegistryStorage {
     return join(this.root, "uploads", id);
   }
 
+  /** Whether the root holds the layout init() creates: gc must never take another directory for a registry. */
+  async hasLayout(): Promise<boolean> {
+    const dir = (path: string) => stat(path).then((s) => s.isDirectory(), () => false);
+    return (await dir(join(this.root, "blobs", "sha256"))) && (await dir(join(this.root, "repositories")));
+  }
+
   async init(): Promise<void> {
     await mkdir(join(this.root, "blobs", "sha256"), { recursive: true });
     await mkdir(join(this.root, "repositories"), { recursive: true });

@@ -168,6 +168,54 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect(gone.stderr.split("\n").filter(Boolean)).toHaveLength(1);
   });
 
+  it("delete names the other tags that would go and refuses them without --force off a terminal; rm is no delete", async () => {
+    ok(await cli(["copy", `${reg.host}/app/oci:1.0`, `${reg.host}/shared/oci:old`]));
+    ok(await cli(["tag", `${reg.host}/shared/oci:old`, "prod"]));
+    ok(await cli(["tag", `${reg.host}/shared/oci:old`, "stable"]));
+    const alive = async () => (await fetchManifest(reg, "shared/oci", ociImage.manifestDigest)).status;
+    const rm = await cli(["rm", `${reg.host}/shared/oci:old`]);
+    expect(rm.code).toBe(2);
+    expect(rm.stderr).toMatch(/unknown command 'rm'/);
+    for (const target of [`${reg.host}/shared/oci:old`, `${reg.host}/shared/oci@${ociImage.manifestDigest}`]) {
+      const refused = await cli(["delete", target]);
+      expect(refused.code).toBe(2);
+      expect(refused.stdout).toBe("");
+      const line = refused.stderr.trim();
+      expect(line.split("\n")).toHaveLength(1);
+      expect(line).toContain(ociImage.manifestDigest);
+      expect(line).toMatch(/--force/);
+      expect(line).toMatch(target.includes("@") ? /tagged old, prod, stable/ : /also tagged prod, stable/);
+      expect(await alive()).toBe(200);
+    }
+    const forced = ok(await cli(["delete", "--force", `${reg.host}/shared/oci:old`]));
+    expect(forced.stdout.trim()).toBe(ociImage.manifestDigest);
+    expect(forced.stderr).toMatch(/also tagged prod, stable/);
+    expect(await alive()).toBe(404);
+    const missing = await cli(["delete", `${reg.host}/shared/oci@${ociImage.manifestDigest}`]);
+    expect(missing.code).toBe(4);
+  });
+
+  it("untag removes only the tag where the registry can, and says so clearly where it cannot", async () => {
+    ok(await cli(["copy", `${reg.host}/app/oci:1.0`, `${reg.host}/untag/oci:a`]));
+    ok(await cli(["tag", `${reg.host}/untag/oci:a`, "b"]));
+    const r = await cli(["untag", `${reg.host}/untag/oci:a`]);
+    if (server === "regcli") {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(ociImage.manifestDigest);
+      expect(ok(await cli(["ls", `${reg.host}/untag/oci`])).stdout.trim()).toBe("b");
+    } else {
+      // Distribution 2.8 deletes by digest only: DELETE /manifests/<tag> answers 400 DIGEST_INVALID.
+      expect(r.code).toBe(5);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/cannot remove only the tag .*untag\/oci:a \(DIGEST_INVALID\): it can only delete manifests \(by digest\); regcli delete/);
+      expect(ok(await cli(["ls", `${reg.host}/untag/oci`])).stdout.split("\n").filter(Boolean).sort()).toEqual(["a", "b"]);
+    }
+    expect((await fetchManifest(reg, "untag/oci", ociImage.manifestDigest)).status).toBe(200);
+    const byDigest = await cli(["untag", `${reg.host}/untag/oci@${ociImage.manifestDigest}`]);
+    expect(byDigest.code).toBe(2);
+    expect((await cli(["untag", `${reg.host}/untag/oci:nope`])).code).toBe(4);
+  });
+
   it("a missing image is exit 4 with one clear line", async () => {
     const r = await cli(["inspect", `${reg.host}/app/docker:nope`]);
     expect(r.code).toBe(4);
@@ -184,6 +232,50 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     const dir = await tempDir();
     const pulled = await skopeo(["copy", "--src-tls-verify=false", ...(reg.admin ? ["--src-creds", `${reg.admin.username}:${reg.admin.password}`] : []), `docker://${reg.host}/copies/multi:1.0`, `oci:${dir}:x`]);
     expect(pulled.code, pulled.stderr).toBe(0);
+  });
+});
+
+describe("delete on a terminal (a pseudo-terminal from util-linux script)", () => {
+  let reg: TestRegistry;
+  let img: TestImage;
+  beforeAll(async () => {
+    reg = await startRegistry("open", { server: "regcli" });
+    img = await makeImage({ seed: "delete-tty" });
+    await pushImage(reg, "tty/app", "1", img);
+    await pushImage(reg, "tty/app", "2", img);
+  });
+  afterAll(async () => reg?.stop());
+
+  /** Run regcli on a terminal, typing `answer` (stdin of script goes to the terminal). */
+  async function onTerminal(args: string[], answer: string, stdinPipe = false): Promise<{ code: number; screen: string }> {
+    const home = await tempDir("regcli-tty-");
+    const typescript = join(home, "typescript");
+    // With stdin a pipe, the answer must come from /dev/tty.
+    const command = (stdinPipe ? "echo not-an-answer | " : "") + [process.execPath, join(repoRoot, "bin", "regcli.cjs"), ...args].map((a) => `'${a}'`).join(" ");
+    const r = await new Promise<number>((resolve) => {
+      const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home }, stdio: ["pipe", "ignore", "ignore"] });
+      child.on("close", (code) => resolve(code ?? 1));
+      child.stdin.end(answer);
+    });
+    return { code: r, screen: await readFile(typescript, "utf8") };
+  }
+
+  it("asks y/N naming the other tags; anything but y keeps the image, y deletes it", async () => {
+    const alive = async () => (await fetchManifest(reg, "tty/app", img.manifestDigest)).status;
+    const no = await onTerminal(["delete", `${reg.host}/tty/app:1`], "n\n", true);
+    expect(no.screen).toMatch(/is also tagged 2: that tag goes with it\. Delete\? \[y\/N\]/);
+    expect(no.screen).toMatch(/nothing deleted/);
+    expect(no.code).toBe(2);
+    expect(await alive()).toBe(200);
+    const empty = await onTerminal(["delete", `${reg.host}/tty/app@${img.manifestDigest}`], "\n");
+    expect(empty.screen).toMatch(/tagged 1, 2: those 2 tags go with it\. Delete\? \[y\/N\]/);
+    expect(empty.code).toBe(2);
+    expect(await alive()).toBe(200);
+    const yes = await onTerminal(["delete", `${reg.host}/tty/app:1`], "y\n", true);
+    expect(yes.screen).toMatch(/\[y\/N\]/);
+    expect(yes.code, yes.screen).toBe(0);
+    expect(yes.screen).toMatch(/Deleted .*tty\/app@sha256:[0-9a-f]{64} \(tags 1, 2\)/);
+    expect(await alive()).toBe(404);
   });
 });
 

@@ -48,8 +48,10 @@ describe("local image store", () => {
     const pushed = ok(await cli(["push", `${reg.host}/firstapp`]));
     expect(pushed.stdout.trim()).toBe(busybox.manifestDigest);
     expect((await fetchManifest(reg, "firstapp", "latest")).body.equals(busybox.manifest)).toBe(true);
-    const rm = ok(await cli(["image", "rm", "busybox", `${reg.host}/firstapp`]));
+    // docker's rmi: removes local names only, the pushed image stays in the registry.
+    const rm = ok(await cli(["rmi", "busybox", `${reg.host}/firstapp`]));
     expect(rm.stdout).toContain("docker.io/library/busybox:latest");
+    expect((await fetchManifest(reg, "firstapp", "latest")).status).toBe(200);
     expect(JSON.parse(ok(await cli(["images", "--format", "json"])).stdout)).toEqual([]);
     expect(await storeBlobs(home)).toEqual([]);
     ok(await cli(["pull", `${reg.host}/firstapp`]));

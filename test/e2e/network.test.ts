@@ -217,7 +217,7 @@ describe("usage errors and refused deletes", () => {
     expect(v.code).toBe(0);
     expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect((await regcli(["version"])).stdout).toMatch(/^regcli \d+\.\d+\.\d+/);
-    for (const cmd of ["ls", "manifest", "digest", "config", "inspect", "blob", "tag", "delete", "copy", "login", "logout"]) {
+    for (const cmd of ["ls", "manifest", "digest", "config", "inspect", "blob", "tag", "delete", "untag", "rmi", "copy", "login", "logout"]) {
       const h = await regcli([cmd, "--help"]);
       expect(h.code, cmd).toBe(0);
       expect(h.stdout, cmd).toMatch(/Example/);

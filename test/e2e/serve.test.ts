@@ -1,6 +1,7 @@
 // regcli serve against the OCI Distribution Spec: edge cases, skopeo, referrers, gc, load and crash recovery.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -111,6 +112,71 @@ describe("regcli serve: spec edge cases", () => {
     expect((await call(`${reg.url}/v2/spec/del/manifests/keep`, "GET")).status).toBe(404);
   });
 
+  it("answers as the OCI conformance suite v1.1.1 expects (pull, push, discovery, management status and error codes)", async () => {
+    const v2 = `${reg.url}/v2/conf/app`;
+    // Pull: a reference that is not a valid tag names no manifest: 404 MANIFEST_UNKNOWN, not 400.
+    for (const ref of [".INVALID_MANIFEST_NAME", "sha256:totallywrong"]) {
+      const get = await call(`${v2}/manifests/${ref}`, "GET");
+      expect([get.status, get.json().errors[0].code]).toEqual([404, "MANIFEST_UNKNOWN"]);
+      expect((await call(`${v2}/manifests/${ref}`, "HEAD")).status).toBe(404);
+    }
+    // ...while a write to it is refused with the spec's codes.
+    const badTag = await call(`${v2}/manifests/.INVALID_MANIFEST_NAME`, "PUT", { "content-type": image.mediaType }, image.manifest);
+    expect([badTag.status, badTag.json().errors[0].code]).toEqual([400, "TAG_INVALID"]);
+    const badDigest = await call(`${v2}/manifests/sha256:totallywrong`, "PUT", { "content-type": image.mediaType }, "blablabla");
+    expect([badDigest.status, badDigest.json().errors[0].code]).toEqual([400, "DIGEST_INVALID"]);
+    // Push, streamed: PATCH without Content-Range, then PUT ?digest with no body.
+    const blobA = Buffer.from("conformance streamed blob A");
+    const streamed = await call(`${v2}/blobs/uploads/`, "POST");
+    const patched = await call(new URL(streamed.h("location")!, reg.url).toString(), "PATCH", { "content-type": "application/octet-stream" }, blobA);
+    expect(patched.status).toBe(202);
+    const closed = await call(`${new URL(patched.h("location")!, reg.url)}?digest=${sha256(blobA)}`, "PUT", { "content-length": "0" });
+    expect(closed.status).toBe(201);
+    expect(closed.h("location")).toBeTruthy();
+    // Push, chunked: retrying the previous chunk is 416, a GET on the session still reports range and location.
+    const blobB = Buffer.from("0123456789abcdefghijklmnopqrstuvwxyz");
+    const chunked = await call(`${v2}/blobs/uploads/`, "POST", { "content-length": "0" });
+    const session = new URL(chunked.h("location")!, reg.url).toString();
+    const first = await call(session, "PATCH", { "content-range": "0-17", "content-length": "18" }, blobB.subarray(0, 18));
+    expect([first.status, first.h("range")]).toEqual([202, "0-17"]);
+    expect((await call(session, "PATCH", { "content-range": "0-17", "content-length": "18" }, blobB.subarray(0, 18))).status).toBe(416);
+    const stale = await call(session, "GET");
+    expect([stale.status, stale.h("range"), Boolean(stale.h("location"))]).toEqual([204, "0-17", true]);
+    const second = await call(new URL(stale.h("location")!, reg.url).toString(), "PATCH", { "content-range": "18-35", "content-length": "18" }, blobB.subarray(18));
+    expect(second.status).toBe(202);
+    expect((await call(`${new URL(second.h("location")!, reg.url)}?digest=${sha256(blobB)}`, "PUT", { "content-length": "0" })).status).toBe(201);
+    // Cross-repository mount: without from, or from a repository that lacks it, a session (202); else 201.
+    for (const query of [`mount=${sha256(blobA)}`, `mount=${sha256(blobA)}&from=conf/nothing`]) {
+      const r = await call(`${reg.url}/v2/conf/mount/blobs/uploads/?${query}`, "POST");
+      expect([r.status, r.h("location")?.startsWith("/v2/conf/mount/blobs/uploads/")]).toEqual([202, true]);
+    }
+    const mounted = await call(`${reg.url}/v2/conf/mount/blobs/uploads/?mount=${sha256(blobA)}&from=conf/app`, "POST");
+    expect([mounted.status, mounted.h("location")]).toEqual([201, `/v2/conf/mount/blobs/${sha256(blobA)}`]);
+    // A manifest with no layers is accepted.
+    await pushBlob(reg, "conf/app", image.config);
+    const empty = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: image.config.digest, size: image.config.data.length }, layers: [] }));
+    const emptyPut = await call(`${v2}/manifests/emptylayer`, "PUT", { "content-type": "application/vnd.oci.image.manifest.v1+json" }, empty);
+    expect([emptyPut.status, Boolean(emptyPut.h("location"))]).toEqual([201, true]);
+    // Discovery: referrers of a digest nobody refers to is an empty index.
+    const none = await call(`${v2}/referrers/${sha256(Buffer.from("nothing refers to this"))}`, "GET");
+    expect([none.status, none.h("content-type"), none.json().manifests]).toEqual([200, "application/vnd.oci.image.index.v1+json", []]);
+    for (const t of ["test0", "test1", "test2", "test3"]) await pushImage(reg, "conf/app", t, image);
+    const page = await call(`${v2}/tags/list?n=2`, "GET");
+    expect(page.json().tags).toHaveLength(2);
+    const next = await call(`${v2}/tags/list?n=2&last=${page.json().tags[1]}`, "GET");
+    expect(next.json().tags.length).toBeLessThanOrEqual(2);
+    expect(next.json().tags).not.toContain(page.json().tags[1]);
+    // Management: delete by tag (202), by digest (202), then the manifest and the deleted blob are 404.
+    const before = (await call(`${v2}/tags/list`, "GET")).json().tags.length;
+    expect((await call(`${v2}/manifests/test0`, "DELETE")).status).toBe(202);
+    expect((await call(`${v2}/manifests/${image.manifestDigest}`, "DELETE")).status).toBe(202);
+    expect((await call(`${v2}/manifests/${image.manifestDigest}`, "GET")).status).toBe(404);
+    expect((await call(`${v2}/tags/list`, "GET")).json().tags.length).toBeLessThan(before);
+    expect((await call(`${v2}/blobs/${image.layers[0]!.digest}`, "DELETE")).status).toBe(202);
+    const gone = await call(`${v2}/blobs/${image.layers[0]!.digest}`, "GET");
+    expect([gone.status, gone.json().errors[0].code]).toEqual([404, "BLOB_UNKNOWN"]);
+  });
+
   it("stale uploads expire", async () => {
     const { RegistryStorage } = await import("../../src/server/storage.js");
     const storage = new RegistryStorage(reg.root);
@@ -211,6 +277,42 @@ describe("regcli serve: options", () => {
       expect(w.json().errors[0].code).toBe("UNSUPPORTED");
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("regcli serve: start-up problems are one line with a usage code, never exit 1", () => {
+  it("bad --addr, a port in use, missing or invalid TLS files, a root that is a file; gc refuses a root that is not a registry's", async () => {
+    const root = join(await tempDir(), "data");
+    const busy = await startRegistry("open", { server: "regcli" });
+    const notPem = join(await tempDir(), "not.pem");
+    writeFileSync(notPem, "not a certificate\n");
+    try {
+      const cases: Array<[string[], RegExp]> = [
+        [["--addr", "5005"], /invalid address "5005": expected HOST:PORT/],
+        [["--addr", "127.0.0.1:70000"], /invalid address/],
+        [["--addr", busy.host], new RegExp(`cannot listen on ${busy.host}: address already in use`)],
+        [["--addr", "127.0.0.1:0", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"], /cannot use --tls-cert \/nonexistent\/cert\.pem: no such file/],
+        [["--addr", "127.0.0.1:0", "--tls-cert", notPem, "--tls-key", notPem], /cannot serve TLS with --tls-cert .*PEM/],
+      ];
+      for (const [args, message] of cases) {
+        const r = await regcli(["serve", "--root", root, ...args], { timeoutMs: 30_000 });
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+        expect(r.stderr).toMatch(message);
+      }
+      const onFile = await regcli(["serve", "--addr", "127.0.0.1:0", "--root", notPem], { timeoutMs: 30_000 });
+      expect([onFile.code, onFile.stderr.trim().split("\n").length]).toEqual([2, 1]);
+      expect(onFile.stderr).toMatch(/not\.pem\/blobs\/sha256: not a directory/);
+      const nowhere = await regcli(["serve", "gc", "--root", join(root, "nosuchdir")]);
+      expect([nowhere.code, nowhere.stdout]).toEqual([2, ""]);
+      expect(nowhere.stderr).toMatch(/nosuchdir does not exist/);
+      const plain = await regcli(["serve", "gc", "--root", await tempDir()]);
+      expect(plain.code).toBe(2);
+      expect(plain.stderr).toMatch(/is not a regcli serve storage root/);
+      expect(plain.stderr).not.toMatch(/removed/);
+    } finally {
+      await busy.stop();
     }
   });
 });

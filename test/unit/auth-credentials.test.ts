@@ -74,12 +74,13 @@ describe("reading config.json", () => {
     expect(await getCredential("reg.io", opts())).toBeUndefined();
   });
 
-  it("uses Docker Hub's key and aliases for docker.io", async () => {
+  it("uses Docker Hub's key for docker.io; registry-1.docker.io is another registry", async () => {
     expect(credentialKey("docker.io")).toBe("https://index.docker.io/v1/");
     await writeConfig({ auths: { "https://index.docker.io/v1/": { auth: b64("hub:pw") } } });
     expect(await getCredential("docker.io", opts())).toEqual({ username: "hub", password: "pw" });
     await writeConfig({ auths: { "registry-1.docker.io": { auth: b64("hub2:pw") } } });
-    expect((await getCredential("docker.io", opts()))?.username).toBe("hub2");
+    expect(await getCredential("docker.io", opts())).toBeUndefined();
+    expect((await getCredential("registry-1.docker.io", opts()))?.username).toBe("hub2");
   });
 
   it("a malformed auth is an auth error that does not print the secret", async () => {

@@ -197,12 +197,22 @@ describe("reading config.json auths", () => {
     expect(await getCredential("reg.io", opts)).toEqual({ username: "new", password: "y" });
   });
 
-  it.each(["https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io", "docker.io", "https://registry-1.docker.io/v2/"])(
+  it.each(["https://index.docker.io/v1/", "index.docker.io", "docker.io"])(
     "finds Docker Hub credentials under %j",
     async (key) => {
       await writeConfig({ auths: { [key]: { auth: b64("hub:pw") } } });
       expect(await getCredential("docker.io", opts)).toEqual({ username: "hub", password: "pw" });
       expect(await getCredential("ghcr.io", opts)).toBeUndefined();
+    },
+  );
+
+  it.each(["registry-1.docker.io", "https://registry-1.docker.io/v2/", "registry.hub.docker.com"])(
+    "keeps %j apart from docker.io: another registry name, other credentials",
+    async (key) => {
+      await writeConfig({ auths: { [key]: { auth: b64("other:pw") } } });
+      expect(await getCredential("docker.io", opts)).toBeUndefined();
+      expect(await getCredential(key.replace(/^https:\/\//, "").split("/")[0]!, opts)).toEqual({ username: "other", password: "pw" });
+      expect(credentialKey(key.replace(/^https:\/\//, "").split("/")[0]!)).not.toBe("https://index.docker.io/v1/");
     },
   );
 
@@ -454,9 +464,9 @@ describe("storing in and erasing from config.json", () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it("erase for Docker Hub removes its aliases", async () => {
-    await writeConfig({ auths: { "https://index.docker.io/v1/": { auth: b64("a:b") }, "registry-1.docker.io": { auth: b64("c:d") } } });
+  it("erase for Docker Hub removes its aliases, not registry-1.docker.io", async () => {
+    await writeConfig({ auths: { "https://index.docker.io/v1/": { auth: b64("a:b") }, "index.docker.io": { auth: b64("e:f") }, "registry-1.docker.io": { auth: b64("c:d") } } });
     expect(await eraseCredential("docker.io", opts)).toBe(true);
-    expect((await readConfigJson()).auths).toEqual({});
+    expect((await readConfigJson()).auths).toEqual({ "registry-1.docker.io": { auth: b64("c:d") } });
   });
 });

@@ -57,8 +57,11 @@ describe("parseReference: normalization", () => {
     ["index.docker.io/busybox", "docker.io", "library/busybox", "latest", undefined],
     ["index.docker.io/library/busybox", "docker.io", "library/busybox", "latest", undefined],
     ["index.docker.io/user/app:3", "docker.io", "user/app", "3", undefined],
-    ["registry-1.docker.io/busybox", "docker.io", "library/busybox", "latest", undefined],
-    ["registry-1.docker.io/library/busybox:1", "docker.io", "library/busybox", "1", undefined],
+    // Only index.docker.io folds into docker.io, as in Docker's grammar; other hosts are other registries.
+    ["registry-1.docker.io/busybox", "registry-1.docker.io", "busybox", "latest", undefined],
+    ["registry-1.docker.io/library/busybox:1", "registry-1.docker.io", "library/busybox", "1", undefined],
+    ["registry.hub.docker.com/library/busybox", "registry.hub.docker.com", "library/busybox", "latest", undefined],
+    ["INDEX.docker.io/busybox", "INDEX.docker.io", "busybox", "latest", undefined],
     ["library/busybox", "docker.io", "library/busybox", "latest", undefined],
     ["localhost/app", "localhost", "app", "latest", undefined],
     ["localhost/a/b:t", "localhost", "a/b", "t", undefined],
@@ -429,10 +432,11 @@ describe("formatReference", () => {
     expect(ref.full).toBe("my.reg.io/app");
   });
 
-  it("normalizes Docker Hub aliases and official repositories like parseReference", () => {
+  it("folds index.docker.io (only) and official repositories like parseReference", () => {
     const ref = formatReference({ registry: "index.docker.io", repository: "busybox", tag: "1" });
     expect(ref).toEqual(parseReference("busybox:1"));
-    expect(formatReference({ registry: "registry-1.docker.io", repository: "user/app" }).registry).toBe("docker.io");
+    expect(formatReference({ registry: "registry-1.docker.io", repository: "user/app" }).registry).toBe("registry-1.docker.io");
+    expect(formatReference({ registry: "registry.hub.docker.com", repository: "busybox" }).full).toBe("registry.hub.docker.com/busybox");
   });
 
   it("ignores stale derived fields of a spread reference", () => {
@@ -576,7 +580,8 @@ describe("parseListTarget", () => {
     ["my.reg.io/", "my.reg.io"],
     ["docker.io", "docker.io"],
     ["index.docker.io", "docker.io"],
-    ["registry-1.docker.io/", "docker.io"],
+    ["registry-1.docker.io/", "registry-1.docker.io"],
+    ["registry.hub.docker.com", "registry.hub.docker.com"],
     ["[::1]:5000", "[::1]:5000"],
     ["[::1]", "[::1]"],
     ["[2001:db8::1]:5000/", "[2001:db8::1]:5000"],

@@ -1,28 +1,72 @@
 import type { Command } from "commander";
+import { RegcliError } from "../../errors.js";
+import type { DeletePlan } from "../../operations/tag.js";
 import { parseReference } from "../../reference/index.js";
+import { askYesNo } from "../confirm.js";
 import { withContext } from "../context.js";
 import { err, note, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/tag.js")) });
 
+const MAX_TAGS_SHOWN = 10;
+
+function tagList(tags: string[]): string {
+  const shown = tags.slice(0, MAX_TAGS_SHOWN).join(", ");
+  return tags.length > MAX_TAGS_SHOWN ? `${shown} and ${tags.length - MAX_TAGS_SHOWN} more` : shown;
+}
+
+/** One line on what else goes with the manifest, or undefined when nothing but the named tag does. */
+function collateral(plan: DeletePlan): string | undefined {
+  const named = plan.ref.digest ? undefined : plan.ref.tag;
+  const others = plan.tags.filter((t) => t !== named);
+  const manifest = `manifest ${plan.ref.name}@${plan.digest}`;
+  if (plan.unknown) return `${plan.unknown}: other tags may point at ${manifest} and would go with it`;
+  if (!others.length) return undefined;
+  return `${manifest} is ${named ? "also " : ""}tagged ${tagList(others)}: ${others.length === 1 ? "that tag goes" : `those ${others.length} tags go`} with it`;
+}
+
+/** Ask on a terminal, refuse elsewhere without --force, when deleting takes more than the tag named. */
+async function approve(plan: DeletePlan, force: boolean): Promise<void> {
+  const what = collateral(plan);
+  if (!what) return;
+  if (force) return note(what);
+  const untag = plan.ref.digest ? "" : `, or regcli untag ${plan.ref.full} to remove only that tag where the registry supports it`;
+  const answer = await askYesNo(`${what}. Delete?`);
+  if (answer === undefined) throw new RegcliError("usage", `${what}; nothing deleted`, { hint: `pass --force to delete anyway${untag}` });
+  if (!answer) throw new RegcliError("usage", `nothing deleted: ${plan.ref.full} not confirmed`);
+}
 
 export function register(program: Command): void {
   program
     .command("delete")
-    .alias("rm")
-    .description("delete an image's manifest from its registry (a tag is resolved to its digest first)")
+    .description("delete an image's manifest from its registry, with every tag pointing at it (a tag is resolved to its digest)")
     .argument("<image>", "image reference")
+    .option("-f, --force", "do not ask, even when other tags point at the manifest")
     .addHelpText(
       "after",
-      "\nDeleting by digest removes the manifest and every tag pointing to it; registries reclaim blobs in their own GC.\n\nExample:\n  regcli delete localhost:5000/app:old",
+      "\nRegistries delete manifests by digest: every tag pointing at the manifest goes too. When other tags would go,\n" +
+        "regcli names them and asks (on a terminal) or refuses without --force. `regcli untag IMAGE:TAG` removes only\n" +
+        "the tag where the registry supports it. Registries reclaim blobs in their own GC.\n\nExample:\n  regcli delete localhost:5000/app:old",
     )
-    .action(async (text: string, _opts: unknown, cmd: Command) => {
+    .action(async (text: string, opts: { force?: boolean }, cmd: Command) => {
       const { deleteImage } = await load();
       const ref = parseReference(text);
       const quiet = cmd.optsWithGlobals().quiet;
-      const result = await withContext(cmd, ref.registry, (ctx) => deleteImage(ctx, ref));
-      if (!quiet) note(`${err.red("Deleted")} ${ref.name}@${result.digest}`);
+      const plan = await withContext(cmd, ref.registry, (ctx) => deleteImage(ctx, ref, (p) => approve(p, opts.force === true)));
+      if (!quiet) note(`${err.red("Deleted")} ${ref.name}@${plan.digest}${plan.tags.length ? ` (tags ${tagList(plan.tags)})` : ""}`);
+      printLine(plan.digest);
+    });
+  program
+    .command("untag")
+    .description("remove one tag from its registry and keep the manifest (OCI 1.1 delete by tag, where supported)")
+    .argument("<image:tag>", "image reference with a tag")
+    .addHelpText("after", "\nRegistries that can only delete manifests by digest (Distribution 2.x) refuse it; regcli says so.\n\nExample:\n  regcli untag localhost:5000/app:old")
+    .action(async (text: string, _opts: unknown, cmd: Command) => {
+      const { untag } = await load();
+      const ref = parseReference(text, { defaultTag: false });
+      const result = await withContext(cmd, ref.registry, (ctx) => untag(ctx, ref));
+      if (!cmd.optsWithGlobals().quiet) note(`${err.green("Untagged")} ${ref.full} (manifest ${result.digest} kept)`);
       printLine(result.digest);
     });
 }

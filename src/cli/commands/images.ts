@@ -45,18 +45,26 @@ export function register(program: Command): void {
       if (!cmd.optsWithGlobals().quiet) note(`${err.green("Tagged")} ${r.source} as ${r.target}`);
       printLine(r.digest);
     });
+  const removeLocal = async (names: string[], _opts: unknown, cmd: Command) => {
+    const { removeImages } = await load();
+    const r = await removeImages(names);
+    for (const name of r.removed) printLine(`Untagged: ${name}`);
+    if (!cmd.optsWithGlobals().quiet) note(`Freed ${humanSize(r.freed)}`);
+  };
   image
     .command("rm")
     .alias("remove")
     .description("remove names from the local store; blobs no image needs any more are deleted")
     .argument("<image...>", "names in the local store")
     .addHelpText("after", "\nExample:\n  regcli image rm busybox localhost:5000/firstapp")
-    .action(async (names: string[], _opts: unknown, cmd: Command) => {
-      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
-      const r = await removeImages(names);
-      for (const name of r.removed) printLine(`Untagged: ${name}`);
-      if (!cmd.optsWithGlobals().quiet) note(`Freed ${humanSize(r.freed)}`);
-    });
+    .action(removeLocal);
+  // docker rmi: a local removal, never a registry delete (that is `regcli delete`).
+  program
+    .command("rmi")
+    .description("remove names from the local store, like docker rmi (same as image rm; never touches a registry)")
+    .argument("<image...>", "names in the local store")
+    .addHelpText("after", "\nExample:\n  regcli rmi busybox")
+    .action(removeLocal);
   image
     .command("save")
     .description("write images from the local store into one archive (docker save format by default)")

@@ -40,9 +40,6 @@ export function register(program: Command): void {
         readOnly: opts.readOnly,
         deleteEnabled: opts.delete,
         log: (line) => process.stderr.write(`${line}\n`),
-      }).catch((err: NodeJS.ErrnoException) => {
-        if (err instanceof RegcliError) throw err;
-        throw new RegcliError("general", `cannot serve on ${opts.addr}: ${err.code === "EADDRINUSE" ? "address already in use" : err.message}`);
       });
       note(`regcli serve: listening on ${url}, storage ${opts.root}${opts.readOnly ? ", read-only" : ""}${opts.delete ? ", deletes allowed" : ""}`);
       await new Promise<void>((resolve) => {
