@@ -23,8 +23,9 @@ export interface LayoutIndex {
   annotations?: Record<string, string>;
 }
 
-function isDigestRef(reference: string): boolean {
-  return /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(reference) && reference.includes(":") && !reference.includes("/");
+/** A digest, not a name: names such as "busybox:latest" have the same shape but not a digest's algorithm and hex. */
+export function isDigestRef(reference: string): boolean {
+  return /^(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$/.test(reference);
 }
 
 /**
@@ -149,11 +150,23 @@ export class OciLayout implements ImageSource, ImageDestination {
     return data;
   }
 
+  /** A name from index.json, or a digest: listed there, or a manifest blob (an index's child) read to learn its type. */
+  async resolve(reference: string): Promise<Descriptor> {
+    const listed = await this.find(reference);
+    if (listed) return listed;
+    if (isDigestRef(reference) && (await this.hasBlob(reference))) {
+      const m = await this.getManifest(reference);
+      return { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+    }
+    throw new RegcliError("not-found", `${reference} not found in ${this.description}`);
+  }
+
   async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
     const path = this.blobPath(desc.digest);
     if (!(await this.hasBlob(desc.digest))) throw new RegcliError("not-found", `blob ${desc.digest} not found in ${this.description}`);
     const offset = options.offset ?? 0;
-    const verifier = new VerifyingStream(desc.digest, desc.size, this.description, { offset, prefixHash: options.prefixHash });
+    const size = desc.size < 0 ? undefined : desc.size;
+    const verifier = new VerifyingStream(desc.digest, size, this.description, { offset, prefixHash: options.prefixHash });
     return pipelineCb(createReadStream(path, { start: offset, highWaterMark: READ_BUFFER_BYTES }), verifier, () => undefined);
   }
 
