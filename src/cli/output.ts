@@ -51,3 +51,9 @@ export function shortDigest(digest: string): string {
   const [alg, hex] = digest.split(":");
   return `${alg}:${(hex ?? "").slice(0, 12)}`;
 }
+
+/** Say on stderr that a copy into an OCI layout or archive converted the manifest, so its digest changed. */
+export function noteConverted(result: { digest: string; sourceDigest?: string; source: string }): void {
+  if (!result.sourceDigest || result.sourceDigest === result.digest) return;
+  note(`Converted ${result.source} to OCI media types: digest ${result.sourceDigest} became ${result.digest}; --preserve-digests keeps the bytes and the digest`);
+}

@@ -41,6 +41,8 @@ export interface CopyResult {
   digest: string;
   mediaType: string;
   stats: CopyStats;
+  /** The source manifest's digest: another one than `digest` when converted (convertToOci). */
+  sourceDigest?: string;
 }
 
 export { DEFAULT_JOBS } from "./defaults.js";
@@ -90,11 +92,11 @@ export class CopyEngine {
     const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
-      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats };
+      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats, sourceDigest: manifest.digest };
     }
     const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
     this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
-    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats };
+    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats, sourceDigest: manifest.digest };
   }
 
   /** Copy a manifest and everything below it; returns what was written (converted, with convertToOci). */

@@ -15,7 +15,10 @@ export function defaultNameFor(src: LocationSpec, dst: LocationSpec): string {
   return src.ref.tag ?? "latest";
 }
 
-/** Copy one image from any location to any other: the one path under copy, pull -o and push. */
+/**
+ * Copy one image from any location to any other: the one path under copy, pull -o and push. `sourceDigest` differs
+ * from `digest` when Docker manifests were converted for an OCI destination; callers say so.
+ */
 export async function transfer(
   ctx: RegistryContext,
   src: LocationSpec,

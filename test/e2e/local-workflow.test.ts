@@ -116,6 +116,8 @@ describe("local image store", () => {
     const dockerDir = join(await tempDir(), "docker-layout");
     const converted = ok(await cli(["pull", `${reg.host}/firstapp`, "-o", dockerDir]));
     expect(converted.stdout.trim()).not.toBe(busybox.manifestDigest);
+    // Never silently: stderr says the digest changed, from what to what, and how to keep it.
+    expect(converted.stderr).toContain(`digest ${busybox.manifestDigest} became ${converted.stdout.trim()}; --preserve-digests keeps`);
     const raw = await skopeo(["inspect", "--raw", `oci:${dockerDir}:latest`]);
     expect(raw.code, raw.stderr).toBe(0);
     const doc = JSON.parse(raw.stdout);
@@ -124,7 +126,7 @@ describe("local image store", () => {
     expect(doc.layers.map((l: { digest: string }) => l.digest)).toEqual(busybox.layers.map((l) => l.digest));
     // ...and --preserve-digests keeps the exact bytes, which regcli reads back with the same digest.
     const exactDir = join(await tempDir(), "exact-layout");
-    ok(await cli(["pull", "--preserve-digests", `${reg.host}/firstapp`, "-o", exactDir]));
+    expect(ok(await cli(["pull", "--preserve-digests", `${reg.host}/firstapp`, "-o", exactDir])).stderr).not.toMatch(/Converted/);
     const back = ok(await cli(["push", `oci:${exactDir}:latest`, `${reg.host}/firstapp-again:1`]));
     expect(back.stdout.trim()).toBe(busybox.manifestDigest);
 

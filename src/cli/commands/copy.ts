@@ -3,7 +3,7 @@ import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
+import { err, humanSize, note, noteConverted, parseFormat, printJson, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../locations/registry.js")), ...(await import("../../operations/copy.js")), ...(await import("../../operations/transfer.js")), ...(await import("../../locations/parse.js")), ...(await import("../progress.js")) });
@@ -51,6 +51,7 @@ export function register(program: Command): void {
           progress.stop();
           if (format === "json") printJson(result);
           else printLine(result.digest);
+          if (!quiet) noteConverted(result);
           if (!quiet) note(`${err.green("Copied")} ${result.source} -> ${result.destination}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) uploaded, ${result.stats.blobsMounted} mounted, ${result.stats.blobsExisting} already present`);
         });
       } finally {

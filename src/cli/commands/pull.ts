@@ -4,7 +4,7 @@ import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseLocation, registryOf, type LocationSpec } from "../../locations/parse.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, humanSize, note, parseFormat, printJson, printLine } from "../output.js";
+import { err, humanSize, note, noteConverted, parseFormat, printJson, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/pull.js")), ...(await import("../progress.js")) });
@@ -52,6 +52,7 @@ export function register(program: Command): void {
         progress.stop();
         if (format === "json") printJson({ reference: result.source, name: result.name, digest: result.digest, mediaType: result.mediaType, stats: result.stats });
         else printLine(result.digest);
+        if (!quiet) noteConverted(result);
         if (!quiet) note(`${err.green("Pulled")} ${result.source}${opts.output ? ` into ${opts.output}` : ""}: ${result.stats.blobsUploaded} blobs (${humanSize(result.stats.bytesUploaded)}) downloaded, ${result.stats.blobsExisting} already present`);
       } finally {
         progress.stop();
