@@ -1,5 +1,5 @@
 import { createWriteStream } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -145,6 +145,7 @@ export async function saveImages(texts: string[], output: string | Writable, fla
 /** Copy a stream (stdin) into a file, so an archive can be read like any other. */
 async function spool(input: Readable, file: string): Promise<string> {
   await pipeline(input, createWriteStream(file, { mode: 0o600 }));
+  if ((await stat(file)).size === 0) throw new RegcliError("usage", "standard input is empty: pipe an archive to it, or give -i FILE");
   return file;
 }
 
@@ -166,7 +167,13 @@ export async function loadImages(input: string | Readable, store = new LocalStor
       const file = typeof input === "string" ? (spec?.kind === "archive" ? spec.file : input) : await spool(input, join(dir, "stdin.tar"));
       const unpacked = join(dir, "layout");
       await mkdir(unpacked);
-      layout = (await unpackArchive(file, unpacked)).layout;
+      try {
+        layout = (await unpackArchive(file, unpacked)).layout;
+      } catch (err) {
+        // Name what the user gave, not the spooled copy of standard input.
+        if (err instanceof RegcliError && file !== display) throw new RegcliError(err.kind, err.message.replaceAll(file, display), { hint: err.hint, cause: err });
+        throw err;
+      }
     }
     const entries = (await layout.names()).filter((e) => !only || e.name === only);
     if (!entries.length) throw new RegcliError("usage", `${display} holds no named image to load${only ? ` called ${only}` : ""}`);
