@@ -15,7 +15,8 @@ import { resolveImage } from "./inspect.js";
  * of the local store when one matches (any identifier `images` prints; no network), else the registry.
  */
 export async function openImage(ctx: RegistryContext, text: string, store = new LocalStore()): Promise<OpenedSource> {
-  if (!hasLocalTransport(text) && !text.startsWith("docker://") && (await store.lookup(text)).length) {
+  // A store that cannot be read (damaged index.json) does not stand between the user and the registry.
+  if (!hasLocalTransport(text) && !text.startsWith("docker://") && (await store.lookup(text).catch(() => [])).length) {
     return openSource(ctx, { kind: "store", name: text });
   }
   return openSource(ctx, parseLocation(text));
