@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext } from "../registry/context.js";
 import { parseReference } from "../reference/index.js";
-import { LocalStore, storeName } from "../store/store.js";
+import { LocalStore, storeName, storeNameOf } from "../store/store.js";
 import { matchArchiveName, unpackArchive } from "./archive-reader.js";
 import { ArchiveWriter } from "./archive-writer.js";
 import { isDigestRef, OciLayout, REF_NAME } from "./oci-layout.js";
@@ -43,12 +43,7 @@ const nothing = async () => undefined;
 
 /** A name in a layout is an image name when it says more than a tag (skopeo's oci: names are tags: "v1"). */
 function imageName(name: string | undefined): string | undefined {
-  if (!name || !/[:/@]/.test(name)) return undefined;
-  try {
-    return storeName(parseReference(name));
-  } catch {
-    return undefined;
-  }
+  return name && /[:/@]/.test(name) ? storeNameOf(name) : undefined;
 }
 
 /** The one entry of a layout, or the named one (by name or manifest digest); a clear error listing names otherwise. */
@@ -142,7 +137,7 @@ export async function openDestination(ctx: RegistryContext, spec: LocationSpec, 
     };
   }
   if (spec.kind === "store") {
-    const name = imageName(spec.name ?? defaultName) ?? (spec.name ? storeName(parseReference(spec.name)) : undefined);
+    const name = spec.name ? storeName(parseReference(spec.name)) : imageName(defaultName);
     if (!name) throw new RegcliError("usage", "name the image in the local store: store:NAME[:TAG]");
     const store = new LocalStore();
     await store.layout.init();

@@ -12,7 +12,7 @@ import { parseSourcePath } from "../locations/parse.js";
 import { CopyEngine } from "./copy.js";
 import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
-import { LocalStore, ORIGIN_ANNOTATION, storeName } from "../store/store.js";
+import { LocalStore, ORIGIN_ANNOTATION, storeName, storeNameOf } from "../store/store.js";
 
 export interface StoredImage {
   name: string;
@@ -96,13 +96,7 @@ export async function removeImages(texts: string[], store = new LocalStore()): P
   for (const text of texts) {
     const found = await store.lookup(text);
     if (!found.length) {
-      let ref;
-      try {
-        ref = parseReference(text);
-      } catch {
-        ref = undefined;
-      }
-      missing.push(ref ? storeName(ref) : text);
+      missing.push(storeNameOf(text) ?? text);
       continue;
     }
     if (found.length > 1) {

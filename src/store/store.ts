@@ -29,6 +29,13 @@ function parsedName(text: string): Reference | undefined {
   }
 }
 
+/** The store name a text means when read as a reference ("busybox" -> "docker.io/library/busybox:latest"). */
+export function storeNameOf(text: string): string | undefined {
+  const ref = parsedName(text);
+  if (!ref) return undefined;
+  return ref.tag || ref.digest ? storeName(ref) : `${ref.name}:latest`;
+}
+
 export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.REGCLI_HOME) return env.REGCLI_HOME;
   const base = env.XDG_DATA_HOME || join(homedir(), ".local", "share");
@@ -81,8 +88,7 @@ export class LocalStore {
     }
     const ref = parsedName(text);
     if (ref) {
-      const full = ref.tag || ref.digest ? storeName(ref) : `${ref.name}:latest`;
-      const byName = entries.filter((e) => e.name === full);
+      const byName = entries.filter((e) => e.name === storeNameOf(text));
       if (byName.length) return byName;
       if (ref.digest) {
         const byDigest = entries.filter((e) => e.descriptor.digest === ref.digest && parsedName(e.name)?.name === ref.name);
@@ -98,11 +104,7 @@ export class LocalStore {
   /** The one image an identifier names (several names of one digest are one image); a clear error otherwise. */
   async findImage(text: string): Promise<StoreEntry> {
     const found = await this.lookup(text);
-    if (!found.length) {
-      const ref = parsedName(text);
-      const shown = ref ? (ref.tag || ref.digest ? storeName(ref) : `${ref.name}:latest`) : text;
-      throw new RegcliError("not-found", `no image named ${shown} in the local store`, { hint: "see regcli images" });
-    }
+    if (!found.length) throw new RegcliError("not-found", `no image named ${storeNameOf(text) ?? text} in the local store`, { hint: "see regcli images" });
     const digests = new Set(found.map((e) => e.descriptor.digest));
     if (digests.size > 1) {
       throw new RegcliError("usage", `${text} matches ${digests.size} images in the local store`, { hint: `name one: ${found.map((e) => e.name).join(", ")}` });
