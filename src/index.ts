@@ -17,8 +17,10 @@ export { RegistryContext, type RegistryContextOptions } from "./registry/context
 export { RegistryClient } from "./registry/client.js";
 export { registrySource, registryDestination, RegistryRepository } from "./locations/registry.js";
 export type { ImageSource, ImageDestination, MountOrigin, BlobOutcome } from "./locations/types.js";
+export { parseLocation, type LocationSpec } from "./locations/parse.js";
+export { openSource, openLocation, withSource, type OpenedSource, type OpenedLocation } from "./locations/open.js";
 export { CopyEngine, copyAllTags, type CopyOptions, type CopyResult, type CopyEvent } from "./operations/copy.js";
-export { list, type ListResult } from "./operations/list.js";
+export { list, listLocation, type ListResult } from "./operations/list.js";
 export { inspect, getManifest, getConfig, resolveDigest, type InspectResult } from "./operations/inspect.js";
 export { openBlob } from "./operations/blob.js";
 export { tag, deleteImage } from "./operations/tag.js";

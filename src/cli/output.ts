@@ -83,3 +83,4 @@ export function shortDigest(digest: string): string {
   const [alg, hex] = digest.split(":");
   return `${alg}:${(hex ?? "").slice(0, 12)}`;
 }
+

@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
@@ -27,20 +27,21 @@ function blobName(digest: string): string {
 export class ArchiveWriter implements ImageDestination {
   readonly description: string;
   private readonly pack = tar.pack();
-  private readonly temp: string;
+  private readonly temp: string | undefined;
   private readonly done: Promise<void>;
   private readonly serial = limiter(1);
   private readonly written = new Set<string>();
   private readonly manifests = new Map<string, ManifestData>();
   private readonly named: Array<{ entry: string; desc: Descriptor }> = [];
 
+  /** `file` a path, or a stream (stdout) that gets the tar as it is made and is not ended. */
   constructor(
-    readonly file: string,
+    readonly file: string | Writable,
     readonly flavour: ArchiveFlavour,
   ) {
-    this.description = `${flavour}:${file}`;
-    this.temp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
-    this.done = pipeline(this.pack, createWriteStream(this.temp, { mode: 0o644 }));
+    this.description = `${flavour}:${typeof file === "string" ? file : "-"}`;
+    this.temp = typeof file === "string" ? `${file}.${process.pid}-${randomBytes(4).toString("hex")}.partial` : undefined;
+    this.done = this.temp ? pipeline(this.pack, createWriteStream(this.temp, { mode: 0o644 })) : pipeline(this.pack, file as Writable, { end: false });
     this.done.catch(() => undefined);
   }
 
@@ -123,13 +124,13 @@ export class ArchiveWriter implements ImageDestination {
     });
     this.pack.finalize();
     await this.done;
-    await rename(this.temp, this.file);
+    if (this.temp) await rename(this.temp, this.file as string);
   }
 
   async abort(): Promise<void> {
     this.pack.destroy();
     await this.done.catch(() => undefined);
-    await rm(this.temp, { force: true });
+    if (this.temp) await rm(this.temp, { force: true });
   }
 }
 

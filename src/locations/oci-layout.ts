@@ -146,11 +146,23 @@ export class OciLayout implements ImageSource, ImageDestination {
     return data;
   }
 
+  /** A name from index.json, or a digest: listed there, or a manifest blob (an index's child) read to learn its type. */
+  async resolve(reference: string): Promise<Descriptor> {
+    const listed = await this.find(reference);
+    if (listed) return listed;
+    if (isDigest(reference) && (await this.hasBlob(reference))) {
+      const m = await this.getManifest(reference);
+      return { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+    }
+    throw new RegcliError("not-found", `${reference} not found in ${this.description}`);
+  }
+
   async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
     const path = this.blobPath(desc.digest);
     if (!(await this.hasBlob(desc.digest))) throw new RegcliError("not-found", `blob ${desc.digest} not found in ${this.description}`);
     const offset = options.offset ?? 0;
-    const verifier = new VerifyingStream(desc.digest, desc.size, this.description, { offset, prefixHash: options.prefixHash });
+    const size = desc.size < 0 ? undefined : desc.size;
+    const verifier = new VerifyingStream(desc.digest, size, this.description, { offset, prefixHash: options.prefixHash });
     return pipelineCb(createReadStream(path, { start: offset, highWaterMark: READ_BUFFER_BYTES }), verifier, () => undefined);
   }
 

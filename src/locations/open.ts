@@ -5,6 +5,8 @@ import { RegcliError } from "../errors.js";
 import type { RegistryContext } from "../registry/context.js";
 import type { Descriptor } from "../oci/index.js";
 import { parseReference } from "../reference/index.js";
+import { isDigest } from "../oci/index.js";
+import { LocalStore, storeName } from "../store/store.js";
 import { gzipLayers, unpackArchive } from "./archive-reader.js";
 import { ArchiveWriter } from "./archive-writer.js";
 import { CONTAINERD_NAME, displayName, familiarName, findEntry, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
@@ -13,16 +15,24 @@ import type { LocationSpec } from "./parse.js";
 import { registryDestination, registrySource } from "./registry.js";
 import type { ImageDestination, ImageSource } from "./types.js";
 
-export interface OpenedSource {
+/** A location opened for reading, before an image in it is chosen: `ls` lists it, `blob` reads from it. */
+export interface OpenedLocation {
   source: ImageSource;
-  /** What to read in it: a tag, a name, or a digest. */
-  reference: string;
   /** For messages. */
   display: string;
-  /** The image's full name and tag where known: what an archive or layout it is copied to names it by. */
-  identity?: ImageIdentity;
   /** Release what opening took (an unpacked archive). */
   close(): Promise<void>;
+}
+
+/** One image in an opened location. */
+export interface OpenedSource extends OpenedLocation {
+  /** What to read in it: a tag, a name, or a digest. */
+  reference: string;
+  /**
+   * The image's full name (registry/repository:tag or @digest) and tag where the location knows them: what the
+   * store, an archive or a layout it is copied to names it by.
+   */
+  identity?: ImageIdentity;
 }
 
 export interface OpenedDestination {
@@ -45,42 +55,92 @@ export interface OpenSourceOptions {
 
 const nothing = async () => undefined;
 
-/** The one entry of a layout, or the named one; a clear error listing names otherwise. */
-async function pick(layout: OciLayout, wanted: string | undefined, display: string): Promise<Descriptor> {
+/**
+ * The one entry of a layout, or the named one (by name, or by the digest of an entry or of any manifest in the
+ * layout, e.g. an index's child: oci:DIR@sha256:...); a clear error listing names otherwise.
+ */
+async function pick(layout: OciLayout, wanted: string | undefined, display: string): Promise<{ reference: string; identity: ImageIdentity }> {
   const entries = (await layout.readIndex()).manifests;
   const names = () => (entries.length ? `names: ${entries.map(displayName).join(", ")}` : undefined);
+  const digest = wanted && /(?:^|@)((?:sha256|sha512):[a-f0-9]+)$/.exec(wanted)?.[1];
+  if (digest && isDigest(digest)) {
+    const desc = await layout.resolve(digest).catch(() => undefined);
+    if (!desc) throw new RegcliError("not-found", `no image with digest ${digest} in ${display}`, { hint: names() });
+    const entry = entries.find((e) => e.digest === digest);
+    return { reference: digest, identity: entry ? identityOf(entry) : {} };
+  }
   if (wanted) {
     const match = findEntry(entries, wanted, display);
     if (!match) throw new RegcliError("not-found", `no image named ${wanted} in ${display}`, { hint: names() });
-    return match;
+    return { reference: match.digest, identity: identityOf(match) };
   }
   if (entries.length !== 1) throw new RegcliError("usage", `${display} holds ${entries.length} images: name one`, { hint: names() });
-  return entries[0]!;
+  return { reference: entries[0]!.digest, identity: identityOf(entries[0]!) };
 }
 
-export async function openSource(ctx: RegistryContext, spec: LocationSpec, options: OpenSourceOptions = {}): Promise<OpenedSource> {
-  if (spec.kind === "registry") {
-    const ref = spec.ref;
-    const identity = { name: normalizeName(ref.full), tag: ref.tag };
-    return { source: registrySource(ctx, ref), reference: ref.digest ?? ref.tag ?? "latest", display: ref.full, identity, close: nothing };
+/** The identity of a store entry: its name is a full reference. */
+function storeIdentity(name: string): ImageIdentity {
+  const ref = parseReference(name, { defaultTag: false });
+  return { name, ...(ref.tag ? { tag: ref.tag } : {}) };
+}
+
+/** Open a location for reading without choosing an image in it. */
+export async function openLocation(ctx: RegistryContext, spec: LocationSpec): Promise<OpenedLocation & { layout?: OciLayout; synthesized?: Set<string> }> {
+  if (spec.kind === "registry") return { source: registrySource(ctx, spec.ref), display: spec.ref.name, close: nothing };
+  if (spec.kind === "store") {
+    const layout = new LocalStore().layout;
+    await layout.init();
+    return { source: layout, layout, display: "store:", close: nothing };
   }
   if (spec.kind === "oci") {
     const display = `oci:${spec.dir}`;
     const layout = new OciLayout(resolve(spec.dir), display);
-    const entry = await pick(layout, spec.tag, display);
-    return { source: layout, reference: entry.digest, display: spec.tag ? `${display}:${spec.tag}` : display, identity: identityOf(entry), close: nothing };
+    return { source: layout, layout, display, close: nothing };
   }
   const dir = await mkdtemp(join(tmpdir(), "regcli-archive-"));
   const close = () => rm(dir, { recursive: true, force: true });
   try {
-    const display = `${spec.flavour}:${spec.file}`;
     const { layout, synthesized } = await unpackArchive(spec.file, dir);
-    const entry = await pick(layout, spec.name, display);
-    const reference = options.compressLayers && synthesized.has(entry.digest) ? await gzipLayers(layout, entry.digest) : entry.digest;
-    return { source: layout, reference, display: spec.name ? `${display}:${spec.name}` : display, identity: identityOf(entry), close };
+    return { source: layout, layout, synthesized, display: `${spec.flavour}:${spec.file}`, close };
   } catch (err) {
     await close();
     throw err;
+  }
+}
+
+/** Open one image of a location: the only way commands reach an image. */
+export async function openSource(ctx: RegistryContext, spec: LocationSpec, options: OpenSourceOptions = {}): Promise<OpenedSource> {
+  if (spec.kind === "registry") {
+    const ref = spec.ref;
+    return { source: registrySource(ctx, ref), reference: ref.digest ?? ref.tag ?? "latest", display: ref.full, identity: storeIdentity(storeName(ref)), close: nothing };
+  }
+  if (spec.kind === "store") {
+    const store = new LocalStore();
+    const entry = spec.name ? await store.findImage(spec.name) : undefined;
+    if (!entry) return { ...(await openLocation(ctx, spec)), ...(await pick(store.layout, undefined, "the local store")) };
+    // The store as a source carries the image's origin, so a copy to that registry mounts its blobs.
+    return { source: await store.sourceFor(entry.name), reference: entry.descriptor.digest, display: `store:${entry.name}`, identity: storeIdentity(entry.name), close: nothing };
+  }
+  const opened = await openLocation(ctx, spec);
+  try {
+    const wanted = spec.kind === "oci" ? spec.tag : spec.name;
+    const picked = await pick(opened.layout!, wanted, opened.display);
+    // Legacy docker save layers are gzipped for registries, as docker push does (see OpenSourceOptions).
+    const reference = options.compressLayers && opened.synthesized?.has(picked.reference) ? await gzipLayers(opened.layout!, picked.reference) : picked.reference;
+    return { source: opened.source, close: opened.close, reference, identity: picked.identity, display: wanted ? `${opened.display}:${wanted}` : opened.display };
+  } catch (err) {
+    await opened.close();
+    throw err;
+  }
+}
+
+/** Open one image, run `action`, release what opening took. */
+export async function withSource<T>(ctx: RegistryContext, spec: LocationSpec, action: (opened: OpenedSource) => Promise<T>): Promise<T> {
+  const opened = await openSource(ctx, spec);
+  try {
+    return await action(opened);
+  } finally {
+    await opened.close();
   }
 }
 
@@ -90,9 +150,10 @@ export async function openSource(ctx: RegistryContext, spec: LocationSpec, optio
  * docker-archive (docker-archive:FILE:busybox is busybox:latest). Without one, the source's full name and tag.
  */
 function destinationIdentity(spec: LocationSpec, source: ImageIdentity): ImageIdentity {
-  const given = spec.kind === "oci" ? spec.tag : spec.kind === "archive" ? spec.name : undefined;
+  const given = spec.kind === "oci" ? spec.tag : spec.kind === "archive" || spec.kind === "store" ? spec.name : undefined;
   if (!given) return source;
-  if (isBareTag(given) && !(spec.kind === "archive" && spec.flavour === "docker-archive")) {
+  // In a docker-archive and the store a name is an image name (busybox is busybox:latest), as docker reads it.
+  if (isBareTag(given) && (spec.kind === "oci" || (spec.kind === "archive" && spec.flavour === "oci-archive"))) {
     return { tag: given, ...(source.name ? { name: withTagName(source.name, given) } : {}) };
   }
   const ref = parseReference(given);
@@ -111,6 +172,13 @@ export async function openDestination(ctx: RegistryContext, spec: LocationSpec, 
     };
   }
   const id = destinationIdentity(spec, source);
+  if (spec.kind === "store") {
+    if (!id.name) throw new RegcliError("usage", "name the image in the local store: store:NAME[:TAG]");
+    const store = new LocalStore();
+    await store.layout.init();
+    const end = await store.beginIngest();
+    return { destination: store.layout, reference: id.name, display: `store:${id.name}`, finish: end, abort: end };
+  }
   if (spec.kind === "oci") {
     const layout = new OciLayout(resolve(spec.dir), `oci:${spec.dir}`);
     await layout.init();

@@ -34,6 +34,12 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return this.client.getManifest(this.repository, reference);
   }
 
+  async resolve(reference: string): Promise<Descriptor> {
+    const head = await this.client.headManifest(this.repository, reference);
+    if (!head) throw new RegcliError("not-found", `manifest ${this.description}${reference.includes(":") ? "@" : ":"}${reference} not found`, { code: "MANIFEST_UNKNOWN" });
+    return { mediaType: head.mediaType ?? "", digest: head.digest, size: head.size };
+  }
+
   /**
    * The blob from `offset`, verified at its end. A body cut mid-way (reset, truncated, stalled past --timeout)
    * is continued with a Range request from the byte it stopped at, so no byte crosses the network twice;
@@ -41,8 +47,14 @@ export class RegistryRepository implements ImageSource, ImageDestination {
    */
   async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
     const start = options.offset ?? 0;
-    const first = await this.openRange(desc, start);
-    const check = new BlobCheck(desc.digest, desc.size, this.client.registry, { offset: start, prefixHash: options.prefixHash });
+    let first: Readable;
+    if (desc.size < 0) {
+      // Size unknown (a blob named only by digest): the response says it, and resumes are checked against that.
+      const { body, size } = await this.client.getBlob(this.repository, desc.digest, start);
+      desc = { ...desc, size: size ?? -1 };
+      first = body;
+    } else first = await this.openRange(desc, start);
+    const check = new BlobCheck(desc.digest, desc.size < 0 ? undefined : desc.size, this.client.registry, { offset: start, prefixHash: options.prefixHash });
     return new ResumingBody(desc, start, first, check, this.client.retries, (offset) => this.openRange(desc, offset), (line) => this.client.debug(line), this.client.registry);
   }
 
@@ -226,6 +238,10 @@ export class MirroredSource implements ImageSource {
 
   getManifest(reference: string): Promise<ManifestData> {
     return this.first((e) => e.getManifest(reference));
+  }
+
+  resolve(reference: string): Promise<Descriptor> {
+    return this.first((e) => e.resolve(reference));
   }
 
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable> {

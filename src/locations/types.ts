@@ -8,16 +8,19 @@ export interface MountOrigin {
   repository: string;
 }
 
-/** Every place an image can be read from: a registry repository today; layouts and archives later. */
+/** Every place an image can be read from: a registry repository, an OCI layout, an archive, the local store. */
 export interface ImageSource {
   /** For messages: "localhost:5000/app". */
   readonly description: string;
   readonly mountOrigin?: MountOrigin;
   /** A manifest or index by tag or digest, verified against its digest. */
   getManifest(reference: string): Promise<ManifestData>;
+  /** What a tag or digest names (digest, media type, size), without the manifest body where the location can (HEAD). */
+  resolve(reference: string): Promise<Descriptor>;
   /**
-   * A blob's bytes as a stream that fails at its end unless digest and size match. With `offset` the stream
-   * starts there (resume); see BlobReadOptions for how the part before it is verified.
+   * A blob's bytes as a stream that fails at its end unless digest and size match (a size below 0: not known
+   * beforehand, only the digest is checked). With `offset` the stream starts there (resume); see BlobReadOptions
+   * for how the part before it is verified.
    */
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable>;
   listTags(pageSize?: number): Promise<string[]>;

@@ -3,26 +3,23 @@ import { readdir, rename, rm } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { openSource, type OpenedSource } from "../locations/open.js";
-import { parseLocation } from "../locations/parse.js";
+import { hasLocalTransport, parseLocation } from "../locations/parse.js";
 import { catFile, exportToDirectory, exportToTar, type FlattenOptions, type LayerInput } from "../oci/flatten.js";
 import type { Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore } from "../store/store.js";
 import { resolveImage } from "./inspect.js";
-import { storeName } from "./pull.js";
 
 /**
- * An image named on the command line: a transport location (oci:, docker-archive:, ...), else a name in the
- * local store when it is there (no network), else the registry.
+ * An image named on the command line: a transport location (store:, oci:, docker-archive:, ...), else an image
+ * of the local store when one matches (any identifier `images` prints; no network), else the registry.
  */
 export async function openImage(ctx: RegistryContext, text: string, store = new LocalStore()): Promise<OpenedSource> {
-  const spec = parseLocation(text);
-  if (spec.kind === "registry") {
-    const name = storeName(spec.ref);
-    const local = await store.layout.find(name).catch(() => undefined);
-    if (local) return { source: store.layout, reference: name, display: name, close: async () => undefined };
+  // A store that cannot be read (damaged index.json) does not stand between the user and the registry.
+  if (!hasLocalTransport(text) && !text.startsWith("docker://") && (await store.lookup(text).catch(() => [])).length) {
+    return openSource(ctx, { kind: "store", name: text });
   }
-  return openSource(ctx, spec);
+  return openSource(ctx, parseLocation(text));
 }
 
 async function withLayers<T>(ctx: RegistryContext, text: string, platform: Platform | undefined, action: (layers: LayerInput[]) => Promise<T>): Promise<T> {

@@ -1,15 +1,19 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { RegcliError } from "../errors.js";
 import { unpackArchive } from "../locations/archive-reader.js";
-import { identityOf } from "../locations/image-names.js";
+import { findEntry, identityOf } from "../locations/image-names.js";
 import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.js";
+import { OciLayout } from "../locations/oci-layout.js";
+import { parseSourcePath } from "../locations/parse.js";
 import { CopyEngine } from "./copy.js";
 import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
-import { LocalStore, ORIGIN_ANNOTATION } from "../store/store.js";
-import { storeName } from "./pull.js";
+import { LocalStore, ORIGIN_ANNOTATION, storeName, storeNameOf } from "../store/store.js";
 
 export interface StoredImage {
   name: string;
@@ -73,24 +77,36 @@ function familiarRepository(name: string): string {
   return formatReference({ registry: ref.registry, repository: ref.repository }).familiar;
 }
 
-/** Give a stored image another name (like `docker tag`). */
+/** Give a stored image another name (like `docker tag`); the source is any identifier `images` prints. */
 export async function tagImage(sourceText: string, targetText: string, store = new LocalStore()): Promise<{ source: string; target: string; digest: string }> {
-  const source = storeName(parseReference(sourceText));
   const target = storeName(parseReference(targetText));
-  const desc = await store.layout.find(source).catch(() => undefined);
-  if (!desc) throw new RegcliError("not-found", `no image named ${source} in the local store`, { hint: "see regcli images" });
+  const { name: source, descriptor: desc } = await store.findImage(sourceText);
   const manifest = await store.layout.getManifest(desc.digest);
   const origin = desc.annotations?.[ORIGIN_ANNOTATION];
   await store.layout.putManifest(manifest, target, origin ? { [ORIGIN_ANNOTATION]: origin } : {});
   return { source, target, digest: desc.digest };
 }
 
-/** Remove names from the store, then the blobs no remaining image needs. */
+/**
+ * Remove names from the store, then the blobs no remaining image needs. A digest stands for its one name; a
+ * digest with several names is refused (which one is meant?), as `docker rmi` does.
+ */
 export async function removeImages(texts: string[], store = new LocalStore()): Promise<{ removed: string[]; freed: number }> {
-  const names = texts.map((t) => storeName(parseReference(t)));
+  const names: string[] = [];
+  const missing: string[] = [];
+  for (const text of texts) {
+    const found = await store.lookup(text);
+    if (!found.length) {
+      missing.push(storeNameOf(text) ?? text);
+      continue;
+    }
+    if (found.length > 1) {
+      throw new RegcliError("usage", `${text} names ${found.length} images in the local store: ${found.map((e) => e.name).join(", ")}`, { hint: "remove them by name" });
+    }
+    names.push(found[0]!.name);
+  }
   await store.layout.init();
   const removed = await store.layout.removeNames(names);
-  const missing = names.filter((n) => !removed.includes(n));
   const { bytes } = await store.gc();
   if (missing.length) {
     throw new RegcliError("not-found", `no image named ${missing.join(", ")} in the local store${removed.length ? ` (removed ${removed.join(", ")})` : ""}`);
@@ -102,18 +118,16 @@ export async function prune(store = new LocalStore()): Promise<{ removed: number
   return store.gc();
 }
 
-/** Write stored images into one docker-archive (or oci-archive) tar, each shared blob once. */
-export async function saveImages(texts: string[], file: string, flavour: ArchiveFlavour = "docker-archive", store = new LocalStore()): Promise<{ names: string[] }> {
-  const refs = texts.map((t) => parseReference(t));
-  const writer = new ArchiveWriter(file, flavour);
+/** Write stored images into one docker-archive (or oci-archive) tar, each shared blob once; `output` a file or a stream. */
+export async function saveImages(texts: string[], output: string | Writable, flavour: ArchiveFlavour = "docker-archive", store = new LocalStore()): Promise<{ names: string[] }> {
+  const entries = [];
+  for (const text of texts) entries.push(await store.findImage(text));
+  const refs = entries.map((e) => parseReference(e.name));
+  const writer = new ArchiveWriter(output, flavour);
   try {
     const engine = new CopyEngine();
-    for (const ref of refs) {
-      const name = storeName(ref);
-      if (!(await store.layout.find(name).catch(() => undefined))) {
-        throw new RegcliError("not-found", `no image named ${name} in the local store`, { hint: "pull it first, or see regcli images" });
-      }
-      await engine.copy(store.layout, name, writer, name);
+    for (const [i, ref] of refs.entries()) {
+      await engine.copy(store.layout, entries[i]!.descriptor.digest, writer, storeName(ref));
     }
     await writer.finish();
   } catch (err) {
@@ -123,15 +137,46 @@ export async function saveImages(texts: string[], file: string, flavour: Archive
   return { names: refs.map((r) => r.familiar) };
 }
 
-/** Load every named image of a docker-archive or oci-archive into the store. */
-export async function loadImages(file: string, store = new LocalStore()): Promise<{ loaded: Array<{ name: string; digest: string }> }> {
+/** Copy a stream (stdin) into a file, so an archive can be read like any other. */
+async function spool(input: Readable, file: string): Promise<string> {
+  await pipeline(input, createWriteStream(file, { mode: 0o600 }));
+  if ((await stat(file)).size === 0) throw new RegcliError("usage", "standard input is empty: pipe an archive to it, or give -i FILE");
+  return file;
+}
+
+/**
+ * Load every named image of a docker-archive or oci-archive (a file, or a stream such as stdin), or of an OCI
+ * layout directory (`DIR` or `oci:DIR[:TAG]`), into the store.
+ */
+export async function loadImages(input: string | Readable, store = new LocalStore()): Promise<{ loaded: Array<{ name: string; digest: string }> }> {
   const dir = await mkdtemp(join(tmpdir(), "regcli-load-"));
   try {
-    const { layout } = await unpackArchive(file, dir);
-    const entries = (await layout.readIndex()).manifests.map((descriptor) => ({ descriptor, ...identityOf(descriptor) }));
+    let layout: OciLayout;
+    let only: string | undefined;
+    const spec = typeof input === "string" ? parseSourcePath(input) : undefined;
+    const display = typeof input === "string" ? input : "standard input";
+    if (spec?.kind === "oci") {
+      layout = new OciLayout(resolve(spec.dir), `oci:${spec.dir}`);
+      only = spec.tag;
+    } else {
+      const file = typeof input === "string" ? (spec?.kind === "archive" ? spec.file : input) : await spool(input, join(dir, "stdin.tar"));
+      const unpacked = join(dir, "layout");
+      await mkdir(unpacked);
+      try {
+        layout = (await unpackArchive(file, unpacked)).layout;
+      } catch (err) {
+        // Name what the user gave, not the spooled copy of standard input.
+        if (err instanceof RegcliError && file !== display) throw new RegcliError(err.kind, err.message.replaceAll(file, display), { hint: err.hint, cause: err });
+        throw err;
+      }
+    }
+    const manifests = (await layout.readIndex()).manifests;
+    const chosen = only ? findEntry(manifests, only, display) : undefined;
+    if (only && !chosen) throw new RegcliError("not-found", `${display} holds no image called ${only}`);
+    const entries = (chosen ? [chosen] : manifests).map((descriptor) => ({ descriptor, ...identityOf(descriptor) }));
     const named = entries.filter((e) => e.name);
     const tagOnly = entries.filter((e) => !e.name);
-    if (!named.length && !tagOnly.length) throw new RegcliError("usage", `${file} holds no image to load`);
+    if (!entries.length) throw new RegcliError("usage", `${display} holds no image to load`);
     const engine = new CopyEngine();
     const loaded: Array<{ name: string; digest: string }> = [];
     await store.withIngest(async () => {
@@ -143,8 +188,8 @@ export async function loadImages(file: string, store = new LocalStore()): Promis
     if (tagOnly.length) {
       // A ref.name alone is a tag: taking it for a repository would load "latest" as docker.io/library/latest.
       const what = tagOnly.map((e) => (e.tag ? `tag ${e.tag} (${e.descriptor.digest})` : e.descriptor.digest)).join(", ");
-      throw new RegcliError("usage", `${file}: ${what} has no repository name, so it was not loaded${loaded.length ? ` (loaded ${loaded.map((l) => l.name).join(", ")})` : ""}`, {
-        hint: `push it under a name instead: regcli push oci-archive:${file}:${tagOnly[0]!.tag ?? tagOnly[0]!.descriptor.digest} REGISTRY/REPOSITORY:TAG`,
+      throw new RegcliError("usage", `${display}: ${what} has no repository name, so it was not loaded${loaded.length ? ` (loaded ${loaded.map((l) => l.name).join(", ")})` : ""}`, {
+        hint: `push it under a name instead: regcli push ${spec?.kind === "oci" ? "oci" : "oci-archive"}:${spec?.kind === "oci" ? spec.dir : display}:${tagOnly[0]!.tag ?? tagOnly[0]!.descriptor.digest} REGISTRY/REPOSITORY:TAG`,
       });
     }
     return { loaded };

@@ -1,5 +1,6 @@
 import { RegcliError } from "../errors.js";
-import { registrySource } from "../locations/registry.js";
+import { withSource } from "../locations/open.js";
+import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
 import {
   checkDescriptorSize,
@@ -19,9 +20,9 @@ export function manifestReference(ref: Reference): string {
   return ref.digest ?? ref.tag ?? "latest";
 }
 
-/** The manifest bytes exactly as the registry serves them. */
-export async function getManifest(ctx: RegistryContext, ref: Reference): Promise<ManifestData> {
-  return registrySource(ctx, ref).getManifest(manifestReference(ref));
+/** The manifest bytes exactly as the location holds them (as the registry serves them), and where they came from. */
+export async function getManifest(ctx: RegistryContext, spec: LocationSpec): Promise<ManifestData & { reference: string }> {
+  return withSource(ctx, spec, async (o) => ({ ...(await o.source.getManifest(o.reference)), reference: o.display }));
 }
 
 /**
@@ -73,10 +74,11 @@ async function readConfig(source: ImageSource, image: ManifestData, where: strin
 }
 
 /** The config blob bytes (verified) of an image, picking a platform from an index. */
-export async function getConfig(ctx: RegistryContext, ref: Reference, platform?: Platform): Promise<Buffer> {
-  const source = registrySource(ctx, ref);
-  const { image } = await resolveImage(source, { reference: manifestReference(ref), display: ref.full }, platform);
-  return (await readConfig(source, image, ref.full)).bytes;
+export async function getConfig(ctx: RegistryContext, spec: LocationSpec, platform?: Platform): Promise<Buffer> {
+  return withSource(ctx, spec, async (o) => {
+    const { image } = await resolveImage(o.source, o, platform);
+    return (await readConfig(o.source, image, o.display)).bytes;
+  });
 }
 
 export interface InspectResult {
@@ -101,18 +103,21 @@ export interface InspectResult {
   };
 }
 
-export async function inspect(ctx: RegistryContext, ref: Reference, platform?: Platform): Promise<InspectResult> {
-  const source = registrySource(ctx, ref);
-  const { top, image, platform: chosen } = await resolveImage(source, { reference: manifestReference(ref), display: ref.full }, platform);
+export async function inspect(ctx: RegistryContext, spec: LocationSpec, platform?: Platform): Promise<InspectResult> {
+  return withSource(ctx, spec, (o) => describe(o.source, o, platform));
+}
+
+async function describe(source: ImageSource, ref: { reference: string; display: string }, platform?: Platform): Promise<InspectResult> {
+  const { top, image, platform: chosen } = await resolveImage(source, ref, platform);
   if (image.parsed.kind !== "image") throw new Error("unreachable");
-  const { config } = await readConfig(source, image, ref.full);
+  const { config } = await readConfig(source, image, ref.display);
   const manifest = image.parsed.manifest;
   const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
   const platformText = chosen
     ? formatPlatform(chosen)
     : formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant });
   return {
-    reference: ref.full,
+    reference: ref.display,
     digest: top.digest,
     mediaType: top.mediaType,
     platforms:
@@ -137,18 +142,10 @@ export async function inspect(ctx: RegistryContext, ref: Reference, platform?: P
   };
 }
 
-/** The manifest digest for a reference by HEAD (mirrors first for docker.io), without downloading it. */
-export async function resolveDigest(ctx: RegistryContext, ref: Reference): Promise<{ digest: string; mediaType?: string }> {
-  const endpoints = [...ctx.mirrorClients(ref.registry), ctx.client(ref.registry)];
-  let lastError: unknown;
-  for (const client of endpoints) {
-    try {
-      const head = await client.headManifest(ref.repository, manifestReference(ref));
-      if (head) return { digest: head.digest, mediaType: head.mediaType };
-      lastError = new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  throw lastError;
+/** The manifest digest without downloading the manifest where the location allows (a HEAD; mirrors first for docker.io). */
+export async function resolveDigest(ctx: RegistryContext, spec: LocationSpec): Promise<{ reference: string; digest: string; mediaType?: string }> {
+  return withSource(ctx, spec, async (o) => {
+    const desc = await o.source.resolve(o.reference);
+    return { reference: o.display, digest: desc.digest, mediaType: desc.mediaType || undefined };
+  });
 }

@@ -1,6 +1,11 @@
 import type { ListTarget } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
+import { RegcliError } from "../errors.js";
+import { identityOf } from "../locations/image-names.js";
+import { openLocation } from "../locations/open.js";
+import type { LocationSpec } from "../locations/parse.js";
 import { registrySource } from "../locations/registry.js";
+import { parseReference } from "../reference/index.js";
 
 export type ListResult = { kind: "repositories"; registry: string; items: string[] } | { kind: "tags"; repository: string; items: string[] };
 
@@ -11,4 +16,38 @@ export async function list(ctx: RegistryContext, target: ListTarget, pageSize?: 
   }
   const items = await registrySource(ctx, target).listTags(pageSize);
   return { kind: "tags", repository: `${target.registry}/${target.repository}`, items };
+}
+
+/**
+ * The names in an OCI layout, an archive or the local store (`store:REPOSITORY`: that repository's tags, or
+ * `@digest` for an image stored by digest).
+ */
+export async function listLocation(ctx: RegistryContext, spec: Exclude<LocationSpec, { kind: "registry" }>): Promise<ListResult> {
+  const named = spec.kind === "store" ? spec.name : spec.kind === "oci" ? spec.tag : spec.name;
+  if (named && spec.kind !== "store") throw new RegcliError("usage", `ls lists every name of a layout or archive: drop ":${named}"`);
+  const opened = await openLocation(ctx, spec);
+  try {
+    if (spec.kind !== "store") {
+      // A layout's or archive's entries by their full name where one is recorded (io.containerd.image.name), else by
+      // the tag in ref.name, as skopeo writes them.
+      const items: string[] = [];
+      for (const entry of (await opened.layout!.readIndex()).manifests) {
+        const id = identityOf(entry);
+        if (id.name ?? id.tag) items.push((id.name ?? id.tag)!);
+      }
+      return { kind: "tags", repository: opened.display, items };
+    }
+    const names = await opened.source.listTags();
+    if (!spec.name) return { kind: "tags", repository: opened.display, items: names };
+    const repository = parseReference(spec.name, { defaultTag: false });
+    if (repository.tag || repository.digest) throw new RegcliError("usage", `ls store:REPOSITORY lists a repository's tags: drop the tag or digest of ${spec.name}`);
+    const items: string[] = [];
+    for (const name of names) {
+      const ref = parseReference(name, { defaultTag: false });
+      if (ref.name === repository.name) items.push(ref.tag ?? `@${ref.digest}`);
+    }
+    return { kind: "tags", repository: `store:${repository.name}`, items };
+  } finally {
+    await opened.close();
+  }
 }

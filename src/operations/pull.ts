@@ -1,12 +1,15 @@
+import { RegcliError } from "../errors.js";
+import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
-import { registryDestination, registrySource } from "../locations/registry.js";
+import { registryDestination } from "../locations/registry.js";
 import { hostPlatform, type Platform } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
-import { LocalStore } from "../store/store.js";
+import { LocalStore, storeName } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
-import { manifestReference } from "./inspect.js";
 import { transfer } from "./transfer.js";
+
+export { storeName };
 
 export interface PullOptions {
   platform?: Platform;
@@ -40,25 +43,26 @@ function pullStats(stats: CopyStats): PullStats {
   return { blobsDownloaded: stats.blobsUploaded, bytesDownloaded: stats.bytesUploaded, blobsExisting: stats.blobsExisting, manifests: stats.manifests };
 }
 
-/** The name an image has in the local store: its full reference (name:tag, or name@digest). */
-export function storeName(ref: Reference): string {
-  return ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`;
-}
-
-export async function pull(ctx: RegistryContext, ref: Reference, options: PullOptions = {}): Promise<PullResult> {
+/** Pull an image from any location (a registry, a layout, an archive) into the local store, or into `output`. */
+export async function pull(ctx: RegistryContext, src: LocationSpec, options: PullOptions = {}): Promise<PullResult & { source: string }> {
   const platform = options.allPlatforms ? undefined : (options.platform ?? hostPlatform());
   const copyOptions = { platform, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress };
   if (options.output) {
-    const src: LocationSpec = { kind: "registry", ref };
     const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
     return { ...result, name: result.destination, stats: pullStats(result.stats) };
   }
-  const engine = new CopyEngine(copyOptions);
-  const store = options.store ?? new LocalStore();
-  const name = storeName(ref);
-  const result = await store.withIngest(() => engine.copy(registrySource(ctx, ref), manifestReference(ref), store.layout, name));
-  await store.recordOrigin(name, { registry: ref.registry, repository: ref.repository });
-  return { ...result, name, stats: pullStats(result.stats) };
+  return withSource(ctx, src, async (opened) => {
+    const name = opened.identity?.name;
+    if (!name) {
+      throw new RegcliError("usage", `${opened.display} does not say the image's name`, { hint: `name it: regcli copy ${opened.display} store:NAME:TAG` });
+    }
+    const engine = new CopyEngine(copyOptions);
+    const store = options.store ?? new LocalStore();
+    const result = await store.withIngest(() => engine.copy(opened.source, opened.reference, store.layout, name));
+    // Remember the registry repository it came from, so a push there mounts its blobs.
+    if (opened.source.mountOrigin) await store.recordOrigin(name, opened.source.mountOrigin);
+    return { ...result, name, source: opened.display, stats: pullStats(result.stats) };
+  });
 }
 
 /** Push an image from the store (by its name) or from a location (layout, archive) to a registry reference. */

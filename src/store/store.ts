@@ -2,11 +2,39 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { RegcliError } from "../errors.js";
 import { OciLayout, REF_NAME } from "../locations/oci-layout.js";
 import type { ImageSource, MountOrigin } from "../locations/types.js";
+import type { Descriptor } from "../oci/index.js";
+import { parseReference, type Reference } from "../reference/index.js";
 import { alive } from "./lock.js";
 
 export const ORIGIN_ANNOTATION = "io.github.regcli.origin";
+
+/** The name an image has in the local store: its full reference (name:tag, or name@digest). */
+export function storeName(ref: Reference): string {
+  return ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`;
+}
+
+export interface StoreEntry {
+  name: string;
+  descriptor: Descriptor;
+}
+
+function parsedName(text: string): Reference | undefined {
+  try {
+    return parseReference(text, { defaultTag: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/** The store name a text means when read as a reference ("busybox" -> "docker.io/library/busybox:latest"). */
+export function storeNameOf(text: string): string | undefined {
+  const ref = parsedName(text);
+  if (!ref) return undefined;
+  return ref.tag || ref.digest ? storeName(ref) : `${ref.name}:latest`;
+}
 
 export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.REGCLI_HOME) return env.REGCLI_HOME;
@@ -29,14 +57,59 @@ export class LocalStore {
   }
 
   async withIngest<T>(action: () => Promise<T>): Promise<T> {
-    await mkdir(this.ingestDir, { recursive: true });
-    const marker = join(this.ingestDir, `${process.pid}-${randomBytes(4).toString("hex")}`);
-    await writeFile(marker, String(process.pid));
+    const end = await this.beginIngest();
     try {
       return await action();
     } finally {
-      await rm(marker, { force: true });
+      await end();
     }
+  }
+
+  /** Register a writer until the returned function is called (withIngest, for writes that span calls). */
+  async beginIngest(): Promise<() => Promise<void>> {
+    await mkdir(this.ingestDir, { recursive: true });
+    const marker = join(this.ingestDir, `${process.pid}-${randomBytes(4).toString("hex")}`);
+    await writeFile(marker, String(process.pid));
+    return () => rm(marker, { force: true });
+  }
+
+  /**
+   * The images an identifier names, in every form `images` prints: a name (busybox, name:tag, name@digest), the
+   * repository with the digest shown for it (an image pulled by an index digest is stored as its platform's
+   * manifest), or a digest, full or short (sha256:0123456789ab, or the hex alone).
+   */
+  async lookup(text: string): Promise<StoreEntry[]> {
+    let entries: StoreEntry[];
+    try {
+      entries = await this.layout.names();
+    } catch (err) {
+      if (err instanceof RegcliError && err.kind === "not-found") return []; // no store yet
+      throw err;
+    }
+    const ref = parsedName(text);
+    if (ref) {
+      const byName = entries.filter((e) => e.name === storeNameOf(text));
+      if (byName.length) return byName;
+      if (ref.digest) {
+        const byDigest = entries.filter((e) => e.descriptor.digest === ref.digest && parsedName(e.name)?.name === ref.name);
+        if (byDigest.length) return byDigest;
+      }
+    }
+    const short = /^(?:(sha256|sha512):)?([a-f0-9]{6,128})$/.exec(text);
+    if (!short) return [];
+    const prefix = `${short[1] ?? "sha256"}:${short[2]}`;
+    return entries.filter((e) => e.descriptor.digest.startsWith(prefix));
+  }
+
+  /** The one image an identifier names (several names of one digest are one image); a clear error otherwise. */
+  async findImage(text: string): Promise<StoreEntry> {
+    const found = await this.lookup(text);
+    if (!found.length) throw new RegcliError("not-found", `no image named ${storeNameOf(text) ?? text} in the local store`, { hint: "see regcli images" });
+    const digests = new Set(found.map((e) => e.descriptor.digest));
+    if (digests.size > 1) {
+      throw new RegcliError("usage", `${text} matches ${digests.size} images in the local store`, { hint: `name one: ${found.map((e) => e.name).join(", ")}` });
+    }
+    return found[0]!;
   }
 
   /** Start time of the oldest ingest still running (markers of dead processes are cleared). */
@@ -75,7 +148,8 @@ export class LocalStore {
       description: layout.description,
       mountOrigin,
       getManifest: (reference) => layout.getManifest(reference),
-      openBlob: (desc) => layout.openBlob(desc),
+      resolve: (reference) => layout.resolve(reference),
+      openBlob: (desc, options) => layout.openBlob(desc, options),
       listTags: () => layout.listTags(),
     };
   }

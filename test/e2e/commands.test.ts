@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
-import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, type TestImage, type TestIndex } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, seededBytes, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type RegistryMode, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -323,6 +323,117 @@ describe("interop with skopeo across two registries", () => {
     expect(result.stats.manifests).toBe(3);
     const raw = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${b.host}/multi/list:2.0`]);
     expect(raw.stdoutBuffer.equals(idx.manifest)).toBe(true);
+  });
+});
+
+describe("every read command on every location", () => {
+  // One index (amd64, arm64) in a registry, in an OCI layout and an oci-archive written by skopeo, in the local
+  // store, and its amd64 image in a docker-archive written by skopeo (legacy format: regcli synthesizes the manifest).
+  let reg: TestRegistry;
+  let index: TestIndex;
+  let home: string;
+  let dir: string;
+  const cli = (args: string[]) => regcli(args, { env: { REGCLI_HOME: home } });
+  interface Where {
+    image: string;
+    /** The location alone, for blob LOCATION@DIGEST. */
+    blob: string;
+    list: string;
+    names: string[];
+    /** The manifest bytes as stored, when the location keeps them exactly. */
+    exact: boolean;
+    index: boolean;
+  }
+  const where: Record<string, Where> = {};
+
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    home = await tempDir("regcli-home-");
+    dir = await tempDir();
+    index = makeIndex([
+      await makeImage({ platform: { os: "linux", architecture: "amd64" }, seed: "loc-amd64", labels: { where: "everywhere" } }),
+      await makeImage({ platform: { os: "linux", architecture: "arm64", variant: "v8" }, seed: "loc-arm64" }),
+    ]);
+    await pushIndex(reg, "app/multi", "1.0", index);
+    const src = `docker://${reg.host}/app/multi:1.0`;
+    for (const args of [
+      ["copy", "--all", src, `oci:${dir}/layout:v1`],
+      ["copy", "--all", src, `oci-archive:${dir}/multi-oci.tar:v1`],
+      ["--override-os", "linux", "--override-arch", "amd64", "copy", src, `docker-archive:${dir}/multi-docker.tar:${reg.host}/app/multi:1.0`],
+    ]) {
+      const r = await skopeo([...args.slice(0, -2), "--src-tls-verify=false", ...args.slice(-2)]);
+      if (r.code !== 0) throw new Error(`skopeo ${args.join(" ")}: ${r.stderr}`);
+    }
+    ok(await cli(["pull", "--all-platforms", `${reg.host}/app/multi:1.0`]));
+    Object.assign(where, {
+      registry: { image: `${reg.host}/app/multi:1.0`, blob: `${reg.host}/app/multi`, list: `${reg.host}/app/multi`, names: ["1.0"], exact: true, index: true },
+      "docker://": { image: `docker://${reg.host}/app/multi:1.0`, blob: `docker://${reg.host}/app/multi`, list: `docker://${reg.host}/app/multi`, names: ["1.0"], exact: true, index: true },
+      "oci:": { image: `oci:${dir}/layout:v1`, blob: `oci:${dir}/layout`, list: `oci:${dir}/layout`, names: ["v1"], exact: true, index: true },
+      "oci: by digest": { image: `oci:${dir}/layout@${index.manifestDigest}`, blob: `oci:${dir}/layout`, list: `oci:${dir}/layout`, names: ["v1"], exact: true, index: true },
+      "oci-archive:": { image: `oci-archive:${dir}/multi-oci.tar:v1`, blob: `oci-archive:${dir}/multi-oci.tar`, list: `oci-archive:${dir}/multi-oci.tar`, names: ["v1"], exact: true, index: true },
+      "docker-archive:": { image: `docker-archive:${dir}/multi-docker.tar`, blob: `docker-archive:${dir}/multi-docker.tar`, list: `docker-archive:${dir}/multi-docker.tar`, names: [`${reg.host}/app/multi:1.0`], exact: false, index: false },
+      "store:": { image: `store:${reg.host}/app/multi:1.0`, blob: "store:", list: `store:${reg.host}/app/multi`, names: ["1.0"], exact: true, index: true },
+    });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  const kinds = ["registry", "docker://", "oci:", "oci: by digest", "oci-archive:", "docker-archive:", "store:"];
+  const [amd, arm] = [0, 1];
+
+  it.each(kinds)("manifest, digest, config, inspect, blob, cat and ls read %s", async (kind) => {
+    const w = where[kind]!;
+    const manifest = ok(await cli(["manifest", w.image])).stdoutBuffer;
+    if (w.exact) expect(manifest.equals(index.manifest)).toBe(true);
+    const digest = sha256(manifest);
+    expect(ok(await cli(["digest", w.image])).stdout.trim()).toBe(digest);
+    const json = JSON.parse(ok(await cli(["manifest", w.image, "--format", "json"])).stdout);
+    expect(json).toMatchObject({ digest, size: manifest.length });
+
+    const image = index.images[w.index ? arm : amd]!;
+    const platform = w.index ? ["--platform", "linux/arm64"] : [];
+    expect(ok(await cli(["config", w.image, ...platform])).stdoutBuffer.equals(image.config.data)).toBe(true);
+    const info = JSON.parse(ok(await cli(["inspect", w.image, "--format", "json", ...platform])).stdout);
+    expect(info.digest).toBe(digest);
+    expect(info.image.configDigest).toBe(image.config.digest);
+    if (w.index) expect(info.platforms.map((p: { platform: string }) => p.platform)).toEqual(["linux/amd64", "linux/arm64/v8"]);
+    else expect(info.image.labels).toEqual({ where: "everywhere" });
+
+    const blob = ok(await cli(["blob", `${w.blob}@${image.config.digest}`]));
+    expect(blob.stdoutBuffer.equals(image.config.data)).toBe(true);
+    const file = ok(await cli(["cat", w.image, "/layer0/data.bin", ...platform]));
+    expect(file.stdoutBuffer.equals(seededBytes(`loc-${w.index ? "arm64" : "amd64"}:0`, 4096))).toBe(true);
+
+    const names = JSON.parse(ok(await cli(["ls", w.list, "--format", "json"])).stdout);
+    expect(names.tags).toEqual(w.names);
+  });
+
+  it("oci:DIR@DIGEST picks any manifest of a layout, an index's child too; an unknown digest is exit 4", async () => {
+    const child = index.images[arm]!;
+    const info = JSON.parse(ok(await cli(["inspect", `oci:${dir}/layout@${child.manifestDigest}`, "--format", "json"])).stdout);
+    expect(info.digest).toBe(child.manifestDigest);
+    expect(info.image.platform).toBe("linux/arm64/v8");
+    expect(ok(await cli(["digest", `oci:${dir}/layout:@${child.manifestDigest}`])).stdout.trim()).toBe(child.manifestDigest);
+    const copied = ok(await cli(["copy", `oci:${dir}/layout@${child.manifestDigest}`, `${reg.host}/copies/arm:1`]));
+    expect(copied.stdout.trim()).toBe(child.manifestDigest);
+    const missing = await cli(["manifest", `oci:${dir}/layout@sha256:${"0".repeat(64)}`]);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toMatch(/no image with digest sha256:0{64} in oci:.*names: v1/);
+  });
+
+  it("pull takes a layout or an archive as its source: a named image is stored under its name", async () => {
+    const pulled = ok(await cli(["pull", `docker-archive:${dir}/multi-docker.tar`, "--format", "json"]));
+    expect(JSON.parse(pulled.stdout).name).toBe(`${reg.host}/app/multi:1.0`);
+    const unnamed = await cli(["pull", `oci:${dir}/layout:v1`]);
+    expect(unnamed.code).toBe(2);
+    expect(unnamed.stderr).toMatch(/does not say the image's name.*store:NAME/);
+    ok(await cli(["copy", `oci:${dir}/layout:v1`, "store:example.com/from-layout:v1"]));
+    const stored = JSON.parse(ok(await cli(["digest", "store:example.com/from-layout:v1", "--format", "json"])).stdout);
+    expect(stored).toEqual({ reference: "store:example.com/from-layout:v1", digest: index.manifestDigest, mediaType: index.mediaType });
+    const out = join(dir, "pulled-layout");
+    ok(await cli(["pull", "--all-platforms", `oci-archive:${dir}/multi-oci.tar:v1`, "-o", out]));
+    expect(ok(await cli(["digest", `oci:${out}:v1`])).stdout.trim()).toBe(index.manifestDigest);
   });
 });
 

@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
-import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, seededBytes, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 
@@ -118,6 +118,8 @@ describe("local image store", () => {
     const dockerDir = join(await tempDir(), "docker-layout");
     const converted = ok(await cli(["pull", `${reg.host}/firstapp`, "-o", dockerDir]));
     expect(converted.stdout.trim()).not.toBe(busybox.manifestDigest);
+    // Never silently: stderr says the digest changed, from what to what, and how to keep it.
+    expect(converted.stderr).toContain(`digest changed from ${busybox.manifestDigest} to ${converted.stdout.trim()} (converted to OCI media types); use --preserve-digests`);
     const raw = await skopeo(["inspect", "--raw", `oci:${dockerDir}:latest`]);
     expect(raw.code, raw.stderr).toBe(0);
     const doc = JSON.parse(raw.stdout);
@@ -126,7 +128,7 @@ describe("local image store", () => {
     expect(doc.layers.map((l: { digest: string }) => l.digest)).toEqual(busybox.layers.map((l) => l.digest));
     // ...and --preserve-digests keeps the exact bytes, which regcli reads back with the same digest.
     const exactDir = join(await tempDir(), "exact-layout");
-    ok(await cli(["pull", "--preserve-digests", `${reg.host}/firstapp`, "-o", exactDir]));
+    expect(ok(await cli(["pull", "--preserve-digests", `${reg.host}/firstapp`, "-o", exactDir])).stderr).not.toMatch(/Converted/);
     const back = ok(await cli(["push", `oci:${exactDir}:latest`, `${reg.host}/firstapp-again:1`]));
     expect(back.stdout.trim()).toBe(busybox.manifestDigest);
 
@@ -194,6 +196,71 @@ describe("local image store", () => {
     }
     const after = JSON.parse(ok(await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: h } })).stdout);
     expect(after.map((i: { name: string }) => i.name).sort()).toEqual([`${proxy.host}/big/app:1.0`, `${reg.host}/firstapp:latest`].sort());
+  });
+
+  it("every identifier `images` prints names the image for image inspect/tag/rm, cat, export and store: (pulled by digest too)", async () => {
+    const h = await tempDir("regcli-home-");
+    const run = (args: string[]) => regcli(args, { env: { REGCLI_HOME: h } });
+    // By the index digest, one platform: stored as that platform's manifest, under name@index-digest.
+    ok(await run(["pull", "--platform", "linux/arm64", `${reg.host}/multi/app@${multi.manifestDigest}`]));
+    const arm = multi.images[1]!;
+    const [img] = JSON.parse(ok(await run(["images", "--format", "json"])).stdout);
+    expect(img).toMatchObject({ tag: "<none>", repository: `${reg.host}/multi/app`, digest: arm.manifestDigest });
+    const short = /sha256:[a-f0-9]{12}/.exec(ok(await run(["images"])).stdout)![0];
+    expect(arm.manifestDigest.startsWith(short)).toBe(true);
+    const data = seededBytes("m-arm64:0", 4096);
+    for (const id of [img.name, `${img.repository}@${img.digest}`, short, short.slice(7), img.digest]) {
+      const info = JSON.parse(ok(await run(["image", "inspect", id, "--format", "json"])).stdout);
+      expect(info.digest, id).toBe(arm.manifestDigest);
+      expect(ok(await run(["digest", `store:${id}`])).stdout.trim(), id).toBe(arm.manifestDigest);
+      expect(ok(await run(["cat", id, "/layer0/data.bin"])).stdoutBuffer.equals(data), id).toBe(true);
+    }
+    const out = join(await tempDir(), "rootfs.tar");
+    ok(await run(["export", short, "-o", out]));
+    expect((await stat(out)).size).toBeGreaterThan(4096);
+
+    ok(await run(["image", "tag", short, "example.com/tagged:1"]));
+    const ambiguous = await run(["image", "rm", short]);
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.stderr).toContain("example.com/tagged:1");
+    const rm = ok(await run(["image", "rm", `${img.repository}@${img.digest}`]));
+    expect(rm.stdout).toBe(`Untagged: ${img.name}\n`);
+    ok(await run(["image", "rm", img.digest]));
+    expect(JSON.parse(ok(await run(["images", "--format", "json"])).stdout)).toEqual([]);
+    expect(await storeBlobs(h)).toEqual([]);
+  });
+
+  it("image save writes to a pipe without -o (never to a terminal); image load reads stdin and layout directories", async () => {
+    const h = await tempDir("regcli-home-");
+    const run = (args: string[], input?: Buffer) => regcli(args, { env: { REGCLI_HOME: h }, input });
+    const name = `${reg.host}/firstapp:latest`;
+    const saved = ok(await cli(["image", "save", `${reg.host}/firstapp`]));
+    expect(saved.stdoutBuffer.length).toBeGreaterThan(busybox.layers[0]!.size);
+    const loaded = ok(await run(["image", "load", "-i", "-"], saved.stdoutBuffer));
+    expect(loaded.stdout).toBe(`Loaded image: ${name} ${busybox.manifestDigest}\n`);
+    ok(await run(["image", "rm", name]));
+    ok(await run(["image", "load"], saved.stdoutBuffer)); // stdin is the default when it is not a terminal
+    const info = JSON.parse(ok(await run(["image", "inspect", `${reg.host}/firstapp`, "--format", "json"])).stdout);
+    expect(info).toMatchObject({ reference: `store:${name}`, digest: busybox.manifestDigest });
+
+    const layout = join(await tempDir(), "layout");
+    ok(await run(["copy", "--preserve-digests", `store:${name}`, `oci:${layout}:example.com/from/layout:2`]));
+    for (const input of [layout, `oci:${layout}`]) {
+      const r = ok(await run(["image", "load", "-i", input]));
+      expect(r.stdout).toBe(`Loaded image: example.com/from/layout:2 ${busybox.manifestDigest}\n`);
+    }
+
+    const bin = join(repoRoot, "bin", "regcli.cjs");
+    const tty = spawn("script", ["-qec", `"${process.execPath}" "${bin}" image save ${reg.host}/firstapp`, "/dev/null"], {
+      env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let screen = "";
+    tty.stdout.on("data", (d: Buffer) => (screen += d));
+    const code = await new Promise<number | null>((resolve) => tty.on("close", resolve));
+    expect(code).toBe(2);
+    expect(screen).toMatch(/refusing to write an archive to a terminal; give -o FILE or redirect standard output/);
+    expect(screen.length).toBeLessThan(400);
   });
 
   it("usage and not-found errors are one line with the right exit code", async () => {

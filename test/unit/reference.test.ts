@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidReferenceError, RegcliError } from "../../src/errors.js";
+import { parseBlobLocation, parseLocation } from "../../src/locations/parse.js";
 import {
   apiHost,
   formatReference,
@@ -624,5 +625,28 @@ describe("parseListTarget", () => {
     ["https://my.reg.io", /no URL scheme/],
   ])("refuses %j", (text, reason) => {
     expect(refusal(() => parseListTarget(text), text).message).toMatch(reason);
+  });
+});
+
+describe("parseLocation / parseBlobLocation: how command lines name images", () => {
+  const digest = `sha256:${"ab".repeat(32)}`;
+
+  it("reads every transport, docker:// as a registry, store:NAME as the local store", () => {
+    expect(parseLocation("docker://localhost:5000/app:1")).toMatchObject({ kind: "registry", ref: { full: "localhost:5000/app:1" } });
+    expect(parseLocation("store:busybox")).toEqual({ kind: "store", name: "busybox" });
+    expect(parseLocation("store:")).toEqual({ kind: "store", name: undefined });
+    expect(parseLocation("oci:./lay:v1")).toEqual({ kind: "oci", dir: "./lay", tag: "v1" });
+    expect(parseLocation(`oci:./lay@${digest}`)).toEqual({ kind: "oci", dir: "./lay", tag: digest });
+    expect(parseLocation(`oci:./lay:@${digest}`)).toEqual({ kind: "oci", dir: "./lay", tag: digest });
+    expect(parseLocation(`docker-archive:x.tar@${digest}`)).toEqual({ kind: "archive", flavour: "docker-archive", file: "x.tar", name: digest });
+    expect(parseLocation("docker-archive:x.tar:busybox:latest")).toEqual({ kind: "archive", flavour: "docker-archive", file: "x.tar", name: "busybox:latest" });
+  });
+
+  it("splits the blob digest off any location", () => {
+    expect(parseBlobLocation(`oci:./lay@${digest}`)).toEqual({ spec: { kind: "oci", dir: "./lay", tag: undefined }, digest });
+    expect(parseBlobLocation(`store:@${digest}`)).toEqual({ spec: { kind: "store", name: undefined }, digest });
+    expect(parseBlobLocation(`docker://localhost:5000/app@${digest}`)).toMatchObject({ spec: { kind: "registry", ref: { name: "localhost:5000/app" } }, digest });
+    expect(() => parseBlobLocation("oci:./lay")).toThrow(/blob needs a digest/);
+    expect(() => parseBlobLocation("localhost:5000/app:1")).toThrow(/blob needs a digest/);
   });
 });

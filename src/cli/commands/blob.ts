@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { parseReference } from "../../reference/index.js";
+import { parseBlobLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -13,26 +13,30 @@ export function register(program: Command): void {
   program
     .command("blob")
     .description("stream one blob to stdout or a file, verified against its digest")
-    .argument("<image@digest>", "repository and blob digest, e.g. localhost:5000/app@sha256:...")
+    .argument("<image@digest>", "a location and a blob digest: localhost:5000/app@sha256:..., oci:DIR@sha256:..., docker-archive:FILE@sha256:..., store:@sha256:...")
     .option("-o, --output <file>", "write to this file (complete only when verified) instead of stdout")
     .addHelpText("after", "\nExample:\n  regcli blob localhost:5000/app@sha256:4b1c... -o layer.tar.gz")
     .action(async (text: string, opts: { output?: string }, cmd: Command) => {
       const { openBlob } = await load();
-      const ref = parseReference(text, { defaultTag: false });
-      await withContext(cmd, ref.registry, async (ctx) => {
-        const { stream } = await openBlob(ctx, ref);
-        if (!opts.output) {
-          await pipeline(stream, process.stdout, { end: false });
-          return;
-        }
-        // Written beside the target and renamed only once verified: a failed download never looks complete.
-        const temp = `${opts.output}.regcli-${process.pid}.partial`;
+      const { spec, digest } = parseBlobLocation(text);
+      await withContext(cmd, registryOf(spec), async (ctx) => {
+        const { stream, close } = await openBlob(ctx, spec, digest);
         try {
-          await pipeline(stream, createWriteStream(temp, { mode: 0o644 }));
-          await rename(temp, opts.output);
-        } catch (err) {
-          await rm(temp, { force: true });
-          throw err;
+          if (!opts.output) {
+            await pipeline(stream, process.stdout, { end: false });
+            return;
+          }
+          // Written beside the target and renamed only once verified: a failed download never looks complete.
+          const temp = `${opts.output}.regcli-${process.pid}.partial`;
+          try {
+            await pipeline(stream, createWriteStream(temp, { mode: 0o644 }));
+            await rename(temp, opts.output);
+          } catch (err) {
+            await rm(temp, { force: true });
+            throw err;
+          }
+        } finally {
+          await close();
         }
       });
     });

@@ -1,8 +1,12 @@
 import type { Command } from "commander";
+import { RegcliError } from "../../errors.js";
+import { parsePlatform } from "../../oci/index.js";
+import { withContext } from "../context.js";
+import { render } from "./inspect.js";
 import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, summary, table } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
-const load = async () => ({ ...(await import("../../locations/archive-writer.js")), ...(await import("../../operations/images.js")) });
+const load = async () => ({ ...(await import("../../locations/archive-writer.js")), ...(await import("../../operations/images.js")), ...(await import("../../operations/inspect.js")) });
 
 
 async function showImages(opts: { format: string }): Promise<void> {
@@ -26,7 +30,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  regcli images --format json")
     .action(showImages);
 
-  const image = program.command("image").description("manage the local image store (ls, tag, rm, save, load, prune)");
+  const image = program.command("image").description("manage the local image store (ls, inspect, tag, rm, save, load, prune)");
   image
     .command("ls")
     .description("list the images in the local store")
@@ -34,9 +38,24 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  regcli image ls")
     .action(showImages);
   image
+    .command("inspect")
+    .description("summarize an image of the local store, like docker image inspect (any identifier regcli images shows)")
+    .argument("<image>", "name, name@digest or (short) digest in the local store")
+    .option("--platform <os/arch[/variant]>", "platform to describe from a multi-platform index")
+    .option("--format <format>", "text or json", "text")
+    .addHelpText("after", "\nExample:\n  regcli image inspect busybox --format json")
+    .action(async (name: string, opts: { format: string; platform?: string }, cmd: Command) => {
+      const { inspect } = await load();
+      const format = parseFormat(opts.format);
+      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const result = await withContext(cmd, undefined, (ctx) => inspect(ctx, { kind: "store", name }, platform));
+      if (format === "json") printJson(result);
+      else for (const line of render(result)) printLine(line);
+    });
+  image
     .command("tag")
     .description("give a local image another name, like docker tag")
-    .argument("<source>", "a name in the local store")
+    .argument("<source>", "an image in the local store: any name, name@digest or (short) digest that regcli images shows")
     .argument("<target>", "the new name")
     .addHelpText("after", "\nExample:\n  regcli image tag busybox localhost:5000/firstapp")
     .action(async (source: string, target: string, _opts: unknown, cmd: Command) => {
@@ -55,36 +74,43 @@ export function register(program: Command): void {
     .command("rm")
     .alias("remove")
     .description("remove names from the local store; blobs no image needs any more are deleted")
-    .argument("<image...>", "names in the local store")
-    .addHelpText("after", "\nExample:\n  regcli image rm busybox localhost:5000/firstapp")
+    .argument("<image...>", "images in the local store: names, name@digest or (short) digests as regcli images shows them")
+    .addHelpText("after", "\nExample:\n  regcli image rm busybox localhost:5000/firstapp sha256:4b1c2f0e9a7d")
     .action(removeLocal);
   // docker rmi: a local removal, never a registry delete (that is `regcli delete`).
   program
     .command("rmi")
     .description("remove names from the local store, like docker rmi (same as image rm; never touches a registry)")
-    .argument("<image...>", "names in the local store")
+    .argument("<image...>", "images in the local store: names, name@digest or (short) digests as regcli images shows them")
     .addHelpText("after", "\nExample:\n  regcli rmi busybox")
     .action(removeLocal);
   image
     .command("save")
     .description("write images from the local store into one archive (docker save format by default)")
-    .argument("<image...>", "names in the local store")
-    .requiredOption("-o, --output <file>", "archive to write (appears only when complete)")
+    .argument("<image...>", "images in the local store (names, name@digest or digests)")
+    .option("-o, --output <file>", "archive to write (appears only when complete); default: standard output, unless it is a terminal")
     .option("--format <format>", "docker-archive or oci-archive", "docker-archive")
-    .addHelpText("after", "\nExample:\n  regcli image save busybox alpine:3 -o images.tar")
-    .action(async (names: string[], opts: { output: string; format: string }, cmd: Command) => {
-      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
-      const r = await saveImages(names, opts.output, assertArchiveFlavour(opts.format));
-      summary(cmd.optsWithGlobals().quiet === true, `${err.green("Saved")} ${r.names.join(", ")} to ${opts.output}`, { names: r.names, output: opts.output });
+    .addHelpText("after", "\nExamples:\n  regcli image save busybox alpine:3 -o images.tar\n  regcli image save busybox | gzip > busybox.tar.gz")
+    .action(async (names: string[], opts: { output?: string; format: string }, cmd: Command) => {
+      const { assertArchiveFlavour, saveImages } = await load();
+      const flavour = assertArchiveFlavour(opts.format);
+      if (!opts.output && process.stdout.isTTY) {
+        throw new RegcliError("usage", "refusing to write an archive to a terminal", { hint: "give -o FILE or redirect standard output" });
+      }
+      const output = opts.output ?? "standard output";
+      const r = await saveImages(names, opts.output ?? process.stdout, flavour);
+      summary(cmd.optsWithGlobals().quiet === true, `${err.green("Saved")} ${r.names.join(", ")} to ${output}`, { names: r.names, output });
     });
   image
     .command("load")
-    .description("load every image of a docker-archive or oci-archive (gzipped or not) into the local store")
-    .requiredOption("-i, --input <file>", "archive to read")
-    .addHelpText("after", "\nExample:\n  regcli image load -i images.tar")
-    .action(async (opts: { input: string }) => {
-      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
-      const r = await loadImages(opts.input);
+    .description("load every image of a docker-archive or oci-archive (gzipped or not), or of an OCI layout directory, into the local store")
+    .option("-i, --input <path>", "archive file, layout directory (or oci:DIR[:TAG]), or - for standard input (the default when it is not a terminal)")
+    .addHelpText("after", "\nExamples:\n  regcli image load -i images.tar\n  regcli image load -i ./layout\n  gunzip -c busybox.tar.gz | regcli image load")
+    .action(async (opts: { input?: string }) => {
+      const { loadImages } = await load();
+      if (!opts.input && process.stdin.isTTY) throw new RegcliError("usage", "nothing to load: give -i FILE, -i DIR, or pipe an archive to standard input");
+      const input = opts.input ?? "-";
+      const r = await loadImages(input === "-" ? process.stdin : input);
       for (const l of r.loaded) printLine(`Loaded image: ${l.name} ${l.digest}`);
     });
   image

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { InspectResult } from "../../operations/inspect.js";
 import { parsePlatform } from "../../oci/index.js";
-import { parseReference } from "../../reference/index.js";
+import { parseLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { humanSize, parseFormat, printJson, printLine, table } from "../output.js";
 
@@ -9,7 +9,7 @@ import { humanSize, parseFormat, printJson, printLine, table } from "../output.j
 const load = async () => ({ ...(await import("../../operations/inspect.js")) });
 
 
-function render(r: InspectResult): string[] {
+export function render(r: InspectResult): string[] {
   const lines = [`Reference:   ${r.reference}`, `Digest:      ${r.digest}`, `Media type:  ${r.mediaType}`];
   if (r.platforms) {
     lines.push("Platforms:");
@@ -43,16 +43,16 @@ export function register(program: Command): void {
   program
     .command("inspect")
     .description("summarize an image: media type, digest, platforms, layers and sizes, created, entrypoint, labels")
-    .argument("<image>", "image reference")
+    .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "platform to describe from a multi-platform index")
     .option("--format <format>", "text or json", "text")
-    .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json")
+    .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json\n  regcli inspect oci:./layout:1.0\n  regcli inspect store:busybox")
     .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
       const { inspect } = await load();
       const format = parseFormat(opts.format);
-      const ref = parseReference(text);
+      const spec = parseLocation(text);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
-      const result = await withContext(cmd, ref.registry, (ctx) => inspect(ctx, ref, platform));
+      const result = await withContext(cmd, registryOf(spec), (ctx) => inspect(ctx, spec, platform));
       if (format === "json") printJson(result);
       else for (const line of render(result)) printLine(line);
     });

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
+import { hasLocalTransport, parseLocation } from "../../locations/parse.js";
 import { parseListTarget } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine } from "../output.js";
@@ -12,18 +13,19 @@ export function register(program: Command): void {
   program
     .command("ls")
     .alias("list")
-    .description("list the repositories of a registry, or the tags of a repository")
-    .argument("<target>", "a registry (localhost:5000) or a repository (localhost:5000/app)")
+    .description("list the repositories of a registry, the tags of a repository, or the names in a layout, an archive or the local store")
+    .argument("<target>", "a registry (localhost:5000), a repository (localhost:5000/app), oci:DIR, docker-archive:FILE, oci-archive:FILE, store: or store:REPOSITORY")
     .option("--format <format>", "text or json", "text")
     .option("--page-size <n>", "entries asked for per page (every page is followed)", "1000")
-    .addHelpText("after", "\nExamples:\n  regcli ls localhost:5000\n  regcli ls localhost:5000/firstapp --format json")
+    .addHelpText("after", "\nExamples:\n  regcli ls localhost:5000\n  regcli ls localhost:5000/firstapp --format json\n  regcli ls oci:./layout\n  regcli ls store:busybox")
     .action(async (text: string, opts: { format: string; pageSize: string }, cmd: Command) => {
-      const { list } = await load();
+      const { list, listLocation } = await load();
       const format = parseFormat(opts.format);
       const pageSize = Number(opts.pageSize);
       if (!Number.isInteger(pageSize) || pageSize < 1) throw new RegcliError("usage", `--page-size must be a positive integer, got "${opts.pageSize}"`);
-      const target = parseListTarget(text);
-      const result = await withContext(cmd, target.registry, (ctx) => list(ctx, target, pageSize));
+      const spec = hasLocalTransport(text) ? parseLocation(text) : undefined;
+      const target = spec ? undefined : parseListTarget(text.replace(/^docker:\/\//, ""));
+      const result = await withContext(cmd, target?.registry, (ctx) => (spec && spec.kind !== "registry" ? listLocation(ctx, spec) : list(ctx, target!, pageSize)));
       if (format === "json") {
         printJson(result.kind === "repositories" ? { registry: result.registry, repositories: result.items } : { repository: result.repository, tags: result.items });
       } else {

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { parseReference } from "../../reference/index.js";
+import { parseLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson } from "../output.js";
 
@@ -10,17 +10,17 @@ const load = async () => ({ ...(await import("../../operations/inspect.js")) });
 export function register(program: Command): void {
   program
     .command("manifest")
-    .description("print an image's manifest (or index) exactly as the registry serves it")
-    .argument("<image>", "image reference")
+    .description("print an image's manifest (or index) exactly as the registry serves it (or the layout, archive or store holds it)")
+    .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
     .option("--format <format>", "raw (the bytes as served) or json (digest, media type and the document)", "raw")
     .addHelpText("after", "\nExamples:\n  regcli manifest localhost:5000/app:1.0 | jq .\n  regcli manifest busybox --format json")
     .action(async (text: string, opts: { format: string }, cmd: Command) => {
       const { getManifest } = await load();
       const raw = opts.format === "raw";
       if (!raw) parseFormat(opts.format);
-      const ref = parseReference(text);
-      const manifest = await withContext(cmd, ref.registry, (ctx) => getManifest(ctx, ref));
+      const spec = parseLocation(text);
+      const manifest = await withContext(cmd, registryOf(spec), (ctx) => getManifest(ctx, spec));
       if (raw) process.stdout.write(manifest.bytes);
-      else printJson({ reference: ref.full, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, manifest: JSON.parse(manifest.bytes.toString("utf8")) });
+      else printJson({ reference: manifest.reference, digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, manifest: JSON.parse(manifest.bytes.toString("utf8")) });
     });
 }

@@ -2,8 +2,7 @@ import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
-import { parseReference } from "../../reference/index.js";
-import type { LocationSpec } from "../../locations/parse.js";
+import { parseLocation, registryOf, type LocationSpec } from "../../locations/parse.js";
 import { parseJobs, withContext } from "../context.js";
 import { err, humanSize, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
@@ -14,8 +13,8 @@ const load = async () => ({ ...(await import("../../operations/pull.js")), ...(a
 export function register(program: Command): void {
   program
     .command("pull")
-    .description("pull an image into the local store (or -o DIR: a standalone OCI layout), no daemon needed")
-    .argument("<image>", "image reference")
+    .description("pull an image (from a registry, a layout or an archive) into the local store (or -o DIR: a standalone OCI layout), no daemon needed")
+    .argument("<image>", "a registry reference (docker:// optional), oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "platform to pull from a multi-platform index (default: this machine's)")
     .option("--all-platforms", "keep the whole index, every platform (a later push restores the same digest)")
     .option("-o, --output <path>", "write an OCI layout directory, or a docker-archive FILE.tar (docker save format), instead of the local store")
@@ -35,12 +34,12 @@ export function register(program: Command): void {
           : { kind: "oci", dir: opts.output, tag: undefined };
       if (opts.platform && opts.allPlatforms) throw new RegcliError("usage", "--platform and --all-platforms exclude each other");
       const jobs = parseJobs(opts.jobs);
-      const ref = parseReference(text);
+      const spec = parseLocation(text);
       const quiet = cmd.optsWithGlobals().quiet === true;
-      const progress = progressFor(cmd, PULL_VERBS, `Resolving ${ref.full}`);
+      const progress = progressFor(cmd, PULL_VERBS, `Resolving ${spec.kind === "registry" ? spec.ref.full : text}`);
       try {
-        const result = await withContext(cmd, ref.registry, (ctx) =>
-          pull(ctx, ref, {
+        const result = await withContext(cmd, registryOf(spec), (ctx) =>
+          pull(ctx, spec, {
             platform: opts.platform ? parsePlatform(opts.platform) : undefined,
             allPlatforms: opts.allPlatforms,
             output,
@@ -51,14 +50,14 @@ export function register(program: Command): void {
           }),
         );
         progress.stop();
-        if (format === "json") printJson({ reference: ref.full, name: result.name, digest: result.digest, mediaType: result.mediaType, stats: result.stats });
+        if (format === "json") printJson({ reference: result.source, name: result.name, digest: result.digest, mediaType: result.mediaType, stats: result.stats });
         else printLine(result.digest);
         const into = opts.output ? ` into ${opts.output}` : "";
         const { blobsDownloaded, bytesDownloaded, blobsExisting } = result.stats;
         const line = result.skipped
-          ? `${err.green("Up to date:")} ${ref.full}${into}`
-          : `${err.green("Pulled")} ${ref.full}${into}: ${plural(blobsDownloaded, "blob")} (${humanSize(bytesDownloaded)}) downloaded, ${blobsExisting} already present`;
-        summary(quiet, line, { reference: ref.full, name: result.name, digest: result.digest, skipped: result.skipped, ...result.stats });
+          ? `${err.green("Up to date:")} ${result.source}${into}`
+          : `${err.green("Pulled")} ${result.source}${into}: ${plural(blobsDownloaded, "blob")} (${humanSize(bytesDownloaded)}) downloaded, ${blobsExisting} already present`;
+        summary(quiet, line, { reference: result.source, name: result.name, digest: result.digest, skipped: result.skipped, ...result.stats });
       } finally {
         progress.stop();
       }

@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .action(async (first: string, second: string | undefined, opts: { jobs: string; preserveDigests?: boolean }, cmd: Command) => {
       const { parseSourcePath, push, progressFor, blobCounts, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
-      const target = parseReference(second ?? first);
+      const target = parseReference((second ?? first).replace(/^docker:\/\//, ""));
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
       if (second) {
         const spec = parseSourcePath(first);
