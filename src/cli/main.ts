@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from "commander";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { strayNetworkError } from "../transport/errors.js";
 import { regcliVersion } from "../version.js";
 import { register as registerBlob } from "./commands/blob.js";
@@ -80,8 +80,17 @@ export async function main(argv: string[]): Promise<number> {
   // output was simply not wanted any more, instead of dying of an unhandled EPIPE with a stack trace.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
     if (e.code === "EPIPE") process.exit(0);
-    process.stderr.write(`regcli: error: cannot write the output: ${oneLine(e.message)}\n`);
-    process.exit(5);
+    const io = localFileError(e, "the standard output");
+    process.stderr.write(`regcli: error: ${io ? io.toLine() : `cannot write the output: ${oneLine(e.message)}`}\n`);
+    process.exit(io ? io.exitCode : 5);
+  });
+  // A command whose work stopped without an answer (a promise nothing will settle) would let Node exit 0 with
+  // its output unwritten: never report that as success.
+  let finished = false;
+  process.once("beforeExit", () => {
+    if (finished) return;
+    process.stderr.write(`${err.red("regcli: internal error:")} the command stopped before it finished; its output is incomplete\n`);
+    process.exitCode = 1;
   });
   if (argv.includes("--debug")) {
     // bin/regcli.cjs says whether V8 took the build's compiled code (a Node version or flags other than the build's
@@ -99,7 +108,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const debug = argv.includes("--debug");
-    if (!(error instanceof RegcliError)) error = strayNetworkError(error) ?? error;
+    // Last resort: a file-system error that escaped its boundary (it carries its own path).
+    if (!(error instanceof RegcliError)) error = localFileError(error, undefined, "access") ?? strayNetworkError(error) ?? error;
     if (error instanceof RegcliError) {
       process.stderr.write(`${err.red("regcli: error:")} ${oneLine(error.toLine())}\n`);
       if (debug && error.cause) process.stderr.write(`${String((error.cause as Error).stack ?? error.cause)}\n`);
@@ -109,5 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${err.red("regcli: internal error:")} ${oneLine(message)} (run with --debug for details)\n`);
     if (debug && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     return 1;
+  } finally {
+    finished = true;
   }
 }

@@ -4,7 +4,7 @@ import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import tar from "tar-stream";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { hostPlatform, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
 import { limiter } from "../util/limit.js";
 import { REF_NAME } from "./oci-layout.js";
@@ -27,6 +27,9 @@ export class ArchiveWriter implements ImageDestination {
   private readonly pack = tar.pack();
   private readonly temp: string;
   private readonly done: Promise<void>;
+  /** Rejects as soon as the file cannot be written (disk full, read-only): the pack is then destroyed, and an
+   * entry waiting on it would never end (and an empty event loop would exit 0). */
+  private readonly failed: Promise<never>;
   private readonly serial = limiter(1);
   private readonly written = new Set<string>();
   private readonly manifests = new Map<string, ManifestData>();
@@ -39,11 +42,23 @@ export class ArchiveWriter implements ImageDestination {
     this.description = `${flavour}:${file}`;
     this.temp = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.partial`;
     this.done = pipeline(this.pack, createWriteStream(this.temp, { mode: 0o644 }));
-    this.done.catch(() => undefined);
+    this.failed = this.done.then(() => new Promise<never>(() => undefined));
+    this.failed.catch(() => undefined);
+  }
+
+  /** The error to report: the file's own failure (named after the archive) wins over what it caused. */
+  private async reporting<T>(action: () => Promise<T>): Promise<T> {
+    try {
+      return await action();
+    } catch (err) {
+      // A file that failed destroys the pack, and the pipeline then settles with the file's error.
+      const fileError = this.pack.destroyed ? await this.done.then(() => undefined, (e: unknown) => e) : undefined;
+      throw localFileError(fileError, this.file) ?? localFileError(err, this.file) ?? err;
+    }
   }
 
   private entry(name: string, size: number, body: Readable | Buffer): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const written = this.pack.destroyed ? this.failed : new Promise<void>((resolve, reject) => {
       if (Buffer.isBuffer(body)) {
         this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, body, (err) => (err ? reject(err) : resolve()));
         return;
@@ -51,15 +66,21 @@ export class ArchiveWriter implements ImageDestination {
       const sink = this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve()));
       pipeline(body, sink).catch(reject);
     });
+    return Promise.race([written, this.failed]).catch((err: unknown) => {
+      if (!Buffer.isBuffer(body)) body.destroy(); // a response nobody reads would hold its connection open
+      throw err;
+    });
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<BlobOutcome> {
-    return this.serial(async () => {
-      if (this.written.has(desc.digest)) return "exists";
-      await this.entry(blobName(desc.digest), desc.size, await open());
-      this.written.add(desc.digest);
-      return "uploaded";
-    });
+    return this.reporting(() =>
+      this.serial(async () => {
+        if (this.written.has(desc.digest)) return "exists";
+        await this.entry(blobName(desc.digest), desc.size, await open());
+        this.written.add(desc.digest);
+        return "uploaded";
+      }),
+    );
   }
 
   async manifestDigest(reference: string): Promise<string | undefined> {
@@ -67,12 +88,14 @@ export class ArchiveWriter implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestData, reference: string): Promise<void> {
-    await this.serial(async () => {
-      if (!this.written.has(manifest.digest)) {
-        await this.entry(blobName(manifest.digest), manifest.bytes.length, manifest.bytes);
-        this.written.add(manifest.digest);
-      }
-    });
+    await this.reporting(() =>
+      this.serial(async () => {
+        if (!this.written.has(manifest.digest)) {
+          await this.entry(blobName(manifest.digest), manifest.bytes.length, manifest.bytes);
+          this.written.add(manifest.digest);
+        }
+      }),
+    );
     this.manifests.set(manifest.digest, manifest);
     if (reference.includes(":") && /^[a-z0-9]+:[a-f0-9]+$/.test(reference)) return; // a child, stored by digest
     this.named.push({ mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: { [REF_NAME]: reference } });
@@ -89,7 +112,11 @@ export class ArchiveWriter implements ImageDestination {
     return child ? this.imageFor(child.digest) : undefined;
   }
 
-  async finish(): Promise<void> {
+  finish(): Promise<void> {
+    return this.reporting(() => this.finishWriting());
+  }
+
+  private async finishWriting(): Promise<void> {
     const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: this.named };
     await this.serial(async () => {
       const layoutMarker = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));

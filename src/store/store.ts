@@ -1,9 +1,11 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { OciLayout, REF_NAME } from "../locations/oci-layout.js";
 import type { ImageSource, MountOrigin } from "../locations/types.js";
+import { writingTo } from "../errors.js";
+import { makeDirectory } from "../util/files.js";
 import { alive } from "./lock.js";
 
 export const ORIGIN_ANNOTATION = "io.github.regcli.origin";
@@ -29,10 +31,12 @@ export class LocalStore {
   }
 
   async withIngest<T>(action: () => Promise<T>): Promise<T> {
-    await mkdir(this.ingestDir, { recursive: true });
     const marker = join(this.ingestDir, `${process.pid}-${randomBytes(4).toString("hex")}`);
-    await writeFile(marker, String(process.pid));
     try {
+      await writingTo(this.home, async () => {
+        await makeDirectory(this.ingestDir);
+        await writeFile(marker, String(process.pid));
+      });
       return await action();
     } finally {
       await rm(marker, { force: true });

@@ -112,8 +112,10 @@ export class HttpTransport {
       : new Agent(agentOptions);
   }
 
-  async close(): Promise<void> {
-    await (await this.dispatcher).close();
+  /** Close the connections; `abort`: without waiting for requests in flight (a command that failed). */
+  async close(abort = false): Promise<void> {
+    const dispatcher = await this.dispatcher;
+    await (abort ? dispatcher.destroy() : dispatcher.close());
   }
 
   private debug(line: string): void {

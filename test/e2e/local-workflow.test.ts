@@ -1,6 +1,6 @@
 // The daemonless Docker workflow: local store, pull/push, OCI layouts, interop with skopeo, crash safety.
-import { spawn } from "node:child_process";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
@@ -208,5 +208,109 @@ describe("local image store", () => {
     const daemon = await cli(["copy", "docker-daemon:busybox:latest", `${reg.host}/x`]);
     expect(daemon.code).toBe(2);
     expect(daemon.stderr).toMatch(/not supported/);
+  });
+});
+
+// Local file failures, on real small file systems (the tests and the CI run as root, so tmpfs mounts work).
+describe("local write failures: full disk, read-only file system", () => {
+  let reg: TestRegistry;
+  let image: TestImage;
+  let full: string; // a 1 MiB tmpfs: the image (2 layers of 700 KiB) never fits
+  let readOnly: string; // a tmpfs mounted read-only
+  let ref: string;
+
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    image = await makeImage({ layers: 2, layerSize: 700 * 1024, seed: "full-disk" });
+    await pushImage(reg, "disk/app", "1", image);
+    ref = `${reg.host}/disk/app:1`;
+    [full, readOnly] = await Promise.all([tempDir("regcli-full-"), tempDir("regcli-ro-")]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1M", "tmpfs", full]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", readOnly]);
+  });
+  afterAll(async () => {
+    for (const dir of [full, readOnly]) if (dir) execFileSync("umount", [dir]);
+    await reg?.stop();
+  });
+
+  /** Every file left under `dir` (recursively), relative to it. */
+  async function leftovers(dir: string): Promise<string[]> {
+    return (await readdir(dir, { recursive: true })).map(String).sort();
+  }
+
+  async function emptyFull(): Promise<void> {
+    for (const name of await readdir(full)) await rm(join(full, name), { recursive: true, force: true });
+  }
+
+  /** Exit 6 and one line that names `path` and the reason; no stack, no Node warning about an unclosed file. */
+  function expectIoError(r: CliResult, path: string, reason: RegExp): void {
+    expect(r.code, r.stderr).toBe(6);
+    const lines = r.stderr.split("\n").filter((l) => l && !/Pull complete|Resolving|Waiting|Downloading/.test(l));
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(path);
+    expect(lines[0]).toMatch(reason);
+    expect(r.stderr).not.toMatch(/DEP0137|Closing file descriptor|^\s+at /m);
+    expect(r.stdout).toBe("");
+  }
+
+  const NO_SPACE = /^regcli: error: cannot write .*: no space left on the device \(ENOSPC\)/;
+  const READ_ONLY = /^regcli: error: cannot write .*: read-only file system \(EROFS\)/;
+
+  it("pull into a store on a full disk: exit 6 naming the store, no partial or lock files, whatever space is left", async () => {
+    // Each amount of free space (in 4 KiB pages) fails at another step: the ingest marker, a lock, index.json, a blob.
+    for (const pagesFree of [0, 1, 2, 3, 4, 6, 16]) {
+      await emptyFull();
+      const home = join(full, "home");
+      await mkdir(home);
+      await writeFile(join(full, "filler"), Buffer.alloc(Math.max(0, 256 - pagesFree) * 4096));
+      const r = await regcli(["pull", ref, "--progress", "plain"], { env: { REGCLI_HOME: home } });
+      expectIoError(r, home, NO_SPACE);
+      expect((await leftovers(home)).filter((f) => /\.partial$|\.lock$|\.tmp$|^ingest\/./.test(f))).toEqual([]);
+      const images = await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: home } });
+      expect(images.stdout.trim() === "" || JSON.parse(images.stdout).length === 0, images.stderr).toBe(true);
+    }
+  });
+
+  it("pull -o FILE.tar and -o DIR on a full disk never exit 0 and leave nothing that looks complete", async () => {
+    for (const format of ["docker-archive", "oci-archive"]) {
+      await emptyFull();
+      const out = join(full, "out.tar");
+      expectIoError(await regcli(["pull", ref, "-o", out, "--format", format, "--progress", "plain"]), out, NO_SPACE);
+      expect(await leftovers(full)).toEqual([]);
+    }
+    await emptyFull();
+    const layout = join(full, "layout");
+    expectIoError(await regcli(["pull", ref, "-o", layout]), layout, NO_SPACE);
+    expect((await leftovers(layout)).filter((f) => f.endsWith(".partial"))).toEqual([]);
+    expect(JSON.parse(await readFile(join(layout, "index.json"), "utf8")).manifests).toEqual([]);
+  });
+
+  it("export -o and blob -o on a full disk: exit 6 naming the output, no partial output", async () => {
+    for (const output of [join(full, "rootfs.tar"), join(full, "rootfs")]) {
+      await emptyFull();
+      expectIoError(await regcli(["export", ref, "-o", output]), output, NO_SPACE);
+      expect(await leftovers(full)).toEqual([]);
+    }
+    await emptyFull();
+    await writeFile(join(full, "filler"), Buffer.alloc(512 * 1024));
+    const blobFile = join(full, "layer.tar.gz");
+    expectIoError(await regcli(["blob", `${reg.host}/disk/app@${image.layers[0]!.digest}`, "-o", blobFile]), blobFile, NO_SPACE);
+    expect(await leftovers(full)).toEqual(["filler"]);
+    await emptyFull();
+  });
+
+  it("writes to a read-only file system: exit 6 naming the path, for every writer", async () => {
+    const home = join(readOnly, "home");
+    expectIoError(await regcli(["pull", ref], { env: { REGCLI_HOME: home } }), home, READ_ONLY);
+    for (const [args, path] of [
+      [["pull", ref, "-o", join(readOnly, "out.tar")], join(readOnly, "out.tar")],
+      [["pull", ref, "-o", join(readOnly, "layout")], join(readOnly, "layout")],
+      [["copy", ref, `oci:${join(readOnly, "copy")}:1`], join(readOnly, "copy")],
+      [["export", ref, "-o", join(readOnly, "rootfs.tar")], join(readOnly, "rootfs.tar")],
+      [["export", ref, "-o", join(readOnly, "rootfs")], join(readOnly, "rootfs")],
+      [["blob", `${reg.host}/disk/app@${image.config.digest}`, "-o", join(readOnly, "config.json")], join(readOnly, "config.json")],
+    ] as Array<[string[], string]>) {
+      expectIoError(await regcli(args), path, READ_ONLY);
+    }
   });
 });

@@ -2,6 +2,7 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
+import { localFileError } from "../../errors.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 
@@ -32,7 +33,7 @@ export function register(program: Command): void {
           await rename(temp, opts.output);
         } catch (err) {
           await rm(temp, { force: true });
-          throw err;
+          throw localFileError(err, opts.output) ?? err;
         }
       });
     });
