@@ -29,7 +29,7 @@ function buildProgram(): Command {
     .option("--plain-http", "speak plain HTTP to the registries of this command")
     .option("--ca-file <file>", "trust this CA certificate (PEM) in addition to the system roots (repeatable)", (file: string, previous: string[] = []) => [...previous, file])
     .addOption(new Option("--retries <n>", "retries for a failed idempotent request").default("3"))
-    .addOption(new Option("--timeout <seconds>", "time to wait for a response or for the next chunk of one").default("60"))
+    .addOption(new Option("--timeout <seconds>", "seconds to connect (TCP and TLS), to wait for a response, or for the next chunk of one").default("60"))
     .option("--chunk-size <size>", "upload blobs in PATCH chunks of this size (e.g. 16MiB); default: one streaming PUT per blob")
     .addOption(new Option("--progress <mode>", "progress on stderr: auto (bars on a terminal, lines otherwise), tty, plain, json (one event per line), none").default("auto"))
     .option("-u, --username <user>", "user name for the registry of this command (with --password-stdin)")

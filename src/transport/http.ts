@@ -100,7 +100,8 @@ export class HttpTransport {
       tls.secureContext = createSecureContext({ ca });
     }
     const agentOptions = {
-      connect: tls,
+      // --timeout bounds connecting too (TCP connect and TLS handshake), not only the wait for an answer.
+      connect: { ...tls, timeout: this.options.timeoutMs },
       headersTimeout: this.options.timeoutMs,
       bodyTimeout: this.options.timeoutMs,
       keepAliveTimeout: 10_000,

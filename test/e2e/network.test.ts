@@ -1,12 +1,21 @@
 // TLS, plain-HTTP fallback, docker.io mirrors, proxies and connection-level errors.
 import { createServer, request as httpRequest, type Server } from "node:http";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+/** A server that listens with an accept queue of one and never accepts: it prints its port, then blocks. */
+const NEVER_ACCEPTS = `const s = require("node:net").createServer();
+s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+  process.stdout.write(String(s.address().port));
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+});`;
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
@@ -134,6 +143,36 @@ describe("plain HTTP, mirrors and proxies", () => {
     const r = await regcli(["--retries", "0", "ls", "127.0.0.1:9/app"]);
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/connection refused by 127\.0\.0\.1:9/);
+  });
+
+  it("--timeout bounds connecting: a TLS handshake or a TCP connect that never completes fails in about --timeout", async () => {
+    // Accepts TCP and never says a word: the TLS handshake (tried first on loopback) never completes.
+    const held: Socket[] = [];
+    const silent = createNetServer((socket) => held.push(socket.on("error", () => undefined)));
+    const silentPort = await new Promise<number>((resolve) => silent.listen(0, "127.0.0.1", () => resolve((silent.address() as AddressInfo).port)));
+    // Never accepts (its event loop is blocked) and its accept queue is full: the kernel drops further SYNs.
+    const blocked = spawn(process.execPath, ["-e", NEVER_ACCEPTS], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const blockedPort = Number((await once(blocked.stdout!, "data"))[0].toString());
+      for (let i = 0; i < 2; i++) held.push(connect(blockedPort, "127.0.0.1").on("error", () => undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      for (const host of [`127.0.0.1:${silentPort}`, `127.0.0.1:${blockedPort}`]) {
+        for (const flags of [[], ["--plain-http"]]) {
+          const started = Date.now();
+          const r = await regcli(["--timeout", "2", "--retries", "0", ...flags, "ls", `${host}/app`], { timeoutMs: 30_000 });
+          const seconds = (Date.now() - started) / 1000;
+          expect(r.code, r.stderr).toBe(5);
+          expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
+          expect(r.stderr).toMatch(new RegExp(`timed out (connecting to|talking to) ${host.replace(/\./g, "\\.")}`));
+          // Before: undici's own 10 s connect timeout, whatever --timeout said. 2 s plus start-up on a busy machine.
+          expect(seconds, `${host} ${flags.join(" ")}`).toBeLessThan(6);
+        }
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+      blocked.kill("SIGKILL");
+    }
   });
 
   it("tag lists follow relative Link headers page by page, and a pagination loop is refused", async () => {
