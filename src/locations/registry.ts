@@ -210,7 +210,9 @@ export class MirroredSource implements ImageSource {
   }
 
   private async first<T>(action: (e: RegistryRepository) => Promise<T>): Promise<T> {
-    let lastError: unknown;
+    const origin = this.endpoints[this.endpoints.length - 1]!;
+    const mirrorErrors: unknown[] = [];
+    let originError: unknown;
     for (const endpoint of this.ordered()) {
       try {
         const result = await action(endpoint);
@@ -218,10 +220,11 @@ export class MirroredSource implements ImageSource {
         return result;
       } catch (err) {
         if (err instanceof RegcliError && err.kind === "integrity") throw err;
-        lastError = err;
+        if (endpoint === origin) originError = err;
+        else mirrorErrors.push(err);
       }
     }
-    throw lastError;
+    throw mirroredFailure(mirrorErrors, originError);
   }
 
   getManifest(reference: string): Promise<ManifestData> {
@@ -234,6 +237,35 @@ export class MirroredSource implements ImageSource {
 
   listTags(pageSize?: number): Promise<string[]> {
     return this.first((e) => e.listTags(pageSize));
+  }
+}
+
+/**
+ * What to report when the mirrors and the registry itself all failed. The registry's answer wins, unless it
+ * could not be reached (docker.io without internet): then a mirror's answer (not found, denied) is what the user
+ * needs to see, with the registry's failure after it.
+ */
+export function mirroredFailure(mirrorErrors: unknown[], originError: unknown): unknown {
+  if (!(originError instanceof RegcliError) || originError.kind !== "network") return originError;
+  const answer = mirrorErrors.find((e): e is RegcliError => e instanceof RegcliError && e.kind !== "network");
+  if (!answer) return originError;
+  return new RegcliError(answer.kind, `${answer.message}, and ${originError.message}`, { hint: answer.hint ?? originError.hint, code: answer.code, cause: answer });
+}
+
+/** `action` on the docker.io mirrors in order, then on the registry itself, until one succeeds. */
+export async function viaMirrors<T>(ctx: RegistryContext, registry: string, action: (client: RegistryClient) => Promise<T>): Promise<T> {
+  const mirrorErrors: unknown[] = [];
+  for (const client of ctx.mirrorClients(registry)) {
+    try {
+      return await action(client);
+    } catch (err) {
+      mirrorErrors.push(err);
+    }
+  }
+  try {
+    return await action(ctx.client(registry));
+  } catch (err) {
+    throw mirroredFailure(mirrorErrors, err);
   }
 }
 

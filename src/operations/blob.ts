@@ -1,5 +1,6 @@
 import { pipeline, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
+import { viaMirrors } from "../locations/registry.js";
 import { VerifyingStream } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -9,16 +10,10 @@ export async function openBlob(ctx: RegistryContext, ref: Reference): Promise<{ 
   if (!ref.digest) {
     throw new RegcliError("usage", `blob needs a digest: ${ref.familiar} has none`, { hint: "use REPOSITORY@sha256:..." });
   }
-  const endpoints = [...ctx.mirrorClients(ref.registry), ctx.client(ref.registry)];
-  let lastError: unknown;
-  for (const client of endpoints) {
-    try {
-      const { body, size } = await client.getBlob(ref.repository, ref.digest);
-      const verifier = new VerifyingStream(ref.digest, size, client.registry);
-      return { stream: pipeline(body, verifier, () => undefined), size };
-    } catch (err) {
-      lastError = err;
-    }
-  }
-  throw lastError;
+  const digest = ref.digest;
+  return viaMirrors(ctx, ref.registry, async (client) => {
+    const { body, size } = await client.getBlob(ref.repository, digest);
+    const verifier = new VerifyingStream(digest, size, client.registry);
+    return { stream: pipeline(body, verifier, () => undefined), size };
+  });
 }

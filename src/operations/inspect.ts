@@ -1,5 +1,5 @@
 import { RegcliError } from "../errors.js";
-import { registrySource } from "../locations/registry.js";
+import { registrySource, viaMirrors } from "../locations/registry.js";
 import type { ImageSource } from "../locations/types.js";
 import {
   checkDescriptorSize,
@@ -139,16 +139,12 @@ export async function inspect(ctx: RegistryContext, ref: Reference, platform?: P
 
 /** The manifest digest for a reference by HEAD (mirrors first for docker.io), without downloading it. */
 export async function resolveDigest(ctx: RegistryContext, ref: Reference): Promise<{ digest: string; mediaType?: string }> {
-  const endpoints = [...ctx.mirrorClients(ref.registry), ctx.client(ref.registry)];
-  let lastError: unknown;
-  for (const client of endpoints) {
-    try {
-      const head = await client.headManifest(ref.repository, manifestReference(ref));
-      if (head) return { digest: head.digest, mediaType: head.mediaType };
-      lastError = new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
-    } catch (err) {
-      lastError = err;
+  return viaMirrors(ctx, ref.registry, async (client) => {
+    const head = await client.headManifest(ref.repository, manifestReference(ref));
+    if (!head) {
+      const name = `${client.registry}/${ref.repository}${ref.digest ? "@" : ":"}${manifestReference(ref)}`;
+      throw new RegcliError("not-found", `manifest ${name} not found`, { code: "MANIFEST_UNKNOWN" });
     }
-  }
-  throw lastError;
+    return { digest: head.digest, mediaType: head.mediaType };
+  });
 }

@@ -194,6 +194,29 @@ describe("local image store", () => {
     expect(after.map((i: { name: string }) => i.name).sort()).toEqual([`${proxy.host}/big/app:1.0`, `${reg.host}/firstapp:latest`].sort());
   });
 
+  it("push SOURCE TARGET says what SOURCE is: a missing file, a stored image, a registry reference, nothing", async () => {
+    ok(await cli(["pull", `${reg.host}/multi/app:1.0`]));
+    ok(await cli(["image", "tag", `${reg.host}/multi/app:1.0`, "multi"]));
+    const stored = await cli(["push", "multi", `${reg.host}/x`]);
+    expect(stored.code).toBe(2);
+    expect(stored.stderr).toMatch(/multi is an image in the local store \(docker\.io\/library\/multi:latest\)/);
+    expect(stored.stderr).toContain(`regcli image tag multi ${reg.host}/x && regcli push ${reg.host}/x`);
+    const missing = await cli(["push", "missing.tar", `${reg.host}/x`]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/push source missing\.tar: no such file or directory/);
+    const nothing = await cli(["push", "nothere", `${reg.host}/x`]);
+    expect(nothing.code).toBe(4);
+    expect(nothing.stderr).toMatch(/no such file or directory, and no image docker\.io\/library\/nothere:latest in the local store; see regcli images/);
+    const remote = await cli(["push", `${reg.host}/other/app:1`, `${reg.host}/x`]);
+    expect(remote.code).toBe(2);
+    expect(remote.stderr).toContain(`regcli copy ${reg.host}/other/app:1 ${reg.host}/x`);
+    for (const r of [stored, missing, nothing, remote]) {
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/regcli copy (multi|missing\.tar|nothere) /); // a bare name means docker.io: never suggested
+    }
+    ok(await cli(["image", "rm", "multi", `${reg.host}/multi/app:1.0`]));
+  });
+
   it("usage and not-found errors are one line with the right exit code", async () => {
     const missing = await cli(["image", "rm", "never/pulled"]);
     expect(missing.code).toBe(4);

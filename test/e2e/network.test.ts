@@ -175,6 +175,28 @@ describe("plain HTTP, mirrors and proxies", () => {
     }
   });
 
+  it("a mirror's 404 is reported, not hidden behind docker.io's DNS failure; network errors name the image", async () => {
+    // No internet here: docker.io genuinely cannot be resolved, as for a user behind a mirror-only network.
+    const env = { REGCLI_REGISTRY_MIRRORS: origin.url };
+    const blobDigest = busybox.layers[0]!.digest;
+    for (const args of [["pull", "nothere"], ["digest", "nothere"], ["inspect", "nothere"], ["ls", "nothere"], ["blob", `nothere@${blobDigest}`]]) {
+      const r = await regcli(["--retries", "0", ...args], { env: { ...env, REGCLI_HOME: await tempDir() } });
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(4);
+      expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`${origin.host}/library/nothere`); // the mirror's answer
+      expect(r.stderr).toMatch(/not found/);
+      expect(r.stderr).toMatch(/cannot resolve host registry-1\.docker\.io \((image|repository) docker\.io\/library\/nothere/); // and docker.io's
+    }
+    // Without a mirror: the DNS failure names the host and the image.
+    const dns = await regcli(["--retries", "0", "pull", "nothere:1.0"], { env: { REGCLI_HOME: await tempDir() } });
+    expect(dns.code).toBe(5);
+    expect(dns.stderr.trim()).toMatch(/^regcli: error: cannot resolve host registry-1\.docker\.io \(image docker\.io\/library\/nothere:1\.0\)/);
+    // A refused connection while pushing names the repository being written.
+    const refused = await regcli(["--retries", "0", "copy", `${origin.host}/library/busybox`, "127.0.0.1:9/team/app:2"]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/connection refused by 127\.0\.0\.1:9 \((image|repository) 127\.0\.0\.1:9\/team\/app/);
+  });
+
   it("tag lists follow relative Link headers page by page, and a pagination loop is refused", async () => {
     const pages: Record<string, { tags: string[]; next?: string }> = {
       "": { tags: ["1", "2"], next: "/v2/app/tags/list?n=2&last=2" },

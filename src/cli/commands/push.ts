@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import type { LocationSpec } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
@@ -19,17 +18,13 @@ export function register(program: Command): void {
     .option("-j, --jobs <n>", "concurrent blob uploads", String(DEFAULT_JOBS))
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string }, cmd: Command) => {
-      const { parseSourcePath, push, progressFor, PUSH_VERBS } = await load();
+      const { parseSourcePath, push, pushSourceError, progressFor, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
       const target = parseReference(second ?? first);
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
       if (second) {
         const spec = parseSourcePath(first);
-        if (!spec) {
-          throw new RegcliError("usage", `push source ${first} is not an OCI layout directory or an archive file`, {
-            hint: `to move between registries use regcli copy ${first} ${second}`,
-          });
-        }
+        if (!spec) throw await pushSourceError(first, second);
         from = { kind: "location", spec };
       }
       const quiet = cmd.optsWithGlobals().quiet === true;
