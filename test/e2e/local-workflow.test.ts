@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
-import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 
 function ok(r: CliResult): CliResult {
@@ -320,6 +320,28 @@ describe("local write failures: full disk, read-only file system", () => {
     expectIoError(await regcli(["blob", `${reg.host}/disk/app@${image.layers[0]!.digest}`, "-o", blobFile]), blobFile, NO_SPACE);
     expect(await leftovers(full)).toEqual(["filler"]);
     await emptyFull();
+  });
+
+  it("regcli serve on a full disk answers errors, logs one line, keeps running, keeps no temporary files", async () => {
+    await emptyFull();
+    const root = join(full, "registry");
+    const port = await freePort();
+    const server = spawn(process.execPath, [join(repoRoot, "bin", "regcli.cjs"), "serve", "--addr", `127.0.0.1:${port}`, "--root", root], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    server.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+    try {
+      for (let i = 0; i < 100 && !log.includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));
+      const push = await regcli(["--retries", "1", "copy", ref, `127.0.0.1:${port}/disk/app:1`]);
+      expect(push.code, push.stderr).toBe(5);
+      expect(push.stderr).toMatch(/failed upload/);
+      expect(ok(await regcli(["ls", `127.0.0.1:${port}`])).code).toBe(0); // still serving
+      expect(log).toMatch(new RegExp(`error: cannot write ${root}: no space left on the device`));
+      expect(log).not.toMatch(/^\s+at /m);
+      expect((await leftovers(root)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    } finally {
+      server.kill("SIGKILL");
+      await emptyFull();
+    }
   });
 
   it("writes to a read-only file system: exit 6 naming the path, for every writer", async () => {
