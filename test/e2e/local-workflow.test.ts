@@ -252,7 +252,7 @@ describe("local write failures: full disk, read-only file system", () => {
     execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", readOnly]);
   });
   afterAll(async () => {
-    for (const dir of [full, readOnly]) if (dir) execFileSync("umount", [dir]);
+    for (const dir of [full, readOnly]) if (dir) execFileSync("umount", ["-l", dir]);
     await reg?.stop();
   });
 

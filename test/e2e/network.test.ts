@@ -164,8 +164,8 @@ describe("plain HTTP, mirrors and proxies", () => {
           expect(r.code, r.stderr).toBe(5);
           expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
           expect(r.stderr).toMatch(new RegExp(`timed out (connecting to|talking to) ${host.replace(/\./g, "\\.")}`));
-          // Before: undici's own 10 s connect timeout, whatever --timeout said. 2 s plus start-up on a busy machine.
-          expect(seconds, `${host} ${flags.join(" ")}`).toBeLessThan(6);
+          // Before: undici's own 10 s connect timeout, whatever --timeout said; now 2 s plus start-up (slow on a busy machine).
+          expect(seconds, `${host} ${flags.join(" ")}`).toBeLessThan(8);
         }
       }
     } finally {
