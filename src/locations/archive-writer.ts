@@ -154,7 +154,7 @@ export class ArchiveWriter implements ImageDestination {
   async abort(): Promise<void> {
     this.pack.destroy();
     await this.done.catch(() => undefined);
-    await rm(this.temp, { force: true });
+    await rm(this.temp, { force: true }).catch(() => undefined); // never hides why the write failed
   }
 }
 

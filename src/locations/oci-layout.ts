@@ -200,7 +200,7 @@ export class OciLayout implements ImageSource, ImageDestination {
       } catch (err) {
         // Bytes that failed verification are useless, and on a full disk the partial file only holds the space.
         const io = localFileError(sink?.errored, this.dir);
-        if (io || (err instanceof RegcliError && (err.kind === "integrity" || err.kind === "io"))) await rm(partial, { force: true });
+        if (io || (err instanceof RegcliError && (err.kind === "integrity" || err.kind === "io"))) await rm(partial, { force: true }).catch(() => undefined);
         throw io ?? err;
       }
       return "uploaded";
@@ -328,7 +328,7 @@ export async function atomicWrite(path: string, data: string | Buffer): Promise<
     await writeFile(temp, data, { mode: 0o644 });
     await rename(temp, path);
   } catch (err) {
-    await rm(temp, { force: true });
+    await rm(temp, { force: true }).catch(() => undefined);
     throw err;
   }
 }

@@ -59,7 +59,7 @@ export async function exportImage(
     await rename(partial, output);
     return result;
   } catch (err) {
-    await rm(partial, { recursive: true, force: true });
+    await rm(partial, { recursive: true, force: true }).catch(() => undefined);
     throw localFileError(err, output) ?? err;
   }
 }

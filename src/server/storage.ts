@@ -30,7 +30,7 @@ async function atomicWrite(path: string, data: string | Buffer): Promise<void> {
     await writeFile(temp, data);
     await rename(temp, path);
   } catch (err) {
-    await rm(temp, { force: true }); // a disk that filled up keeps no half-written temporary file
+    await rm(temp, { force: true }).catch(() => undefined); // a disk that filled up keeps no half-written temporary file
     throw err;
   }
 }

@@ -27,7 +27,7 @@ export async function withFileLock<T>(lockPath: string, action: () => Promise<T>
       } catch (writeError) {
         // Disk full: a lock without an owner would wedge the next run; a handle left open warns at garbage collection.
         await handle.close().catch(() => undefined);
-        await rm(lockPath, { force: true });
+        await rm(lockPath, { force: true }).catch(() => undefined);
         throw writeError;
       }
       await handle.close();

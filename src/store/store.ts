@@ -39,7 +39,7 @@ export class LocalStore {
       });
       return await action();
     } finally {
-      await rm(marker, { force: true });
+      await rm(marker, { force: true }).catch(() => undefined);
     }
   }
 

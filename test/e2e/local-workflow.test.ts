@@ -322,6 +322,18 @@ describe("local write failures: full disk, read-only file system", () => {
     await emptyFull();
   });
 
+  it("a path through a regular file (ENOTDIR) or onto a directory (EISDIR): exit 6 naming it, not the cleanup's error", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "a-file");
+    await writeFile(file, "x");
+    const NOT_DIR = /^regcli: error: cannot write .*: a part of the path is not a directory \(ENOTDIR\)/;
+    expectIoError(await regcli(["pull", ref], { env: { REGCLI_HOME: file } }), file, NOT_DIR);
+    for (const output of [join(file, "out.tar"), join(file, "layout")]) expectIoError(await regcli(["pull", ref, "-o", output]), output, NOT_DIR);
+    expectIoError(await regcli(["export", ref, "-o", join(file, "rootfs.tar")]), join(file, "rootfs.tar"), NOT_DIR);
+    expectIoError(await regcli(["blob", `${reg.host}/disk/app@${image.config.digest}`, "-o", dir]), dir, /it is a directory \(EISDIR\)/);
+    expect(await readdir(dir)).toEqual(["a-file"]);
+  });
+
   it("regcli serve on a full disk answers errors, logs one line, keeps running, keeps no temporary files", async () => {
     await emptyFull();
     const root = join(full, "registry");

@@ -32,7 +32,7 @@ export function register(program: Command): void {
           await pipeline(stream, createWriteStream(temp, { mode: 0o644 }));
           await rename(temp, opts.output);
         } catch (err) {
-          await rm(temp, { force: true });
+          await rm(temp, { force: true }).catch(() => undefined);
           throw localFileError(err, opts.output) ?? err;
         }
       });
