@@ -294,7 +294,7 @@ describe("local write failures: full disk, read-only file system", () => {
     }
   });
 
-  it("pull -o FILE.tar and -o DIR on a full disk never exit 0 and leave nothing that looks complete", async () => {
+  it("pull -o FILE.tar, -o DIR and image save on a full disk never exit 0 and leave nothing that looks complete", async () => {
     for (const format of ["docker-archive", "oci-archive"]) {
       await emptyFull();
       const out = join(full, "out.tar");
@@ -306,6 +306,12 @@ describe("local write failures: full disk, read-only file system", () => {
     expectIoError(await regcli(["pull", ref, "-o", layout]), layout, NO_SPACE);
     expect((await leftovers(layout)).filter((f) => f.endsWith(".partial"))).toEqual([]);
     expect(JSON.parse(await readFile(join(layout, "index.json"), "utf8")).manifests).toEqual([]);
+    await emptyFull();
+    const home = await tempDir("regcli-home-");
+    ok(await regcli(["pull", ref], { env: { REGCLI_HOME: home } }));
+    const saved = join(full, "saved.tar");
+    expectIoError(await regcli(["image", "save", ref, "-o", saved], { env: { REGCLI_HOME: home } }), saved, NO_SPACE);
+    expect(await leftovers(full)).toEqual([]);
   });
 
   it("export -o and blob -o on a full disk: exit 6 naming the output, no partial output", async () => {
