@@ -52,6 +52,43 @@ export class RegcliError extends Error {
   }
 }
 
+/** Errors of local files that are the machine's state, not a bug: what each means and what the user can do. */
+const LOCAL_FILE_ERRORS: Record<string, { what: string; hint: string }> = {
+  ENOSPC: { what: "no space left on the device", hint: "free some space or write elsewhere" },
+  EDQUOT: { what: "disk quota exceeded", hint: "free some space or write elsewhere" },
+  EFBIG: { what: "file too large for that file system", hint: "write elsewhere" },
+  EROFS: { what: "read-only file system", hint: "write elsewhere" },
+  EACCES: { what: "permission denied", hint: "check the permissions or write elsewhere" },
+  EPERM: { what: "operation not permitted", hint: "check the permissions or write elsewhere" },
+  ENOTDIR: { what: "a part of the path is not a directory", hint: "check the path" },
+  EISDIR: { what: "it is a directory", hint: "give a file name" },
+  ENOENT: { what: "no such file or directory", hint: "check the path" },
+  EIO: { what: "input/output error of the device", hint: "check the disk" },
+};
+
+/**
+ * A Node file-system error (disk full, permission denied, read-only, ...) as a one-line "io" error naming `path`
+ * (else the path the error carries); undefined for anything else. Stream writes carry no path, so the place that
+ * opened the file names it.
+ */
+export function localFileError(err: unknown, path?: string, action = "write"): RegcliError | undefined {
+  if (err instanceof RegcliError || !(err instanceof Error)) return undefined;
+  const { code, path: errPath } = err as NodeJS.ErrnoException;
+  const known = code === undefined ? undefined : LOCAL_FILE_ERRORS[code];
+  if (!known) return undefined;
+  const where = path ?? errPath ?? "a local file";
+  return new RegcliError("io", `cannot ${action} ${where}: ${known.what} (${code})`, { hint: known.hint, code, cause: err });
+}
+
+/** Run a local write, turning a file-system failure into an "io" error that names `path`. */
+export async function writingTo<T>(path: string, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (err) {
+    throw localFileError(err, path) ?? err;
+  }
+}
+
 export class InvalidReferenceError extends RegcliError {
   readonly input: string;
   constructor(input: string, reason: string) {

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, open, readFile, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { childProcess } from "../util/builtins.js";
 
 export interface Credential {
@@ -128,7 +128,7 @@ async function writeConfigAtomically(path: string, config: DockerConfig): Promis
     await rename(temp, target);
   } catch (err) {
     await rm(temp, { force: true }).catch(() => undefined);
-    throw new RegcliError("general", `cannot write ${target}: ${(err as Error).message}`, { cause: err });
+    throw localFileError(err, target) ?? new RegcliError("general", `cannot write ${target}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -67,10 +67,14 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
 /** Run `action` with a context, closing its connections afterwards. */
 export async function withContext<T>(cmd: Command, credentialRegistry: string | undefined, action: (ctx: RegistryContext) => Promise<T>): Promise<T> {
   const ctx = await createContext(cmd, credentialRegistry);
+  let failed = true;
   try {
-    return await action(ctx);
+    const result = await action(ctx);
+    failed = false;
+    return result;
   } finally {
-    await ctx.close().catch(() => undefined);
+    // After a failure, transfers still running (or a response nobody will read) must not hold up the exit.
+    await ctx.close(failed).catch(() => undefined);
   }
 }
 

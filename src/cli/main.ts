@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from "commander";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { strayNetworkError } from "../transport/errors.js";
 import { regcliVersion } from "../version.js";
 import { register as registerBlob } from "./commands/blob.js";
@@ -30,7 +30,7 @@ function buildProgram(): Command {
     .option("--plain-http", "speak plain HTTP to the registries of this command")
     .option("--ca-file <file>", "trust this CA certificate (PEM) in addition to the system roots (repeatable)", (file: string, previous: string[] = []) => [...previous, file])
     .addOption(new Option("--retries <n>", "retries for a failed idempotent request").default("3"))
-    .addOption(new Option("--timeout <seconds>", "time to wait for a response or for the next chunk of one").default("60"))
+    .addOption(new Option("--timeout <seconds>", "seconds to connect (TCP and TLS), to wait for a response, or for the next chunk of one").default("60"))
     .option("--chunk-size <size>", "upload blobs in PATCH chunks of this size (e.g. 16MiB); default: one streaming PUT per blob")
     .addOption(new Option("--progress <mode>", "progress on stderr: auto (bars on a terminal, lines otherwise), tty, plain, json (one event per line), none").default("auto"))
     .option("-u, --username <user>", "user name for the registry of this command (with --password-stdin)")
@@ -120,7 +120,15 @@ export async function main(argv: string[]): Promise<number> {
   // output was simply not wanted any more, instead of dying of an unhandled EPIPE with a stack trace.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => {
     if (e.code === "EPIPE") process.exit(0);
-    process.exit(reportError("regcli: error:", `cannot write the output: ${e.message}`, 5));
+    const io = localFileError(e, "the standard output");
+    process.exit(io ? reportError("regcli: error:", io.toLine(), io.exitCode) : reportError("regcli: error:", `cannot write the output: ${e.message}`, 5));
+  });
+  // A command whose work stopped without an answer (a promise nothing will settle) would let Node exit 0 with
+  // its output unwritten: never report that as success.
+  let finished = false;
+  process.once("beforeExit", () => {
+    if (finished) return;
+    process.exitCode = reportError("regcli: internal error:", "the command stopped before it finished; its output is incomplete", 1);
   });
   // JSON mode from the start, before commander parses anything: its errors and the debug lines are events too.
   if (argv.some((a, i) => a === "--progress=json" || (a === "--progress" && argv[i + 1] === "json"))) useJsonEvents();
@@ -143,11 +151,14 @@ export async function main(argv: string[]): Promise<number> {
       return jsonEventsOn() ? reportError("", error.message.replace(/^error: /, ""), 2) : 2;
     }
     const debug = argv.includes("--debug");
-    if (!(error instanceof RegcliError)) error = strayNetworkError(error) ?? error;
+    // Last resort: a file-system error that escaped its boundary (it carries its own path).
+    if (!(error instanceof RegcliError)) error = localFileError(error, undefined, "access") ?? strayNetworkError(error) ?? error;
     if (error instanceof RegcliError) {
       return reportError("regcli: error:", error.toLine(), error.exitCode, debug && error.cause ? String((error.cause as Error).stack ?? error.cause) : undefined);
     }
     const message = error instanceof Error ? error.message : String(error);
     return reportError("regcli: internal error:", `${message} (run with --debug for details)`, 1, debug && error instanceof Error ? error.stack : undefined);
+  } finally {
+    finished = true;
   }
 }

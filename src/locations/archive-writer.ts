@@ -4,7 +4,7 @@ import { pipeline } from "node:stream/promises";
 import type { Readable, Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import tar from "tar-stream";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { hostPlatform, isDigest, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
 import { limiter } from "../util/limit.js";
 import { annotationsFor, familiarName, isBareTag } from "./image-names.js";
@@ -29,6 +29,9 @@ export class ArchiveWriter implements ImageDestination {
   private readonly pack = tar.pack();
   private readonly temp: string | undefined;
   private readonly done: Promise<void>;
+  /** Rejects as soon as the file cannot be written (disk full, read-only): the pack is then destroyed, and an
+   * entry waiting on it would never end (and an empty event loop would exit 0). */
+  private readonly failed: Promise<never>;
   private readonly serial = limiter(1);
   private readonly written = new Set<string>();
   private readonly manifests = new Map<string, ManifestData>();
@@ -42,11 +45,24 @@ export class ArchiveWriter implements ImageDestination {
     this.description = `${flavour}:${typeof file === "string" ? file : "-"}`;
     this.temp = typeof file === "string" ? `${file}.${process.pid}-${randomBytes(4).toString("hex")}.partial` : undefined;
     this.done = this.temp ? pipeline(this.pack, createWriteStream(this.temp, { mode: 0o644 })) : pipeline(this.pack, file as Writable, { end: false });
-    this.done.catch(() => undefined);
+    this.failed = this.done.then(() => new Promise<never>(() => undefined));
+    this.failed.catch(() => undefined);
+  }
+
+  /** The error to report: the file's own failure (named after the archive) wins over what it caused. */
+  private async reporting<T>(action: () => Promise<T>): Promise<T> {
+    try {
+      return await action();
+    } catch (err) {
+      // A file that failed destroys the pack, and the pipeline then settles with the file's error.
+      const where = typeof this.file === "string" ? this.file : "the standard output";
+      const fileError = this.pack.destroyed ? await this.done.then(() => undefined, (e: unknown) => e) : undefined;
+      throw localFileError(fileError, where) ?? localFileError(err, where) ?? err;
+    }
   }
 
   private entry(name: string, size: number, body: Readable | Buffer): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const written = this.pack.destroyed ? this.failed : new Promise<void>((resolve, reject) => {
       if (Buffer.isBuffer(body)) {
         this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, body, (err) => (err ? reject(err) : resolve()));
         return;
@@ -54,15 +70,21 @@ export class ArchiveWriter implements ImageDestination {
       const sink = this.pack.entry({ name, size, mode: 0o644, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve()));
       pipeline(body, sink).catch(reject);
     });
+    return Promise.race([written, this.failed]).catch((err: unknown) => {
+      if (!Buffer.isBuffer(body)) body.destroy(); // a response nobody reads would hold its connection open
+      throw err;
+    });
   }
 
   async putBlob(desc: Descriptor, open: () => Promise<Readable>): Promise<BlobOutcome> {
-    return this.serial(async () => {
-      if (this.written.has(desc.digest)) return "exists";
-      await this.entry(blobName(desc.digest), desc.size, await open());
-      this.written.add(desc.digest);
-      return "uploaded";
-    });
+    return this.reporting(() =>
+      this.serial(async () => {
+        if (this.written.has(desc.digest)) return "exists";
+        await this.entry(blobName(desc.digest), desc.size, await open());
+        this.written.add(desc.digest);
+        return "uploaded";
+      }),
+    );
   }
 
   async manifestDigest(reference: string): Promise<string | undefined> {
@@ -70,12 +92,14 @@ export class ArchiveWriter implements ImageDestination {
   }
 
   async putManifest(manifest: ManifestData, reference: string): Promise<void> {
-    await this.serial(async () => {
-      if (!this.written.has(manifest.digest)) {
-        await this.entry(blobName(manifest.digest), manifest.bytes.length, manifest.bytes);
-        this.written.add(manifest.digest);
-      }
-    });
+    await this.reporting(() =>
+      this.serial(async () => {
+        if (!this.written.has(manifest.digest)) {
+          await this.entry(blobName(manifest.digest), manifest.bytes.length, manifest.bytes);
+          this.written.add(manifest.digest);
+        }
+      }),
+    );
     this.manifests.set(manifest.digest, manifest);
     if (isDigest(reference)) return; // a child, stored by digest
     this.named.push({ entry: reference, desc: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: annotationsFor(reference) } });
@@ -92,7 +116,11 @@ export class ArchiveWriter implements ImageDestination {
     return child ? this.imageFor(child.digest) : undefined;
   }
 
-  async finish(): Promise<void> {
+  finish(): Promise<void> {
+    return this.reporting(() => this.finishWriting());
+  }
+
+  private async finishWriting(): Promise<void> {
     const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: this.named.map((n) => n.desc) };
     await this.serial(async () => {
       const layoutMarker = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));
@@ -130,7 +158,7 @@ export class ArchiveWriter implements ImageDestination {
   async abort(): Promise<void> {
     this.pack.destroy();
     await this.done.catch(() => undefined);
-    if (this.temp) await rm(this.temp, { force: true });
+    if (this.temp) await rm(this.temp, { force: true }).catch(() => undefined); // never hides why the write failed
   }
 }
 

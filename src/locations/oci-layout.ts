@@ -1,13 +1,14 @@
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline as pipelineCb, type Readable } from "node:stream";
+import { pipeline as pipelineCb, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createHash, randomBytes } from "node:crypto";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError, writingTo } from "../errors.js";
 import { isDigest, MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
+import { makeDirectory } from "../util/files.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -50,14 +51,16 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   /** Create the layout skeleton if missing (idempotent). */
   async init(): Promise<void> {
-    await mkdir(join(this.dir, "blobs", "sha256"), { recursive: true });
-    const marker = join(this.dir, "oci-layout");
-    if (!(await exists(marker))) await atomicWrite(marker, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-    if (!(await exists(this.indexPath))) {
-      await withFileLock(`${this.indexPath}.lock`, async () => {
-        if (!(await exists(this.indexPath))) await atomicWrite(this.indexPath, JSON.stringify(emptyIndex()));
-      });
-    }
+    await writingTo(this.dir, async () => {
+      await makeDirectory(join(this.dir, "blobs", "sha256"));
+      const marker = join(this.dir, "oci-layout");
+      if (!(await exists(marker))) await atomicWrite(marker, JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+      if (!(await exists(this.indexPath))) {
+        await withFileLock(`${this.indexPath}.lock`, async () => {
+          if (!(await exists(this.indexPath))) await atomicWrite(this.indexPath, JSON.stringify(emptyIndex()));
+        });
+      }
+    });
   }
 
   async readIndex(): Promise<LayoutIndex> {
@@ -82,11 +85,13 @@ export class OciLayout implements ImageSource, ImageDestination {
   /** Change index.json under the lock; the update sees the latest state and is written atomically. */
   async updateIndex(change: (index: LayoutIndex) => void | Promise<void>): Promise<void> {
     await this.init();
-    await withFileLock(`${this.indexPath}.lock`, async () => {
-      const index = await this.readIndex();
-      await change(index);
-      await atomicWrite(this.indexPath, JSON.stringify(index));
-    });
+    await writingTo(this.dir, () =>
+      withFileLock(`${this.indexPath}.lock`, async () => {
+        const index = await this.readIndex();
+        await change(index);
+        await atomicWrite(this.indexPath, JSON.stringify(index));
+      }),
+    );
   }
 
   async find(reference: string): Promise<Descriptor | undefined> {
@@ -183,7 +188,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     if (await this.hasBlob(desc.digest, desc.size)) return "exists";
     await this.init();
     const target = this.blobPath(desc.digest);
-    await mkdir(join(target, ".."), { recursive: true });
+    await writingTo(this.dir, () => makeDirectory(join(target, "..")));
     const partial = `${target}.partial`;
     return withFileLock(`${target}.lock`, async () => {
       if (await this.hasBlob(desc.digest, desc.size)) return "exists";
@@ -193,15 +198,19 @@ export class OciLayout implements ImageSource, ImageDestination {
       if (offset > 0) {
         for await (const chunk of createReadStream(partial, { end: offset - 1 })) prefixHash.update(chunk as Buffer);
       }
+      let sink: Writable | undefined;
       try {
         const source = await open(offset > 0 ? { offset, prefixHash } : undefined);
         // A wide write buffer lets chunks that arrive during a write go out together (writev), not one syscall each.
         const writeOptions = { highWaterMark: WRITE_BUFFER_BYTES, ...(offset > 0 ? { flags: "r+", start: offset } : { mode: 0o644 }) };
-        await pipeline(source, createWriteStream(partial, writeOptions));
-        await rename(partial, target);
+        sink = createWriteStream(partial, writeOptions);
+        await pipeline(source, sink);
+        await writingTo(this.dir, () => rename(partial, target));
       } catch (err) {
-        if (err instanceof RegcliError && err.kind === "integrity") await rm(partial, { force: true });
-        throw err;
+        // Bytes that failed verification are useless, and on a full disk the partial file only holds the space.
+        const io = localFileError(sink?.errored, this.dir);
+        if (io || (err instanceof RegcliError && (err.kind === "integrity" || err.kind === "io"))) await rm(partial, { force: true }).catch(() => undefined);
+        throw io ?? err;
       }
       return "uploaded";
     }, 24 * 3600_000);
@@ -211,7 +220,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     if (await this.hasBlob(digest, bytes.length)) return;
     verifyBytes(bytes, digest, "manifest");
     await this.init();
-    await atomicWrite(this.blobPath(digest), bytes);
+    await writingTo(this.dir, () => atomicWrite(this.blobPath(digest), bytes));
   }
 
   async manifestDigest(reference: string): Promise<string | undefined> {
@@ -328,7 +337,7 @@ export async function atomicWrite(path: string, data: string | Buffer): Promise<
     await writeFile(temp, data, { mode: 0o644 });
     await rename(temp, path);
   } catch (err) {
-    await rm(temp, { force: true });
+    await rm(temp, { force: true }).catch(() => undefined);
     throw err;
   }
 }

@@ -222,7 +222,9 @@ export class MirroredSource implements ImageSource {
   }
 
   private async first<T>(action: (e: RegistryRepository) => Promise<T>): Promise<T> {
-    let lastError: unknown;
+    const origin = this.endpoints[this.endpoints.length - 1]!;
+    const mirrorErrors: unknown[] = [];
+    let originError: unknown;
     for (const endpoint of this.ordered()) {
       try {
         const result = await action(endpoint);
@@ -230,10 +232,11 @@ export class MirroredSource implements ImageSource {
         return result;
       } catch (err) {
         if (err instanceof RegcliError && err.kind === "integrity") throw err;
-        lastError = err;
+        if (endpoint === origin) originError = err;
+        else mirrorErrors.push(err);
       }
     }
-    throw lastError;
+    throw mirroredFailure(mirrorErrors, originError);
   }
 
   getManifest(reference: string): Promise<ManifestData> {
@@ -251,6 +254,18 @@ export class MirroredSource implements ImageSource {
   listTags(pageSize?: number): Promise<string[]> {
     return this.first((e) => e.listTags(pageSize));
   }
+}
+
+/**
+ * What to report when the mirrors and the registry itself all failed. The registry's answer wins, unless it
+ * could not be reached (docker.io without internet): then a mirror's answer (not found, denied) is what the user
+ * needs to see, with the registry's failure after it.
+ */
+function mirroredFailure(mirrorErrors: unknown[], originError: unknown): unknown {
+  if (!(originError instanceof RegcliError) || originError.kind !== "network") return originError;
+  const answer = mirrorErrors.find((e): e is RegcliError => e instanceof RegcliError && e.kind !== "network");
+  if (!answer) return originError;
+  return new RegcliError(answer.kind, `${answer.message}, and ${originError.message}`, { hint: answer.hint ?? originError.hint, code: answer.code, cause: answer });
 }
 
 /** The image source for a reference: its registry, behind docker.io mirrors when any are configured. */

@@ -81,8 +81,6 @@ async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream:
   const gzip = first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b;
   const body = new PassThrough();
   body.write(first);
-  raw.pipe(body);
-  raw.on("error", (e) => body.destroy(e));
   const extract = tar.extract();
   extract.on("entry", (header, stream, next) => {
     onEntry(header, stream as unknown as Readable).then(
@@ -93,7 +91,8 @@ async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream:
       (err) => extract.destroy(err),
     );
   });
-  await pipeline(gzip ? body.pipe(createGunzip()) : body, extract);
+  // One pipeline from the download on: a failure anywhere (the output's disk full) ends the download too.
+  await (gzip ? pipeline(raw, body, createGunzip(), extract) : pipeline(raw, body, extract));
 }
 
 /**
@@ -166,6 +165,9 @@ function cleanMode(mode: number | undefined, options: FlattenOptions): number | 
 export async function exportToTar(layers: LayerInput[], out: Writable, options: FlattenOptions = {}): Promise<{ entries: number }> {
   const pack = tar.pack();
   const done = pipeline(pack, out);
+  // An output that fails (disk full) destroys the pack: end then, not wait for an entry that never finishes.
+  const failed = done.then(() => new Promise<never>(() => undefined));
+  failed.catch(() => undefined);
   let entries = 0;
   try {
     await walkFlattened(layers, async (path, header, stream) => {
@@ -173,19 +175,20 @@ export async function exportToTar(layers: LayerInput[], out: Writable, options: 
       const name = header.type === "directory" ? `${path}/` : path;
       const linkname = header.type === "link" && header.linkname ? normalizeEntryName(header.linkname, "link") : header.linkname;
       const h = { ...header, name, linkname, mode: cleanMode(header.mode, options) };
-      await new Promise<void>((resolve, reject) => {
+      const written = new Promise<void>((resolve, reject) => {
         const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()));
         if (header.type === "file" || header.type === "contiguous-file") pipeline(stream, sink as unknown as Writable).catch(reject);
         else (sink as unknown as Writable).end();
       });
+      await Promise.race([written, failed]);
       entries++;
     });
     pack.finalize();
     await done;
   } catch (err) {
     pack.destroy(err as Error);
-    await done.catch(() => undefined);
-    throw err;
+    // The pipeline settles with the first failure: the output's own (disk full) rather than what it caused.
+    throw await done.then(() => err, (first: unknown) => first);
   }
   return { entries };
 }

@@ -1,13 +1,14 @@
 import { createWriteStream } from "node:fs";
 import { readdir, rename, rm } from "node:fs/promises";
 import type { Writable } from "node:stream";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { openSource, type OpenedSource } from "../locations/open.js";
 import { hasLocalTransport, parseLocation } from "../locations/parse.js";
 import { catFile, exportToDirectory, exportToTar, type FlattenOptions, type LayerInput } from "../oci/flatten.js";
 import type { Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore } from "../store/store.js";
+import { makeDirectory } from "../util/files.js";
 import { resolveImage } from "./inspect.js";
 
 /**
@@ -47,6 +48,7 @@ export async function exportImage(
     if (existing && existing.length) throw new RegcliError("usage", `${output} is not empty: export into a new or empty directory`);
   }
   try {
+    if (options.toDirectory) await makeDirectory(partial);
     const result = await withLayers(ctx, text, options.platform, (layers) =>
       options.toDirectory ? exportToDirectory(layers, partial, options) : exportToTar(layers, createWriteStream(partial, { mode: 0o644 }), options),
     );
@@ -54,8 +56,8 @@ export async function exportImage(
     await rename(partial, output);
     return result;
   } catch (err) {
-    await rm(partial, { recursive: true, force: true });
-    throw err;
+    await rm(partial, { recursive: true, force: true }).catch(() => undefined);
+    throw localFileError(err, output) ?? err;
   }
 }
 

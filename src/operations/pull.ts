@@ -3,7 +3,7 @@ import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import { registryDestination } from "../locations/registry.js";
 import { hostPlatform, type Platform } from "../oci/index.js";
-import type { Reference } from "../reference/index.js";
+import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore, storeName } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
@@ -62,6 +62,35 @@ export async function pull(ctx: RegistryContext, src: LocationSpec, options: Pul
     // Remember the registry repository it came from, so a push there mounts its blobs.
     if (opened.source.mountOrigin) await store.recordOrigin(name, opened.source.mountOrigin);
     return { ...result, name, source: opened.display, stats: pullStats(result.stats) };
+  });
+}
+
+/**
+ * Why `push SOURCE TARGET` cannot read SOURCE, which is no layout directory or archive file: a path is missing; a
+ * name is looked up in the local store (whose images push under their own name); a registry reference is copied.
+ * Never a suggestion that reads a bare name from docker.io.
+ */
+export async function pushSourceError(text: string, target: string, store = new LocalStore()): Promise<RegcliError> {
+  let ref: Reference | undefined;
+  try {
+    if (!/^[.~/]|\\|\.(tar|tgz|tar\.gz)$/i.test(text)) ref = parseReference(text);
+  } catch {
+    // not a name: a path
+  }
+  if (!ref) {
+    return new RegcliError("usage", `push source ${text}: no such file or directory`, { hint: "give an OCI layout directory or an archive file (docker save, regcli image save)" });
+  }
+  const name = storeName(ref);
+  if (await store.layout.find(name).catch(() => undefined)) {
+    return new RegcliError("usage", `${text} is an image in the local store (${name}), which push sends under its own name`, {
+      hint: `tag it first: regcli image tag ${text} ${target} && regcli push ${target}`,
+    });
+  }
+  if (text.startsWith(`${ref.registry}/`) || ref.registry !== "docker.io") {
+    return new RegcliError("usage", `push source ${text} is a registry reference, not a local image or file`, { hint: `to copy between registries: regcli copy ${text} ${target}` });
+  }
+  return new RegcliError("not-found", `push source ${text}: no such file or directory, and no image ${name} in the local store`, {
+    hint: "see regcli images, or give an OCI layout directory or an archive file",
   });
 }
 

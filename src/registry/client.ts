@@ -128,11 +128,34 @@ export class RegistryClient {
   }
 
   private async url(path: string): Promise<URL> {
-    return new URL(path, await this.baseUrl());
+    try {
+      return new URL(path, await this.baseUrl());
+    } catch (err) {
+      throw this.naming(err, path);
+    }
+  }
+
+  /** A connection failure (DNS, refused, TLS, timeout) names the image it happened for, not only the host. */
+  private naming(err: unknown, path: string): unknown {
+    if (!(err instanceof RegcliError) || err.kind !== "network") return err;
+    const m = /^\/v2\/(.+?)\/(manifests|blobs|tags)\/([^/?]*)/.exec(path);
+    if (!m) return err;
+    const [, repo, kind, rest] = m as unknown as [string, string, string, string];
+    const name = `${this.registry}/${repo}`;
+    const subject = kind === "tags" || (kind === "blobs" && !rest.includes(":")) ? `repository ${name}` : `image ${name}${rest.includes(":") ? "@" : ":"}${rest}`;
+    return new RegcliError("network", `${err.message} (${subject})`, { hint: err.hint, code: err.code, cause: err.cause ?? err });
   }
 
   /** Send a request with the right Authorization, refreshing it once on 401 when the body can be resent. */
   private async call(opts: CallOptions): Promise<HttpResponse> {
+    try {
+      return await this.authorizedCall(opts);
+    } catch (err) {
+      throw this.naming(err, opts.url.pathname);
+    }
+  }
+
+  private async authorizedCall(opts: CallOptions): Promise<HttpResponse> {
     await this.ping();
     const auth = this.auth!;
     // Credentials go only to the registry's own origin, never to a Location on another host.

@@ -88,7 +88,7 @@ export class RegistryContext {
     });
   }
 
-  async close(): Promise<void> {
-    await Promise.all([this.secure.close(), this.insecure?.close()]);
+  async close(abort = false): Promise<void> {
+    await Promise.all([this.secure.close(abort), this.insecure?.close(abort)]);
   }
 }

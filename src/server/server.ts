@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 import { RegistryStorage, StorageError } from "./storage.js";
 
 export interface ServeOptions {
@@ -118,7 +118,8 @@ export class RegistryServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     res.on("finish", () => {
-      this.options.log?.(`${req.socket.remoteAddress ?? "-"} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${res.getHeader("content-length") ?? "-"} ${Date.now() - started}ms`);
+      // The socket is gone when an error answer destroyed it mid-body (e.g. the disk filled during an upload).
+      this.options.log?.(`${req.socket?.remoteAddress ?? "-"} "${req.method} ${req.url} HTTP/${req.httpVersion}" ${res.statusCode} ${res.getHeader("content-length") ?? "-"} ${Date.now() - started}ms`);
     });
     res.setHeader("docker-distribution-api-version", "registry/2.0");
     try {
@@ -132,7 +133,7 @@ export class RegistryServer {
       if (err instanceof HttpError || err instanceof StorageError) {
         sendError(res, err.status, err.code, err.message, err instanceof HttpError ? err.headers : {});
       } else {
-        this.options.log?.(`error: ${(err as Error).stack ?? err}`);
+        this.options.log?.(`error: ${localFileError(err, this.options.root)?.toLine() ?? (err as Error).stack ?? err}`);
         sendError(res, 500, "UNKNOWN", "internal error");
       }
     }

@@ -26,8 +26,13 @@ async function exists(path: string): Promise<boolean> {
 async function atomicWrite(path: string, data: string | Buffer): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${randomUUID()}.tmp`;
-  await writeFile(temp, data);
-  await rename(temp, path);
+  try {
+    await writeFile(temp, data);
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true }).catch(() => undefined); // a disk that filled up keeps no half-written temporary file
+    throw err;
+  }
 }
 
 const hexOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);

@@ -1,5 +1,5 @@
 import { open, readFile, rm } from "node:fs/promises";
-import { RegcliError } from "../errors.js";
+import { localFileError, RegcliError } from "../errors.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -22,11 +22,18 @@ export async function withFileLock<T>(lockPath: string, action: () => Promise<T>
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     try {
       const handle = await open(lockPath, "wx", 0o644);
-      await handle.writeFile(String(process.pid));
+      try {
+        await handle.writeFile(String(process.pid));
+      } catch (writeError) {
+        // Disk full: a lock without an owner would wedge the next run; a handle left open warns at garbage collection.
+        await handle.close().catch(() => undefined);
+        await rm(lockPath, { force: true }).catch(() => undefined);
+        throw writeError;
+      }
       await handle.close();
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw localFileError(err, lockPath) ?? err;
       const owner = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && !alive(owner)) {
         await rm(lockPath, { force: true });

@@ -1,12 +1,13 @@
-import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { RegcliError } from "../errors.js";
+import { RegcliError, writingTo } from "../errors.js";
 import { OciLayout, REF_NAME } from "../locations/oci-layout.js";
 import type { ImageSource, MountOrigin } from "../locations/types.js";
 import type { Descriptor } from "../oci/index.js";
 import { parseReference, type Reference } from "../reference/index.js";
+import { makeDirectory } from "../util/files.js";
 import { alive } from "./lock.js";
 
 export const ORIGIN_ANNOTATION = "io.github.regcli.origin";
@@ -67,10 +68,18 @@ export class LocalStore {
 
   /** Register a writer until the returned function is called (withIngest, for writes that span calls). */
   async beginIngest(): Promise<() => Promise<void>> {
-    await mkdir(this.ingestDir, { recursive: true });
     const marker = join(this.ingestDir, `${process.pid}-${randomBytes(4).toString("hex")}`);
-    await writeFile(marker, String(process.pid));
-    return () => rm(marker, { force: true });
+    const end = () => rm(marker, { force: true }).catch(() => undefined);
+    try {
+      await writingTo(this.home, async () => {
+        await makeDirectory(this.ingestDir);
+        await writeFile(marker, String(process.pid));
+      });
+    } catch (err) {
+      await end();
+      throw err;
+    }
+    return end;
   }
 
   /**

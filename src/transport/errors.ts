@@ -76,7 +76,10 @@ export function networkError(err: unknown, url: URL): RegcliError {
   } else if (isPlainHttpServerError(err)) {
     what = `${host} does not speak TLS`;
     hint = "use --plain-http for a registry served over plain HTTP";
-  } else if (code === "UND_ERR_CONNECT_TIMEOUT" || code === "ETIMEDOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
+  } else if (code === "UND_ERR_CONNECT_TIMEOUT") {
+    what = `timed out connecting to ${host}`;
+    hint = "check the network or raise --timeout";
+  } else if (code === "ETIMEDOUT" || code === "UND_ERR_HEADERS_TIMEOUT") {
     what = `timed out talking to ${host}`;
     hint = "check the network or raise --timeout";
   } else if (code === "UND_ERR_BODY_TIMEOUT") {

@@ -100,7 +100,8 @@ export class HttpTransport {
       tls.secureContext = createSecureContext({ ca });
     }
     const agentOptions = {
-      connect: tls,
+      // --timeout bounds connecting too (TCP connect and TLS handshake), not only the wait for an answer.
+      connect: { ...tls, timeout: this.options.timeoutMs },
       headersTimeout: this.options.timeoutMs,
       bodyTimeout: this.options.timeoutMs,
       keepAliveTimeout: 10_000,
@@ -112,8 +113,10 @@ export class HttpTransport {
       : new Agent(agentOptions);
   }
 
-  async close(): Promise<void> {
-    await (await this.dispatcher).close();
+  /** Close the connections; `abort`: without waiting for requests in flight (a command that failed). */
+  async close(abort = false): Promise<void> {
+    const dispatcher = await this.dispatcher;
+    await (abort ? dispatcher.destroy() : dispatcher.close());
   }
 
   private debug(line: string): void {

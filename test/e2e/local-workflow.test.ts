@@ -1,11 +1,11 @@
 // The daemonless Docker workflow: local store, pull/push, OCI layouts, interop with skopeo, crash safety.
-import { spawn } from "node:child_process";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, seededBytes, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
-import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 
 function ok(r: CliResult): CliResult {
@@ -263,6 +263,29 @@ describe("local image store", () => {
     expect(screen.length).toBeLessThan(400);
   });
 
+  it("push SOURCE TARGET says what SOURCE is: a missing file, a stored image, a registry reference, nothing", async () => {
+    ok(await cli(["pull", `${reg.host}/multi/app:1.0`]));
+    ok(await cli(["image", "tag", `${reg.host}/multi/app:1.0`, "multi"]));
+    const stored = await cli(["push", "multi", `${reg.host}/x`]);
+    expect(stored.code).toBe(2);
+    expect(stored.stderr).toMatch(/multi is an image in the local store \(docker\.io\/library\/multi:latest\)/);
+    expect(stored.stderr).toContain(`regcli image tag multi ${reg.host}/x && regcli push ${reg.host}/x`);
+    const missing = await cli(["push", "missing.tar", `${reg.host}/x`]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/push source missing\.tar: no such file or directory/);
+    const nothing = await cli(["push", "nothere", `${reg.host}/x`]);
+    expect(nothing.code).toBe(4);
+    expect(nothing.stderr).toMatch(/no such file or directory, and no image docker\.io\/library\/nothere:latest in the local store; see regcli images/);
+    const remote = await cli(["push", `${reg.host}/other/app:1`, `${reg.host}/x`]);
+    expect(remote.code).toBe(2);
+    expect(remote.stderr).toContain(`regcli copy ${reg.host}/other/app:1 ${reg.host}/x`);
+    for (const r of [stored, missing, nothing, remote]) {
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/regcli copy (multi|missing\.tar|nothere) /); // a bare name means docker.io: never suggested
+    }
+    ok(await cli(["image", "rm", "multi", `${reg.host}/multi/app:1.0`]));
+  });
+
   it("usage and not-found errors are one line with the right exit code", async () => {
     const missing = await cli(["image", "rm", "never/pulled"]);
     expect(missing.code).toBe(4);
@@ -277,5 +300,149 @@ describe("local image store", () => {
     const daemon = await cli(["copy", "docker-daemon:busybox:latest", `${reg.host}/x`]);
     expect(daemon.code).toBe(2);
     expect(daemon.stderr).toMatch(/not supported/);
+  });
+});
+
+// Local file failures, on real small file systems (the tests and the CI run as root, so tmpfs mounts work).
+describe("local write failures: full disk, read-only file system", () => {
+  let reg: TestRegistry;
+  let image: TestImage;
+  let full: string; // a 1 MiB tmpfs: the image (2 layers of 700 KiB) never fits
+  let readOnly: string; // a tmpfs mounted read-only
+  let ref: string;
+
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    image = await makeImage({ layers: 2, layerSize: 700 * 1024, seed: "full-disk" });
+    await pushImage(reg, "disk/app", "1", image);
+    ref = `${reg.host}/disk/app:1`;
+    [full, readOnly] = await Promise.all([tempDir("regcli-full-"), tempDir("regcli-ro-")]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1M", "tmpfs", full]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", readOnly]);
+  });
+  afterAll(async () => {
+    for (const dir of [full, readOnly]) if (dir) execFileSync("umount", ["-l", dir]);
+    await reg?.stop();
+  });
+
+  /** Every file left under `dir` (recursively), relative to it. */
+  async function leftovers(dir: string): Promise<string[]> {
+    return (await readdir(dir, { recursive: true })).map(String).sort();
+  }
+
+  async function emptyFull(): Promise<void> {
+    for (const name of await readdir(full)) await rm(join(full, name), { recursive: true, force: true });
+  }
+
+  /** Exit 6 and one line that names `path` and the reason; no stack, no Node warning about an unclosed file. */
+  function expectIoError(r: CliResult, path: string, reason: RegExp): void {
+    expect(r.code, r.stderr).toBe(6);
+    const lines = r.stderr.split("\n").filter((l) => l && !/Pull complete|Resolving|Waiting|Downloading/.test(l));
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toContain(path);
+    expect(lines[0]).toMatch(reason);
+    expect(r.stderr).not.toMatch(/DEP0137|Closing file descriptor|^\s+at /m);
+    expect(r.stdout).toBe("");
+  }
+
+  const NO_SPACE = /^regcli: error: cannot write .*: no space left on the device \(ENOSPC\)/;
+  const READ_ONLY = /^regcli: error: cannot write .*: read-only file system \(EROFS\)/;
+
+  it("pull into a store on a full disk: exit 6 naming the store, no partial or lock files, whatever space is left", async () => {
+    // Each amount of free space (in 4 KiB pages) fails at another step: the ingest marker, a lock, index.json, a blob.
+    for (const pagesFree of [0, 1, 2, 3, 4, 6, 16]) {
+      await emptyFull();
+      const home = join(full, "home");
+      await mkdir(home);
+      await writeFile(join(full, "filler"), Buffer.alloc(Math.max(0, 256 - pagesFree) * 4096));
+      const r = await regcli(["pull", ref, "--progress", "plain"], { env: { REGCLI_HOME: home } });
+      expectIoError(r, home, NO_SPACE);
+      expect((await leftovers(home)).filter((f) => /\.partial$|\.lock$|\.tmp$|^ingest\/./.test(f))).toEqual([]);
+      const images = await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: home } });
+      expect(images.stdout.trim() === "" || JSON.parse(images.stdout).length === 0, images.stderr).toBe(true);
+    }
+  });
+
+  it("pull -o FILE.tar, -o DIR and image save on a full disk never exit 0 and leave nothing that looks complete", async () => {
+    for (const format of ["docker-archive", "oci-archive"]) {
+      await emptyFull();
+      const out = join(full, "out.tar");
+      expectIoError(await regcli(["pull", ref, "-o", out, "--format", format, "--progress", "plain"]), out, NO_SPACE);
+      expect(await leftovers(full)).toEqual([]);
+    }
+    await emptyFull();
+    const layout = join(full, "layout");
+    expectIoError(await regcli(["pull", ref, "-o", layout]), layout, NO_SPACE);
+    expect((await leftovers(layout)).filter((f) => f.endsWith(".partial"))).toEqual([]);
+    expect(JSON.parse(await readFile(join(layout, "index.json"), "utf8")).manifests).toEqual([]);
+    await emptyFull();
+    const home = await tempDir("regcli-home-");
+    ok(await regcli(["pull", ref], { env: { REGCLI_HOME: home } }));
+    const saved = join(full, "saved.tar");
+    expectIoError(await regcli(["image", "save", ref, "-o", saved], { env: { REGCLI_HOME: home } }), saved, NO_SPACE);
+    expect(await leftovers(full)).toEqual([]);
+  });
+
+  it("export -o and blob -o on a full disk: exit 6 naming the output, no partial output", async () => {
+    for (const output of [join(full, "rootfs.tar"), join(full, "rootfs")]) {
+      await emptyFull();
+      expectIoError(await regcli(["export", ref, "-o", output]), output, NO_SPACE);
+      expect(await leftovers(full)).toEqual([]);
+    }
+    await emptyFull();
+    await writeFile(join(full, "filler"), Buffer.alloc(512 * 1024));
+    const blobFile = join(full, "layer.tar.gz");
+    expectIoError(await regcli(["blob", `${reg.host}/disk/app@${image.layers[0]!.digest}`, "-o", blobFile]), blobFile, NO_SPACE);
+    expect(await leftovers(full)).toEqual(["filler"]);
+    await emptyFull();
+  });
+
+  it("a path through a regular file (ENOTDIR) or onto a directory (EISDIR): exit 6 naming it, not the cleanup's error", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "a-file");
+    await writeFile(file, "x");
+    const NOT_DIR = /^regcli: error: cannot write .*: a part of the path is not a directory \(ENOTDIR\)/;
+    expectIoError(await regcli(["pull", ref], { env: { REGCLI_HOME: file } }), file, NOT_DIR);
+    for (const output of [join(file, "out.tar"), join(file, "layout")]) expectIoError(await regcli(["pull", ref, "-o", output]), output, NOT_DIR);
+    expectIoError(await regcli(["export", ref, "-o", join(file, "rootfs.tar")]), join(file, "rootfs.tar"), NOT_DIR);
+    expectIoError(await regcli(["blob", `${reg.host}/disk/app@${image.config.digest}`, "-o", dir]), dir, /it is a directory \(EISDIR\)/);
+    expect(await readdir(dir)).toEqual(["a-file"]);
+  });
+
+  it("regcli serve on a full disk answers errors, logs one line, keeps running, keeps no temporary files", async () => {
+    await emptyFull();
+    const root = join(full, "registry");
+    const port = await freePort();
+    const server = spawn(process.execPath, [join(repoRoot, "bin", "regcli.cjs"), "serve", "--addr", `127.0.0.1:${port}`, "--root", root], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    server.stderr!.on("data", (d: Buffer) => (log += d.toString()));
+    try {
+      for (let i = 0; i < 100 && !log.includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));
+      const push = await regcli(["--retries", "1", "copy", ref, `127.0.0.1:${port}/disk/app:1`]);
+      expect(push.code, push.stderr).toBe(5);
+      expect(push.stderr).toMatch(/failed upload/);
+      expect(ok(await regcli(["ls", `127.0.0.1:${port}`])).code).toBe(0); // still serving
+      expect(log).toMatch(new RegExp(`error: cannot write ${root}: no space left on the device`));
+      expect(log).not.toMatch(/^\s+at /m);
+      expect((await leftovers(root)).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    } finally {
+      server.kill("SIGKILL");
+      await emptyFull();
+    }
+  });
+
+  it("writes to a read-only file system: exit 6 naming the path, for every writer", async () => {
+    const home = join(readOnly, "home");
+    expectIoError(await regcli(["pull", ref], { env: { REGCLI_HOME: home } }), home, READ_ONLY);
+    for (const [args, path] of [
+      [["pull", ref, "-o", join(readOnly, "out.tar")], join(readOnly, "out.tar")],
+      [["pull", ref, "-o", join(readOnly, "layout")], join(readOnly, "layout")],
+      [["copy", ref, `oci:${join(readOnly, "copy")}:1`], join(readOnly, "copy")],
+      [["export", ref, "-o", join(readOnly, "rootfs.tar")], join(readOnly, "rootfs.tar")],
+      [["export", ref, "-o", join(readOnly, "rootfs")], join(readOnly, "rootfs")],
+      [["blob", `${reg.host}/disk/app@${image.config.digest}`, "-o", join(readOnly, "config.json")], join(readOnly, "config.json")],
+    ] as Array<[string[], string]>) {
+      expectIoError(await regcli(args), path, READ_ONLY);
+    }
   });
 });

@@ -1,12 +1,21 @@
 // TLS, plain-HTTP fallback, docker.io mirrors, proxies and connection-level errors.
 import { createServer, request as httpRequest, type Server } from "node:http";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+/** A server that listens with an accept queue of one and never accepts: it prints its port, then blocks. */
+const NEVER_ACCEPTS = `const s = require("node:net").createServer();
+s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
+  process.stdout.write(String(s.address().port));
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);
+});`;
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
@@ -134,6 +143,58 @@ describe("plain HTTP, mirrors and proxies", () => {
     const r = await regcli(["--retries", "0", "ls", "127.0.0.1:9/app"]);
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/connection refused by 127\.0\.0\.1:9/);
+  });
+
+  it("--timeout bounds connecting: a TLS handshake or a TCP connect that never completes fails in about --timeout", async () => {
+    // Accepts TCP and never says a word: the TLS handshake (tried first on loopback) never completes.
+    const held: Socket[] = [];
+    const silent = createNetServer((socket) => held.push(socket.on("error", () => undefined)));
+    const silentPort = await new Promise<number>((resolve) => silent.listen(0, "127.0.0.1", () => resolve((silent.address() as AddressInfo).port)));
+    // Never accepts (its event loop is blocked) and its accept queue is full: the kernel drops further SYNs.
+    const blocked = spawn(process.execPath, ["-e", NEVER_ACCEPTS], { stdio: ["ignore", "pipe", "ignore"] });
+    try {
+      const blockedPort = Number((await once(blocked.stdout!, "data"))[0].toString());
+      for (let i = 0; i < 2; i++) held.push(connect(blockedPort, "127.0.0.1").on("error", () => undefined));
+      await new Promise((r) => setTimeout(r, 200));
+      for (const host of [`127.0.0.1:${silentPort}`, `127.0.0.1:${blockedPort}`]) {
+        for (const flags of [[], ["--plain-http"]]) {
+          const started = Date.now();
+          const r = await regcli(["--timeout", "2", "--retries", "0", ...flags, "ls", `${host}/app`], { timeoutMs: 30_000 });
+          const seconds = (Date.now() - started) / 1000;
+          expect(r.code, r.stderr).toBe(5);
+          expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
+          expect(r.stderr).toMatch(new RegExp(`timed out (connecting to|talking to) ${host.replace(/\./g, "\\.")}`));
+          // Before: undici's own 10 s connect timeout, whatever --timeout said; now 2 s plus start-up (slow on a busy machine).
+          expect(seconds, `${host} ${flags.join(" ")}`).toBeLessThan(8);
+        }
+      }
+    } finally {
+      for (const socket of held) socket.destroy();
+      silent.close();
+      blocked.kill("SIGKILL");
+    }
+  });
+
+  it("a mirror's 404 is reported, not hidden behind docker.io's DNS failure; network errors name the image", async () => {
+    // No internet here: docker.io genuinely cannot be resolved, as for a user behind a mirror-only network.
+    const env = { REGCLI_REGISTRY_MIRRORS: origin.url };
+    const blobDigest = busybox.layers[0]!.digest;
+    for (const args of [["pull", "nothere"], ["digest", "nothere"], ["inspect", "nothere"], ["ls", "nothere"], ["blob", `nothere@${blobDigest}`]]) {
+      const r = await regcli(["--retries", "0", ...args], { env: { ...env, REGCLI_HOME: await tempDir() } });
+      expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(4);
+      expect(r.stderr.trim().split("\n"), r.stderr).toHaveLength(1);
+      expect(r.stderr).toContain(`${origin.host}/library/nothere`); // the mirror's answer
+      expect(r.stderr).toMatch(/not found/);
+      expect(r.stderr).toMatch(/cannot resolve host registry-1\.docker\.io \((image|repository) docker\.io\/library\/nothere/); // and docker.io's
+    }
+    // Without a mirror: the DNS failure names the host and the image.
+    const dns = await regcli(["--retries", "0", "pull", "nothere:1.0"], { env: { REGCLI_HOME: await tempDir() } });
+    expect(dns.code).toBe(5);
+    expect(dns.stderr.trim()).toMatch(/^regcli: error: cannot resolve host registry-1\.docker\.io \(image docker\.io\/library\/nothere:1\.0\)/);
+    // A refused connection while pushing names the repository being written.
+    const refused = await regcli(["--retries", "0", "copy", `${origin.host}/library/busybox`, "127.0.0.1:9/team/app:2"]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/connection refused by 127\.0\.0\.1:9 \((image|repository) 127\.0\.0\.1:9\/team\/app/);
   });
 
   it("tag lists follow relative Link headers page by page, and a pagination loop is refused", async () => {

@@ -2,6 +2,7 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
+import { localFileError } from "../../errors.js";
 import { parseBlobLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 
@@ -32,8 +33,8 @@ export function register(program: Command): void {
             await pipeline(stream, createWriteStream(temp, { mode: 0o644 }));
             await rename(temp, opts.output);
           } catch (err) {
-            await rm(temp, { force: true });
-            throw err;
+            await rm(temp, { force: true }).catch(() => undefined);
+            throw localFileError(err, opts.output) ?? err;
           }
         } finally {
           await close();

@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import type { LocationSpec } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
@@ -20,17 +19,13 @@ export function register(program: Command): void {
     .option("--preserve-digests", "push the uncompressed layers of a legacy docker-archive as they are (default: gzip them, like docker push)")
     .addHelpText("after", "\nExamples:\n  regcli push localhost:5000/firstapp\n  regcli push oci:./layout:1.0 localhost:5000/app:1.0\n  regcli push busybox.tar localhost:5000/firstapp")
     .action(async (first: string, second: string | undefined, opts: { jobs: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { parseSourcePath, push, progressFor, blobCounts, PUSH_VERBS } = await load();
+      const { parseSourcePath, push, pushSourceError, progressFor, blobCounts, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
       const target = parseReference((second ?? first).replace(/^docker:\/\//, ""));
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
       if (second) {
         const spec = parseSourcePath(first);
-        if (!spec) {
-          throw new RegcliError("usage", `push source ${first} is not an OCI layout directory or an archive file`, {
-            hint: `to move between registries use regcli copy ${first} ${second}`,
-          });
-        }
+        if (!spec) throw await pushSourceError(first, second);
         from = { kind: "location", spec };
       }
       const quiet = cmd.optsWithGlobals().quiet === true;
