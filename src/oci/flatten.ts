@@ -190,7 +190,20 @@ function cleanMode(mode: number | undefined, options: FlattenOptions): number | 
 /** The flattened filesystem as one tar stream (like `crane export`). */
 export async function exportToTar(layers: LayerInput[], out: Writable, options: FlattenOptions = {}): Promise<{ entries: number }> {
   const pack = tar.pack();
-  const done = pipeline(pack, out);
+  // `out` is reached through a plain pipe(): a pipeline would destroy it with our error, which on stdout reads
+  // as a failed write; it is closed without one instead.
+  const relay = new PassThrough();
+  const packed = pipeline(pack, relay);
+  packed.catch(() => undefined);
+  const done = new Promise<void>((resolve, reject) => {
+    out.on("finish", resolve);
+    out.on("error", (e: Error) => {
+      pack.destroy(e); // stops the walk
+      reject(e);
+    });
+  });
+  done.catch(() => undefined);
+  relay.pipe(out);
   let entries = 0;
   // A hard link must follow its target in the tar (`tar -x` links to what it has already extracted), but layers
   // are read top-down: a link whose target a lower layer holds waits until that target is written.
@@ -227,10 +240,11 @@ export async function exportToTar(layers: LayerInput[], out: Writable, options: 
       throw new RegcliError("integrity", `hardlink "${links[0]!.name}" points at "${target}", which is not a regular file in the image`);
     }
     pack.finalize();
-    await done;
+    await Promise.all([packed, done]);
   } catch (err) {
+    relay.unpipe(out);
     pack.destroy(err as Error);
-    await done.catch(() => undefined);
+    out.destroy();
     throw err;
   }
   return { entries };

@@ -5,6 +5,8 @@ import {
   checkDescriptorSize,
   formatPlatform,
   hostPlatform,
+  layerCompression,
+  MediaType,
   platformMatches,
   selectPlatform,
   type Descriptor,
@@ -87,7 +89,11 @@ export interface InspectResult {
   image: {
     digest: string;
     mediaType: string;
-    platform: string;
+    /** os/arch[/variant]; absent for an artifact whose config is not an image config. */
+    platform?: string;
+    /** An artifact's type: the manifest's artifactType, else its config's media type when that is not an image config. */
+    artifactType?: string;
+    configMediaType: string;
     created?: string;
     entrypoint?: string[] | null;
     cmd?: string[] | null;
@@ -95,7 +101,7 @@ export interface InspectResult {
     workingDir?: string;
     user?: string;
     labels: Record<string, string>;
-    layers: Array<{ digest: string; size: number; mediaType: string }>;
+    layers: Array<{ digest: string; size: number; mediaType: string; compression: "gzip" | "zstd" | "none" | "unknown" }>;
     configDigest: string;
     totalSize: number;
   };
@@ -105,12 +111,17 @@ export async function inspect(ctx: RegistryContext, ref: Reference, platform?: P
   const source = registrySource(ctx, ref);
   const { top, image, platform: chosen } = await resolveImage(source, { reference: manifestReference(ref), display: ref.full }, platform);
   if (image.parsed.kind !== "image") throw new Error("unreachable");
-  const { config } = await readConfig(source, image, ref.full);
   const manifest = image.parsed.manifest;
-  const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
+  const configMediaType = manifest.config.mediaType;
+  const imageConfig = configMediaType === MediaType.OciConfig || configMediaType === MediaType.DockerConfig;
+  // An artifact's config is whatever its tool stores (often the empty `{}`): not read as an image config.
+  const { config } = imageConfig ? await readConfig(source, image, ref.full) : { config: {} as ImageConfig };
+  const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: layerCompression(l.mediaType) ?? ("unknown" as const) }));
   const platformText = chosen
     ? formatPlatform(chosen)
-    : formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant });
+    : imageConfig
+      ? formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant })
+      : undefined;
   return {
     reference: ref.full,
     digest: top.digest,
@@ -123,6 +134,8 @@ export async function inspect(ctx: RegistryContext, ref: Reference, platform?: P
       digest: image.digest,
       mediaType: image.mediaType,
       platform: platformText,
+      artifactType: manifest.artifactType ?? (imageConfig ? undefined : configMediaType),
+      configMediaType,
       created: config.created,
       entrypoint: config.config?.Entrypoint,
       cmd: config.config?.Cmd,

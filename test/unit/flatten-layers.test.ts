@@ -2,7 +2,7 @@
 import { lstat, mkdtemp, readdir, readFile, readlink, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, Readable } from "node:stream";
+import { PassThrough, Readable, Writable } from "node:stream";
 import { gzipSync } from "node:zlib";
 import tar from "tar-stream";
 import { describe, expect, it } from "vitest";
@@ -153,6 +153,19 @@ describe("flattening", () => {
     expect((err as RegcliError).exitCode).toBe(7);
     expect((err as RegcliError).message).toMatch(message);
     expect(opened).toBe(false);
+  });
+
+  it("an output that fails stops the export with its error (no hang); a walk error never reaches the output as one", async () => {
+    const big = await layer(Array.from({ length: 100 }, (_, i) => ({ name: `f${i}`, data: "x".repeat(100_000) })));
+    let writes = 0;
+    const full = new Writable({ write: (_c, _e, cb) => cb(++writes > 5 ? Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" }) : null) });
+    await expect(exportToTar([big], full)).rejects.toThrow(/ENOSPC/);
+    const out = new PassThrough();
+    out.resume();
+    const errors: Error[] = [];
+    out.on("error", (e) => errors.push(e));
+    await expect(exportToTar([await layer([{ name: "../x", data: "x" }])], out)).rejects.toThrow(/escapes the root/);
+    expect(errors).toEqual([]);
   });
 
   it("strips setuid/setgid bits by default", async () => {
