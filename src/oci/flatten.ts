@@ -236,9 +236,8 @@ export async function exportToTar(layers: LayerInput[], out: Writable, options: 
       }
       await write(header, stream);
     });
-    for (const [target, links] of waiting) {
-      throw new RegcliError("integrity", `hardlink "${links[0]!.name}" points at "${target}", which is not a regular file in the image`);
-    }
+    const [target, links] = waiting.entries().next().value ?? [];
+    if (target) throw new RegcliError("integrity", `hardlink "${links![0]!.name}" points at "${target}", which is not a regular file in the image`);
     pack.finalize();
     await Promise.all([packed, done]);
   } catch (err) {
@@ -303,7 +302,8 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
       case "directory":
         if (existing && !existing.isDirectory()) await rm(target, { recursive: true, force: true });
         await mkdir(target, { recursive: true });
-        await chmod(target, 0o700 | (mode ?? 0o755)); // writable by us until its contents are in
+        // Writable by us until its contents are in, and no setgid yet: new subdirectories would inherit it.
+        await chmod(target, 0o700 | ((mode ?? 0o755) & 0o1777));
         directories.push({ path, header });
         break;
       case "file":

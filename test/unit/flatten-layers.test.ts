@@ -245,6 +245,11 @@ describe("extraction into a directory", () => {
     expect(await meta("etc")).toMatchObject({ mtime: when.getTime() }); // after the hard link was made in it
     expect(await meta("usr/bin/chage")).toEqual({ mode: 0o2755, uid: 0, gid: 42, mtime: when.getTime() });
     expect(await meta("bin")).toMatchObject({ mtime: when.getTime() });
+    // A setgid directory of an upper layer does not pass its bit to a directory a lower layer only implies under it.
+    const { dir: second } = await sandbox();
+    await exportToDirectory([await layer([{ name: "var/mail/sub/x", data: "x" }]), await layer([{ name: "var/mail/", type: "directory", mode: 0o2775, gid: 8 }])], second, { preservePermissions: true });
+    expect((await lstat(join(second, "var/mail"))).mode & 0o7777).toBe(0o2775);
+    expect((await lstat(join(second, "var/mail/sub"))).mode & 0o7777).toBe(0o755);
   });
 
   it("skips device nodes", async () => {
