@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, readdir, readFile, readlink, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -80,7 +80,7 @@ async function debianLayout(rootfs: string, upper: Buffer): Promise<string> {
     return { digest, size: data.length };
   };
   const base = { digest: await fileDigest(rootfs), size: (await lstat(rootfs)).size };
-  await copyFile(rootfs, join(blobs, base.digest.slice(7)));
+  await link(rootfs, join(blobs, base.digest.slice(7))).catch(() => copyFile(rootfs, join(blobs, base.digest.slice(7))));
   const top = await put(upper);
   const config = await put(
     Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: { Cmd: ["bash"] }, rootfs: { type: "layers", diff_ids: [base.digest, top.digest] } })),
