@@ -3,11 +3,11 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { copyFile, link, lstat, mkdir, readdir, readFile, readlink, rename, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir, type CliResult } from "../helpers/cli.js";
 import { sha256 } from "../helpers/images.js";
 import tar from "tar-stream";
@@ -166,6 +166,10 @@ describe.runIf(asRoot)("export and cat of a Debian bookworm rootfs (as root)", (
     ok(await regcli(["export", image(), "-o", `${join(work, "dir")}/`, "--preserve-permissions", "--devices"], { timeoutMs: 300_000 }));
     exported = await snapshot(join(work, "dir"));
   }, 900_000);
+  // About 700 MB of trees: not left for the end of the process.
+  afterAll(async () => {
+    for (const dir of [work, layout]) if (dir) await rm(dir, { recursive: true, force: true });
+  });
 
   it("the directory export keeps owners, set-id bits, modes of implied directories and mtimes", () => {
     expect(exported.size).toBeGreaterThan(8000);
