@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import { copyFile, link, lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, link, lstat, mkdir, readdir, readlink, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -61,7 +61,8 @@ async function upperLayer(): Promise<Buffer> {
   for (const e of entries) {
     const type = e.type ?? "file";
     const header = { name: e.name, type, linkname: e.linkname, mode: e.mode ?? (type === "directory" ? 0o755 : 0o644), uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: new Date(1_700_001_234_000) };
-    pack.entry(header, type === "file" ? Buffer.from(e.data ?? "") : undefined);
+    if (type === "file") pack.entry(header, Buffer.from(e.data ?? ""));
+    else pack.entry(header);
   }
   pack.finalize();
   const chunks: Buffer[] = [];
@@ -207,6 +208,5 @@ describe.runIf(asRoot)("export and cat of a Debian bookworm rootfs (as root)", (
     // lib64 -> usr/lib64, whose ld-linux-x86-64.so.2 -> /lib/x86_64-linux-gnu/..., and lib -> usr/lib.
     const ld = ok(await regcli(["cat", image(), "/lib64/ld-linux-x86-64.so.2"], { timeoutMs: 300_000 })).stdoutBuffer;
     expect(sha256(ld)).toBe(exported.get("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")!.content);
-    expect(await readFile(join(work, "dir/usr/bin/bash"))).toEqual(bash);
   }, 600_000);
 });
