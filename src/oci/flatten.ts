@@ -1,11 +1,12 @@
 import { constants as fsConstants, createWriteStream } from "node:fs";
-import { chmod, link, lstat, mkdir, rm, symlink } from "node:fs/promises";
+import { chmod, chown, lchown, link, lstat, lutimes, mkdir, rm, symlink, utimes } from "node:fs/promises";
 import { join, posix } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
+import { layerCompression } from "./media-types.js";
 import { childProcess } from "../util/builtins.js";
 
 export interface LayerInput {
@@ -50,8 +51,22 @@ function ancestors(path: string): string[] {
   return out;
 }
 
+/** Refuse, before reading anything, layers regcli cannot read: zstd, and media types that are not filesystem layers. */
+function assertReadable(layers: LayerInput[]): void {
+  for (const layer of layers) {
+    const compression = layerCompression(layer.mediaType);
+    if (compression === "zstd") {
+      throw new RegcliError("unsupported", `layer ${layer.digest} is zstd-compressed (${layer.mediaType}), which regcli cannot read yet`, {
+        hint: "copy and pull keep such images unchanged; to read their files, recompress the layers to gzip (e.g. skopeo copy --dest-compress-format gzip)",
+      });
+    }
+    if (compression === undefined) {
+      throw new RegcliError("unsupported", `layer ${layer.digest} has media type ${layer.mediaType}, which is not a filesystem layer regcli can read`);
+    }
+  }
+}
+
 async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream: Readable) => Promise<void>): Promise<void> {
-  if (layer.mediaType.includes("zstd")) throw new RegcliError("general", `layer ${layer.digest} is zstd-compressed, which is not supported yet`);
   const raw = await layer.open();
   // Peek at the first bytes: gzip is recognised by its magic number whatever the media type says.
   const first: Buffer = await new Promise((resolve, reject) => {
@@ -104,8 +119,12 @@ export async function walkFlattened(
   layers: LayerInput[],
   visit: (path: string, header: Header, stream: Readable, layer: LayerInput) => Promise<void | "stop">,
 ): Promise<void> {
+  assertReadable(layers);
   const seen = new Set<string>(); // decided by a higher layer
   const dirs = new Set<string>(); // known to be directories in the result
+  // Directories a higher layer only implies (it has "tmp/x" but no "tmp/"): the explicit entry of a lower
+  // layer still gives their mode, owner and time (/tmp 1777, /home/user 0700).
+  const implied = new Set<string>();
   const deleted = new Set<string>();
   const opaque = new Set<string>();
   let stopped = false;
@@ -134,7 +153,12 @@ export async function walkFlattened(
         }
       }
       if (header.type === "symlink") layerSymlinks.add(path);
-      if (seen.has(path) || deleted.has(path)) return;
+      if (deleted.has(path)) return;
+      if (seen.has(path)) {
+        const fillsIn = implied.has(path) && header.type === "directory";
+        implied.delete(path);
+        if (!fillsIn) return;
+      }
       for (const a of ancestors(path)) {
         if (deleted.has(a) || opaque.has(a)) return;
         if (seen.has(a) && !dirs.has(a)) return; // a higher layer made the parent a non-directory
@@ -146,6 +170,7 @@ export async function walkFlattened(
         if (!seen.has(a)) {
           seen.add(a);
           dirs.add(a);
+          implied.add(a);
         }
       }
       if ((await visit(path, { ...header, name: path }, stream, layer)) === "stop") stopped = true;
@@ -164,31 +189,68 @@ function cleanMode(mode: number | undefined, options: FlattenOptions): number | 
 /** The flattened filesystem as one tar stream (like `crane export`). */
 export async function exportToTar(layers: LayerInput[], out: Writable, options: FlattenOptions = {}): Promise<{ entries: number }> {
   const pack = tar.pack();
-  const done = pipeline(pack, out);
-  // An output that fails (disk full) destroys the pack: end then, not wait for an entry that never finishes.
+  // `out` is reached through a plain pipe(): a pipeline would destroy it with our error, which on stdout reads
+  // as a failed write; it is closed without one instead.
+  const relay = new PassThrough();
+  const packed = pipeline(pack, relay);
+  packed.catch(() => undefined);
+  let outputError: unknown;
+  const done = new Promise<void>((resolve, reject) => {
+    out.on("finish", resolve);
+    out.on("error", (e: Error) => {
+      outputError = e;
+      pack.destroy(e); // stops the walk
+      reject(e);
+    });
+  });
+  done.catch(() => undefined);
+  // An output that fails (disk full) destroys the pack: every wait for an entry races this, or it would never end.
   const failed = done.then(() => new Promise<never>(() => undefined));
   failed.catch(() => undefined);
+  relay.pipe(out);
   let entries = 0;
+  // A hard link must follow its target in the tar (`tar -x` links to what it has already extracted), but layers
+  // are read top-down: a link whose target a lower layer holds waits until that target is written.
+  const written = new Set<string>();
+  const waiting = new Map<string, Header[]>();
+  const write = async (header: Header, stream?: Readable): Promise<void> => {
+    const path = header.name;
+    const name = header.type === "directory" ? `${path}/` : path;
+    const h = { ...header, name, mode: cleanMode(header.mode, options) };
+    const entry = new Promise<void>((resolve, reject) => {
+      const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()));
+      if (stream && (header.type === "file" || header.type === "contiguous-file")) pipeline(stream, sink as unknown as Writable).catch(reject);
+      else (sink as unknown as Writable).end();
+    });
+    await Promise.race([entry, failed]);
+    entries++;
+    if (header.type !== "file" && header.type !== "contiguous-file" && header.type !== "link") return;
+    written.add(path);
+    const links = waiting.get(path);
+    waiting.delete(path);
+    for (const link of links ?? []) await write(link);
+  };
   try {
     await walkFlattened(layers, async (path, header, stream) => {
       if (SPECIAL_TYPES.has(header.type ?? "") && !options.devices) return;
-      const name = header.type === "directory" ? `${path}/` : path;
-      const linkname = header.type === "link" && header.linkname ? normalizeEntryName(header.linkname, "link") : header.linkname;
-      const h = { ...header, name, linkname, mode: cleanMode(header.mode, options) };
-      const written = new Promise<void>((resolve, reject) => {
-        const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()));
-        if (header.type === "file" || header.type === "contiguous-file") pipeline(stream, sink as unknown as Writable).catch(reject);
-        else (sink as unknown as Writable).end();
-      });
-      await Promise.race([written, failed]);
-      entries++;
+      if (header.type === "link") {
+        const target = normalizeEntryName(header.linkname ?? "", `hardlink ${path}`);
+        const link = { ...header, linkname: target };
+        if (!written.has(target)) return void waiting.set(target, [...(waiting.get(target) ?? []), link]);
+        return write(link);
+      }
+      await write(header, stream);
     });
+    const [target, links] = waiting.entries().next().value ?? [];
+    if (target) throw new RegcliError("integrity", `hardlink "${links![0]!.name}" points at "${target}", which is not a regular file in the image`);
     pack.finalize();
-    await done;
+    await Promise.all([packed, done]);
   } catch (err) {
+    relay.unpipe(out);
     pack.destroy(err as Error);
-    // The pipeline settles with the first failure: the output's own (disk full) rather than what it caused.
-    throw await done.then(() => err, (first: unknown) => first);
+    out.destroy();
+    // The output's own failure (disk full) rather than what it caused.
+    throw outputError ?? err;
   }
   return { entries };
 }
@@ -210,14 +272,33 @@ async function assertNoSymlinkOnTheWay(root: string, path: string): Promise<void
 }
 
 /**
+ * Owner, mode and modification time as the image has them. Owners only as root (numeric ids, like
+ * `tar -x --numeric-owner`); a setuid/setgid bit grants the owner's rights, so it stays only on an entry whose
+ * owner was set.
+ */
+async function setMetadata(target: string, header: Header, mode: number | undefined, symbolic = false): Promise<void> {
+  let owned = false;
+  if (process.getuid?.() === 0 && header.uid !== undefined && header.gid !== undefined) {
+    owned = await (symbolic ? lchown : chown)(target, header.uid, header.gid).then(
+      () => true,
+      () => false,
+    );
+  }
+  if (!symbolic && mode !== undefined) await chmod(target, owned ? mode : mode & ~0o6000);
+  if (header.mtime) await (symbolic ? lutimes : utimes)(target, header.mtime, header.mtime);
+}
+
+/**
  * Extract the flattened filesystem into `dir`, never writing outside it: no writes through symlinks,
  * hardlinks only to regular files inside, device nodes skipped, setuid/setgid bits stripped by default.
+ * Owners are kept when running as root; directories get their mode, owner and time last, after their contents.
  */
 export async function exportToDirectory(layers: LayerInput[], dir: string, options: FlattenOptions = {}): Promise<{ entries: number; skipped: number }> {
   await mkdir(dir, { recursive: true });
   let entries = 0;
   let skipped = 0;
   const hardlinks: Array<{ path: string; target: string }> = [];
+  const directories: Array<{ path: string; header: Header }> = [];
   await walkFlattened(layers, async (path, header, stream) => {
     const target = join(dir, path);
     await assertNoSymlinkOnTheWay(dir, path);
@@ -227,20 +308,23 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
       case "directory":
         if (existing && !existing.isDirectory()) await rm(target, { recursive: true, force: true });
         await mkdir(target, { recursive: true });
-        if (mode !== undefined) await chmod(target, mode | 0o700);
+        // Writable by us until its contents are in, and no setgid yet: new subdirectories would inherit it.
+        await chmod(target, 0o700 | ((mode ?? 0o755) & 0o1777));
+        directories.push({ path, header });
         break;
       case "file":
       case "contiguous-file": {
         if (existing) await rm(target, { recursive: true, force: true });
         // O_EXCL | O_NOFOLLOW: never open through a link that appeared in the meantime.
         const flags = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
-        await pipeline(stream, createWriteStream(target, { flags: flags as unknown as string, mode: mode ?? 0o644 }));
-        if (mode !== undefined) await chmod(target, mode);
+        await pipeline(stream, createWriteStream(target, { flags: flags as unknown as string, mode: 0o600 }));
+        await setMetadata(target, header, mode ?? 0o644);
         break;
       }
       case "symlink":
         if (existing) await rm(target, { recursive: true, force: true });
         await symlink(header.linkname ?? "", target);
+        await setMetadata(target, header, undefined, true);
         break;
       case "link":
         hardlinks.push({ path, target: normalizeEntryName(header.linkname ?? "", `hardlink ${path}`) });
@@ -254,7 +338,7 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
         }
         if (existing) await rm(target, { recursive: true, force: true });
         await makeNode(target, header);
-        if (mode !== undefined) await chmod(target, mode);
+        await setMetadata(target, header, mode);
         break;
       default:
         skipped++; // unknown types are never created
@@ -272,6 +356,9 @@ export async function exportToDirectory(layers: LayerInput[], dir: string, optio
     await link(join(dir, h.target), join(dir, h.path));
     entries++;
   }
+  // Deepest first: a parent without search permission for us must not hide its children.
+  directories.sort((a, b) => b.path.length - a.path.length);
+  for (const d of directories) await setMetadata(join(dir, d.path), d.header, cleanMode(d.header.mode, options) ?? 0o755);
   return { entries, skipped };
 }
 
@@ -284,36 +371,78 @@ async function makeNode(target: string, header: Header): Promise<void> {
   );
 }
 
-/** Where a symlink found at `path` points, re-rooted inside the image. */
-function resolveLink(path: string, linkname: string): string {
-  const base = linkname.startsWith("/") ? linkname : posix.join(posix.dirname(path), linkname);
-  return posix.normalize(`/${base}`).replace(/^\/+/, "");
-}
+type Found = { type: string; linkname?: string };
 
-/** Stream one file of the image (the topmost version, following symlinks inside the image) into `out`. */
-export async function catFile(layers: LayerInput[], wanted: string, out: Writable): Promise<void> {
-  let path = posix.normalize(`/${wanted}`).replace(/^\/+/, "");
-  for (let hop = 0; hop <= 16; hop++) {
-    let found: { type: string; linkname?: string } | undefined;
-    await walkFlattened(layers, async (p, header, stream) => {
-      if (p.startsWith(`${path}/`)) {
-        found = { type: "directory" };
-        return "stop";
-      }
-      if (p !== path) return;
-      found = { type: header.type ?? "file", linkname: header.linkname ?? undefined };
-      if (header.type === "file" || header.type === "contiguous-file") await pipeline(stream, out, { end: false });
-      return "stop";
-    });
-    if (!found) throw new RegcliError("not-found", `no file /${path} in the image`);
-    const f = found as { type: string; linkname?: string };
-    if (f.type === "file" || f.type === "contiguous-file") return;
-    if (f.type === "directory") throw new RegcliError("usage", `/${path} is a directory in the image`);
-    if (f.type === "symlink" || f.type === "link") {
-      path = f.type === "link" ? normalizeEntryName(f.linkname ?? "", "link") : resolveLink(path, f.linkname ?? "");
+const MAX_SYMLINKS = 40; // Linux's MAXSYMLINKS
+
+/**
+ * Resolve `wanted` in the image the way the kernel does inside a chroot of it: every component, symlinks in the
+ * middle included, absolute targets from the image root, `..` never above the root. Returns the path of the
+ * final entry (a symlink at the end is followed too).
+ */
+function resolveInImage(entries: Map<string, Found>, wanted: string): { path: string; entry: Found } {
+  const shown = `/${wanted.replace(/^\/+/, "")}`;
+  const todo = wanted.split("/").filter((c) => c !== "" && c !== ".");
+  const current: string[] = [];
+  let links = 0;
+  let entry: Found = { type: "directory" };
+  while (todo.length) {
+    const part = todo.shift()!;
+    if (part === "..") {
+      current.pop();
+      entry = { type: "directory" };
       continue;
     }
-    throw new RegcliError("usage", `/${path} is not a regular file in the image (${f.type})`);
+    const path = [...current, part].join("/");
+    const found = entries.get(path);
+    if (!found) throw new RegcliError("not-found", `no file ${shown} in the image${current.length || links ? ` (/${path} does not exist)` : ""}`);
+    if (found.type === "symlink") {
+      if (++links > MAX_SYMLINKS) throw new RegcliError("usage", `too many levels of symbolic links resolving ${shown} in the image (a symlink loop?)`);
+      const target = found.linkname ?? "";
+      if (target === "") throw new RegcliError("not-found", `no file ${shown} in the image (/${path} is an empty symlink)`);
+      if (target.startsWith("/")) current.length = 0;
+      todo.unshift(...target.split("/").filter((c) => c !== "" && c !== "."));
+      entry = { type: "directory" };
+      continue;
+    }
+    if (todo.length && found.type !== "directory") {
+      throw new RegcliError("not-found", `no file ${shown} in the image (/${path} is not a directory)`);
+    }
+    current.push(part);
+    entry = found;
   }
-  throw new RegcliError("usage", `too many symlinks resolving /${wanted} in the image`);
+  return { path: current.join("/"), entry };
+}
+
+/** Stream one file of the image (the topmost version, resolving symlinks inside the image) into `out`. */
+export async function catFile(layers: LayerInput[], wanted: string, out: Writable): Promise<void> {
+  // One pass notes every path; it streams the file at once when the path names it directly (an entry the
+  // flattened walk reports has only directories above it). Otherwise the path is resolved on those notes and a
+  // second pass streams the file it leads to.
+  const parts = wanted.split("/").filter((c) => c !== "" && c !== ".");
+  const direct = parts.includes("..") ? undefined : parts.join("/");
+  const entries = new Map<string, Found>();
+  let done = false;
+  await walkFlattened(layers, async (p, header, stream) => {
+    if (p === direct && (header.type === "file" || header.type === "contiguous-file")) {
+      await pipeline(stream, out, { end: false });
+      done = true;
+      return "stop";
+    }
+    entries.set(p, { type: header.type ?? "file", linkname: header.linkname ?? undefined });
+    for (const a of ancestors(p)) if (!entries.has(a)) entries.set(a, { type: "directory" });
+  });
+  if (done) return;
+  let { path, entry } = resolveInImage(entries, wanted);
+  for (let hop = 0; entry.type === "link"; hop++) {
+    if (hop > MAX_SYMLINKS) throw new RegcliError("usage", `too many hard links resolving /${path} in the image`);
+    ({ path, entry } = resolveInImage(entries, `/${normalizeEntryName(entry.linkname ?? "", "link")}`));
+  }
+  if (entry.type === "directory") throw new RegcliError("usage", `/${path} is a directory in the image`);
+  if (entry.type !== "file" && entry.type !== "contiguous-file") throw new RegcliError("usage", `/${path} is not a regular file in the image (${entry.type})`);
+  await walkFlattened(layers, async (p, _header, stream) => {
+    if (p !== path) return;
+    await pipeline(stream, out, { end: false });
+    return "stop";
+  });
 }

@@ -39,3 +39,17 @@ export function baseMediaType(contentType: string | undefined): string | undefin
   const base = contentType.split(";")[0]!.trim().toLowerCase();
   return base === "" ? undefined : base;
 }
+
+export type LayerCompression = "gzip" | "zstd" | "none";
+
+/**
+ * How a filesystem layer of this media type is compressed (OCI layers, non-distributable ones, Docker's), or
+ * undefined when the media type is not a filesystem layer regcli knows (an artifact's blob, an encrypted layer).
+ */
+export function layerCompression(mediaType: string): LayerCompression | undefined {
+  const oci = /^application\/vnd\.oci\.image\.layer\.(?:nondistributable\.)?v1\.tar(?:\+(gzip|zstd))?$/.exec(mediaType);
+  if (oci) return (oci[1] as LayerCompression | undefined) ?? "none";
+  const docker = /^application\/vnd\.docker\.image\.rootfs\.(?:foreign\.)?diff\.tar(\.gzip)?$/.exec(mediaType);
+  if (docker) return docker[1] ? "gzip" : "none";
+  return undefined;
+}

@@ -6,6 +6,8 @@ import {
   checkDescriptorSize,
   formatPlatform,
   hostPlatform,
+  layerCompression,
+  MediaType,
   platformMatches,
   selectPlatform,
   type Descriptor,
@@ -89,7 +91,11 @@ export interface InspectResult {
   image: {
     digest: string;
     mediaType: string;
-    platform: string;
+    /** os/arch[/variant]; absent for an artifact whose config is not an image config. */
+    platform?: string;
+    /** An artifact's type: the manifest's artifactType, else its config's media type when that is not an image config. */
+    artifactType?: string;
+    configMediaType: string;
     created?: string;
     entrypoint?: string[] | null;
     cmd?: string[] | null;
@@ -97,7 +103,7 @@ export interface InspectResult {
     workingDir?: string;
     user?: string;
     labels: Record<string, string>;
-    layers: Array<{ digest: string; size: number; mediaType: string }>;
+    layers: Array<{ digest: string; size: number; mediaType: string; compression: "gzip" | "zstd" | "none" | "unknown" }>;
     configDigest: string;
     totalSize: number;
   };
@@ -110,12 +116,17 @@ export async function inspect(ctx: RegistryContext, spec: LocationSpec, platform
 async function describe(source: ImageSource, ref: { reference: string; display: string }, platform?: Platform): Promise<InspectResult> {
   const { top, image, platform: chosen } = await resolveImage(source, ref, platform);
   if (image.parsed.kind !== "image") throw new Error("unreachable");
-  const { config } = await readConfig(source, image, ref.display);
   const manifest = image.parsed.manifest;
-  const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
+  const configMediaType = manifest.config.mediaType;
+  const imageConfig = configMediaType === MediaType.OciConfig || configMediaType === MediaType.DockerConfig;
+  // An artifact's config is whatever its tool stores (often the empty `{}`): not read as an image config.
+  const { config } = imageConfig ? await readConfig(source, image, ref.display) : { config: {} as ImageConfig };
+  const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: layerCompression(l.mediaType) ?? ("unknown" as const) }));
   const platformText = chosen
     ? formatPlatform(chosen)
-    : formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant });
+    : imageConfig
+      ? formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant })
+      : undefined;
   return {
     reference: ref.display,
     digest: top.digest,
@@ -128,6 +139,8 @@ async function describe(source: ImageSource, ref: { reference: string; display: 
       digest: image.digest,
       mediaType: image.mediaType,
       platform: platformText,
+      artifactType: manifest.artifactType ?? (imageConfig ? undefined : configMediaType),
+      configMediaType,
       created: config.created,
       entrypoint: config.config?.Entrypoint,
       cmd: config.config?.Cmd,

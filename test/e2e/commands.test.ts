@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
-import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, seededBytes, type TestImage, type TestIndex } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeIndex, pushBlob, pushImage, pushIndex, pushManifest, seededBytes, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type RegistryMode, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 
 const sha256 = (b: Buffer) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -111,6 +111,37 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect(json.image.digest).toBe(index.images[1]!.manifestDigest);
     const arm = index.images[1]!;
     expect(json.image.totalSize).toBe(arm.config.size + arm.layers.reduce((n, l) => n + l.size, 0));
+    expect(json.image.layers).toEqual(arm.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: "gzip" })));
+  });
+
+  it("inspect text shows Env and each layer's media type; an artifact shows its artifactType and config type", async () => {
+    const text = ok(await cli(["inspect", `${reg.host}/app/docker:1.0`])).stdout;
+    expect(text).toMatch(/^Env:\n {2}PATH=\/usr\/bin$/m);
+    for (const l of dockerImage.layers) expect(text).toMatch(new RegExp(`${l.digest}\\s+\\S+ \\S+\\s+application/vnd\\.docker\\.image\\.rootfs\\.diff\\.tar\\.gzip`));
+    const empty = Buffer.from("{}");
+    const sbom = Buffer.from('{"spdxVersion":"SPDX-2.3"}');
+    for (const data of [empty, sbom]) await pushBlob(reg, "app/sbom", { digest: sha256(data), data });
+    const artifact = (extra: Record<string, unknown>, configType: string) =>
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          ...extra,
+          config: { mediaType: configType, digest: sha256(empty), size: empty.length },
+          layers: [{ mediaType: "application/spdx+json", digest: sha256(sbom), size: sbom.length }],
+        }),
+      );
+    const typed = artifact({ artifactType: "application/vnd.example.sbom.v1" }, "application/vnd.oci.empty.v1+json");
+    await pushManifest(reg, "app/sbom", "typed", typed, "application/vnd.oci.image.manifest.v1+json");
+    await pushManifest(reg, "app/sbom", "config", artifact({}, "application/vnd.example.config.v1+json"), "application/vnd.oci.image.manifest.v1+json");
+    const shown = ok(await cli(["inspect", `${reg.host}/app/sbom:typed`])).stdout;
+    expect(shown).toMatch(/^Artifact: +application\/vnd\.example\.sbom\.v1$/m);
+    expect(shown).toMatch(/^Config type: +application\/vnd\.oci\.empty\.v1\+json$/m);
+    expect(shown).not.toContain("unknown");
+    const json = JSON.parse(ok(await cli(["inspect", `${reg.host}/app/sbom:config`, "--format", "json"])).stdout);
+    expect(json.image).toMatchObject({ artifactType: "application/vnd.example.config.v1+json", configMediaType: "application/vnd.example.config.v1+json" });
+    expect(json.image.platform).toBeUndefined();
+    expect(json.image.layers).toEqual([{ digest: sha256(sbom), size: sbom.length, mediaType: "application/spdx+json", compression: "unknown" }]);
   });
 
   it("blob streams a verified blob to stdout and to a file", async () => {

@@ -1,8 +1,10 @@
 // export and cat through the CLI, from a real registry, the local store and an archive.
-import { lstat, readdir, readFile, readlink } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from "node:fs/promises";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, tempDir, type CliResult } from "../helpers/cli.js";
+import { regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
 import { makeTar, pushBlob, pushManifest, sha256 } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { gzipSync } from "node:zlib";
@@ -15,9 +17,11 @@ function ok(r: CliResult): CliResult {
   return r;
 }
 
-/** Push an image whose layers are these tars (gzip), with a real config. */
-async function pushLayers(reg: TestRegistry, repo: string, tag: string, tars: Buffer[]): Promise<void> {
-  const layers = tars.map((t) => gzipSync(t));
+const run = promisify(execFile);
+
+/** Push an image whose layers are these tars (gzip unless other layer blobs and their media type are given), with a real config. */
+async function pushLayers(reg: TestRegistry, repo: string, tag: string, tars: Buffer[], blobs?: { layers: Buffer[]; mediaType: string }): Promise<void> {
+  const layers = blobs?.layers ?? tars.map((t) => gzipSync(t));
   const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: tars.map(sha256) } }));
   for (const data of [config, ...layers]) await pushBlob(reg, repo, { digest: sha256(data), data });
   const manifest = Buffer.from(
@@ -25,7 +29,7 @@ async function pushLayers(reg: TestRegistry, repo: string, tag: string, tars: Bu
       schemaVersion: 2,
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
-      layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(l), size: l.length })),
+      layers: layers.map((l) => ({ mediaType: blobs?.mediaType ?? "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(l), size: l.length })),
     }),
   );
   await pushManifest(reg, repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json");
@@ -86,6 +90,74 @@ describe("export and cat", () => {
     expect(await readlink(join(rootfs, "lib64"))).toBe("/usr/lib64");
     expect((await lstat(join(rootfs, "bin/su"))).mode & 0o7777).toBe(0o755);
     expect((await readdir(dir)).sort()).toEqual(["rootfs", "rootfs.tar"]);
+  });
+
+  it("cat follows a symlinked directory in the middle of the path", async () => {
+    expect(ok(await cli(["cat", `${reg.host}/fs/app:1`, "/lib64/libc.so"])).stdout).toBe("libc"); // lib64 -> /usr/lib64
+  });
+
+  it("directories an upper layer only implies keep their lower entry; tar -x accepts a hard link to a lower layer's file", async () => {
+    await pushLayers(reg, "fs/implied", "1", [
+      await makeTar([
+        { name: "tmp/", type: "directory", mode: 0o1777 },
+        { name: "root/", type: "directory", mode: 0o700 },
+        { name: "usr/bin/perl", data: "perl" },
+      ]),
+      await makeTar([
+        { name: "tmp/x", data: "x" },
+        { name: "root/.profile", data: "p" },
+        { name: "usr/bin/perl5.36", type: "link", linkname: "usr/bin/perl" },
+      ]),
+    ]);
+    const dir = await tempDir();
+    ok(await cli(["export", `${reg.host}/fs/implied:1`, "-o", join(dir, "rootfs.tar"), "--preserve-permissions"]));
+    await mkdir(join(dir, "x"));
+    await run("tar", ["-x", "-p", "-f", join(dir, "rootfs.tar"), "-C", join(dir, "x")]);
+    ok(await cli(["export", `${reg.host}/fs/implied:1`, "-o", `${join(dir, "d")}/`, "--preserve-permissions"]));
+    for (const root of ["x", "d"]) {
+      expect((await lstat(join(dir, root, "tmp"))).mode & 0o7777).toBe(0o1777);
+      expect((await lstat(join(dir, root, "root"))).mode & 0o7777).toBe(0o700);
+      expect((await stat(join(dir, root, "usr/bin/perl5.36"))).ino).toBe((await stat(join(dir, root, "usr/bin/perl"))).ino);
+    }
+  });
+
+  it("zstd layers and unknown layer media types are unsupported (exit 7); inspect shows each layer's media type", async () => {
+    const layer = await makeTar([{ name: "etc/os-release", data: "NAME=zstd\n" }]);
+    const dir = await tempDir();
+    await writeFile(join(dir, "layer.tar"), layer);
+    await run("zstd", ["-q", join(dir, "layer.tar")]);
+    const zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+    await pushLayers(reg, "fs/zstd", "1", [layer], { layers: [await readFile(join(dir, "layer.tar.zst"))], mediaType: zstd });
+    await pushLayers(reg, "fs/helm", "1", [layer], { layers: [gzipSync(layer)], mediaType: "application/vnd.cncf.helm.chart.content.v1.tar+gzip" });
+    for (const args of [["export", `${reg.host}/fs/zstd:1`, "-o", join(dir, "out/")], ["cat", `${reg.host}/fs/zstd:1`, "/etc/os-release"]]) {
+      const r = await cli(args);
+      expect(r.code).toBe(7);
+      expect(r.stderr).toMatch(/zstd-compressed/);
+      expect(r.stderr).not.toMatch(/--debug|\n\s+at /);
+    }
+    const helm = await cli(["export", `${reg.host}/fs/helm:1`]);
+    expect(helm.code, helm.stderr).toBe(7);
+    expect(helm.stderr).toMatch(/application\/vnd\.cncf\.helm\.chart\.content\.v1\.tar\+gzip, which is not a filesystem layer/);
+    expect(await readdir(dir)).toEqual(["layer.tar", "layer.tar.zst"]);
+    expect(ok(await cli(["inspect", `${reg.host}/fs/zstd:1`])).stdout).toContain(zstd);
+    const json = JSON.parse(ok(await cli(["inspect", `${reg.host}/fs/zstd:1`, "--format", "json"])).stdout);
+    expect(json.image.layers).toEqual([expect.objectContaining({ mediaType: zstd, compression: "zstd" })]);
+  });
+
+  it.runIf(process.getuid?.() === 0)("as a user who is not root, set-id bits are dropped even with --preserve-permissions (the owner could not be kept)", async () => {
+    const dir = await tempDir();
+    await chmod(dir, 0o777);
+    // A copy of the built CLI, which that user can read wherever the checkout is.
+    await mkdir(join(dir, "app/bin"), { recursive: true });
+    await mkdir(join(dir, "app/dist"));
+    for (const f of ["package.json", "bin/regcli.cjs", "dist/regcli.cjs"]) await copyFile(join(repoRoot, f), join(dir, "app", f));
+    await copyFile(join(repoRoot, "dist/regcli.cjs.v8cache"), join(dir, "app/dist/regcli.cjs.v8cache")).catch(() => undefined); // optional
+    const nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    const env = { ...process.env, HOME: dir, REGCLI_HOME: join(dir, "home"), REGCLI_CONFIG: join(dir, "config.json"), DOCKER_CONFIG: join(dir, "docker"), NO_COLOR: "1" };
+    await run("setpriv", [...nobody, process.execPath, join(dir, "app/bin/regcli.cjs"), "export", `${reg.host}/fs/app:1`, "-o", `${join(dir, "rootfs")}/`, "--preserve-permissions"], { env });
+    const su = await lstat(join(dir, "rootfs/bin/su"));
+    expect(su.uid).toBe(65534);
+    expect(su.mode & 0o7777).toBe(0o755);
   });
 
   it("exports from the local store without the registry", async () => {

@@ -44,7 +44,7 @@ export function seededBytes(seed: string, size: number): Buffer {
 }
 
 /** An uncompressed tar archive of these files. */
-export async function makeTar(files: Array<{ name: string; data?: Buffer | string; type?: "file" | "directory" | "symlink"; linkname?: string; mode?: number }>): Promise<Buffer> {
+export async function makeTar(files: Array<{ name: string; data?: Buffer | string; type?: "file" | "directory" | "symlink" | "link"; linkname?: string; mode?: number }>): Promise<Buffer> {
   const pack = tar.pack();
   for (const f of files) {
     const header = { name: f.name, mode: f.mode ?? (f.type === "directory" ? 0o755 : 0o644), mtime: new Date(0), type: f.type ?? "file", linkname: f.linkname };

@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .argument("<image>", "a local image, a registry reference, or oci:/docker-archive:/oci-archive:")
     .option("-o, --output <path>", "a path ending in .tar gets a tar; any other path becomes a new (or empty) directory (default: tar to stdout)")
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
-    .option("--preserve-permissions", "keep setuid/setgid/sticky bits (stripped by default)")
+    .option("--preserve-permissions", "keep setuid/setgid/sticky bits (stripped by default; in a directory, setuid/setgid only as root, where owners are kept)")
     .option("--devices", "keep device nodes and fifos (created in a directory only when running as root; skipped by default)")
     .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export busybox | tar -tv")
     .action(async (text: string, opts: ExportOptions, cmd: Command) => {

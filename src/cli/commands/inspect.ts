@@ -14,28 +14,33 @@ export function render(r: InspectResult): string[] {
   if (r.platforms) {
     lines.push("Platforms:");
     lines.push(...table(r.platforms.map((p) => ["  " + p.platform, p.digest, humanSize(p.size)])).split("\n"));
-    lines.push(`Image (${r.image.platform}):`, `  Digest:    ${r.image.digest}`);
-  } else {
-    lines.push(`Platform:    ${r.image.platform}`);
+    lines.push(`Image (${r.image.platform ?? r.image.artifactType}):`, `  Digest:    ${r.image.digest}`);
   }
   const i = r.image;
   const pad = r.platforms ? "  " : "";
   const show = (label: string, value: string | undefined) => {
-    if (value !== undefined && value !== "") lines.push(`${pad}${label.padEnd(pad ? 11 : 13)}${value}`);
+    if (value !== undefined && value !== "") lines.push(`${pad}${`${label} `.padEnd(pad ? 11 : 13)}${value}`);
   };
+  if (!r.platforms) show("Platform:", i.platform);
+  show("Artifact:", i.artifactType);
+  if (i.artifactType) show("Config type:", i.configMediaType);
   show("Created:", i.created);
   show("Entrypoint:", i.entrypoint ? JSON.stringify(i.entrypoint) : undefined);
   show("Cmd:", i.cmd ? JSON.stringify(i.cmd) : undefined);
   show("WorkingDir:", i.workingDir);
   show("User:", i.user);
   show("Size:", `${humanSize(i.totalSize)} (${i.totalSize} bytes, compressed)`);
+  if (i.env?.length) {
+    lines.push(`${pad}Env:`);
+    for (const e of i.env) lines.push(`${pad}  ${e}`);
+  }
   const labels = Object.entries(i.labels);
   if (labels.length) {
     lines.push(`${pad}Labels:`);
     for (const [k, v] of labels) lines.push(`${pad}  ${k}=${v}`);
   }
   lines.push(`${pad}Layers (${i.layers.length}):`);
-  lines.push(...table(i.layers.map((l) => [`${pad}  ${l.digest}`, humanSize(l.size)])).split("\n").filter(Boolean));
+  lines.push(...table(i.layers.map((l) => [`${pad}  ${l.digest}`, humanSize(l.size), l.mediaType])).split("\n").filter(Boolean));
   return lines;
 }
 
