@@ -106,17 +106,22 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   }
 
   /**
-   * Upload a blob, resuming after a failure: the registry is asked how many bytes it holds (GET on the upload
-   * location) and the source is reopened from there. A registry that lost the upload (Distribution drops one
-   * whose last request was cut mid-body) gets a new one. Attempts without progress are bounded by --retries.
+   * Upload a blob, resuming after a failure: after a wait, the registry is asked how many bytes it holds (GET on the
+   * upload location) and the source is reopened from there. An upload the registry lost or refuses
+   * (BLOB_UPLOAD_UNKNOWN/INVALID) is not asked about again: unless the blob landed, a new one is started. Attempts
+   * without progress are bounded by --retries; the refusal of a session resumed from a status read is not counted,
+   * as it follows from the failure before it: Distribution writes a cut request's bytes only when it notices the
+   * cut, and a status read before that reports an offset whose next request it refuses, for good.
    */
   private async upload(desc: Descriptor, open: OpenBlob, opened: { location: URL; chunkMin?: number }): Promise<void> {
     const { location, chunkMin } = opened;
     const chunkSize = this.options.chunkSize ?? (chunkMin ? Math.max(chunkMin, DEFAULT_CHUNK_BYTES) : undefined);
     const state = { location, offset: 0 };
     let stalls = 0;
+    let resumed = false; // the session's offset came from a status read after a failure
     for (let tries = 1; ; tries++) {
       const before = state.offset;
+      const wasResumed = resumed;
       let source: Readable | undefined;
       try {
         source = await open(state.offset > 0 ? { offset: state.offset } : undefined);
@@ -135,8 +140,12 @@ export class RegistryRepository implements ImageSource, ImageDestination {
         if (cause instanceof RegcliError) throw cause;
         const resumable = err instanceof UploadError ? err.resumable : !(err instanceof RegcliError) || err.kind === "network";
         if (!resumable) throw err;
-        const status = await this.client.uploadStatus(this.repository, state.location).catch(() => undefined);
-        if (status && status.offset <= desc.size) {
+        const lost = err instanceof UploadError && err.sessionLost;
+        // Waiting first lets the registry finish with the request that failed, so the status below is current.
+        await sleep(backoffMs(stalls));
+        const status = lost ? undefined : await this.client.uploadStatus(this.repository, state.location).catch(() => undefined);
+        resumed = status !== undefined && status.offset <= desc.size;
+        if (status && resumed) {
           state.location = status.location;
           state.offset = status.offset;
         } else if (await this.client.headBlob(this.repository, desc.digest).catch(() => undefined)) {
@@ -145,15 +154,15 @@ export class RegistryRepository implements ImageSource, ImageDestination {
           state.location = (await this.startUpload()).location;
           state.offset = 0;
         }
-        stalls = state.offset > before ? 0 : stalls + 1;
+        if (state.offset > before) stalls = 0;
+        else if (!(lost && wasResumed)) stalls++;
         if (stalls > this.client.retries) {
           throw new RegcliError("network", `upload of blob ${desc.digest} to ${this.description} failed after ${tries} tries: ${(err as Error).message}`, {
             hint: "check the network or raise --retries",
             cause: err,
           });
         }
-        this.client.debug(`! upload of ${desc.digest}: ${(err as Error).message}; resuming at byte ${state.offset}`);
-        await sleep(backoffMs(stalls));
+        this.client.debug(`! upload of ${desc.digest}: ${(err as Error).message}; ${resumed ? `resuming at byte ${state.offset}` : "starting a new upload"}`);
       }
     }
   }

@@ -522,11 +522,15 @@ export class RegistryClient {
 /** Statuses after which an upload is worth resuming: the registry or a proxy in front of it had a bad moment. */
 const RESUMABLE_UPLOAD_STATUS = new Set([401, 408, 429, 500, 502, 503, 504]);
 
-/** A failed upload request, marked `resumable` when asking the registry for the offset and going on may work. */
+/**
+ * A failed upload request, marked `resumable` when going on may work, and `sessionLost` when the registry no longer
+ * accepts the upload session (a new one must be started; asking it for the offset would get the same answer).
+ */
 export class UploadError extends RegcliError {
   constructor(
     base: RegcliError,
     readonly resumable: boolean,
+    readonly sessionLost = false,
   ) {
     super(base.kind, base.message, { hint: base.hint, code: base.code, cause: base });
   }
@@ -537,7 +541,8 @@ const LOST_UPLOAD_CODES = new Set(["BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID"]
 
 async function uploadFailure(res: HttpResponse, what: string, host: string): Promise<UploadError> {
   const failure = await registryFailure(res, what, host);
-  return new UploadError(failure, RESUMABLE_UPLOAD_STATUS.has(res.status) || LOST_UPLOAD_CODES.has(failure.code ?? ""));
+  const lost = LOST_UPLOAD_CODES.has(failure.code ?? "");
+  return new UploadError(failure, lost || RESUMABLE_UPLOAD_STATUS.has(res.status), lost);
 }
 
 /** Drop the first `count` bytes of a stream (a server that answered a Range request with the whole blob). */

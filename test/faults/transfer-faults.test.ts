@@ -198,6 +198,29 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect((await fetchManifest(reg, "pushed/lost", "1")).body.equals(big.manifest)).toBe(true);
   });
 
+  it("a cut upload whose status is read before the registry handled the cut: the refused session is abandoned for a new one, one fault one try", async () => {
+    // The CI flake of the 200-tag copy: Distribution writes a cut request's bytes only when it notices the cut. A status
+    // GET answered before that reports the old offset (204, Range 0-0); the next PUT on that state is then refused
+    // (404 BLOB_UPLOAD_INVALID, "upload resumed at wrong offset") and the session never accepted again.
+    const img = await makeImage({ layers: 1, layerSize: 64 * 1024, seed: "faults-stale-status" });
+    await pushImage(reg, "stale/src", "1", img);
+    const layerPut = new RegExp(`/blobs/uploads/.*digest=${img.layers[0]!.digest.replace(":", "(:|%3A)")}`);
+    proxy.reset();
+    proxy.rules = [
+      { method: "PUT", path: layerPut, nth: 1, fault: { kind: "reset-request", after: 512, lateUntilNext: true } },
+      // The registry has handled the cut before the PUT that follows the status GET.
+      { method: "PUT", path: layerPut, nth: 2, fault: { kind: "delay", ms: 500 } },
+    ];
+    // One fault, one retry: the refusal that follows from it is not a second failure.
+    const r = ok(await regcli(["--plain-http", "--retries", "1", "copy", `${reg.host}/stale/src:1`, `${proxy.host}/stale/dst:1`]));
+    expect(r.stdout.trim()).toBe(img.manifestDigest);
+    const session = /\/blobs\/uploads\/([0-9a-f-]+)\?/.exec(proxy.log.find((e) => e.fault === "reset-request")!.path)![1]!;
+    const onSession = proxy.log.filter((e) => e.path.includes(`/blobs/uploads/${session}?`)).map((e) => `${e.method} ${e.status ?? "cut"}`);
+    // The stale status, the refused PUT, and nothing more on that session: no status GET of a session already refused.
+    expect(onSession.sort()).toEqual(["GET 204", "PUT 404", "PUT cut"]);
+    expect((await fetchManifest(reg, "stale/dst", "1")).body.equals(img.manifest)).toBe(true);
+  });
+
   it("pull -o FILE.tar and -o DIR killed mid-blob leave the previous output intact and nothing that looks complete", async () => {
     const layer = big.layers[0]!;
     const small = await makeImage({ layers: 1, layerSize: 64 * 1024, seed: "faults-small" });

@@ -18,8 +18,12 @@ import { tally } from "./tally.js";
 export type Fault =
   /** Destroy the client socket without forwarding anything. */
   | { kind: "reset-before" }
-  /** Forward the request, but after `after` request-body bytes destroy both the upstream request and the client socket. */
-  | { kind: "reset-request"; after: number }
+  /**
+   * Forward the request, but after `after` request-body bytes destroy both the upstream request and the client socket.
+   * With `lateUntilNext`, the upstream side stays open (the registry gets neither the rest nor the end) until the next
+   * request to the same path (query ignored) has been answered: the registry handles the cut only after that request.
+   */
+  | { kind: "reset-request"; after: number; lateUntilNext?: boolean }
   /** Read `after` request-body bytes from the client without forwarding anything, then destroy the client socket. */
   | { kind: "reset-request-unforwarded"; after: number }
   /** Forward; send the response headers and `after` body bytes, then destroy the client socket. */
@@ -135,6 +139,10 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
+function withoutQuery(path: string): string {
+  return path.split("?")[0]!;
+}
+
 function testPath(re: RegExp, path: string): boolean {
   re.lastIndex = 0;
   return re.test(path);
@@ -163,6 +171,8 @@ class FaultProxyServer implements FaultProxy {
   readonly #sockets = new Set<Socket>();
   readonly #upstreamRequests = new Set<ClientRequest>();
   readonly #timers = new Set<NodeJS.Timeout>();
+  /** Cut requests still open upstream (lateUntilNext), by path without query: released once the next request there is answered. */
+  readonly #late = new Map<string, Array<() => void>>();
   readonly #agent = new Agent({ keepAlive: true });
   readonly #server: Server;
   /** Matches an absolute URL naming the upstream (127.0.0.1 and localhost are the same loopback host). */
@@ -319,6 +329,11 @@ class FaultProxyServer implements FaultProxy {
     };
     this.#active.set(entry, finish);
     res.once("close", finish);
+    const late = this.#late.get(withoutQuery(entry.path));
+    if (late) {
+      this.#late.delete(withoutQuery(entry.path));
+      res.once("close", () => late.forEach((release) => release()));
+    }
     req.on("error", () => {});
     res.on("error", () => {});
 
@@ -434,6 +449,7 @@ class FaultProxyServer implements FaultProxy {
 
     let intentional = false; // we destroyed the upstream side on purpose
     let upstreamDone = false;
+    let late = false; // the client is gone but the upstream side is kept open (lateUntilNext)
     const timers: NodeJS.Timeout[] = [];
     const stopUpstream = () => {
       intentional = true;
@@ -446,7 +462,7 @@ class FaultProxyServer implements FaultProxy {
 
     res.once("close", () => {
       for (const t of timers) this.#clearTimer(t);
-      stopUpstream();
+      if (!late) stopUpstream();
     });
 
     upReq.on("error", () => {
@@ -471,7 +487,16 @@ class FaultProxyServer implements FaultProxy {
       req.pause();
       if (last.length > 0) upReq.write(last);
       else upReq.flushHeaders();
-      this.#whenFlushed(upReq, destroyClient);
+      if (fault?.kind !== "reset-request" || !fault.lateUntilNext) {
+        this.#whenFlushed(upReq, destroyClient);
+        return;
+      }
+      this.#whenFlushed(upReq, () => {
+        late = true;
+        const key = withoutQuery(entry.path);
+        this.#late.set(key, [...(this.#late.get(key) ?? []), stopUpstream]);
+        req.socket.destroy();
+      });
     };
     req.on("data", (chunk: Buffer) => {
       if (reqStopped) return;

@@ -16,6 +16,8 @@ interface UpstreamRecord {
   url: string;
   bytes: number;
   complete: boolean;
+  /** The request is over on the upstream side (ended or cut). */
+  closed: boolean;
   host: string | undefined;
   range: string | undefined;
 }
@@ -28,8 +30,9 @@ let agent: Agent;
 
 function startUpstream(): Promise<void> {
   upstream = createServer((req, res) => {
-    const rec: UpstreamRecord = { method: req.method ?? "", url: req.url ?? "", bytes: 0, complete: false, host: req.headers.host, range: req.headers.range };
+    const rec: UpstreamRecord = { method: req.method ?? "", url: req.url ?? "", bytes: 0, complete: false, closed: false, host: req.headers.host, range: req.headers.range };
     upstreamRecords.push(rec);
+    req.on("close", () => (rec.closed = true));
     req.on("data", (c: Buffer) => (rec.bytes += c.length));
     req.on("error", () => {});
     req.on("end", () => {
@@ -379,6 +382,24 @@ describe("faults", () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(upstreamRecords[0]).toMatchObject({ method: "PUT", bytes: 1000, complete: false });
     expect(proxy.bytesReceived(/upload/)).toBe(1000);
+  });
+
+  it("reset-request with lateUntilNext keeps the upstream side open until the next request on that path is answered", async () => {
+    proxy.rules = [{ method: "PUT", fault: { kind: "reset-request", after: 1000, lateUntilNext: true } }];
+    const got = await send(`${proxy.url}/upload?_state=1`, { method: "PUT", body: BLOB.subarray(0, 200_000) });
+    expect(got.error).toBeDefined();
+    await waitFor(() => upstreamRecords[0]?.bytes === 1000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(upstreamRecords[0]).toMatchObject({ method: "PUT", complete: false, closed: false });
+    // Another path does not release it; the same path with another query does, once answered.
+    expect((await send(`${proxy.url}/other`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(upstreamRecords[0]!.closed).toBe(false);
+    expect((await send(`${proxy.url}/upload?_state=2`)).status).toBe(200);
+    expect(upstreamRecords[2]).toMatchObject({ method: "GET", url: "/upload?_state=2" });
+    await waitFor(() => upstreamRecords[0]!.closed);
+    expect(upstreamRecords[0]).toMatchObject({ bytes: 1000, complete: false });
+    expect(proxy.bytesReceived(/upload/, "PUT")).toBe(1000);
   });
 
   it("reset-request-unforwarded never reaches upstream", async () => {
