@@ -9,8 +9,6 @@ import { LocalStore, storeName } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
 import { transfer } from "./transfer.js";
 
-export { storeName };
-
 export interface PullOptions {
   platform?: Platform;
   /** Keep the whole index (every platform), so a later push restores it with the same digest. */
