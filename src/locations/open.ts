@@ -5,10 +5,10 @@ import { RegcliError } from "../errors.js";
 import type { RegistryContext } from "../registry/context.js";
 import { isDigest } from "../oci/index.js";
 import { parseReference } from "../reference/index.js";
-import { LocalStore, storeName } from "../store/store.js";
+import { LocalStore } from "../store/store.js";
 import { gzipLayers, unpackArchive } from "./archive-reader.js";
 import { ArchiveWriter } from "./archive-writer.js";
-import { CONTAINERD_NAME, displayName, familiarName, findEntry, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
+import { CONTAINERD_NAME, displayName, familiarName, findEntry, fullName, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
 import { OciLayout } from "./oci-layout.js";
 import type { LocationSpec } from "./parse.js";
 import { registryDestination, registrySource } from "./registry.js";
@@ -111,7 +111,7 @@ export async function openLocation(ctx: RegistryContext, spec: LocationSpec): Pr
 export async function openSource(ctx: RegistryContext, spec: LocationSpec, options: OpenSourceOptions = {}): Promise<OpenedSource> {
   if (spec.kind === "registry") {
     const ref = spec.ref;
-    return { source: registrySource(ctx, ref), reference: ref.digest ?? ref.tag ?? "latest", display: ref.full, identity: storeIdentity(storeName(ref)), close: nothing };
+    return { source: registrySource(ctx, ref), reference: ref.digest ?? ref.tag ?? "latest", display: ref.full, identity: storeIdentity(fullName(ref)), close: nothing };
   }
   if (spec.kind === "store") {
     const store = new LocalStore();

@@ -5,7 +5,8 @@ import { registryDestination } from "../locations/registry.js";
 import { hostPlatform, type Platform } from "../oci/index.js";
 import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
-import { LocalStore, storeName } from "../store/store.js";
+import { fullName } from "../locations/image-names.js";
+import { LocalStore } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
 import { transfer } from "./transfer.js";
 
@@ -78,7 +79,7 @@ export async function pushSourceError(text: string, target: string, store = new 
   if (!ref) {
     return new RegcliError("usage", `push source ${text}: no such file or directory`, { hint: "give an OCI layout directory or an archive file (docker save, regcli image save)" });
   }
-  const name = storeName(ref);
+  const name = fullName(ref);
   if (await store.layout.find(name).catch(() => undefined)) {
     return new RegcliError("usage", `${text} is an image in the local store (${name}), which push sends under its own name`, {
       hint: `tag it first: regcli image tag ${text} ${target} && regcli push ${target}`,
@@ -103,7 +104,7 @@ export async function push(
   if (from.kind === "location") return transfer(ctx, from.spec, dst, options);
   const store = from.store ?? new LocalStore();
   const engine = new CopyEngine({ jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress });
-  const name = storeName(target);
+  const name = fullName(target);
   // Blobs of an image pulled from this registry are mounted from the repository they came from.
   const source = await store.sourceFor(name);
   return engine.copy(source, name, registryDestination(ctx, target), target.digest ?? target.tag ?? "latest");
