@@ -308,6 +308,17 @@ describe("delete on a terminal (a pseudo-terminal from util-linux script)", () =
     expect(yes.screen).toMatch(/Deleted .*tty\/app@sha256:[0-9a-f]{64} \(tags 1, 2\)/);
     expect(await alive()).toBe(404);
   });
+
+  it("with --progress json it never asks (stderr is only JSON): refuses without --force, as an error event", async () => {
+    await pushImage(reg, "tty/json", "1", img);
+    await pushImage(reg, "tty/json", "2", img);
+    const r = await onTerminal(["delete", "--progress", "json", `${reg.host}/tty/json:1`], "y\n");
+    expect(r.screen).not.toMatch(/\[y\/N\]/);
+    expect(r.code, r.screen).toBe(2);
+    const event = r.screen.split(/\r?\n/).find((l) => l.startsWith("{"));
+    expect(JSON.parse(event ?? "{}"), r.screen).toMatchObject({ type: "error", exitCode: 2, message: expect.stringMatching(/tagged 2.*nothing deleted/) });
+    expect((await fetchManifest(reg, "tty/json", img.manifestDigest)).status).toBe(200);
+  });
 });
 
 describe("interop with skopeo across two registries", () => {
