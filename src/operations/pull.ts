@@ -82,7 +82,7 @@ export async function pushSourceError(text: string, target: string, store = new 
   const name = fullName(ref);
   if (await store.layout.find(name).catch(() => undefined)) {
     return new RegcliError("usage", `${text} is an image in the local store (${name}), which push sends under its own name`, {
-      hint: `tag it first: regcli image tag ${text} ${target} && regcli push ${target}`,
+      hint: `push it from the store: regcli push store:${text} ${target}, or tag it first: regcli image tag ${text} ${target} && regcli push ${target}`,
     });
   }
   if (text.startsWith(`${ref.registry}/`) || ref.registry !== "docker.io") {
