@@ -247,6 +247,16 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect((await cli(["untag", `${reg.host}/untag/oci:nope`])).code).toBe(4);
   });
 
+  it("tag, untag and delete take the docker:// prefix, as every command does", async () => {
+    ok(await cli(["copy", `${reg.host}/app/oci:1.0`, `${reg.host}/prefixed/oci:a`]));
+    ok(await cli(["tag", `docker://${reg.host}/prefixed/oci:a`, "b"]));
+    expect(ok(await cli(["ls", `${reg.host}/prefixed/oci`])).stdout.split("\n").filter(Boolean).sort()).toEqual(["a", "b"]);
+    const untag = await cli(["untag", `docker://${reg.host}/prefixed/oci:b`]);
+    expect(untag.code, untag.stderr).toBe(server === "regcli" ? 0 : 5); // Distribution 2.8 deletes by digest only
+    ok(await cli(["delete", "--force", `docker://${reg.host}/prefixed/oci:a`]));
+    expect((await fetchManifest(reg, "prefixed/oci", ociImage.manifestDigest)).status).toBe(404);
+  });
+
   it("a missing image is exit 4 with one clear line", async () => {
     const r = await cli(["inspect", `${reg.host}/app/docker:nope`]);
     expect(r.code).toBe(4);
