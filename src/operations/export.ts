@@ -57,7 +57,10 @@ export async function exportImage(
     return result;
   } catch (err) {
     await rm(partial, { recursive: true, force: true }).catch(() => undefined);
-    throw localFileError(err, output) ?? err;
+    // A failure of the output is named after it; one that names another file (a source blob that cannot be read)
+    // keeps its own path.
+    const failedPath = (err as NodeJS.ErrnoException | undefined)?.path;
+    throw (failedPath === undefined || failedPath.startsWith(output) ? localFileError(err, output) : undefined) ?? err;
   }
 }
 
