@@ -165,7 +165,7 @@ describe("export and cat", () => {
     expect(su.mode & 0o7777).toBe(0o755);
   });
 
-  it.runIf(process.getuid?.() === 0)("a source blob that cannot be read is named as such, not as the output", async () => {
+  it.runIf(process.getuid?.() === 0)("export, blob -o and copy to an archive: a source blob that cannot be read is named as such, not as the output", async () => {
     const { dir, run: nobody } = await asNobody();
     const layout = join(dir, "layout");
     ok(await cli(["copy", `${reg.host}/fs/app:1`, `oci:${layout}:1`]));
@@ -174,11 +174,17 @@ describe("export and cat", () => {
     const blob = join(layout, "blobs/sha256", manifest.layers[0]!.digest.slice(7));
     await chmod(blob, 0o600); // root's: unreadable for uid 65534
     const out = join(dir, "out.tar");
-    const r = await nobody(["export", `oci:${layout}:1`, "-o", out]).then(() => ({ code: 0, stderr: "" }), (e: { code: number; stderr: string }) => e);
-    expect(r.code, r.stderr).toBe(6);
-    expect(r.stderr).toContain(blob);
-    expect(r.stderr).not.toContain(out);
-    expect((await readdir(dir)).filter((n) => n.startsWith("out.tar"))).toEqual([]);
+    for (const args of [
+      ["export", `oci:${layout}:1`, "-o", out],
+      ["blob", `oci:${layout}@${manifest.layers[0]!.digest}`, "-o", out],
+      ["copy", `oci:${layout}:1`, `docker-archive:${out}`],
+    ]) {
+      const r = await nobody(args).then(() => ({ code: 0, stderr: "" }), (e: { code: number; stderr: string }) => e);
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(6);
+      expect(r.stderr).toContain(blob);
+      expect(r.stderr).not.toContain(out);
+      expect((await readdir(dir)).filter((n) => n.startsWith("out.tar"))).toEqual([]);
+    }
   });
 
   it("exports from the local store without the registry", async () => {
