@@ -3,7 +3,7 @@ import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import { registryDestination } from "../locations/registry.js";
 import { hostPlatform, type Platform } from "../oci/index.js";
-import { parseReference, type Reference } from "../reference/index.js";
+import { manifestReference, parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { fullName } from "../locations/image-names.js";
 import { LocalStore } from "../store/store.js";
@@ -107,5 +107,5 @@ export async function push(
   const name = fullName(target);
   // Blobs of an image pulled from this registry are mounted from the repository they came from.
   const source = await store.sourceFor(name);
-  return engine.copy(source, name, registryDestination(ctx, target), target.digest ?? target.tag ?? "latest");
+  return engine.copy(source, name, registryDestination(ctx, target), manifestReference(target));
 }
