@@ -80,6 +80,15 @@ export function localFileError(err: unknown, path?: string, action = "write"): R
   return new RegcliError("io", `cannot ${action} ${where}: ${known.what} (${code})`, { hint: known.hint, code, cause: err });
 }
 
+/**
+ * localFileError for a failure while writing the output `path`: an error that names another file (a source that
+ * could not be read) is not the output's, and is left to be reported with its own path.
+ */
+export function outputFileError(err: unknown, path: string): RegcliError | undefined {
+  const failed = (err as NodeJS.ErrnoException | undefined)?.path;
+  return failed === undefined || failed.startsWith(path) || path.startsWith(failed) ? localFileError(err, path) : undefined;
+}
+
 /** Run a local write, turning a file-system failure into an "io" error that names `path`. */
 export async function writingTo<T>(path: string, action: () => Promise<T>): Promise<T> {
   try {

@@ -1,14 +1,16 @@
 import { openSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { ReadStream } from "node:tty";
+import { jsonEventsOn } from "./output.js";
 
 /**
  * Ask a yes/no question on the terminal: the question on stderr, the answer from stdin when it is a terminal,
  * else from /dev/tty (stdin may be a pipe, e.g. --password-stdin). Only "y"/"yes" is yes. Returns undefined when
- * there is no terminal to ask on (stderr redirected, or no controlling terminal): the caller then needs --force.
+ * there is no terminal to ask on (stderr redirected, or no controlling terminal) or stderr carries only JSON events
+ * (--progress json): the caller then needs --force.
  */
 export async function askYesNo(question: string): Promise<boolean | undefined> {
-  if (!process.stderr.isTTY) return undefined;
+  if (!process.stderr.isTTY || jsonEventsOn()) return undefined;
   let input: NodeJS.ReadableStream & { destroy?: () => void; pause: () => unknown };
   if (process.stdin.isTTY) input = process.stdin;
   else {

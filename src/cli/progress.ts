@@ -87,7 +87,7 @@ function jsonProgress(): Progress {
 }
 
 /** Said whenever a copy writes another digest than the source's, so that no digest changes silently. */
-export function digestChangedLine(e: Extract<CopyEvent, { type: "digest-changed" }>): string {
+function digestChangedLine(e: Extract<CopyEvent, { type: "digest-changed" }>): string {
   return `digest changed from ${e.from} to ${e.to} (converted to OCI media types); use --preserve-digests to keep the original bytes`;
 }
 

@@ -4,7 +4,7 @@ import { pipeline } from "node:stream/promises";
 import type { Readable, Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import tar from "tar-stream";
-import { localFileError, RegcliError } from "../errors.js";
+import { outputFileError, RegcliError } from "../errors.js";
 import { hostPlatform, isDigest, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
 import { limiter } from "../util/limit.js";
 import { annotationsFor, familiarName, isBareTag } from "./image-names.js";
@@ -57,7 +57,7 @@ export class ArchiveWriter implements ImageDestination {
       // A file that failed destroys the pack, and the pipeline then settles with the file's error.
       const where = typeof this.file === "string" ? this.file : "the standard output";
       const fileError = this.pack.destroyed ? await this.done.then(() => undefined, (e: unknown) => e) : undefined;
-      throw localFileError(fileError, where) ?? localFileError(err, where) ?? err;
+      throw outputFileError(fileError, where) ?? outputFileError(err, where) ?? err;
     }
   }
 

@@ -1,6 +1,6 @@
 import { RegcliError } from "../errors.js";
 import { isDigest, type Descriptor } from "../oci/index.js";
-import { formatReference, parseReference } from "../reference/index.js";
+import { formatReference, parseReference, type Reference } from "../reference/index.js";
 import { REF_NAME } from "./oci-layout.js";
 
 /** The full image name (docker.io/library/busybox:latest), as Docker 25 and containerd write it next to REF_NAME. */
@@ -20,11 +20,15 @@ export function isBareTag(text: string): boolean {
   return !/[/:@]/.test(text);
 }
 
+/** A parsed reference's full name (name:tag, or name@digest): what the local store and archives name images by. */
+export function fullName(ref: Reference): string {
+  return ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`;
+}
+
 /** The full normalized form of an image name (busybox -> docker.io/library/busybox:latest); undefined if invalid. */
 export function normalizeName(text: string): string | undefined {
   try {
-    const ref = parseReference(text);
-    return ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`;
+    return fullName(parseReference(text));
   } catch {
     return undefined;
   }

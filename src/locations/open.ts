@@ -3,13 +3,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext } from "../registry/context.js";
-import type { Descriptor } from "../oci/index.js";
-import { parseReference } from "../reference/index.js";
 import { isDigest } from "../oci/index.js";
-import { LocalStore, storeName } from "../store/store.js";
+import { manifestReference, parseReference } from "../reference/index.js";
+import { LocalStore } from "../store/store.js";
 import { gzipLayers, unpackArchive } from "./archive-reader.js";
 import { ArchiveWriter } from "./archive-writer.js";
-import { CONTAINERD_NAME, displayName, familiarName, findEntry, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
+import { CONTAINERD_NAME, displayName, familiarName, findEntry, fullName, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
 import { OciLayout } from "./oci-layout.js";
 import type { LocationSpec } from "./parse.js";
 import { registryDestination, registrySource } from "./registry.js";
@@ -112,7 +111,7 @@ export async function openLocation(ctx: RegistryContext, spec: LocationSpec): Pr
 export async function openSource(ctx: RegistryContext, spec: LocationSpec, options: OpenSourceOptions = {}): Promise<OpenedSource> {
   if (spec.kind === "registry") {
     const ref = spec.ref;
-    return { source: registrySource(ctx, ref), reference: ref.digest ?? ref.tag ?? "latest", display: ref.full, identity: storeIdentity(storeName(ref)), close: nothing };
+    return { source: registrySource(ctx, ref), reference: manifestReference(ref), display: ref.full, identity: storeIdentity(fullName(ref)), close: nothing };
   }
   if (spec.kind === "store") {
     const store = new LocalStore();
@@ -165,7 +164,7 @@ export async function openDestination(ctx: RegistryContext, spec: LocationSpec, 
   if (spec.kind === "registry") {
     return {
       destination: registryDestination(ctx, spec.ref),
-      reference: spec.ref.digest ?? spec.ref.tag ?? "latest",
+      reference: manifestReference(spec.ref),
       display: spec.ref.full,
       finish: nothing,
       abort: nothing,

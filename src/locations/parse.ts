@@ -13,6 +13,11 @@ export type LocationSpec =
 const TRANSPORT_RE = /^(oci|docker-archive|oci-archive|store):/;
 const DIGEST_SUFFIX_RE = /^(.*?)@((?:sha256|sha512):[a-f0-9]+)$/;
 
+/** A registry reference as users type it: skopeo's `docker://` transport prefix is accepted and ignored. */
+export function withoutDockerTransport(text: string): string {
+  return text.replace(/^docker:\/\//, "");
+}
+
 /** True when the text names a local location (a transport other than a registry's). */
 export function hasLocalTransport(text: string): boolean {
   return TRANSPORT_RE.test(text);
@@ -49,7 +54,7 @@ export function parseLocation(text: string, options: { defaultTag?: boolean } = 
       hint: "use a registry reference, store:NAME, oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]",
     });
   }
-  return { kind: "registry", ref: parseReference(text.replace(/^docker:\/\//, ""), options) };
+  return { kind: "registry", ref: parseReference(withoutDockerTransport(text), options) };
 }
 
 /**
@@ -62,7 +67,7 @@ export function parseBlobLocation(text: string): { spec: LocationSpec; digest: s
     if (!m) throw new RegcliError("usage", `blob needs a digest: ${text} has none`, { hint: "add @sha256:... to the location" });
     return { spec: parseLocation(m[1]!), digest: m[2]! };
   }
-  const ref = parseReference(text.replace(/^docker:\/\//, ""), { defaultTag: false });
+  const ref = parseReference(withoutDockerTransport(text), { defaultTag: false });
   if (!ref.digest) throw new RegcliError("usage", `blob needs a digest: ${ref.familiar} has none`, { hint: "use REPOSITORY@sha256:..." });
   return { spec: { kind: "registry", ref }, digest: ref.digest };
 }

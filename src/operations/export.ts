@@ -1,7 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { readdir, rename, rm } from "node:fs/promises";
 import type { Writable } from "node:stream";
-import { localFileError, RegcliError } from "../errors.js";
+import { outputFileError, RegcliError } from "../errors.js";
 import { openSource, type OpenedSource } from "../locations/open.js";
 import { hasLocalTransport, parseLocation } from "../locations/parse.js";
 import { catFile, exportToDirectory, exportToTar, type FlattenOptions, type LayerInput } from "../oci/flatten.js";
@@ -57,7 +57,7 @@ export async function exportImage(
     return result;
   } catch (err) {
     await rm(partial, { recursive: true, force: true }).catch(() => undefined);
-    throw localFileError(err, output) ?? err;
+    throw outputFileError(err, output) ?? err;
   }
 }
 

@@ -6,14 +6,14 @@ import type { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { RegcliError } from "../errors.js";
 import { unpackArchive } from "../locations/archive-reader.js";
-import { findEntry, identityOf } from "../locations/image-names.js";
+import { findEntry, fullName, identityOf, normalizeName } from "../locations/image-names.js";
 import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.js";
 import { OciLayout } from "../locations/oci-layout.js";
 import { parseSourcePath } from "../locations/parse.js";
 import { CopyEngine } from "./copy.js";
 import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
-import { LocalStore, ORIGIN_ANNOTATION, storeName, storeNameOf } from "../store/store.js";
+import { LocalStore, ORIGIN_ANNOTATION } from "../store/store.js";
 
 export interface StoredImage {
   name: string;
@@ -79,7 +79,7 @@ function familiarRepository(name: string): string {
 
 /** Give a stored image another name (like `docker tag`); the source is any identifier `images` prints. */
 export async function tagImage(sourceText: string, targetText: string, store = new LocalStore()): Promise<{ source: string; target: string; digest: string }> {
-  const target = storeName(parseReference(targetText));
+  const target = fullName(parseReference(targetText));
   const { name: source, descriptor: desc } = await store.findImage(sourceText);
   const manifest = await store.layout.getManifest(desc.digest);
   const origin = desc.annotations?.[ORIGIN_ANNOTATION];
@@ -97,7 +97,7 @@ export async function removeImages(texts: string[], store = new LocalStore()): P
   for (const text of texts) {
     const found = await store.lookup(text);
     if (!found.length) {
-      missing.push(storeNameOf(text) ?? text);
+      missing.push(normalizeName(text) ?? text);
       continue;
     }
     if (found.length > 1) {
@@ -126,9 +126,7 @@ export async function saveImages(texts: string[], output: string | Writable, fla
   const writer = new ArchiveWriter(output, flavour);
   try {
     const engine = new CopyEngine();
-    for (const [i, ref] of refs.entries()) {
-      await engine.copy(store.layout, entries[i]!.descriptor.digest, writer, storeName(ref));
-    }
+    for (const { name, descriptor } of entries) await engine.copy(store.layout, descriptor.digest, writer, name);
     await writer.finish();
   } catch (err) {
     await writer.abort();

@@ -15,12 +15,7 @@ import {
   type ManifestData,
   type Platform,
 } from "../oci/index.js";
-import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
-
-export function manifestReference(ref: Reference): string {
-  return ref.digest ?? ref.tag ?? "latest";
-}
 
 /** The manifest bytes exactly as the location holds them (as the registry serves them), and where they came from. */
 export async function getManifest(ctx: RegistryContext, spec: LocationSpec): Promise<ManifestData & { reference: string }> {

@@ -3,13 +3,12 @@ import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import { registryDestination } from "../locations/registry.js";
 import { hostPlatform, type Platform } from "../oci/index.js";
-import { parseReference, type Reference } from "../reference/index.js";
+import { manifestReference, parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
-import { LocalStore, storeName } from "../store/store.js";
+import { fullName } from "../locations/image-names.js";
+import { LocalStore } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
 import { transfer } from "./transfer.js";
-
-export { storeName };
 
 export interface PullOptions {
   platform?: Platform;
@@ -80,10 +79,10 @@ export async function pushSourceError(text: string, target: string, store = new 
   if (!ref) {
     return new RegcliError("usage", `push source ${text}: no such file or directory`, { hint: "give an OCI layout directory or an archive file (docker save, regcli image save)" });
   }
-  const name = storeName(ref);
+  const name = fullName(ref);
   if (await store.layout.find(name).catch(() => undefined)) {
     return new RegcliError("usage", `${text} is an image in the local store (${name}), which push sends under its own name`, {
-      hint: `tag it first: regcli image tag ${text} ${target} && regcli push ${target}`,
+      hint: `push it from the store: regcli push store:${text} ${target}, or tag it first: regcli image tag ${text} ${target} && regcli push ${target}`,
     });
   }
   if (text.startsWith(`${ref.registry}/`) || ref.registry !== "docker.io") {
@@ -105,8 +104,8 @@ export async function push(
   if (from.kind === "location") return transfer(ctx, from.spec, dst, options);
   const store = from.store ?? new LocalStore();
   const engine = new CopyEngine({ jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress });
-  const name = storeName(target);
+  const name = fullName(target);
   // Blobs of an image pulled from this registry are mounted from the repository they came from.
   const source = await store.sourceFor(name);
-  return engine.copy(source, name, registryDestination(ctx, target), target.digest ?? target.tag ?? "latest");
+  return engine.copy(source, name, registryDestination(ctx, target), manifestReference(target));
 }

@@ -1,9 +1,8 @@
 import { RegcliError } from "../errors.js";
 import { registryDestination } from "../locations/registry.js";
-import { validateTag, withTag, type Reference } from "../reference/index.js";
+import { manifestReference, validateTag, withTag, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
-import { manifestReference } from "./inspect.js";
 
 /** Put the same manifest bytes under another tag of the same repository: no blob moves, digest kept. */
 export async function tag(ctx: RegistryContext, ref: Reference, newTag: string): Promise<{ target: Reference; digest: string }> {
@@ -29,7 +28,7 @@ const TAG_CHECKS_AT_ONCE = 8;
 /** The manifest a tag or digest names and every tag pointing at it (a HEAD per tag, a few at once). */
 async function planDelete(ctx: RegistryContext, ref: Reference): Promise<DeletePlan> {
   const client = ctx.client(ref.registry);
-  const head = await client.headManifest(ref.repository, ref.digest ?? ref.tag ?? "latest");
+  const head = await client.headManifest(ref.repository, manifestReference(ref));
   if (!head) throw new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
   const digest = ref.digest ?? head.digest;
   let all: string[];

@@ -1,6 +1,5 @@
 import { openDestination, openSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
-import { parseReference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { CopyEngine, type CopyOptions, type CopyResult } from "./copy.js";
 

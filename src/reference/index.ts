@@ -263,6 +263,11 @@ export function formatReference(ref: Pick<Reference, "registry" | "repository" |
   return build(registry, repository, ref.tag, ref.digest);
 }
 
+/** What to ask a registry for: the digest when there is one, else the tag (latest when none). */
+export function manifestReference(ref: Reference): string {
+  return ref.digest ?? ref.tag ?? DEFAULT_TAG;
+}
+
 /** The same repository with another tag; any digest is dropped. */
 export function withTag(ref: Reference, tag: string): Reference {
   validateTag(tag);

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { RegcliError, writingTo } from "../errors.js";
+import { normalizeName } from "../locations/image-names.js";
 import { OciLayout, REF_NAME } from "../locations/oci-layout.js";
 import type { ImageSource, MountOrigin } from "../locations/types.js";
 import type { Descriptor } from "../oci/index.js";
@@ -11,11 +12,6 @@ import { makeDirectory } from "../util/files.js";
 import { alive } from "./lock.js";
 
 export const ORIGIN_ANNOTATION = "io.github.regcli.origin";
-
-/** The name an image has in the local store: its full reference (name:tag, or name@digest). */
-export function storeName(ref: Reference): string {
-  return ref.tag ? `${ref.name}:${ref.tag}` : `${ref.name}@${ref.digest}`;
-}
 
 export interface StoreEntry {
   name: string;
@@ -28,13 +24,6 @@ function parsedName(text: string): Reference | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The store name a text means when read as a reference ("busybox" -> "docker.io/library/busybox:latest"). */
-export function storeNameOf(text: string): string | undefined {
-  const ref = parsedName(text);
-  if (!ref) return undefined;
-  return ref.tag || ref.digest ? storeName(ref) : `${ref.name}:latest`;
 }
 
 export function storeHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -97,7 +86,7 @@ export class LocalStore {
     }
     const ref = parsedName(text);
     if (ref) {
-      const byName = entries.filter((e) => e.name === storeNameOf(text));
+      const byName = entries.filter((e) => e.name === normalizeName(text));
       if (byName.length) return byName;
       if (ref.digest) {
         const byDigest = entries.filter((e) => e.descriptor.digest === ref.digest && parsedName(e.name)?.name === ref.name);
@@ -113,7 +102,7 @@ export class LocalStore {
   /** The one image an identifier names (several names of one digest are one image); a clear error otherwise. */
   async findImage(text: string): Promise<StoreEntry> {
     const found = await this.lookup(text);
-    if (!found.length) throw new RegcliError("not-found", `no image named ${storeNameOf(text) ?? text} in the local store`, { hint: "see regcli images" });
+    if (!found.length) throw new RegcliError("not-found", `no image named ${normalizeName(text) ?? text} in the local store`, { hint: "see regcli images" });
     const digests = new Set(found.map((e) => e.descriptor.digest));
     if (digests.size > 1) {
       throw new RegcliError("usage", `${text} matches ${digests.size} images in the local store`, { hint: `name one: ${found.map((e) => e.name).join(", ")}` });

@@ -247,6 +247,16 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect((await cli(["untag", `${reg.host}/untag/oci:nope`])).code).toBe(4);
   });
 
+  it("tag, untag and delete take the docker:// prefix, as every command does", async () => {
+    ok(await cli(["copy", `${reg.host}/app/oci:1.0`, `${reg.host}/prefixed/oci:a`]));
+    ok(await cli(["tag", `docker://${reg.host}/prefixed/oci:a`, "b"]));
+    expect(ok(await cli(["ls", `${reg.host}/prefixed/oci`])).stdout.split("\n").filter(Boolean).sort()).toEqual(["a", "b"]);
+    const untag = await cli(["untag", `docker://${reg.host}/prefixed/oci:b`]);
+    expect(untag.code, untag.stderr).toBe(server === "regcli" ? 0 : 5); // Distribution 2.8 deletes by digest only
+    ok(await cli(["delete", "--force", `docker://${reg.host}/prefixed/oci:a`]));
+    expect((await fetchManifest(reg, "prefixed/oci", ociImage.manifestDigest)).status).toBe(404);
+  });
+
   it("a missing image is exit 4 with one clear line", async () => {
     const r = await cli(["inspect", `${reg.host}/app/docker:nope`]);
     expect(r.code).toBe(4);
@@ -307,6 +317,17 @@ describe("delete on a terminal (a pseudo-terminal from util-linux script)", () =
     expect(yes.code, yes.screen).toBe(0);
     expect(yes.screen).toMatch(/Deleted .*tty\/app@sha256:[0-9a-f]{64} \(tags 1, 2\)/);
     expect(await alive()).toBe(404);
+  });
+
+  it("with --progress json it never asks (stderr is only JSON): refuses without --force, as an error event", async () => {
+    await pushImage(reg, "tty/json", "1", img);
+    await pushImage(reg, "tty/json", "2", img);
+    const r = await onTerminal(["delete", "--progress", "json", `${reg.host}/tty/json:1`], "y\n");
+    expect(r.screen).not.toMatch(/\[y\/N\]/);
+    expect(r.code, r.screen).toBe(2);
+    const event = r.screen.split(/\r?\n/).find((l) => l.startsWith("{"));
+    expect(JSON.parse(event ?? "{}"), r.screen).toMatchObject({ type: "error", exitCode: 2, message: expect.stringMatching(/tagged 2.*nothing deleted/) });
+    expect((await fetchManifest(reg, "tty/json", img.manifestDigest)).status).toBe(200);
   });
 });
 

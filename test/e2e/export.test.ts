@@ -144,20 +144,47 @@ describe("export and cat", () => {
     expect(json.image.layers).toEqual([expect.objectContaining({ mediaType: zstd, compression: "zstd" })]);
   });
 
-  it.runIf(process.getuid?.() === 0)("as a user who is not root, set-id bits are dropped even with --preserve-permissions (the owner could not be kept)", async () => {
+  /** A directory where uid 65534 runs a copy of the built CLI (readable by that user wherever the checkout is). */
+  async function asNobody(): Promise<{ dir: string; run: (args: string[]) => Promise<{ stdout: string; stderr: string }> }> {
     const dir = await tempDir();
     await chmod(dir, 0o777);
-    // A copy of the built CLI, which that user can read wherever the checkout is.
     await mkdir(join(dir, "app/bin"), { recursive: true });
     await mkdir(join(dir, "app/dist"));
     for (const f of ["package.json", "bin/regcli.cjs", "dist/regcli.cjs"]) await copyFile(join(repoRoot, f), join(dir, "app", f));
     await copyFile(join(repoRoot, "dist/regcli.cjs.v8cache"), join(dir, "app/dist/regcli.cjs.v8cache")).catch(() => undefined); // optional
     const nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
     const env = { ...process.env, HOME: dir, REGCLI_HOME: join(dir, "home"), REGCLI_CONFIG: join(dir, "config.json"), DOCKER_CONFIG: join(dir, "docker"), NO_COLOR: "1" };
-    await run("setpriv", [...nobody, process.execPath, join(dir, "app/bin/regcli.cjs"), "export", `${reg.host}/fs/app:1`, "-o", `${join(dir, "rootfs")}/`, "--preserve-permissions"], { env });
+    return { dir, run: (args) => run("setpriv", [...nobody, process.execPath, join(dir, "app/bin/regcli.cjs"), ...args], { env }) };
+  }
+
+  it.runIf(process.getuid?.() === 0)("as a user who is not root, set-id bits are dropped even with --preserve-permissions (the owner could not be kept)", async () => {
+    const { dir, run: nobody } = await asNobody();
+    await nobody(["export", `${reg.host}/fs/app:1`, "-o", `${join(dir, "rootfs")}/`, "--preserve-permissions"]);
     const su = await lstat(join(dir, "rootfs/bin/su"));
     expect(su.uid).toBe(65534);
     expect(su.mode & 0o7777).toBe(0o755);
+  });
+
+  it.runIf(process.getuid?.() === 0)("export, blob -o and copy to an archive: a source blob that cannot be read is named as such, not as the output", async () => {
+    const { dir, run: nobody } = await asNobody();
+    const layout = join(dir, "layout");
+    ok(await cli(["copy", `${reg.host}/fs/app:1`, `oci:${layout}:1`]));
+    await run("chmod", ["-R", "a+rX", layout]);
+    const manifest = JSON.parse(ok(await cli(["manifest", `oci:${layout}:1`])).stdout) as { layers: Array<{ digest: string }> };
+    const blob = join(layout, "blobs/sha256", manifest.layers[0]!.digest.slice(7));
+    await chmod(blob, 0o600); // root's: unreadable for uid 65534
+    const out = join(dir, "out.tar");
+    for (const args of [
+      ["export", `oci:${layout}:1`, "-o", out],
+      ["blob", `oci:${layout}@${manifest.layers[0]!.digest}`, "-o", out],
+      ["copy", `oci:${layout}:1`, `docker-archive:${out}`],
+    ]) {
+      const r = await nobody(args).then(() => ({ code: 0, stderr: "" }), (e: { code: number; stderr: string }) => e);
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(6);
+      expect(r.stderr).toContain(blob);
+      expect(r.stderr).not.toContain(out);
+      expect((await readdir(dir)).filter((n) => n.startsWith("out.tar"))).toEqual([]);
+    }
   });
 
   it("exports from the local store without the registry", async () => {

@@ -270,6 +270,8 @@ describe("local image store", () => {
     expect(stored.code).toBe(2);
     expect(stored.stderr).toMatch(/multi is an image in the local store \(docker\.io\/library\/multi:latest\)/);
     expect(stored.stderr).toContain(`regcli image tag multi ${reg.host}/x && regcli push ${reg.host}/x`);
+    expect(stored.stderr).toContain(`regcli push store:multi ${reg.host}/x`); // the direct way, and it works:
+    ok(await cli(["push", "store:multi", `${reg.host}/x`]));
     const missing = await cli(["push", "missing.tar", `${reg.host}/x`]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/push source missing\.tar: no such file or directory/);

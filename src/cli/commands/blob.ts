@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
-import { localFileError } from "../../errors.js";
+import { outputFileError } from "../../errors.js";
 import { parseBlobLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 
@@ -34,7 +34,7 @@ export function register(program: Command): void {
             await rename(temp, opts.output);
           } catch (err) {
             await rm(temp, { force: true }).catch(() => undefined);
-            throw localFileError(err, opts.output) ?? err;
+            throw outputFileError(err, opts.output) ?? err;
           }
         } finally {
           await close();

@@ -26,7 +26,7 @@ export function register(program: Command): void {
       "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, progressFor, blobCounts, COPY_VERBS } = await load();
+      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, registryOf, progressFor, blobCounts, COPY_VERBS } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
@@ -35,7 +35,7 @@ export function register(program: Command): void {
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
       const progress = progressFor(cmd, COPY_VERBS, `Resolving ${from}`);
       try {
-        await withContext(cmd, dst.kind === "registry" ? dst.ref.registry : undefined, async (ctx) => {
+        await withContext(cmd, registryOf(dst), async (ctx) => {
           if (opts.allTags) {
             if (src.kind !== "registry" || dst.kind !== "registry" || src.ref.tag || src.ref.digest || dst.ref.tag || dst.ref.digest) {
               throw new RegcliError("usage", "--all-tags copies a whole registry repository: give two repositories without tag or digest");

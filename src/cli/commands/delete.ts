@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import type { DeletePlan } from "../../operations/tag.js";
+import { withoutDockerTransport } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
 import { askYesNo } from "../confirm.js";
 import { withContext } from "../context.js";
@@ -51,7 +52,7 @@ export function register(program: Command): void {
     )
     .action(async (text: string, opts: { force?: boolean }, cmd: Command) => {
       const { deleteImage } = await load();
-      const ref = parseReference(text);
+      const ref = parseReference(withoutDockerTransport(text));
       const quiet = cmd.optsWithGlobals().quiet;
       const plan = await withContext(cmd, ref.registry, (ctx) => deleteImage(ctx, ref, (p) => approve(p, opts.force === true)));
       if (!quiet) note(`${err.red("Deleted")} ${ref.name}@${plan.digest}${plan.tags.length ? ` (tags ${tagList(plan.tags)})` : ""}`);
@@ -64,7 +65,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nRegistries that can only delete manifests by digest (Distribution 2.x) refuse it; regcli says so.\n\nExample:\n  regcli untag localhost:5000/app:old")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
       const { untag } = await load();
-      const ref = parseReference(text, { defaultTag: false });
+      const ref = parseReference(withoutDockerTransport(text), { defaultTag: false });
       const result = await withContext(cmd, ref.registry, (ctx) => untag(ctx, ref));
       if (!cmd.optsWithGlobals().quiet) note(`${err.green("Untagged")} ${ref.full} (manifest ${result.digest} kept)`);
       printLine(result.digest);

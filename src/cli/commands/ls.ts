@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
-import { hasLocalTransport, parseLocation } from "../../locations/parse.js";
+import { hasLocalTransport, parseLocation, withoutDockerTransport } from "../../locations/parse.js";
 import { parseListTarget } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine } from "../output.js";
@@ -24,7 +24,7 @@ export function register(program: Command): void {
       const pageSize = Number(opts.pageSize);
       if (!Number.isInteger(pageSize) || pageSize < 1) throw new RegcliError("usage", `--page-size must be a positive integer, got "${opts.pageSize}"`);
       const spec = hasLocalTransport(text) ? parseLocation(text) : undefined;
-      const target = spec ? undefined : parseListTarget(text.replace(/^docker:\/\//, ""));
+      const target = spec ? undefined : parseListTarget(withoutDockerTransport(text));
       const result = await withContext(cmd, target?.registry, (ctx) => (spec && spec.kind !== "registry" ? listLocation(ctx, spec) : list(ctx, target!, pageSize)));
       if (format === "json") {
         printJson(result.kind === "repositories" ? { registry: result.registry, repositories: result.items } : { repository: result.repository, tags: result.items });

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
-import type { LocationSpec } from "../../locations/parse.js";
+import { withoutDockerTransport, type LocationSpec } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
 import { parseJobs, withContext } from "../context.js";
 import { err, printLine, summary } from "../output.js";
@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .action(async (first: string, second: string | undefined, opts: { jobs: string; preserveDigests?: boolean }, cmd: Command) => {
       const { parseSourcePath, push, pushSourceError, progressFor, blobCounts, PUSH_VERBS } = await load();
       const jobs = parseJobs(opts.jobs);
-      const target = parseReference((second ?? first).replace(/^docker:\/\//, ""));
+      const target = parseReference(withoutDockerTransport(second ?? first));
       let from: { kind: "store" } | { kind: "location"; spec: LocationSpec } = { kind: "store" };
       if (second) {
         const spec = parseSourcePath(first);

@@ -39,7 +39,7 @@ export function register(program: Command): void {
         htpasswd: opts.htpasswd,
         readOnly: opts.readOnly,
         deleteEnabled: opts.delete,
-        log: (line) => process.stderr.write(`${line}\n`),
+        log: note,
       });
       note(`regcli serve: listening on ${url}, storage ${opts.root}${opts.readOnly ? ", read-only" : ""}${opts.delete ? ", deletes allowed" : ""}`);
       await new Promise<void>((resolve) => {

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { withoutDockerTransport } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { err, note, printLine } from "../output.js";
@@ -16,7 +17,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  regcli tag localhost:5000/app:1.0 stable")
     .action(async (text: string, newTag: string, _opts: unknown, cmd: Command) => {
       const { tag } = await load();
-      const ref = parseReference(text);
+      const ref = parseReference(withoutDockerTransport(text));
       const quiet = cmd.optsWithGlobals().quiet;
       const result = await withContext(cmd, ref.registry, (ctx) => tag(ctx, ref, newTag));
       if (!quiet) note(`${err.green("Tagged")} ${result.target.full}`);
