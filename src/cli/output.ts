@@ -84,3 +84,8 @@ export function shortDigest(digest: string): string {
   return `${alg}:${(hex ?? "").slice(0, 12)}`;
 }
 
+
+/** Binary data (a tar, a blob) is never written to a terminal, as docker refuses too: it would only garble it. */
+export function refuseBinaryOnTerminal(what: string): void {
+  if (process.stdout.isTTY) throw new RegcliError("usage", `refusing to write ${what} to a terminal`, { hint: "give -o FILE or redirect standard output" });
+}

@@ -250,17 +250,29 @@ describe("local image store", () => {
       expect(r.stdout).toBe(`Loaded image: example.com/from/layout:2 ${busybox.manifestDigest}\n`);
     }
 
+    // Binary data never goes to a terminal (as docker refuses): image save, export and blob without -o.
     const bin = join(repoRoot, "bin", "regcli.cjs");
-    const tty = spawn("script", ["-qec", `"${process.execPath}" "${bin}" image save ${reg.host}/firstapp`, "/dev/null"], {
-      env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let screen = "";
-    tty.stdout.on("data", (d: Buffer) => (screen += d));
-    const code = await new Promise<number | null>((resolve) => tty.on("close", resolve));
-    expect(code).toBe(2);
-    expect(screen).toMatch(/refusing to write an archive to a terminal; give -o FILE or redirect standard output/);
-    expect(screen.length).toBeLessThan(400);
+    const onTerminal = async (args: string): Promise<{ code: number | null; screen: string }> => {
+      const tty = spawn("script", ["-qec", `"${process.execPath}" "${bin}" ${args}`, "/dev/null"], {
+        env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let screen = "";
+      tty.stdout.on("data", (d: Buffer) => (screen += d));
+      const code = await new Promise<number | null>((resolve) => tty.on("close", resolve));
+      return { code, screen };
+    };
+    const refusals: Array<[string, string]> = [
+      [`image save ${reg.host}/firstapp`, "an archive"],
+      [`export store:${name}`, "a tar"],
+      [`blob ${reg.host}/firstapp@${busybox.layers[0]!.digest}`, "a blob"],
+    ];
+    for (const [args, what] of refusals) {
+      const { code, screen } = await onTerminal(args);
+      expect(code, args).toBe(2);
+      expect(screen).toMatch(new RegExp(`refusing to write ${what} to a terminal; give -o FILE or redirect standard output`));
+      expect(screen.length).toBeLessThan(400);
+    }
   });
 
   it("push SOURCE TARGET says what SOURCE is: a missing file, a stored image, a registry reference, nothing", async () => {

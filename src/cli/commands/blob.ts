@@ -3,6 +3,7 @@ import { rename, rm } from "node:fs/promises";
 import { pipeline } from "node:stream/promises";
 import type { Command } from "commander";
 import { outputFileError } from "../../errors.js";
+import { refuseBinaryOnTerminal } from "../output.js";
 import { parseBlobLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 
@@ -20,6 +21,7 @@ export function register(program: Command): void {
     .action(async (text: string, opts: { output?: string }, cmd: Command) => {
       const { openBlob } = await load();
       const { spec, digest } = parseBlobLocation(text);
+      if (!opts.output) refuseBinaryOnTerminal("a blob");
       await withContext(cmd, registryOf(spec), async (ctx) => {
         const { stream, close } = await openBlob(ctx, spec, digest);
         try {

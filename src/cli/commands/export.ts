@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { parsePlatform } from "../../oci/index.js";
 import { withContext } from "../context.js";
-import { note } from "../output.js";
+import { note, refuseBinaryOnTerminal } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/export.js")) });
@@ -29,7 +29,10 @@ export function register(program: Command): void {
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const flatten = { platform, preservePermissions: opts.preservePermissions, devices: opts.devices };
       await withContext(cmd, undefined, async (ctx) => {
-        if (!opts.output) return exportImageToStream(ctx, text, process.stdout, flatten);
+        if (!opts.output) {
+          refuseBinaryOnTerminal("a tar");
+          return exportImageToStream(ctx, text, process.stdout, flatten);
+        }
         const toDirectory = opts.output.endsWith("/") || !/\.tar$/.test(opts.output);
         const output = opts.output.replace(/\/+$/, "") || opts.output;
         const r = await exportImage(ctx, text, output, { ...flatten, toDirectory });

@@ -3,7 +3,7 @@ import { RegcliError } from "../../errors.js";
 import { parsePlatform } from "../../oci/index.js";
 import { withContext } from "../context.js";
 import { render } from "./inspect.js";
-import { err, humanSize, note, parseFormat, printJson, printLine, shortDigest, summary, table } from "../output.js";
+import { err, humanSize, note, parseFormat, printJson, printLine, refuseBinaryOnTerminal, shortDigest, summary, table } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../locations/archive-writer.js")), ...(await import("../../operations/images.js")), ...(await import("../../operations/inspect.js")) });
@@ -94,9 +94,7 @@ export function register(program: Command): void {
     .action(async (names: string[], opts: { output?: string; format: string }, cmd: Command) => {
       const { assertArchiveFlavour, saveImages } = await load();
       const flavour = assertArchiveFlavour(opts.format);
-      if (!opts.output && process.stdout.isTTY) {
-        throw new RegcliError("usage", "refusing to write an archive to a terminal", { hint: "give -o FILE or redirect standard output" });
-      }
+      if (!opts.output) refuseBinaryOnTerminal("an archive");
       const output = opts.output ?? "standard output";
       const r = await saveImages(names, opts.output ?? process.stdout, flavour);
       summary(cmd.optsWithGlobals().quiet === true, `${err.green("Saved")} ${r.names.join(", ")} to ${output}`, { names: r.names, output });
