@@ -107,7 +107,23 @@ async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream:
     );
   });
   // One pipeline from the download on: a failure anywhere (the output's disk full) ends the download too.
-  await (gzip ? pipeline(raw, body, createGunzip(), extract) : pipeline(raw, body, extract));
+  try {
+    await (gzip ? pipeline(raw, body, createGunzip(), extract) : pipeline(raw, body, extract));
+  } catch (err) {
+    throw notATar(err, layer, gzip) ?? err;
+  }
+}
+
+/**
+ * The layer's own bytes could not be read as a (gzipped) tar: content the registry served is bad, not a bug
+ * here. tar-stream's parse errors carry no code; zlib's are Z_*; errors of our own or the file system's pass.
+ */
+function notATar(err: unknown, layer: LayerInput, gzip: boolean): RegcliError | undefined {
+  if (!(err instanceof Error) || err instanceof RegcliError) return undefined;
+  const code = (err as NodeJS.ErrnoException).code;
+  const parse = code === undefined ? /tar|Unexpected end of data/i.test(err.message) : code.startsWith("Z_");
+  if (!parse) return undefined;
+  return new RegcliError("integrity", `layer ${layer.digest} is not a valid ${gzip ? "gzipped " : ""}tar: ${err.message}`, { cause: err });
 }
 
 /**

@@ -144,6 +144,22 @@ describe("export and cat", () => {
     expect(json.image.layers).toEqual([expect.objectContaining({ mediaType: zstd, compression: "zstd" })]);
   });
 
+  it("a layer that is not a tar (plain or gzipped garbage) is a registry content error (exit 5), not a bug", async () => {
+    const garbage = Buffer.alloc(4096, "not a tar archive, just text. ");
+    await pushLayers(reg, "fs/garbage", "1", [garbage], { layers: [garbage], mediaType: "application/vnd.oci.image.layer.v1.tar" });
+    await pushLayers(reg, "fs/garbage-gz", "1", [garbage], { layers: [gzipSync(garbage)], mediaType: "application/vnd.oci.image.layer.v1.tar+gzip" });
+    const dir = await tempDir();
+    for (const repo of ["fs/garbage", "fs/garbage-gz"]) {
+      for (const args of [["export", `${reg.host}/${repo}:1`, "-o", join(dir, "out.tar")], ["cat", `${reg.host}/${repo}:1`, "/etc/os-release"]]) {
+        const r = await cli(args);
+        expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(5);
+        expect(r.stderr).toMatch(/regcli: error: layer sha256:[0-9a-f]{64} is not a valid (gzipped )?tar/);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      }
+    }
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   /** A directory where uid 65534 runs a copy of the built CLI (readable by that user wherever the checkout is). */
   async function asNobody(): Promise<{ dir: string; run: (args: string[]) => Promise<{ stdout: string; stderr: string }> }> {
     const dir = await tempDir();
