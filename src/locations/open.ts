@@ -87,8 +87,8 @@ function storeIdentity(name: string): ImageIdentity {
 export async function openLocation(ctx: RegistryContext, spec: LocationSpec): Promise<OpenedLocation & { layout?: OciLayout; synthesized?: Set<string> }> {
   if (spec.kind === "registry") return { source: registrySource(ctx, spec.ref), display: spec.ref.name, close: nothing };
   if (spec.kind === "store") {
+    // Reading never creates the store (a read-only or fresh home stays as it is).
     const layout = new LocalStore().layout;
-    await layout.init();
     return { source: layout, layout, display: "store:", close: nothing };
   }
   if (spec.kind === "oci") {

@@ -37,7 +37,11 @@ export async function listLocation(ctx: RegistryContext, spec: Exclude<LocationS
       }
       return { kind: "tags", repository: opened.display, items };
     }
-    const names = await opened.source.listTags();
+    // No store yet: nothing in it.
+    const names = await opened.source.listTags().catch((err: unknown) => {
+      if (err instanceof RegcliError && err.kind === "not-found") return [];
+      throw err;
+    });
     if (!spec.name) return { kind: "tags", repository: opened.display, items: names };
     const repository = parseReference(spec.name, { defaultTag: false });
     if (repository.tag || repository.digest) throw new RegcliError("usage", `ls store:REPOSITORY lists a repository's tags: drop the tag or digest of ${spec.name}`);

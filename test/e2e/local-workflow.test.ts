@@ -1,6 +1,7 @@
 // The daemonless Docker workflow: local store, pull/push, OCI layouts, interop with skopeo, crash safety.
 import { execFileSync, spawn } from "node:child_process";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
@@ -273,6 +274,16 @@ describe("local image store", () => {
       expect(screen).toMatch(new RegExp(`refusing to write ${what} to a terminal; give -o FILE or redirect standard output`));
       expect(screen.length).toBeLessThan(400);
     }
+  });
+
+  it("reading the store never creates it: ls store: of a fresh home is empty and leaves the home absent", async () => {
+    const home = join(await tempDir(), "never-created");
+    const run = (args: string[]) => regcli(args, { env: { REGCLI_HOME: home } });
+    expect(ok(await run(["ls", "store:"])).stdout).toBe("");
+    expect(ok(await run(["ls", "store:busybox"])).stdout).toBe("");
+    const blob = await run(["blob", `store:@sha256:${"0".repeat(64)}`]);
+    expect(blob.code, blob.stderr).toBe(4);
+    expect(existsSync(home)).toBe(false);
   });
 
   it("push SOURCE TARGET says what SOURCE is: a missing file, a stored image, a registry reference, nothing", async () => {
