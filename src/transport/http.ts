@@ -74,7 +74,7 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
 /** "45 s", "3 min", "2 h" for messages. */
 export function humanDuration(ms: number): string {
   const s = Math.round(ms / 1000);
-  if (s < 120) return `${s} s`;
+  if (s < 120) return `${Number((ms / 1000).toFixed(1))} s`;
   if (s < 7200) return `${Math.round(s / 60)} min`;
   return `${Math.round(s / 3600)} h`;
 }

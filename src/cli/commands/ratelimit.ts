@@ -7,6 +7,11 @@ import { humanDuration } from "../../transport/http.js";
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/ratelimit.js")) });
 
+function windowText(seconds: number): string {
+  const human = humanDuration(seconds * 1000);
+  return human === `${seconds} s` ? human : `${human} (${seconds} s)`;
+}
+
 export function register(program: Command): void {
   program
     .command("ratelimit")
@@ -29,7 +34,7 @@ export function register(program: Command): void {
             ["registry", ref.registry],
             ["limit", rl.limit === undefined ? "not reported" : String(rl.limit)],
             ["remaining", String(rl.remaining)],
-            ["window", rl.window === undefined ? "not reported" : `${humanDuration(rl.window * 1000)} (${rl.window} s)`],
+            ["window", rl.window === undefined ? "not reported" : windowText(rl.window)],
             ["source", rl.source ?? "not reported"],
           ]),
         );
