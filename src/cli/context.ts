@@ -3,7 +3,7 @@ import { loadSettings } from "../config/settings.js";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext, RegistryContextOptions } from "../registry/context.js";
 import type { Credential } from "../auth/credentials.js";
-import { note } from "./output.js";
+import { jsonEventsOn, note, writeEvent } from "./output.js";
 
 export interface GlobalOptions {
   debug?: boolean;
@@ -54,6 +54,11 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
     mirrors: settings["registry-mirrors"],
     insecureRegistries: settings["insecure-registries"],
     debug: opts.debug ? (line) => note(`debug: ${line}`) : undefined,
+    // Waits for rate limits: a line on stderr (not with --quiet), or the event itself with --progress json.
+    notice: ({ message, ...event }) => {
+      if (jsonEventsOn()) writeEvent({ ...event, message });
+      else if (!opts.quiet) note(message);
+    },
     chunkSize: opts.chunkSize === undefined ? undefined : parseSize(opts.chunkSize, "--chunk-size"),
   };
   if (credentialRegistry) {

@@ -13,6 +13,7 @@ import { register as registerLs } from "./commands/ls.js";
 import { register as registerManifest } from "./commands/manifest.js";
 import { register as registerPull } from "./commands/pull.js";
 import { register as registerPush } from "./commands/push.js";
+import { register as registerRatelimit } from "./commands/ratelimit.js";
 import { register as registerImages } from "./commands/images.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
@@ -70,6 +71,7 @@ function buildProgram(): Command {
     registerExport,
     registerServe,
     registerLogin,
+    registerRatelimit,
   ]) {
     register(program);
   }

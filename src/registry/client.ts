@@ -6,6 +6,7 @@ import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, verifyBytes, type M
 import { isPlainHttpServerError, isTransientNetworkError, networkError } from "../transport/errors.js";
 import { backoffMs, readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { registryFailure } from "./errors.js";
+import { RatePacer, readRateLimit, type RateLimit } from "./ratelimit.js";
 
 export interface Endpoint {
   /** The registry as references name it ("docker.io", "localhost:5000"): for messages and credentials. */
@@ -27,6 +28,8 @@ export interface ManifestHead {
   digest: string;
   mediaType: string | undefined;
   size: number;
+  /** The pull limit the registry reported with the answer (Docker Hub). */
+  rateLimit?: RateLimit;
 }
 
 interface CallOptions {
@@ -63,12 +66,15 @@ export class RegistryClient {
   private base: URL | undefined;
   private ready: Promise<void> | undefined;
   private auth: RegistryAuth | undefined;
+  private readonly pacer: RatePacer;
 
   constructor(
     readonly endpoint: Endpoint,
     private readonly transport: HttpTransport,
     private readonly credentials: CredentialSource,
-  ) {}
+  ) {
+    this.pacer = new RatePacer(endpoint.registry, transport.options.notice);
+  }
 
   get registry(): string {
     return this.endpoint.registry;
@@ -190,6 +196,8 @@ export class RegistryClient {
         });
       }
     }
+    // Docker Hub reports its pull limit on manifest answers: counted GETs slow down before it runs out.
+    if (opts.url.pathname.includes("/manifests/")) this.pacer.observe(res);
     return res;
   }
 
@@ -231,6 +239,7 @@ export class RegistryClient {
 
   async getManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<ManifestData> {
     const what = `manifest ${this.display(repo, reference)}`;
+    await this.pacer.pace();
     const { res, bytes } = await this.getWhole(
       { method: "GET", url: await this.url(`/v2/${repo}/manifests/${reference}`), scopes: [pullScope(repo)], headers: { accept: accept.join(", ") } },
       MAX_MANIFEST_BYTES,
@@ -268,7 +277,7 @@ export class RegistryClient {
       mediaType = full.mediaType;
       size = full.bytes.length;
     }
-    return { digest, mediaType, size };
+    return { digest, mediaType, size, rateLimit: readRateLimit(res) };
   }
 
   async putManifest(repo: string, reference: string, manifest: Pick<ManifestData, "bytes" | "mediaType" | "digest">): Promise<string> {

@@ -24,6 +24,15 @@ export interface TransportOptions {
   userAgent?: string;
   /** Receives request/response lines with secrets redacted (--debug). */
   debug?: (line: string) => void;
+  /** Receives what the user should hear about (waiting for a rate limit); the CLI prints it on stderr. */
+  notice?: (event: TransportNotice) => void;
+}
+
+/** Something worth telling the user, as a progress event: `message` is the line, the rest the JSON fields. */
+export interface TransportNotice {
+  type: string;
+  message: string;
+  [field: string]: unknown;
 }
 
 export interface HttpRequest {
@@ -50,14 +59,24 @@ export interface HttpResponse {
 
 const MAX_REDIRECTS = 5;
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
-const MAX_RETRY_AFTER_MS = 60_000;
+/** The longest Retry-After regcli waits out; a server asking for more gets an error that says when to come back. */
+export const MAX_RETRY_AFTER_MS = 60_000;
 
+/** Retry-After in milliseconds: delay-seconds or an HTTP date (RFC 9110 10.2.3). */
 export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Math.min(Number(value.trim()) * 1000, MAX_RETRY_AFTER_MS);
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const at = Date.parse(value);
   if (Number.isNaN(at)) return undefined;
-  return Math.min(Math.max(0, at - now), MAX_RETRY_AFTER_MS);
+  return Math.max(0, at - now);
+}
+
+/** "45 s", "3 min", "2 h" for messages. */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${Number((ms / 1000).toFixed(1))} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
 }
 
 /** Bounded exponential backoff with jitter, for the `attempt`-th retry (0-based). */
@@ -71,7 +90,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class HttpTransport {
   /** The agent, or (with a proxy in the environment) the proxy-aware agent once its code has loaded. */
   private readonly dispatcher: Dispatcher | Promise<Dispatcher>;
-  readonly options: Required<Omit<TransportOptions, "debug" | "caFiles">> & Pick<TransportOptions, "debug" | "caFiles">;
+  readonly options: Required<Omit<TransportOptions, "debug" | "caFiles" | "notice">> & Pick<TransportOptions, "debug" | "caFiles" | "notice">;
 
   constructor(options: TransportOptions = {}) {
     this.options = {
@@ -81,6 +100,7 @@ export class HttpTransport {
       timeoutMs: options.timeoutMs ?? 60_000,
       userAgent: options.userAgent ?? "regcli",
       debug: options.debug,
+      notice: options.notice,
     };
     const tls: { rejectUnauthorized: boolean; secureContext?: SecureContext } = { rejectUnauthorized: !this.options.insecure };
     if (options.caFiles?.length) {
@@ -149,9 +169,32 @@ export class HttpTransport {
         throw failure;
       }
       if (attempt < retries && RETRYABLE_STATUS.has(res.status)) {
-        const wait = retryAfterMs(res.header("retry-after")) ?? backoffMs(attempt);
+        const retryAfter = res.header("retry-after");
+        const asked = retryAfterMs(retryAfter);
+        if (asked !== undefined && asked > MAX_RETRY_AFTER_MS) {
+          // Waiting a minute and asking again would only meet the same answer: say when to come back instead.
+          await res.body.dump().catch(() => undefined);
+          throw new RegcliError("registry", `${req.url.host} asks to wait ${humanDuration(asked)} (HTTP ${res.status}, Retry-After: ${retryAfter}), longer than regcli waits (${humanDuration(MAX_RETRY_AFTER_MS)})`, {
+            hint: `try again after ${new Date(Date.now() + asked).toISOString()}`,
+            code: res.status === 429 ? "TOOMANYREQUESTS" : undefined,
+          });
+        }
+        const wait = asked ?? backoffMs(attempt);
         await res.body.dump().catch(() => undefined);
         this.debug(`! ${req.method} ${redactUrl(req.url)}: HTTP ${res.status}; retry ${attempt + 1}/${retries} in ${Math.round(wait)} ms`);
+        if (res.status === 429 || asked !== undefined) {
+          const why = res.status === 429 ? "rate limited (HTTP 429)" : `HTTP ${res.status}`;
+          this.options.notice?.({
+            type: "wait",
+            message: `${req.url.host}: ${why}, waiting ${(wait / 1000).toFixed(1)} s${retryAfter !== undefined ? ` as its Retry-After asks` : ""} (retry ${attempt + 1} of ${retries})`,
+            host: req.url.host,
+            status: res.status,
+            retryAfter,
+            waitMs: Math.round(wait),
+            retry: attempt + 1,
+            retries,
+          });
+        }
         await sleep(wait);
         continue;
       }

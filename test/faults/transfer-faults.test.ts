@@ -26,6 +26,7 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     proxy = await startFaultProxy(reg.url);
     big = await makeImage({ layers: 1, layerSize: 24 * MiB, seed: "faults-big" });
     await pushImage(reg, "big/app", "1", big);
+    for (const tag of ["1", "2", "3", "4", "5", "6", "7", "8"]) await pushImage(reg, "small/app", tag, await makeImage({ layers: 1, layerSize: 4096, seed: `faults-small-${tag}` }));
   });
   afterAll(async () => Promise.all([proxy?.close(), reg?.stop()]));
 
@@ -120,6 +121,77 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect(proxy.faultsInjected).toBe(3);
     expect(proxy.log.filter((e) => e.status === 502 || e.status === 504 || e.status === 429)).toHaveLength(3);
     await storeIsClean(r.home);
+  });
+
+  it("a copy that meets 429 Retry-After (seconds, then an HTTP date) waits as asked, says so, and succeeds", async () => {
+    const copy = (dst: string, args: string[] = []) => regcli(["--plain-http", ...args, "copy", `${proxy.host}/small/app:1`, `${reg.host}/${dst}:1`]);
+    proxy.reset();
+    proxy.rules = [{ method: "GET", path: /\/manifests\/1$/, nth: 1, fault: { kind: "status", status: 429, headers: { "retry-after": "1" } } }];
+    let started = Date.now();
+    let r = ok(await copy("waited/secs"));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(r.stderr).toContain(`${proxy.host}: rate limited (HTTP 429), waiting 1.0 s as its Retry-After asks (retry 1 of 3)`);
+    expect(proxy.faultsInjected).toBe(1);
+
+    proxy.reset();
+    const at = new Date(Date.now() + 2000).toUTCString(); // whole seconds: a wait of 1 to 2 s
+    proxy.rules = [{ method: "GET", path: /\/manifests\/1$/, nth: 1, fault: { kind: "status", status: 429, headers: { "retry-after": at } } }];
+    started = Date.now();
+    r = ok(await copy("waited/date", ["--progress", "json"]));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    const events = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const wait = events.find((e) => e.type === "wait");
+    expect(wait).toMatchObject({ host: proxy.host, status: 429, retryAfter: at, retry: 1, retries: 3 });
+    expect(wait!.waitMs as number).toBeGreaterThan(0);
+    expect(wait!.waitMs as number).toBeLessThanOrEqual(2000);
+
+    // An hour is more than regcli waits: it fails at once and says when to come back, instead of asking again.
+    proxy.reset();
+    proxy.rules = [{ method: "GET", path: /\/manifests\/1$/, fault: { kind: "status", status: 429, headers: { "retry-after": "3600" } } }];
+    started = Date.now();
+    const refused = await copy("waited/hour");
+    expect(refused.code).toBe(5);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(refused.stderr).toContain(`${proxy.host} asks to wait 60 min (HTTP 429, Retry-After: 3600), longer than regcli waits (60 s)`);
+    expect(refused.stderr).toMatch(/try again after \d{4}-/);
+    expect(proxy.faultsInjected).toBe(1);
+  });
+
+  it("Docker Hub's ratelimit headers: low remaining paces manifest GETs (said once); regcli ratelimit reads them with a HEAD", async () => {
+    const headers = { "ratelimit-limit": "20;w=2", "ratelimit-remaining": "2;w=2", "docker-ratelimit-source": "192.0.2.7" };
+    proxy.reset();
+    proxy.rules = [{ path: /\/manifests\//, fault: { kind: "headers", set: headers } }];
+    const started = Date.now();
+    // --jobs 1: 4 images at a time, so the 5th to 8th manifest GETs start after an answer reported the limit.
+    const r = ok(await regcli(["--plain-http", "copy", "--all-tags", "--jobs", "1", `${proxy.host}/small/app`, `${reg.host}/paced/app`]));
+    const elapsed = Date.now() - started;
+    const notes = r.stderr.split("\n").filter((l) => l.includes("pulls left"));
+    expect(notes).toEqual([`${proxy.host}: 2 of 20 pulls left in the rate limit window (2 s); slowing down to one manifest request every 1 s`]);
+    expect(proxy.log.filter((e) => e.method === "GET" && /\/manifests\//.test(e.path))).toHaveLength(8);
+    expect(elapsed).toBeGreaterThanOrEqual(2900); // at least 4 GETs paced a second apart: waits of 0, 1, 2 and 3 s
+
+    proxy.reset();
+    proxy.rules = [{ method: "HEAD", path: /\/manifests\//, fault: { kind: "headers", set: { ...headers, "ratelimit-remaining": "17;w=2" } } }];
+    const text = ok(await regcli(["--plain-http", "ratelimit", `${proxy.host}/small/app:1`]));
+    expect(text.stdout).toMatch(/^registry\s+127\.0\.0\.1:\d+\nlimit\s+20\nremaining\s+17\nwindow\s+2 s\nsource\s+192\.0\.2\.7\n$/);
+    const json = JSON.parse(ok(await regcli(["--plain-http", "ratelimit", "--format", "json", `${proxy.host}/small/app:1`])).stdout);
+    expect(json).toEqual({
+      registry: proxy.host,
+      reported: true,
+      limit: 20,
+      remaining: 17,
+      window: 2,
+      source: "192.0.2.7",
+      headers: { ...headers, "ratelimit-remaining": "17;w=2" },
+    });
+    expect(proxy.log.map((e) => e.method).filter((m) => m !== "HEAD" && m !== "GET")).toEqual([]);
+    expect(proxy.log.filter((e) => /\/manifests\//.test(e.path)).every((e) => e.method === "HEAD")).toBe(true);
+
+    proxy.reset();
+    proxy.rules = [];
+    const none = ok(await regcli(["--plain-http", "ratelimit", `${proxy.host}/small/app:1`]));
+    expect(none.stdout).toBe(`${proxy.host}: no rate limit reported\n`);
+    expect(JSON.parse(ok(await regcli(["--plain-http", "ratelimit", "--format", "json", `${proxy.host}/small/app:1`])).stdout)).toEqual({ registry: proxy.host, reported: false });
   });
 
   it("a Docker-Content-Digest that disagrees with the manifest bytes is refused (exit 5)", async () => {

@@ -38,6 +38,8 @@ export type Fault =
   | { kind: "status"; status: number; headers?: Record<string, string>; body?: string }
   /** Forward; replace (or, with undefined, remove) one response header. */
   | { kind: "header"; name: string; value: string | undefined }
+  /** Forward; add (or replace) these response headers, e.g. a registry's rate-limit headers. */
+  | { kind: "headers"; set: Record<string, string> }
   /** Answer 307 (or `status`) with Location `${to}${originalPathAndQuery}` without forwarding. */
   | { kind: "redirect"; to: string; status?: number }
   /** Wait, then forward normally. */
@@ -414,6 +416,12 @@ class FaultProxyServer implements FaultProxy {
       if (HOP_BY_HOP_RESPONSE.has(lower)) continue;
       if (lower === "location") value = value.replace(this.#upstreamPrefix, this.url);
       out.push(name, value);
+    }
+    if (fault?.kind === "headers") {
+      const names = new Set(Object.keys(fault.set).map((n) => n.toLowerCase()));
+      const kept = out.filter((_, i) => !names.has(out[i - (i % 2)]!.toLowerCase()));
+      for (const [name, value] of Object.entries(fault.set)) kept.push(name, value);
+      return kept;
     }
     if (fault?.kind !== "header") return out;
     const target = fault.name.toLowerCase();

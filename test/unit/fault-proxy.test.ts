@@ -295,6 +295,18 @@ describe("faults", () => {
     expect(got.body.equals(BLOB)).toBe(true);
   });
 
+  it("headers adds and replaces several response headers and forwards the body", async () => {
+    proxy.rules = [{ fault: { kind: "headers", set: { "RateLimit-Limit": "100;w=21600", "ratelimit-remaining": "7;w=21600", "docker-content-digest": BLOB_DIGEST.replace(/.$/, "0") } } }];
+    const got = await send(`${proxy.url}/blob`);
+    expect(got.headers?.["ratelimit-limit"]).toBe("100;w=21600");
+    expect(got.headers?.["ratelimit-remaining"]).toBe("7;w=21600");
+    expect(got.headers?.["docker-content-digest"]).toBe(BLOB_DIGEST.replace(/.$/, "0"));
+    expect(got.headers?.["content-length"]).toBe(String(BLOB_SIZE));
+    expect(got.body.equals(BLOB)).toBe(true);
+    await waitFor(() => proxy.log.length === 1);
+    expect(proxy.log[0]).toMatchObject({ status: 200, fault: "headers" });
+  });
+
   it("header can fake a wrong Content-Length", async () => {
     proxy.rules = [{ fault: { kind: "header", name: "content-length", value: String(BLOB_SIZE + 10) } }];
     let got = await send(`${proxy.url}/blob`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { retryAfterMs } from "../../src/transport/http.js";
+import { humanDuration, retryAfterMs } from "../../src/transport/http.js";
+import { isLow, readRateLimit } from "../../src/registry/ratelimit.js";
 import { redactHeaders, redactUrl } from "../../src/transport/redact.js";
 import { isPlainHttpServerError, networkError, strayNetworkError } from "../../src/transport/errors.js";
 import { loadSettings } from "../../src/config/settings.js";
@@ -9,15 +10,48 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 describe("Retry-After", () => {
-  it("reads seconds and HTTP dates, capped at a minute", () => {
+  it("reads seconds and HTTP dates (the cap is the caller's: a longer wait is refused, not shortened)", () => {
     expect(retryAfterMs("3")).toBe(3000);
     expect(retryAfterMs("0")).toBe(0);
     const now = Date.parse("2026-01-01T00:00:00Z");
     expect(retryAfterMs("Thu, 01 Jan 2026 00:00:10 GMT", now)).toBe(10_000);
     expect(retryAfterMs("Thu, 01 Jan 2026 00:00:00 GMT", now + 5000)).toBe(0);
-    expect(retryAfterMs("99999")).toBe(60_000);
+    expect(retryAfterMs("99999")).toBe(99_999_000);
     expect(retryAfterMs("soon")).toBeUndefined();
     expect(retryAfterMs(undefined)).toBeUndefined();
+  });
+});
+
+describe("Docker Hub rate-limit headers", () => {
+  const res = (headers: Record<string, string>) => ({ header: (name: string) => headers[name] });
+  it("reads limit, remaining, window and source; nothing without ratelimit-remaining", () => {
+    const rl = readRateLimit(res({ "ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600", "docker-ratelimit-source": "192.0.2.1" }));
+    expect(rl).toEqual({
+      limit: 100,
+      remaining: 76,
+      window: 21600,
+      source: "192.0.2.1",
+      headers: { "ratelimit-limit": "100;w=21600", "ratelimit-remaining": "76;w=21600", "docker-ratelimit-source": "192.0.2.1" },
+    });
+    expect(readRateLimit(res({ "ratelimit-limit": "100;w=21600" }))).toBeUndefined();
+    expect(readRateLimit(res({ "ratelimit-remaining": "junk" }))).toBeUndefined();
+    expect(readRateLimit(res({ "ratelimit-remaining": "3" }))).toMatchObject({ remaining: 3, limit: undefined, window: undefined });
+  });
+
+  it("is low at 10% of the limit or less, or 10 left when no limit is sent", () => {
+    const rl = (remaining: number, limit?: number) => ({ remaining, limit, window: 60, source: undefined, headers: {} });
+    expect(isLow(rl(10, 100))).toBe(true);
+    expect(isLow(rl(11, 100))).toBe(false);
+    expect(isLow(rl(199, 2000))).toBe(true);
+    expect(isLow(rl(10))).toBe(true);
+    expect(isLow(rl(11))).toBe(false);
+  });
+
+  it("durations read as people say them", () => {
+    expect(humanDuration(1500)).toBe("1.5 s");
+    expect(humanDuration(60_000)).toBe("60 s");
+    expect(humanDuration(3_600_000)).toBe("60 min");
+    expect(humanDuration(21_600_000)).toBe("6 h");
   });
 });
 
