@@ -86,7 +86,7 @@ export function register(program: Command): void {
     .description("add a tag to an image in place (the same manifest under a new tag; no blob moves); `tag prune`: retention")
     .argument("<image>", "image reference")
     .argument("<tag>", "the new tag, in the same repository")
-    .addHelpText("after", "\nA first argument of exactly `prune` is the prune subcommand (see regcli tag prune --help); to tag an image\nnamed prune, write its repository in full (docker.io/library/prune:1).\n\nExample:\n  regcli tag localhost:5000/app:1.0 stable")
+    .addHelpText("after", "\nA first argument of exactly `prune` is the prune subcommand (see regcli tag prune --help); to retag the image\nprune, write it with its tag (prune:latest).\n\nExample:\n  regcli tag localhost:5000/app:1.0 stable")
     .action(async (text: string, newTag: string, _opts: unknown, cmd: Command) => {
       const { tag } = await load();
       const ref = parseReference(withoutDockerTransport(text));
