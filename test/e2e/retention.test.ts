@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, pushManifest, type TestImage } from "../helpers/images.js";
+import { hostPlatform } from "../../src/oci/index.js";
 import { startRegistry, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 
 const DAY = 86_400_000;
@@ -61,6 +62,19 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("tag prune against 
     expect(r.undated).toEqual(["nightly-undated"]);
     expect(r.outcomes).toEqual([{ tag: "nightly-old", digest: old.manifestDigest, action: tagDelete ? "untagged" : "deleted" }]);
     expect(await tags("dated")).toEqual(["nightly-new", "nightly-undated", "release-old"]);
+  });
+
+  it("an index's age is that of this machine's platform's child, else of its first child", async () => {
+    const host = hostPlatform();
+    const other = { os: "linux", architecture: host.architecture === "s390x" ? "ppc64le" : "s390x" };
+    const child = async (seed: string, platform: typeof other, days: number) => makeImage({ layers: 1, layerSize: 512, seed, platform, created: daysAgo(days) });
+    // Host child old, other child new: old. No host child: the first child decides.
+    await pushIndex(reg, "indexes", "host-old", makeIndex([await child("i1", other, 1), await child("i2", host, 60)]));
+    await pushIndex(reg, "indexes", "host-new", makeIndex([await child("i3", other, 60), await child("i4", host, 1)]));
+    await pushIndex(reg, "indexes", "first-old", makeIndex([await child("i5", { ...other, os: "windows" }, 60), await child("i6", other, 1)]));
+    const r = await report("indexes", ["--older-than", "30d", "--dry-run"]);
+    expect(r.remove.map((x) => x.tag).sort()).toEqual(["first-old", "host-old"]);
+    expect(await tags("indexes")).toEqual(["first-old", "host-new", "host-old"]);
   });
 
   it("never deletes a manifest a kept tag or a kept index still points at", async () => {
