@@ -136,3 +136,24 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("tag prune against 
     expect(await tags("retag")).toEqual(["1", "prune"]);
   });
 });
+
+describe("tag prune against a registry with deletes disabled", () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry("open", { deleteEnabled: false });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it("reports every removal that failed and exits 5; nothing is lost", async () => {
+    for (const t of ["1", "2", "3"]) await pushImage(reg, "nodelete", t, await makeImage({ layers: 1, layerSize: 512, seed: `nodelete-${t}` }));
+    const r = await regcli(["tag", "prune", `${reg.host}/nodelete`, "--keep-latest", "1", "--force", "--format", "json"]);
+    expect(r.code).toBe(5);
+    const outcomes = (JSON.parse(r.stdout) as Report).outcomes!;
+    expect(outcomes.map((o) => [o.tag, o.action]).sort()).toEqual([["1", "failed"], ["2", "failed"]]);
+    expect(outcomes[0]!.reason).toMatch(/does not allow deleting manifest/);
+    expect(r.stderr).toMatch(/2 tags of .*nodelete could not be removed/);
+    expect(ok(await regcli(["ls", `${reg.host}/nodelete`])).stdout.split("\n").filter(Boolean).sort()).toEqual(["1", "2", "3"]);
+  });
+});
