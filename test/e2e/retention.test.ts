@@ -1,7 +1,7 @@
 // regcli tag prune (retention) against a registry that deletes only by digest (Distribution 2.8) and one that can
 // remove a tag alone (regcli serve, OCI 1.1).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, type CliResult } from "../helpers/cli.js";
+import { onTerminal, regcli, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, pushManifest, type TestImage } from "../helpers/images.js";
 import { hostPlatform } from "../../src/oci/index.js";
 import { startRegistry, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
@@ -120,6 +120,21 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("tag prune against 
     expect(r.stderr).toMatch(/^remove b /m);
     expect(r.stderr).toMatch(/tag prune would remove 2 tags of .*refuse; nothing removed; pass --force/);
     expect(await tags("refuse")).toEqual(["a", "b"]);
+  });
+
+  it("on a terminal shows the plan and asks y/N: anything but y removes nothing, y removes", async () => {
+    for (const t of ["t1", "t2", "t3"]) await push("ask", t, { created: daysAgo(Number(t.slice(1))) });
+    const args = ["tag", "prune", `${reg.host}/ask`, "--keep-latest", "1"];
+    const no = await onTerminal(args, "n\n");
+    expect(no.screen).toMatch(/^remove t2 /m);
+    expect(no.screen).toMatch(/^remove t3 /m);
+    expect(no.screen).toMatch(/Remove 2 tags of .*ask\? \[y\/N\]/);
+    expect(no.code, no.screen).toBe(2);
+    expect(await tags("ask")).toEqual(["t1", "t2", "t3"]);
+    const yes = await onTerminal(args, "y\n", true);
+    expect(yes.code, yes.screen).toBe(0);
+    expect(yes.screen).toMatch(/Pruned .*ask: /);
+    expect(await tags("ask")).toEqual(["t1"]);
   });
 
   it("rejects bad values with usage errors before touching the registry", async () => {
