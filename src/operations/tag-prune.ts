@@ -68,33 +68,34 @@ async function planPrune(ctx: RegistryContext, ref: Reference, opts: PruneOption
       kept.add(t);
     }
   }
+  const plan = { repository: ref.name, tags: all.length, candidates, kept: candidates.filter((t) => kept.has(t)), undated };
   const going = candidates.filter((t) => !kept.has(t));
-  if (!going.length) return { repository: ref.name, tags: all.length, candidates, kept: [...kept], undated, remove: [] };
+  if (!going.length) return { ...plan, remove: [] };
 
   // Every tag's digest, so a manifest a staying tag points at (directly or as an index's child) is never deleted.
   const client = ctx.client(ref.registry);
   const limit = limiter(CHECKS_AT_ONCE);
-  const heads = await Promise.all(all.map((t) => limit(() => client.headManifest(ref.repository, t))));
+  const heads = new Map(await Promise.all(all.map((t) => limit(async () => [t, await client.headManifest(ref.repository, t)] as const))));
+  const goingSet = new Set(going);
   const staying = new Map<string, string[]>();
   const stays = (digest: string, by: string) => staying.set(digest, [...(staying.get(digest) ?? []), by]);
-  const goingSet = new Set(going);
-  await Promise.all(
-    all.map((t, i) =>
-      limit(async () => {
-        const head = heads[i];
-        if (!head || goingSet.has(t)) return;
-        stays(head.digest, t);
-        if (!isIndexMediaType(head.mediaType)) return;
-        const index = await repo.getManifest(head.digest);
-        if (index.parsed.kind === "index") for (const child of index.parsed.index.manifests) stays(child.digest, `${t} (index)`);
-      }),
-    ),
-  );
+  const indexes: string[] = [];
+  for (const t of all) {
+    const head = heads.get(t);
+    if (!head || goingSet.has(t)) continue;
+    stays(head.digest, t);
+    if (isIndexMediaType(head.mediaType)) indexes.push(t);
+  }
+  const children = await Promise.all(indexes.map((t) => limit(() => repo.getManifest(heads.get(t)!.digest))));
+  indexes.forEach((t, i) => {
+    const index = children[i]!.parsed;
+    if (index.kind === "index") for (const child of index.index.manifests) stays(child.digest, `${t} (index)`);
+  });
   const remove = going.flatMap((tag) => {
-    const head = heads[all.indexOf(tag)];
+    const head = heads.get(tag);
     return head ? [{ tag, digest: head.digest, sharedWith: staying.get(head.digest) ?? [] }] : [];
   });
-  return { repository: ref.name, tags: all.length, candidates, kept: candidates.filter((t) => kept.has(t)), undated, remove };
+  return { ...plan, remove };
 }
 
 /** Does this error say the registry can only delete manifests by digest (no OCI 1.1 tag delete)? */
