@@ -55,7 +55,8 @@ export async function resolveImage(
   return { top, image, platform: chosen.platform };
 }
 
-async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig }> {
+/** The image config of an image manifest (at most 8 MiB, verified, parsed). */
+export async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig }> {
   if (image.parsed.kind !== "image") throw new Error("readConfig needs an image manifest");
   const desc = image.parsed.manifest.config;
   const limit = 8 * 1024 * 1024;

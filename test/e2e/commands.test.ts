@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerConfigDir, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
+import { dockerConfigDir, onTerminal, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushBlob, pushImage, pushIndex, pushManifest, seededBytes, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type RegistryMode, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 
@@ -286,20 +286,6 @@ describe("delete on a terminal (a pseudo-terminal from util-linux script)", () =
     await pushImage(reg, "tty/app", "2", img);
   });
   afterAll(async () => reg?.stop());
-
-  /** Run regcli on a terminal, typing `answer` (stdin of script goes to the terminal). */
-  async function onTerminal(args: string[], answer: string, stdinPipe = false): Promise<{ code: number; screen: string }> {
-    const home = await tempDir("regcli-tty-");
-    const typescript = join(home, "typescript");
-    // With stdin a pipe, the answer must come from /dev/tty.
-    const command = (stdinPipe ? "echo not-an-answer | " : "") + [process.execPath, join(repoRoot, "bin", "regcli.cjs"), ...args].map((a) => `'${a}'`).join(" ");
-    const r = await new Promise<number>((resolve) => {
-      const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home }, stdio: ["pipe", "ignore", "ignore"] });
-      child.on("close", (code) => resolve(code ?? 1));
-      child.stdin.end(answer);
-    });
-    return { code: r, screen: await readFile(typescript, "utf8") };
-  }
 
   it("asks y/N naming the other tags; anything but y keeps the image, y deletes it", async () => {
     const alive = async () => (await fetchManifest(reg, "tty/app", img.manifestDigest)).status;

@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -54,6 +55,22 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, input: str
     child.stdin.on("error", () => undefined);
     child.stdin.end(input ?? "");
   });
+}
+
+/**
+ * Run regcli on a terminal (through script(1)), typing `answer`; the screen is what the terminal showed. With
+ * `stdinPipe`, stdin is a pipe and the answer must come from /dev/tty.
+ */
+export async function onTerminal(args: string[], answer: string, stdinPipe = false): Promise<{ code: number; screen: string }> {
+  const home = await tempDir("regcli-tty-");
+  const typescript = join(home, "typescript");
+  const command = (stdinPipe ? "echo not-an-answer | " : "") + [process.execPath, regcliBin, ...args].map((a) => `'${a}'`).join(" ");
+  const code = await new Promise<number>((resolve) => {
+    const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home }, stdio: ["pipe", "ignore", "ignore"] });
+    child.on("close", (c) => resolve(c ?? 1));
+    child.stdin.end(answer);
+  });
+  return { code, screen: await readFile(typescript, "utf8") };
 }
 
 const PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"];

@@ -85,6 +85,8 @@ export async function makeImage(
     sharedBase?: Blob;
     /** Layer files of repeated text (gzip shrinks them) instead of random bytes. */
     compressible?: boolean;
+    /** The config's created time (ISO 8601); null leaves it out. */
+    created?: string | null;
   } = {},
 ): Promise<TestImage> {
   const types = opts.format === "docker" ? DOCKER : OCI;
@@ -103,7 +105,7 @@ export async function makeImage(
       architecture: platform.architecture,
       os: platform.os,
       ...(platform.variant ? { variant: platform.variant } : {}),
-      created: "2026-01-02T03:04:05Z",
+      ...(opts.created === null ? {} : { created: opts.created ?? "2026-01-02T03:04:05Z" }),
       config: { Entrypoint: ["/bin/app"], Cmd: ["--serve"], Env: ["PATH=/usr/bin"], Labels: opts.labels ?? {} },
       rootfs: { type: "layers", diff_ids: tars.map(sha256) },
       history: tars.map((_, i) => ({ created_by: `test layer ${i} (${seed})` })),
