@@ -4,7 +4,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises"
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
+import { onTerminal, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, seededBytes, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
@@ -252,25 +252,14 @@ describe("local image store", () => {
     }
 
     // Binary data never goes to a terminal (as docker refuses): image save, export and blob without -o.
-    const bin = join(repoRoot, "bin", "regcli.cjs");
-    const onTerminal = async (args: string): Promise<{ code: number | null; screen: string }> => {
-      const tty = spawn("script", ["-qec", `"${process.execPath}" "${bin}" ${args}`, "/dev/null"], {
-        env: { ...process.env, REGCLI_HOME: h, NO_COLOR: "1" },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let screen = "";
-      tty.stdout.on("data", (d: Buffer) => (screen += d));
-      const code = await new Promise<number | null>((resolve) => tty.on("close", resolve));
-      return { code, screen };
-    };
-    const refusals: Array<[string, string]> = [
-      [`image save ${reg.host}/firstapp`, "an archive"],
-      [`export store:${name}`, "a tar"],
-      [`blob ${reg.host}/firstapp@${busybox.layers[0]!.digest}`, "a blob"],
+    const refusals: Array<[string[], string]> = [
+      [["image", "save", `${reg.host}/firstapp`], "an archive"],
+      [["export", `store:${name}`], "a tar"],
+      [["blob", `${reg.host}/firstapp@${busybox.layers[0]!.digest}`], "a blob"],
     ];
     for (const [args, what] of refusals) {
-      const { code, screen } = await onTerminal(args);
-      expect(code, args).toBe(2);
+      const { code, screen } = await onTerminal(args, "", false, { REGCLI_HOME: h });
+      expect(code, args.join(" ")).toBe(2);
       expect(screen).toMatch(new RegExp(`refusing to write ${what} to a terminal; give -o FILE or redirect standard output`));
       expect(screen.length).toBeLessThan(400);
     }

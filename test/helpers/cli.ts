@@ -61,12 +61,12 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, input: str
  * Run regcli on a terminal (through script(1)), typing `answer`; the screen is what the terminal showed. With
  * `stdinPipe`, stdin is a pipe and the answer must come from /dev/tty.
  */
-export async function onTerminal(args: string[], answer: string, stdinPipe = false): Promise<{ code: number; screen: string }> {
+export async function onTerminal(args: string[], answer: string, stdinPipe = false, env: Record<string, string> = {}): Promise<{ code: number; screen: string }> {
   const home = await tempDir("regcli-tty-");
   const typescript = join(home, "typescript");
   const command = (stdinPipe ? "echo not-an-answer | " : "") + [process.execPath, regcliBin, ...args].map((a) => `'${a}'`).join(" ");
   const code = await new Promise<number>((resolve) => {
-    const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home }, stdio: ["pipe", "ignore", "ignore"] });
+    const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home, ...env }, stdio: ["pipe", "ignore", "ignore"] });
     child.on("close", (c) => resolve(c ?? 1));
     child.stdin.end(answer);
   });
