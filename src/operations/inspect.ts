@@ -55,7 +55,7 @@ export async function resolveImage(
   return { top, image, platform: chosen.platform };
 }
 
-async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig }> {
+export async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig }> {
   if (image.parsed.kind !== "image") throw new Error("readConfig needs an image manifest");
   const desc = image.parsed.manifest.config;
   const limit = 8 * 1024 * 1024;
