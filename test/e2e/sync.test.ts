@@ -139,4 +139,24 @@ describe("regcli sync", () => {
     expect(r.stderr).toContain(`${file}:6: "password": credentials do not belong in a sync file`);
     expect(r.stderr).not.toContain("hunter2");
   });
+
+  it("--fail-fast stops at the first failure; --progress json keeps stderr to JSON events", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "sync.yaml");
+    const config = (dest: string) =>
+      ["sync:", `  - source: ${src.host}/nothing/*`, `    destination: ${proxy.host}/${dest}`, `  - source: ${src.host}/team/b`, `    destination: ${proxy.host}/${dest}/b`, "    tags: {include: [dev]}", ""].join("\n");
+    await writeFile(file, config("ff"));
+    let r = await regcli(["--plain-http", "sync", "--config", file, "--fail-fast"]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no repository of .* matches nothing\/\*/);
+    expect(await tagsOf("ff/b")).toEqual([]);
+    await writeFile(file, config("go"));
+    r = await regcli(["--plain-http", "--progress", "json", "sync", "--config", file]);
+    expect(r.code).toBe(4);
+    expect(await tagsOf("go/b")).toEqual(["dev"]);
+    const events = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as { type: string; status?: string });
+    expect(events.filter((e) => e.type === "sync-image").map((e) => e.status)).toEqual(["copied"]);
+    expect(events.find((e) => e.type === "done")).toMatchObject({ copied: 1, failed: 1 });
+    expect(events.at(-1)).toMatchObject({ type: "error", exitCode: 4 });
+  });
 });
