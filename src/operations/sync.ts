@@ -69,7 +69,18 @@ interface Pair {
  */
 export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: SyncOptions = {}): Promise<SyncReport> {
   const jobs = Math.max(1, options.jobs ?? DEFAULT_JOBS);
-  const engine = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true });
+  // One engine per platform choice (the engine copies one platform of every index, or whole indexes), shared by all
+  // repositories: each blob is handled once and mounted where this run already sent it.
+  const engines = new Map<string, CopyEngine>();
+  const engineFor = (platform: string | undefined) => {
+    let e = engines.get(platform ?? "");
+    if (!e) {
+      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, platform: platform ? parsePlatform(platform) : undefined });
+      engines.set(platform ?? "", e);
+    }
+    return e;
+  };
+  const engine = engineFor(undefined);
   const report: SyncReport = { dryRun: options.dryRun === true, images: [], failures: [], copied: 0, skipped: 0, failed: 0, stats: engine.stats };
   let stop = false;
   const failed = (failure: SyncFailure) => {
@@ -116,7 +127,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
           return;
         }
         const images = limiter(IMAGES_PER_JOB * jobs);
-        const repoEngine = platform ? new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, platform }) : engine;
+        const repoEngine = engineFor(pair.entry.platforms[0]);
         await Promise.all(
           plan.map((image) =>
             images(async () => {
@@ -136,10 +147,10 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
             }),
           ),
         );
-        if (repoEngine !== engine) addStats(engine.stats, repoEngine.stats);
       }),
     ),
   );
+  for (const e of engines.values()) if (e !== engine) addStats(engine.stats, e.stats);
   report.copied = report.images.filter((i) => i.status === "copied").length;
   report.skipped = report.images.filter((i) => i.status === "skipped" || (report.dryRun && i.action === "skip")).length;
   report.failed = report.failures.length;

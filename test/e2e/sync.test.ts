@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, pushImage, type TestImage } from "../helpers/images.js";
+import { makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 describe("regcli sync", () => {
@@ -158,5 +158,39 @@ describe("regcli sync", () => {
     expect(events.filter((e) => e.type === "sync-image").map((e) => e.status)).toEqual(["copied"]);
     expect(events.find((e) => e.type === "done")).toMatchObject({ copied: 1, failed: 1 });
     expect(events.at(-1)).toMatchObject({ type: "error", exitCode: 4 });
+  });
+
+  it("into regcli serve: --platform takes one platform of an index, and a re-run compares that child's digest", async () => {
+    const serve = await startRegistry("open", { server: "regcli" });
+    try {
+      const amd = await makeImage({ seed: "multi-amd", platform: { os: "linux", architecture: "amd64" } });
+      const arm = await makeImage({ seed: "multi-arm", platform: { os: "linux", architecture: "arm64" } });
+      await pushIndex(src, "multi/app", "1.0", makeIndex([amd, arm]));
+      const args = ["--plain-http", "sync", `${src.host}/multi/app`, `${serve.host}/multi/app`, "--platform", "linux/arm64"];
+      let r = await regcli(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(`copied ${src.host}/multi/app:1.0 ${serve.host}/multi/app:1.0 ${arm.manifestDigest}`);
+      r = await regcli(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(`skipped ${src.host}/multi/app:1.0 ${serve.host}/multi/app:1.0 ${arm.manifestDigest}`);
+      const inspected = await skopeo(["inspect", "--tls-verify=false", `docker://${serve.host}/multi/app:1.0`]);
+      expect(inspected.code, inspected.stderr).toBe(0);
+      expect(JSON.parse(inspected.stdout)).toMatchObject({ Digest: arm.manifestDigest, Architecture: "arm64" });
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  it("usage errors: no arguments, a tag in the source, --config with arguments", async () => {
+    for (const [args, message] of [
+      [["sync"], /sync needs SOURCE and DESTINATION, or --config FILE/],
+      [["sync", `${src.host}/team/a:1.0`, `${proxy.host}/x`], /names a tag or digest/],
+      [["sync", "--config", "sync.yaml", `${src.host}/team/a`, `${proxy.host}/x`], /either --config FILE or SOURCE DESTINATION/],
+      [["sync", "--config", "/nonexistent/sync.yaml"], /sync config \/nonexistent\/sync.yaml does not exist/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await regcli(["--plain-http", ...args]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
   });
 });
