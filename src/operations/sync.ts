@@ -116,7 +116,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
         const platform = pair.entry.platforms[0] ? parsePlatform(pair.entry.platforms[0]) : undefined;
         let plan: SyncImage[];
         try {
-          plan = await planRepository(src, dst, pair.entry, platform);
+          plan = await planRepository(src, dst, pair.entry, platform, limiter(IMAGES_PER_JOB * jobs));
         } catch (err) {
           failed({ source: src.description, destination: dst.description, error: messageOf(err), exitCode: exitCodeOf(err) });
           return;
@@ -162,7 +162,13 @@ function addStats(total: CopyStats, more: CopyStats): void {
 }
 
 /** The tags to mirror and, for those the destination lists, whether it already holds the same digest. */
-async function planRepository(src: ImageSource, dst: ImageDestination, entry: SyncEntry, platform: Platform | undefined): Promise<SyncImage[]> {
+async function planRepository(
+  src: ImageSource,
+  dst: ImageDestination,
+  entry: SyncEntry,
+  platform: Platform | undefined,
+  limit: <T>(task: () => Promise<T>) => Promise<T>,
+): Promise<SyncImage[]> {
   const [tags, present] = await Promise.all([src.listTags(), destinationTags(dst)]);
   const created = async (tag: string) => {
     const { image } = await resolveImage(src, { reference: tag, display: `${src.description}:${tag}` }, platform);
@@ -171,14 +177,14 @@ async function planRepository(src: ImageSource, dst: ImageDestination, entry: Sy
   };
   const selected = await selectTags(tags, entry.tags, created);
   return Promise.all(
-    selected.map(async (tag): Promise<SyncImage> => {
+    selected.map((tag) => limit(async (): Promise<SyncImage> => {
       const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned" };
       if (!present.has(tag)) return image;
       const [want, have] = await Promise.all([sourceDigest(src, tag, platform), dst.manifestDigest(tag)]);
       image.digest = want;
       if (want === have) image.action = "skip";
       return image;
-    }),
+    })),
   );
 }
 
