@@ -26,6 +26,8 @@ export interface SyncImage {
 /** A repository (or a source glob) whose listing failed: none of its images could be planned. */
 export interface SyncFailure {
   source: string;
+  /** An image's failure (its line in `images` says so too); absent: the repository or source as a whole. */
+  tag?: string;
   destination?: string;
   error: string;
   exitCode: number;
@@ -140,7 +142,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
                 } catch (err) {
                   image.status = "failed";
                   image.error = messageOf(err);
-                  failed({ source: `${src.description}:${image.tag}`, destination: `${dst.description}:${image.tag}`, error: image.error, exitCode: exitCodeOf(err) });
+                  failed({ source: `${src.description}:${image.tag}`, destination: `${dst.description}:${image.tag}`, tag: image.tag, error: image.error, exitCode: exitCodeOf(err) });
                 }
               }
               options.onImage?.(image);

@@ -193,4 +193,19 @@ describe("regcli sync", () => {
       expect(r.stderr).toMatch(message);
     }
   });
+
+  it("one image the destination refuses: the repository's other images are copied, the failure is one line, exit non-zero", async () => {
+    proxy.rules = [{ method: "PUT", path: /\/v2\/refused\/b\/manifests\/1\.1$/, fault: { kind: "status", status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}' } }];
+    try {
+      const r = await regcli(["--plain-http", "--retries", "0", "sync", `${src.host}/team/b`, `${proxy.host}/refused/b`]);
+      expect(r.code).toBe(5);
+      expect(await tagsOf("refused/b")).toEqual(["1.0", "dev"]);
+      const failed = r.stdout.split("\n").filter((l) => l.startsWith("failed"));
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatch(new RegExp(`^failed ${src.host}/team/b:1\\.1 ${proxy.host}/refused/b:1\\.1: .*disk on fire`));
+      expect(r.stderr).toMatch(/2 copied, 0 skipped, 1 failed/);
+    } finally {
+      proxy.rules = [];
+    }
+  });
 });

@@ -71,8 +71,11 @@ export function register(program: Command): void {
       );
       if (format === "json") printJson(report);
       else {
-        for (const image of report.images) printLine(`${opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}`);
-        for (const f of report.failures) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
+        for (const image of report.images) {
+          const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
+          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}`);
+        }
+        for (const f of report.failures.filter((f) => f.tag === undefined)) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
       }
       const toCopy = report.images.filter((i) => i.action === "copy").length;
       const line = opts.dryRun
