@@ -68,7 +68,8 @@ export function parseSyncConfig(text: string, file: string): SyncEntry[] {
   const value = doc.toJS() as unknown;
   validate ??= new Ajv({ allErrors: false, strict: false }).compile(schema);
   if (!validate(value)) {
-    const error = validate.errors![0]!;
+    // A oneOf reports each branch's complaint first; the oneOf's own message says what is expected there.
+    const error = validate.errors!.find((e) => e.keyword === "oneOf") ?? validate.errors![0]!;
     fail(nodeAt(doc, error)?.range?.[0], describe(error));
   }
   const config = value as RawConfig;

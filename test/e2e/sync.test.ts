@@ -133,6 +133,10 @@ describe("regcli sync", () => {
     r = await regcli(["--plain-http", "sync", "--config", file]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${file}:4: sync.0: unknown key "platfroms"`);
+    await writeFile(file, ["sync:", "  - destination: x", `    source: {registry: ${src.host}}`, ""].join("\n"));
+    r = await regcli(["sync", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:3: sync.0.source: expected a repository (registry/path or registry/team/*) or {registry, repositories}`);
     await writeFile(file, ["defaults:", "  jobs: 2", "sync:", `  - source: ${src.host}/team/a`, `    destination: ${proxy.host}/x`, "    password: hunter2", ""].join("\n"));
     r = await regcli(["--plain-http", "sync", "--config", file]);
     expect(r.code).toBe(2);
