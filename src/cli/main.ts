@@ -17,6 +17,7 @@ import { register as registerRatelimit } from "./commands/ratelimit.js";
 import { register as registerImages } from "./commands/images.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
+import { register as registerSync } from "./commands/sync.js";
 import { register as registerTag } from "./commands/tag.js";
 import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js";
 import { parseProgressMode } from "./progress.js";
@@ -65,6 +66,7 @@ function buildProgram(): Command {
     registerTag,
     registerDelete,
     registerCopy,
+    registerSync,
     registerPull,
     registerPush,
     registerImages,

@@ -44,6 +44,8 @@ export type BlobOutcome = "exists" | "mounted" | "uploaded";
 /** Every place an image can be written to. */
 export interface ImageDestination {
   readonly description: string;
+  /** A registry repository: where other repositories of that registry can mount its blobs from. */
+  readonly mountOrigin?: MountOrigin;
   /** Store a blob unless present; `open` is called only when bytes must actually move. */
   putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome>;
   /** The digest currently stored under a tag or digest, if any. */

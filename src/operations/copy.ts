@@ -1,7 +1,7 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource } from "../locations/types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 
@@ -29,6 +29,11 @@ export interface CopyOptions {
   byteProgress?: boolean;
   /** Write Docker v2s2 manifests and lists in their OCI form (new digests), as skopeo does for OCI layouts. */
   convertToOci?: boolean;
+  /**
+   * Blobs this engine sent to one repository of a destination registry are mounted from there into its other
+   * repositories (sync: a base layer shared by many repositories crosses the wire once per run).
+   */
+  mountAcrossRepositories?: boolean;
 }
 
 export interface CopyStats {
@@ -67,6 +72,8 @@ export class CopyEngine {
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly smallLimit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly blobs = new Map<string, Promise<void>>();
+  /** With mountAcrossRepositories: "registry\ndigest" -> the first repository it was sent to, and when it is there. */
+  private readonly sent = new Map<string, { origin: MountOrigin; done: Promise<void> }>();
   readonly stats: CopyStats = { blobsUploaded: 0, blobsMounted: 0, blobsExisting: 0, bytesUploaded: 0, manifests: 0 };
 
   constructor(private readonly options: CopyOptions = {}) {
@@ -137,16 +144,23 @@ export class CopyEngine {
     let pending = this.blobs.get(key);
     if (!pending) {
       const limit = blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
-      pending = limit(async () => {
-        const { outcome, resumedAt } = await this.transferBlob(src, dst, blob);
+      const target = this.options.mountAcrossRepositories ? dst.mountOrigin : undefined;
+      const sentKey = target && `${target.registry}\n${blob.digest}`;
+      const earlier = sentKey ? this.sent.get(sentKey) : undefined;
+      // Same-registry copies mount from the source; otherwise from where this run already sent the blob, once there.
+      const mountFrom = src.mountOrigin?.registry === target?.registry || !earlier ? src.mountOrigin : earlier.origin;
+      const ready = earlier ? earlier.done.catch(() => undefined) : Promise.resolve();
+      pending = ready.then(() => limit(async () => {
+        const { outcome, resumedAt } = await this.transferBlob(src, dst, blob, mountFrom);
         if (outcome === "uploaded") {
           this.stats.blobsUploaded++;
           this.stats.bytesUploaded += blob.size - resumedAt;
         } else if (outcome === "mounted") this.stats.blobsMounted++;
         else this.stats.blobsExisting++;
         this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
-      });
+      }));
       this.blobs.set(key, pending);
+      if (sentKey && !earlier) this.sent.set(sentKey, { origin: target!, done: pending });
     }
     return pending;
   }
@@ -156,7 +170,7 @@ export class CopyEngine {
    * flipped bit in transit should not fail a long copy); a second failure is reported. `resumedAt`: the bytes the
    * destination held before this run (a partial kept by an earlier one), which this run did not move.
    */
-  private async transferBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<{ outcome: BlobOutcome; resumedAt: number }> {
+  private async transferBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor, mountFrom: MountOrigin | undefined): Promise<{ outcome: BlobOutcome; resumedAt: number }> {
     let resumedAt: number | undefined;
     const open = (options?: BlobReadOptions) => {
       resumedAt ??= options?.offset ?? 0;
@@ -164,7 +178,7 @@ export class CopyEngine {
     };
     for (let attempt = 0; ; attempt++) {
       try {
-        const outcome = await dst.putBlob(blob, open, src.mountOrigin);
+        const outcome = await dst.putBlob(blob, open, mountFrom);
         return { outcome, resumedAt: resumedAt ?? 0 };
       } catch (err) {
         if (attempt > 0 || !(err instanceof RegcliError) || err.kind !== "integrity") throw err;

@@ -1,0 +1,122 @@
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../errors.js";
+import { DEFAULT_JOBS } from "../../operations/defaults.js";
+import type { SyncEntry } from "../../operations/sync-config.js";
+import type { TagFilterSpec } from "../../operations/tag-filters.js";
+import { parseJobs, withContext } from "../context.js";
+import { err, note, parseFormat, plural, printJson, printLine, summary, writeEvent } from "../output.js";
+import { parseProgressMode } from "../progress.js";
+
+const load = async () => ({ ...(await import("../../operations/sync.js")), ...(await import("../../operations/sync-config.js")) });
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface SyncFlags {
+  config?: string;
+  include?: string[];
+  exclude?: string[];
+  semver?: string;
+  latest?: string;
+  newerThan?: string;
+  platform?: string;
+  dryRun?: boolean;
+  failFast?: boolean;
+  jobs: string;
+  format: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command("sync")
+    .description("mirror repositories (or a registry's repositories by glob) to another registry, from the command line or a config file; copies only what the destination lacks")
+    .argument("[source]", "a repository (localhost:5000/app) or a glob over the catalog (localhost:5000/team/*)")
+    .argument("[destination]", "a repository; for a glob, the prefix the matched paths go under")
+    .option("-c, --config <file>", "a sync config file (YAML; see the README)")
+    .option("--include <regex>", "only tags matching this anchored regex (repeatable)", collect)
+    .option("--exclude <regex>", "drop tags matching this anchored regex (repeatable)", collect)
+    .option("--semver <range>", "only tags that are versions in this range, e.g. '>=1.2 <2'")
+    .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
+    .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
+    .option("--platform <os/arch>", "copy only this platform of multi-platform indexes")
+    .option("--dry-run", "print the plan (copy or skip per image) and change nothing")
+    .option("--fail-fast", "stop at the first failure instead of going on with the other images")
+    .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
+    .option("--format <format>", "text or json (the report on stdout)", "text")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync --config sync.yaml",
+    )
+    .action(async (from: string | undefined, to: string | undefined, opts: SyncFlags, cmd: Command) => {
+      const { sync, parseSyncConfig } = await load();
+      const format = parseFormat(opts.format);
+      const jobs = parseJobs(opts.jobs);
+      const entries = await entriesFrom(from, to, opts, parseSyncConfig);
+      const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
+      const quiet = globals.quiet === true;
+      const mode = parseProgressMode(globals.progress);
+      const lines = mode !== "json" && mode !== "none" && !(mode === "auto" && quiet);
+      const report = await withContext(cmd, undefined, (ctx) =>
+        sync(ctx, entries, {
+          dryRun: opts.dryRun,
+          failFast: opts.failFast,
+          jobs,
+          onEvent: mode === "json" ? (e) => writeEvent(e) : undefined,
+          byteProgress: mode === "json",
+          onImage: (image) => {
+            if (mode === "json") writeEvent({ type: "sync-image", ...image });
+            else if (lines && !opts.dryRun) note(`${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`);
+          },
+        }),
+      );
+      if (format === "json") printJson(report);
+      else {
+        for (const image of report.images) {
+          const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
+          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}`);
+        }
+        for (const f of report.failures.filter((f) => f.tag === undefined)) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
+      }
+      const toCopy = report.images.filter((i) => i.action === "copy").length;
+      const line = opts.dryRun
+        ? `Plan: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
+        : `${report.failed ? err.red("Sync incomplete:") : err.green("Synced:")} ${report.copied} copied, ${report.skipped} skipped, ${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
+      summary(quiet, line, { dryRun: report.dryRun, copied: report.copied, skipped: report.skipped, failed: report.failed, ...report.stats });
+      const first = report.failures[0];
+      if (first) {
+        const kind = (Object.keys(EXIT_CODES) as ErrorKind[]).find((k) => EXIT_CODES[k] === first.exitCode && k !== "integrity" && k !== "network") ?? "registry";
+        throw new RegcliError(kind, `sync: ${plural(report.failed, "failure")}; first: ${first.source}: ${first.error}`);
+      }
+    });
+}
+
+type ParseConfig = (text: string, file: string) => SyncEntry[];
+
+/** The job: the config file's entries, or one entry from the arguments and filter flags. */
+async function entriesFrom(from: string | undefined, to: string | undefined, opts: SyncFlags, parseConfig: ParseConfig): Promise<SyncEntry[]> {
+  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform;
+  if (opts.config) {
+    if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
+    if (filters) throw new RegcliError("usage", "with --config, tag filters and platforms go in the file (defaults: or per entry)");
+    let text: string;
+    try {
+      text = await readFile(opts.config, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new RegcliError("usage", `sync config ${opts.config} does not exist`);
+      throw localFileError(e, opts.config, "read") ?? e;
+    }
+    return parseConfig(text, opts.config);
+  }
+  if (!from || !to) throw new RegcliError("usage", "sync needs SOURCE and DESTINATION, or --config FILE");
+  const tags: TagFilterSpec = {};
+  if (opts.include) tags.include = opts.include;
+  if (opts.exclude) tags.exclude = opts.exclude;
+  if (opts.semver) tags.semver = opts.semver;
+  if (opts.newerThan) tags.newerThan = opts.newerThan;
+  if (opts.latest !== undefined) {
+    const n = Number(opts.latest);
+    if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
+    tags.latest = n;
+  }
+  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [] }];
+}

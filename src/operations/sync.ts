@@ -1,0 +1,269 @@
+import { RegcliError } from "../errors.js";
+import { registryDestination, registrySource } from "../locations/registry.js";
+import type { ImageDestination, ImageSource } from "../locations/types.js";
+import { parsePlatform, selectPlatform, type Platform } from "../oci/index.js";
+import { parseReference } from "../reference/index.js";
+import type { RegistryContext } from "../registry/context.js";
+import { limiter } from "../util/limit.js";
+import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
+import { DEFAULT_JOBS } from "./defaults.js";
+import { readConfig, resolveImage } from "./inspect.js";
+import type { SyncEntry } from "./sync-config.js";
+import { selectTags } from "./tag-filters.js";
+
+/** One image of a sync: what the plan says, then what happened. */
+export interface SyncImage {
+  source: string;
+  destination: string;
+  tag: string;
+  /** copy: the destination lacks it or holds another digest; skip: it holds this digest already. */
+  action: "copy" | "skip";
+  status: "planned" | "copied" | "skipped" | "failed";
+  digest?: string;
+  error?: string;
+}
+
+/** A repository (or a source glob) whose listing failed: none of its images could be planned. */
+export interface SyncFailure {
+  source: string;
+  /** An image's failure (its line in `images` says so too); absent: the repository or source as a whole. */
+  tag?: string;
+  destination?: string;
+  error: string;
+  exitCode: number;
+}
+
+export interface SyncReport {
+  dryRun: boolean;
+  images: SyncImage[];
+  failures: SyncFailure[];
+  copied: number;
+  skipped: number;
+  failed: number;
+  stats: CopyStats;
+}
+
+export interface SyncOptions {
+  dryRun?: boolean;
+  failFast?: boolean;
+  jobs?: number;
+  /** Each image once it is settled (planned with --dry-run). */
+  onImage?: (image: SyncImage) => void;
+  onEvent?: (event: CopyEvent) => void;
+  byteProgress?: boolean;
+}
+
+/** Repositories synced at once; the engine bounds the blob transfers. */
+const REPOSITORIES_AT_ONCE = 4;
+const IMAGES_PER_JOB = 4;
+
+interface Pair {
+  source: { registry: string; repository: string };
+  destination: { registry: string; repository: string };
+  entry: SyncEntry;
+}
+
+/**
+ * Mirror the images the entries name: one tag listing per repository on each side, a digest comparison for
+ * the tags the destination has, and a copy of the rest through one engine, so a blob sent to one repository of a
+ * destination registry is mounted into the others. A failing repository or image is reported, not fatal
+ * (unless failFast).
+ */
+export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: SyncOptions = {}): Promise<SyncReport> {
+  const jobs = Math.max(1, options.jobs ?? DEFAULT_JOBS);
+  // One engine per platform choice (the engine copies one platform of every index, or whole indexes), shared by all
+  // repositories: each blob is handled once and mounted where this run already sent it.
+  const engines = new Map<string, CopyEngine>();
+  const engineFor = (platform: string | undefined) => {
+    let e = engines.get(platform ?? "");
+    if (!e) {
+      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, platform: platform ? parsePlatform(platform) : undefined });
+      engines.set(platform ?? "", e);
+    }
+    return e;
+  };
+  const engine = engineFor(undefined);
+  const report: SyncReport = { dryRun: options.dryRun === true, images: [], failures: [], copied: 0, skipped: 0, failed: 0, stats: engine.stats };
+  let stop = false;
+  const failed = (failure: SyncFailure) => {
+    report.failures.push(failure);
+    if (options.failFast) stop = true;
+  };
+
+  const pairs: Pair[] = [];
+  for (const entry of entries) {
+    const platforms = entry.platforms.map(parsePlatform);
+    if (platforms.length > 1) {
+      throw new RegcliError("unsupported", `${entry.where ? `${entry.where}: ` : ""}more than one platform (${entry.platforms.join(", ")}) is not supported yet`, {
+        hint: "give one platform, or none to copy whole indexes",
+      });
+    }
+    for (const source of entry.sources) {
+      if (stop) break;
+      try {
+        pairs.push(...(await expandSource(ctx, source, entry)));
+      } catch (err) {
+        failed({ source, error: messageOf(err), exitCode: exitCodeOf(err) });
+      }
+    }
+  }
+
+  const repositories = limiter(REPOSITORIES_AT_ONCE);
+  await Promise.all(
+    pairs.map((pair) =>
+      repositories(async () => {
+        if (stop) return;
+        const src = registrySource(ctx, pair.source);
+        const dst = registryDestination(ctx, pair.destination);
+        const platform = pair.entry.platforms[0] ? parsePlatform(pair.entry.platforms[0]) : undefined;
+        let plan: SyncImage[];
+        try {
+          plan = await planRepository(src, dst, pair.entry, platform, limiter(IMAGES_PER_JOB * jobs));
+        } catch (err) {
+          failed({ source: src.description, destination: dst.description, error: messageOf(err), exitCode: exitCodeOf(err) });
+          return;
+        }
+        report.images.push(...plan);
+        if (options.dryRun) {
+          plan.forEach((image) => options.onImage?.(image));
+          return;
+        }
+        const images = limiter(IMAGES_PER_JOB * jobs);
+        const repoEngine = engineFor(pair.entry.platforms[0]);
+        await Promise.all(
+          plan.map((image) =>
+            images(async () => {
+              if (image.action === "skip") image.status = "skipped";
+              else if (stop) return;
+              else {
+                try {
+                  image.digest = (await repoEngine.copy(src, image.tag, dst, image.tag, true)).digest;
+                  image.status = "copied";
+                } catch (err) {
+                  image.status = "failed";
+                  image.error = messageOf(err);
+                  failed({ source: `${src.description}:${image.tag}`, destination: `${dst.description}:${image.tag}`, tag: image.tag, error: image.error, exitCode: exitCodeOf(err) });
+                }
+              }
+              options.onImage?.(image);
+            }),
+          ),
+        );
+      }),
+    ),
+  );
+  for (const e of engines.values()) if (e !== engine) addStats(engine.stats, e.stats);
+  report.copied = report.images.filter((i) => i.status === "copied").length;
+  report.skipped = report.images.filter((i) => i.status === "skipped" || (report.dryRun && i.action === "skip")).length;
+  report.failed = report.failures.length;
+  return report;
+}
+
+function addStats(total: CopyStats, more: CopyStats): void {
+  for (const key of Object.keys(total) as Array<keyof CopyStats>) total[key] += more[key];
+}
+
+/** The tags to mirror and, for those the destination lists, whether it already holds the same digest. */
+async function planRepository(
+  src: ImageSource,
+  dst: ImageDestination,
+  entry: SyncEntry,
+  platform: Platform | undefined,
+  limit: <T>(task: () => Promise<T>) => Promise<T>,
+): Promise<SyncImage[]> {
+  const [tags, present] = await Promise.all([src.listTags(), destinationTags(dst)]);
+  const created = async (tag: string) => {
+    const { image } = await resolveImage(src, { reference: tag, display: `${src.description}:${tag}` }, platform);
+    const time = (await readConfig(src, image, `${src.description}:${tag}`)).config.created;
+    return time ? new Date(time) : undefined;
+  };
+  const selected = await selectTags(tags, entry.tags, created);
+  return Promise.all(
+    selected.map((tag) => limit(async (): Promise<SyncImage> => {
+      const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned" };
+      if (!present.has(tag)) return image;
+      const [want, have] = await Promise.all([sourceDigest(src, tag, platform), dst.manifestDigest(tag)]);
+      image.digest = want;
+      if (want === have) image.action = "skip";
+      return image;
+    })),
+  );
+}
+
+/** The digest a copy of `tag` would write: the manifest's (HEAD), or with a platform the chosen child's. */
+async function sourceDigest(src: ImageSource, tag: string, platform: Platform | undefined): Promise<string> {
+  if (!platform) return (await src.resolve(tag)).digest;
+  const top = await src.getManifest(tag);
+  return top.parsed.kind === "index" ? selectPlatform(top.parsed.index, platform, `${src.description}:${tag}`).digest : top.digest;
+}
+
+/** The destination's tags in one listing; a repository that does not exist yet has none. */
+async function destinationTags(dst: ImageDestination): Promise<Set<string>> {
+  try {
+    return new Set(await dst.listTags!());
+  } catch (err) {
+    if (err instanceof RegcliError && err.kind === "not-found") return new Set();
+    throw err;
+  }
+}
+
+const WILDCARD = /[*?]/;
+
+/**
+ * The repository pairs one source names. A repository goes to the destination repository (or template). A glob
+ * (`*` within a path segment, `**` across segments, `?` one character) is matched against the registry's catalog;
+ * each match goes to the destination plus its path below the glob's fixed prefix: `reg/team/*` to `mirror/hub`
+ * puts `reg/team/app` at `mirror/hub/app`; a registry's list puts each at the destination plus its whole path. A template's {repository} is the source path, {registry} its registry.
+ */
+async function expandSource(ctx: RegistryContext, source: string, entry: SyncEntry): Promise<Pair[]> {
+  const template = /\{(repository|registry)\}/.test(entry.destination);
+  if (!WILDCARD.test(source)) {
+    const ref = parseReference(source, { defaultTag: false });
+    if (ref.tag || ref.digest) throw new RegcliError("usage", `sync source ${source} names a tag or digest: give a repository (filter tags with --include)`);
+    return [{ source: ref, destination: destinationFor(entry.destination, ref, ref.repository, template, entry.list === true), entry }];
+  }
+  // Parse with the wildcards replaced by name characters, to split registry and path as for any reference.
+  const stand = source.replace(/\*/g, "x0star0x").replace(/\?/g, "x0any0x");
+  const parsed = parseReference(stand, { defaultTag: false });
+  if (parsed.tag || parsed.digest) throw new RegcliError("usage", `sync source ${source} names a tag or digest: give a repository glob`);
+  const pattern = parsed.repository.replace(/x0star0x/g, "*").replace(/x0any0x/g, "?");
+  const segments = pattern.split("/");
+  const fixed = segments.slice(0, segments.findIndex((s) => WILDCARD.test(s))).join("/");
+  const regex = new RegExp(
+    `^${pattern
+      .split(/(\*\*|\*|\?)/)
+      .map((part) => (part === "**" ? ".*" : part === "*" ? "[^/]*" : part === "?" ? "[^/]" : part.replace(/[.+^${}()|[\]\\]/g, "\\$&")))
+      .join("")}$`,
+  );
+  const repositories = (await ctx.client(parsed.registry).catalog()).filter((r) => regex.test(r)).sort();
+  if (repositories.length === 0) throw new RegcliError("not-found", `no repository of ${parsed.registry} matches ${pattern}`);
+  return repositories.map((repository) => {
+    const relative = fixed ? repository.slice(fixed.length + 1) : repository;
+    return { source: { registry: parsed.registry, repository }, destination: destinationFor(entry.destination, { registry: parsed.registry, repository }, relative, template, true), entry };
+  });
+}
+
+function destinationFor(
+  destination: string,
+  source: { registry: string; repository: string },
+  relative: string | undefined,
+  template: boolean,
+  many: boolean,
+): { registry: string; repository: string } {
+  const text = template
+    ? destination.replace(/\{repository\}/g, source.repository).replace(/\{registry\}/g, source.registry)
+    : many
+      ? `${destination.replace(/\/+$/, "")}/${relative}`
+      : destination;
+  const ref = parseReference(text, { defaultTag: false });
+  if (ref.tag || ref.digest) throw new RegcliError("usage", `sync destination ${text} names a tag or digest: give a repository`);
+  return ref;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof RegcliError ? err.toLine() : err instanceof Error ? err.message : String(err);
+}
+
+function exitCodeOf(err: unknown): number {
+  return err instanceof RegcliError ? err.exitCode : 5;
+}

@@ -1,0 +1,215 @@
+// regcli sync (issue 13): a real Distribution source, a second one as destination behind the fault proxy, which
+// counts the requests (no faults injected).
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { regcli, skopeo, tempDir } from "../helpers/cli.js";
+import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+describe("regcli sync", () => {
+  let src: TestRegistry;
+  let dst: TestRegistry;
+  let proxy: FaultProxy;
+  let base: TestImage["layers"][number];
+  const images = new Map<string, TestImage>();
+
+  const tagsOf = async (repo: string): Promise<string[]> => {
+    const res = await fetch(`${dst.url}/v2/${repo}/tags/list`);
+    if (res.status === 404) return [];
+    return (((await res.json()) as { tags: string[] | null }).tags ?? []).sort();
+  };
+  const writes = () => proxy.log.filter((e) => e.method !== "GET" && e.method !== "HEAD");
+
+  beforeAll(async () => {
+    [src, dst] = await Promise.all([startRegistry("open"), startRegistry("open")]);
+    proxy = await startFaultProxy(dst.url);
+    base = (await makeImage({ layers: 1, layerSize: 64 * 1024, seed: "base" })).layers[0]!;
+    for (const repo of ["team/a", "team/b", "team/c"]) {
+      for (const tag of ["1.0", "1.1", "dev"]) {
+        const image = await makeImage({ layers: 1, seed: `${repo}:${tag}`, sharedBase: base });
+        images.set(`${repo}:${tag}`, image);
+        await pushImage(src, repo, tag, image);
+      }
+    }
+    await pushImage(src, "other/x", "1.0", await makeImage({ seed: "other" }));
+  }, 120_000);
+  afterAll(async () => Promise.all([proxy?.close(), src?.stop(), dst?.stop()]));
+
+  it("a repository to a repository, with --include and --exclude (anchored)", async () => {
+    const r = await regcli(["--plain-http", "sync", `${src.host}/team/a`, `${proxy.host}/single/a`, "--include", "1\\..*", "--exclude", "1\\.1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await tagsOf("single/a")).toEqual(["1.0"]);
+    expect(r.stdout).toContain(`copied ${src.host}/team/a:1.0 ${proxy.host}/single/a:1.0 ${images.get("team/a:1.0")!.manifestDigest}`);
+    expect(r.stderr).toMatch(/1 copied, 0 skipped, 0 failed/);
+  });
+
+  it("a glob over the catalog: each repository under the destination by its path below the fixed prefix; a shared base layer crosses the wire once", async () => {
+    proxy.reset();
+    const r = await regcli(["--plain-http", "sync", `${src.host}/team/*`, `${proxy.host}/hub`]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const repo of ["a", "b", "c"]) expect(await tagsOf(`hub/${repo}`)).toEqual(["1.0", "1.1", "dev"]);
+    expect(await tagsOf("hub/x")).toEqual([]);
+    const encoded = encodeURIComponent(base.digest);
+    const basePuts = proxy.log.filter((e) => e.method === "PUT" && (e.path.includes(base.digest) || e.path.includes(encoded)));
+    expect(basePuts).toHaveLength(1);
+    expect(proxy.bytesReceived(/\/blobs\/uploads\//)).toBeLessThan(base.size * 2);
+    const mounts = proxy.log.filter((e) => e.method === "POST" && e.path.includes(`mount=${encoded}`) && /from=hub%2F|from=hub\//.test(e.path) && e.status === 201);
+    expect(mounts.length).toBe(2);
+    // One line per image on stderr (plain progress when not a terminal).
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("copied "))).toHaveLength(9);
+
+    // Re-run: all skip, one tag listing per destination repository, nothing written.
+    proxy.reset();
+    const again = await regcli(["--plain-http", "sync", `${src.host}/team/*`, `${proxy.host}/hub`, "--format", "json"]);
+    expect(again.code, again.stderr).toBe(0);
+    const report = JSON.parse(again.stdout) as { copied: number; skipped: number; failed: number; images: Array<{ status: string }> };
+    expect(report).toMatchObject({ copied: 0, skipped: 9, failed: 0 });
+    expect(writes()).toEqual([]);
+    expect(proxy.log.filter((e) => e.method === "GET" && e.path.includes("/tags/list"))).toHaveLength(3);
+    expect(proxy.log.filter((e) => e.method === "GET" && e.path.includes("/blobs/"))).toHaveLength(0);
+
+    // What was mirrored is readable by skopeo, with the source's digest.
+    const inspected = await skopeo(["inspect", "--tls-verify=false", `docker://${dst.host}/hub/b:1.1`]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout).Digest).toBe(images.get("team/b:1.1")!.manifestDigest);
+  });
+
+  it("--dry-run prints the plan (copy / skip) and changes nothing", async () => {
+    await regcli(["--plain-http", "sync", `${src.host}/team/c`, `${proxy.host}/dry/c`, "--include", "dev"]);
+    proxy.reset();
+    const r = await regcli(["--plain-http", "sync", `${src.host}/team/c`, `${proxy.host}/dry/c`, "--dry-run"]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split("\n").sort();
+    expect(lines).toEqual([
+      `copy ${src.host}/team/c:1.0 ${proxy.host}/dry/c:1.0`,
+      `copy ${src.host}/team/c:1.1 ${proxy.host}/dry/c:1.1`,
+      `skip ${src.host}/team/c:dev ${proxy.host}/dry/c:dev ${images.get("team/c:dev")!.manifestDigest}`,
+    ]);
+    expect(r.stderr).toMatch(/2 images to copy, 1 up to date \(dry run: nothing changed\)/);
+    expect(writes()).toEqual([]);
+    expect(await tagsOf("dry/c")).toEqual(["dev"]);
+  });
+
+  it("a config file: a registry's list into a template, filters from defaults; one failing repository does not stop the others", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "sync.yaml");
+    await writeFile(
+      file,
+      [
+        "defaults:",
+        "  tags:",
+        "    include: ['1\\..*']",
+        "sync:",
+        "  - source:",
+        `      registry: ${src.host}`,
+        "      repositories: [team/a, team/missing, team/b]",
+        `    destination: ${proxy.host}/cfg/{repository}`,
+        `  - source: ${src.host}/other/x`,
+        `    destination: ${proxy.host}/cfg/other`,
+        "    tags: {exclude: ['dev']}",
+        "",
+      ].join("\n"),
+    );
+    const r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code, r.stderr).toBe(4);
+    expect(await tagsOf("cfg/team/a")).toEqual(["1.0", "1.1"]);
+    expect(await tagsOf("cfg/team/b")).toEqual(["1.0", "1.1"]);
+    expect(await tagsOf("cfg/other")).toEqual(["1.0"]);
+    expect(r.stdout).toMatch(new RegExp(`failed ${src.host}/team/missing .*not found`));
+    expect(r.stderr).toMatch(/5 copied, 0 skipped, 1 failed/);
+    expect(r.stderr).toMatch(/regcli: error: sync: 1 failure; first: .*team\/missing/);
+  });
+
+  it("config errors name the file and line (exit 2); credentials in the file are refused", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "sync.yaml");
+    await writeFile(file, ["sync:", `  - source: ${src.host}/team/a`, `    destination: ${proxy.host}/x`, "    tags:", "      latest: five", ""].join("\n"));
+    let r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`regcli: error: ${file}:5: sync.0.tags.latest: must be integer`);
+    await writeFile(file, ["sync:", `  - source: ${src.host}/team/a`, `    destination: ${proxy.host}/x`, "    platfroms: [linux/amd64]", ""].join("\n"));
+    r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:4: sync.0: unknown key "platfroms"`);
+    await writeFile(file, ["sync:", "  - destination: x", `    source: {registry: ${src.host}}`, ""].join("\n"));
+    r = await regcli(["sync", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:3: sync.0.source: expected a repository (registry/path or registry/team/*) or {registry, repositories}`);
+    await writeFile(file, ["defaults:", "  jobs: 2", "sync:", `  - source: ${src.host}/team/a`, `    destination: ${proxy.host}/x`, "    password: hunter2", ""].join("\n"));
+    r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:6: "password": credentials do not belong in a sync file`);
+    expect(r.stderr).not.toContain("hunter2");
+  });
+
+  it("--fail-fast stops at the first failure; --progress json keeps stderr to JSON events", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "sync.yaml");
+    const config = (dest: string) =>
+      ["sync:", `  - source: ${src.host}/nothing/*`, `    destination: ${proxy.host}/${dest}`, `  - source: ${src.host}/team/b`, `    destination: ${proxy.host}/${dest}/b`, "    tags: {include: [dev]}", ""].join("\n");
+    await writeFile(file, config("ff"));
+    let r = await regcli(["--plain-http", "sync", "--config", file, "--fail-fast"]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no repository of .* matches nothing\/\*/);
+    expect(await tagsOf("ff/b")).toEqual([]);
+    await writeFile(file, config("go"));
+    r = await regcli(["--plain-http", "--progress", "json", "sync", "--config", file]);
+    expect(r.code).toBe(4);
+    expect(await tagsOf("go/b")).toEqual(["dev"]);
+    const events = r.stderr.trim().split("\n").map((l) => JSON.parse(l) as { type: string; status?: string });
+    expect(events.filter((e) => e.type === "sync-image").map((e) => e.status)).toEqual(["copied"]);
+    expect(events.find((e) => e.type === "done")).toMatchObject({ copied: 1, failed: 1 });
+    expect(events.at(-1)).toMatchObject({ type: "error", exitCode: 4 });
+  });
+
+  it("into regcli serve: --platform takes one platform of an index, and a re-run compares that child's digest", async () => {
+    const serve = await startRegistry("open", { server: "regcli" });
+    try {
+      const amd = await makeImage({ seed: "multi-amd", platform: { os: "linux", architecture: "amd64" } });
+      const arm = await makeImage({ seed: "multi-arm", platform: { os: "linux", architecture: "arm64" } });
+      await pushIndex(src, "multi/app", "1.0", makeIndex([amd, arm]));
+      const args = ["--plain-http", "sync", `${src.host}/multi/app`, `${serve.host}/multi/app`, "--platform", "linux/arm64"];
+      let r = await regcli(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(`copied ${src.host}/multi/app:1.0 ${serve.host}/multi/app:1.0 ${arm.manifestDigest}`);
+      r = await regcli(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(`skipped ${src.host}/multi/app:1.0 ${serve.host}/multi/app:1.0 ${arm.manifestDigest}`);
+      const inspected = await skopeo(["inspect", "--tls-verify=false", `docker://${serve.host}/multi/app:1.0`]);
+      expect(inspected.code, inspected.stderr).toBe(0);
+      expect(JSON.parse(inspected.stdout)).toMatchObject({ Digest: arm.manifestDigest, Architecture: "arm64" });
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  it("usage errors: no arguments, a tag in the source, --config with arguments", async () => {
+    for (const [args, message] of [
+      [["sync"], /sync needs SOURCE and DESTINATION, or --config FILE/],
+      [["sync", `${src.host}/team/a:1.0`, `${proxy.host}/x`], /names a tag or digest/],
+      [["sync", "--config", "sync.yaml", `${src.host}/team/a`, `${proxy.host}/x`], /either --config FILE or SOURCE DESTINATION/],
+      [["sync", "--config", "/nonexistent/sync.yaml"], /sync config \/nonexistent\/sync.yaml does not exist/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await regcli(["--plain-http", ...args]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
+  it("one image the destination refuses: the repository's other images are copied, the failure is one line, exit non-zero", async () => {
+    proxy.rules = [{ method: "PUT", path: /\/v2\/refused\/b\/manifests\/1\.1$/, fault: { kind: "status", status: 500, body: '{"errors":[{"code":"UNKNOWN","message":"disk on fire"}]}' } }];
+    try {
+      const r = await regcli(["--plain-http", "--retries", "0", "sync", `${src.host}/team/b`, `${proxy.host}/refused/b`]);
+      expect(r.code).toBe(5);
+      expect(await tagsOf("refused/b")).toEqual(["1.0", "dev"]);
+      const failed = r.stdout.split("\n").filter((l) => l.startsWith("failed"));
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatch(new RegExp(`^failed ${src.host}/team/b:1\\.1 ${proxy.host}/refused/b:1\\.1: .*disk on fire`));
+      expect(r.stderr).toMatch(/2 copied, 0 skipped, 1 failed/);
+    } finally {
+      proxy.rules = [];
+    }
+  });
+});
