@@ -9,6 +9,7 @@ import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { readConfig, resolveImage } from "./inspect.js";
 import type { SyncEntry } from "./sync-config.js";
+import { createdLookup } from "./tag-created.js";
 import { selectTags } from "./tag-filters.js";
 
 /** One image of a sync: what the plan says, then what happened. */
@@ -172,12 +173,7 @@ async function planRepository(
   limit: <T>(task: () => Promise<T>) => Promise<T>,
 ): Promise<SyncImage[]> {
   const [tags, present] = await Promise.all([src.listTags(), destinationTags(dst)]);
-  const created = async (tag: string) => {
-    const { image } = await resolveImage(src, { reference: tag, display: `${src.description}:${tag}` }, platform);
-    const time = (await readConfig(src, image, `${src.description}:${tag}`)).config.created;
-    return time ? new Date(time) : undefined;
-  };
-  const selected = await selectTags(tags, entry.tags, created);
+  const selected = await selectTags(tags, entry.tags, createdLookup(src));
   return Promise.all(
     selected.map((tag) => limit(async (): Promise<SyncImage> => {
       const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned" };

@@ -76,6 +76,21 @@ describe("regcli sync", () => {
     expect(JSON.parse(inspected.stdout).Digest).toBe(images.get("team/b:1.1")!.manifestDigest);
   });
 
+  it("--semver with --latest keeps the newest versions in range; --newer-than keeps images created within the duration", async () => {
+    const recent = new Date(Date.now() - 2 * 86_400_000).toISOString();
+    const created: Record<string, string> = { "0.9": "2020-01-01T00:00:00Z", "1.0": "2020-01-01T00:00:00Z", "1.1": recent, "v1.2": "2021-01-01T00:00:00Z", "2.0": recent, latest: "2020-06-01T00:00:00Z" };
+    for (const [tag, at] of Object.entries(created)) await pushImage(src, "ver/app", tag, await makeImage({ seed: `ver:${tag}`, created: at }));
+    const semver = await regcli(["--plain-http", "sync", `${src.host}/ver/app`, `${proxy.host}/ver/semver`, "--semver", ">=1.0 <2", "--latest", "2"]);
+    expect(semver.code, semver.stderr).toBe(0);
+    expect(await tagsOf("ver/semver")).toEqual(["1.1", "v1.2"]);
+    const fresh = await regcli(["--plain-http", "sync", `${src.host}/ver/app`, `${proxy.host}/ver/fresh`, "--newer-than", "30d"]);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(await tagsOf("ver/fresh")).toEqual(["1.1", "2.0"]);
+    const bad = await regcli(["--plain-http", "sync", `${src.host}/ver/app`, `${proxy.host}/ver/bad`, "--newer-than", "soon"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("soon");
+  });
+
   it("--dry-run prints the plan (copy / skip) and changes nothing", async () => {
     await regcli(["--plain-http", "sync", `${src.host}/team/c`, `${proxy.host}/dry/c`, "--include", "dev"]);
     proxy.reset();
