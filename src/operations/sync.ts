@@ -8,6 +8,7 @@ import { limiter } from "../util/limit.js";
 import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { readConfig, resolveImage } from "./inspect.js";
+import { shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";
 import { createdLookup } from "./tag-created.js";
 import { selectTags } from "./tag-filters.js";
@@ -36,6 +37,8 @@ export interface SyncFailure {
 
 export interface SyncReport {
   dryRun: boolean;
+  /** This run's share of the job (--shard), if not the whole job. */
+  shard?: Shard;
   images: SyncImage[];
   failures: SyncFailure[];
   copied: number;
@@ -52,6 +55,8 @@ export interface SyncOptions {
   onImage?: (image: SyncImage) => void;
   onEvent?: (event: CopyEvent) => void;
   byteProgress?: boolean;
+  /** Take only this share of the images (see shard.ts); other workers take the rest. */
+  shard?: Shard;
 }
 
 /** Repositories synced at once; the engine bounds the blob transfers. */
@@ -84,7 +89,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
     return e;
   };
   const engine = engineFor(undefined);
-  const report: SyncReport = { dryRun: options.dryRun === true, images: [], failures: [], copied: 0, skipped: 0, failed: 0, stats: engine.stats };
+  const report: SyncReport = { dryRun: options.dryRun === true, shard: options.shard, images: [], failures: [], copied: 0, skipped: 0, failed: 0, stats: engine.stats };
   let stop = false;
   const failed = (failure: SyncFailure) => {
     report.failures.push(failure);
@@ -119,7 +124,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
         const platform = pair.entry.platforms[0] ? parsePlatform(pair.entry.platforms[0]) : undefined;
         let plan: SyncImage[];
         try {
-          plan = await planRepository(src, dst, pair.entry, platform, limiter(IMAGES_PER_JOB * jobs));
+          plan = await planRepository(src, dst, pair.entry, platform, limiter(IMAGES_PER_JOB * jobs), options.shard);
         } catch (err) {
           failed({ source: src.description, destination: dst.description, error: messageOf(err), exitCode: exitCodeOf(err) });
           return;
@@ -171,9 +176,14 @@ async function planRepository(
   entry: SyncEntry,
   platform: Platform | undefined,
   limit: <T>(task: () => Promise<T>) => Promise<T>,
+  shard?: Shard,
 ): Promise<SyncImage[]> {
-  const [tags, present] = await Promise.all([src.listTags(), destinationTags(dst)]);
-  const selected = await selectTags(tags, entry.tags, createdLookup(src));
+  // Sharded, every worker lists the source; only one that takes the repository (or some of its tags) goes on.
+  const [tags, listed] = await Promise.all([src.listTags(), shard ? undefined : destinationTags(dst)]);
+  const mine = shareOf(shard, src.description, tags.length);
+  if (!mine()) return [];
+  const present = listed ?? (await destinationTags(dst));
+  const selected = (await selectTags(tags, entry.tags, createdLookup(src))).filter((tag) => mine(tag));
   return Promise.all(
     selected.map((tag) => limit(async (): Promise<SyncImage> => {
       const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned" };

@@ -8,7 +8,11 @@ import { parseJobs, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, summary, writeEvent } from "../output.js";
 import { parseProgressMode } from "../progress.js";
 
-const load = async () => ({ ...(await import("../../operations/sync.js")), ...(await import("../../operations/sync-config.js")) });
+const load = async () => ({
+  ...(await import("../../operations/sync.js")),
+  ...(await import("../../operations/sync-config.js")),
+  ...(await import("../../operations/shard.js")),
+});
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -22,6 +26,8 @@ interface SyncFlags {
   platform?: string;
   dryRun?: boolean;
   failFast?: boolean;
+  shard?: string;
+  shards?: string;
   jobs: string;
   format: string;
 }
@@ -41,16 +47,19 @@ export function register(program: Command): void {
     .option("--platform <os/arch>", "copy only this platform of multi-platform indexes")
     .option("--dry-run", "print the plan (copy or skip per image) and change nothing")
     .option("--fail-fast", "stop at the first failure instead of going on with the other images")
+    .option("--shard <index/count>", "take only this share of the images (0-based index), for COUNT workers together")
+    .option("--shards <count>", "as --shard, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .option("--format <format>", "text or json (the report on stdout)", "text")
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync --config sync.yaml",
+      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync --config sync.yaml\n  regcli sync --config sync.yaml --shard 0/4       # worker 0 of 4",
     )
     .action(async (from: string | undefined, to: string | undefined, opts: SyncFlags, cmd: Command) => {
-      const { sync, parseSyncConfig } = await load();
+      const { sync, parseSyncConfig, parseShard } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
+      const shard = parseShard(opts);
       const entries = await entriesFrom(from, to, opts, parseSyncConfig);
       const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
       const quiet = globals.quiet === true;
@@ -61,6 +70,7 @@ export function register(program: Command): void {
           dryRun: opts.dryRun,
           failFast: opts.failFast,
           jobs,
+          shard,
           onEvent: mode === "json" ? (e) => writeEvent(e) : undefined,
           byteProgress: mode === "json",
           onImage: (image) => {
@@ -78,10 +88,11 @@ export function register(program: Command): void {
         for (const f of report.failures.filter((f) => f.tag === undefined)) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
       }
       const toCopy = report.images.filter((i) => i.action === "copy").length;
+      const of = shard ? ` (shard ${shard.index}/${shard.count})` : "";
       const line = opts.dryRun
-        ? `Plan: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
-        : `${report.failed ? err.red("Sync incomplete:") : err.green("Synced:")} ${report.copied} copied, ${report.skipped} skipped, ${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
-      summary(quiet, line, { dryRun: report.dryRun, copied: report.copied, skipped: report.skipped, failed: report.failed, ...report.stats });
+        ? `Plan${of}: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
+        : `${report.failed ? err.red(`Sync incomplete${of}:`) : err.green(`Synced${of}:`)} ${report.copied} copied, ${report.skipped} skipped, ${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
+      summary(quiet, line, { dryRun: report.dryRun, ...(shard && { shard }), copied: report.copied, skipped: report.skipped, failed: report.failed, ...report.stats });
       const first = report.failures[0];
       if (first) {
         const kind = (Object.keys(EXIT_CODES) as ErrorKind[]).find((k) => EXIT_CODES[k] === first.exitCode && k !== "integrity" && k !== "network") ?? "registry";
