@@ -200,12 +200,78 @@ describe("regcli sync", () => {
     }
   });
 
+  it("--shards 3 with JOB_COMPLETION_INDEX 0, 1, 2: three processes at once copy every image exactly once; a big repository spreads by tag", async () => {
+    // Six small repositories and one above the 50-tag threshold, so its tags are shared out one by one.
+    const fleet = new Map<string, string[]>(Array.from({ length: 6 }, (_, r) => [`fleet/r${r}`, r === 0 ? ["1.0", "1.1", "2.0"] : ["1.0", "2.0"]]));
+    fleet.set("fleet/big", Array.from({ length: 51 }, (_, t) => `1.${t}`));
+    const digests = new Map<string, string>();
+    await Promise.all(
+      [...fleet].map(async ([repo, tags]) => {
+        for (const tag of tags) {
+          const image = await makeImage({ layers: 1, layerSize: 256, seed: `${repo}:${tag}` });
+          digests.set(`${repo.slice("fleet/".length)}:${tag}`, image.manifestDigest);
+          await pushImage(src, repo, tag, image);
+        }
+      }),
+    );
+    const all = [...digests.keys()].sort();
+    const args = ["--plain-http", "sync", `${src.host}/fleet/*`, `${proxy.host}/sharded`, "--format", "json"];
+    type Report = { shard: { index: number; count: number }; copied: number; skipped: number; images: Array<{ destination: string; action: string; status: string }> };
+    const name = (destination: string) => destination.slice(`${proxy.host}/sharded/`.length);
+
+    // --dry-run: each shard's plan only, disjoint, together everything.
+    proxy.reset();
+    const plans = await Promise.all([0, 1, 2].map((i) => regcli([...args, "--shard", `${i}/3`, "--dry-run"])));
+    plans.forEach((r, i) => {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`Plan \\(shard ${i}/3\\): \\d+ images? to copy`));
+    });
+    const planned = plans.map((r) => (JSON.parse(r.stdout) as Report).images.map((i) => name(i.destination)));
+    expect(planned.flat().sort()).toEqual(all);
+    expect(writes()).toEqual([]);
+
+    proxy.reset();
+    const runs = await Promise.all([0, 1, 2].map((i) => regcli([...args, "--shards", "3"], { env: { JOB_COMPLETION_INDEX: String(i) } })));
+    const reports = runs.map((r, i) => {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`Synced \\(shard ${i}/3\\): \\d+ copied, 0 skipped, 0 failed`));
+      return JSON.parse(r.stdout) as Report;
+    });
+    reports.forEach((report, i) => {
+      expect(report.shard).toEqual({ index: i, count: 3 });
+      // The same share as the dry run planned.
+      expect(report.images.map((image) => name(image.destination)).sort()).toEqual(planned[i]!.sort());
+    });
+    expect(reports.filter((report) => report.images.some((image) => name(image.destination).startsWith("big:"))).length).toBe(3);
+
+    // The destination's own contents: every image, with the source's digest.
+    for (const [repo, tags] of fleet) expect(await tagsOf(`sharded/${repo.slice("fleet/".length)}`)).toEqual([...tags].sort());
+    for (const [image, digest] of digests) {
+      const [repo, tag] = image.split(":");
+      const head = await fetch(`${dst.url}/v2/sharded/${repo}/manifests/${tag}`, { method: "HEAD", headers: { accept: "application/vnd.oci.image.manifest.v1+json" } });
+      expect(head.headers.get("docker-content-digest"), image).toBe(digest);
+    }
+    // The proxy's log: one manifest PUT per image, none twice.
+    const manifestPuts = proxy.log.filter((e) => e.method === "PUT" && e.path.includes("/manifests/")).map((e) => e.path);
+    expect(manifestPuts.length).toBe(all.length);
+    expect(new Set(manifestPuts).size).toBe(all.length);
+
+    // A re-run of one shard redoes only its share: compared, nothing written.
+    proxy.reset();
+    const again = await regcli([...args, "--shard", "1/3"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ copied: 0, skipped: reports[1]!.copied });
+    expect(writes()).toEqual([]);
+  }, 120_000);
+
   it("usage errors: no arguments, a tag in the source, --config with arguments", async () => {
     for (const [args, message] of [
       [["sync"], /sync needs SOURCE and DESTINATION, or --config FILE/],
       [["sync", `${src.host}/team/a:1.0`, `${proxy.host}/x`], /names a tag or digest/],
       [["sync", "--config", "sync.yaml", `${src.host}/team/a`, `${proxy.host}/x`], /either --config FILE or SOURCE DESTINATION/],
       [["sync", "--config", "/nonexistent/sync.yaml"], /sync config \/nonexistent\/sync.yaml does not exist/],
+      [["sync", `${src.host}/team/a`, `${proxy.host}/x`, "--shard", "3/2"], /--shard must be INDEX\/COUNT with 0 <= INDEX < COUNT, e.g. 0\/4; got "3\/2"/],
+      [["sync", `${src.host}/team/a`, `${proxy.host}/x`, "--shards", "3"], /--shards needs JOB_COMPLETION_INDEX/],
     ] as Array<[string[], RegExp]>) {
       const r = await regcli(["--plain-http", ...args]);
       expect(r.code, r.stderr).toBe(2);
