@@ -47,7 +47,7 @@ export function register(program: Command): void {
     .option("--platform <os/arch>", "copy only this platform of multi-platform indexes")
     .option("--dry-run", "print the plan (copy or skip per image) and change nothing")
     .option("--fail-fast", "stop at the first failure instead of going on with the other images")
-    .option("--shard <index/count>", "take only this share of the images (0-based index), for COUNT workers together")
+    .option("--shard <index/count>", "take only worker INDEX's share of the images (INDEX from 0 to COUNT-1), for COUNT workers together")
     .option("--shards <count>", "as --shard, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .option("--format <format>", "text or json (the report on stdout)", "text")
