@@ -11,6 +11,7 @@ import { readConfig, resolveImage } from "./inspect.js";
 import type { SyncEntry } from "./sync-config.js";
 import { createdLookup } from "./tag-created.js";
 import { selectTags } from "./tag-filters.js";
+import { planRemovals, removeTags, type PruneOutcome } from "./tag-prune.js";
 
 /** One image of a sync: what the plan says, then what happened. */
 export interface SyncImage {
@@ -34,12 +35,27 @@ export interface SyncFailure {
   exitCode: number;
 }
 
+/** A destination tag that an entry with `prune` no longer selects. */
+export interface SyncPrune {
+  destination: string;
+  tag: string;
+  digest: string;
+  /** Staying tags that point at the same manifest: it is never deleted by digest, only the tag may go. */
+  sharedWith: string[];
+  /** planned: dry run, or the deletion was not confirmed; else what tag prune's removal did (see PruneOutcome). */
+  status: "planned" | PruneOutcome["action"];
+  reason?: string;
+}
+
 export interface SyncReport {
   dryRun: boolean;
   images: SyncImage[];
+  prunes: SyncPrune[];
   failures: SyncFailure[];
   copied: number;
   skipped: number;
+  /** Destination tags removed (untagged or deleted). */
+  pruned: number;
   failed: number;
   stats: CopyStats;
 }
@@ -52,6 +68,8 @@ export interface SyncOptions {
   onImage?: (image: SyncImage) => void;
   onEvent?: (event: CopyEvent) => void;
   byteProgress?: boolean;
+  /** Asked once, after mirroring, with every tag prune would remove (not with dryRun): false keeps them all. */
+  approvePrune?: (prunes: SyncPrune[]) => Promise<boolean>;
 }
 
 /** Repositories synced at once; the engine bounds the blob transfers. */
@@ -84,7 +102,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
     return e;
   };
   const engine = engineFor(undefined);
-  const report: SyncReport = { dryRun: options.dryRun === true, images: [], failures: [], copied: 0, skipped: 0, failed: 0, stats: engine.stats };
+  const report: SyncReport = { dryRun: options.dryRun === true, images: [], prunes: [], failures: [], copied: 0, skipped: 0, pruned: 0, failed: 0, stats: engine.stats };
   let stop = false;
   const failed = (failure: SyncFailure) => {
     report.failures.push(failure);
@@ -92,6 +110,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
   };
 
   const pairs: Pair[] = [];
+  const pruning: Array<{ repository: Pair["destination"]; prunes: SyncPrune[] }> = [];
   for (const entry of entries) {
     const platforms = entry.platforms.map(parsePlatform);
     if (platforms.length > 1) {
@@ -125,9 +144,18 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
           return;
         }
         report.images.push(...plan);
+        const prune = async () => {
+          if (!pair.entry.prune || stop) return;
+          try {
+            const prunes = await planPrune(ctx, src, dst, pair, plan, options.dryRun === true);
+            if (prunes.length) pruning.push({ repository: pair.destination, prunes });
+          } catch (err) {
+            failed({ source: src.description, destination: dst.description, error: `prune: ${messageOf(err)}`, exitCode: exitCodeOf(err) });
+          }
+        };
         if (options.dryRun) {
           plan.forEach((image) => options.onImage?.(image));
-          return;
+          return prune();
         }
         const images = limiter(IMAGES_PER_JOB * jobs);
         const repoEngine = engineFor(pair.entry.platforms[0]);
@@ -150,9 +178,27 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
             }),
           ),
         );
+        await prune();
       }),
     ),
   );
+  report.prunes = pruning.flatMap((p) => p.prunes);
+  if (report.prunes.length && !options.dryRun && !stop && (await (options.approvePrune?.(report.prunes) ?? true))) {
+    await Promise.all(
+      pruning.map(({ repository, prunes }) =>
+        repositories(async () => {
+          const outcomes = await removeTags(ctx, repository, prunes);
+          outcomes.forEach((o, i) => {
+            const p = prunes[i]!;
+            p.status = o.action;
+            if (o.reason) p.reason = o.reason;
+            if (o.action === "failed") failed({ source: p.destination, destination: p.destination, tag: p.tag, error: `prune: ${o.reason}`, exitCode: 5 });
+          });
+        }),
+      ),
+    );
+  }
+  report.pruned = report.prunes.filter((p) => p.status === "untagged" || p.status === "deleted").length;
   for (const e of engines.values()) if (e !== engine) addStats(engine.stats, e.stats);
   report.copied = report.images.filter((i) => i.status === "copied").length;
   report.skipped = report.images.filter((i) => i.status === "skipped" || (report.dryRun && i.action === "skip")).length;
@@ -184,6 +230,25 @@ async function planRepository(
       return image;
     })),
   );
+}
+
+/**
+ * The destination tags of a pair with `prune` that the entry's filters no longer select, with tag prune's check of
+ * the staying tags that share their manifest. The filters see the destination's tags plus, in a dry run, those
+ * the plan would copy; a tag the plan copies is dated from the source (the same image), and an undated image is
+ * kept (not known to be older). Listed after the copies, so a tag that just arrived counts.
+ */
+async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSource & ImageDestination, pair: Pair, plan: SyncImage[], dryRun: boolean): Promise<SyncPrune[]> {
+  const listed = [...(await destinationTags(dst))];
+  const planned = new Set(plan.map((i) => i.tag));
+  const fromSource = createdLookup(src);
+  const fromDestination = createdLookup(dst);
+  const selected = await selectTags(dryRun ? [...new Set([...listed, ...planned])] : listed, { ...pair.entry.tags, undated: "keep" }, (t) =>
+    planned.has(t) ? fromSource(t) : fromDestination(t),
+  );
+  const kept = new Set(selected);
+  const removals = await planRemovals(ctx, pair.destination, listed, listed.filter((t) => !kept.has(t)).sort());
+  return removals.map((r) => ({ destination: `${dst.description}:${r.tag}`, ...r, status: "planned" }));
 }
 
 /** The digest a copy of `tag` would write: the manifest's (HEAD), or with a platform the chosen child's. */

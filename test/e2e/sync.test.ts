@@ -3,7 +3,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, skopeo, tempDir } from "../helpers/cli.js";
+import { onTerminal, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -195,6 +195,79 @@ describe("regcli sync", () => {
       const inspected = await skopeo(["inspect", "--tls-verify=false", `docker://${serve.host}/multi/app:1.0`]);
       expect(inspected.code, inspected.stderr).toBe(0);
       expect(JSON.parse(inspected.stdout)).toMatchObject({ Digest: arm.manifestDigest, Architecture: "arm64" });
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  // Source prune/app: 1.0 and 1.1 distinct, 1.9 the same manifest as 1.1, dev. Mirrored with include 1\..*, then
+  // synced with include 1\.1 and prune: 1.0 goes; 1.9 goes only where the registry can delete a tag alone.
+  const pruneCase = async (server: TestRegistry, repo: string) => {
+    const one = await makeImage({ seed: "prune-1.0" });
+    const two = await makeImage({ seed: "prune-1.1" });
+    for (const [tag, image] of [["1.0", one], ["1.1", two], ["1.9", two], ["dev", one]] as const) await pushImage(src, "prune/app", tag, image);
+    const tags = async () => {
+      const res = await fetch(`${server.url}/v2/${repo}/tags/list`);
+      return (((await res.json()) as { tags: string[] | null }).tags ?? []).sort();
+    };
+    const sync = (...more: string[]) => regcli(["--plain-http", "sync", `${src.host}/prune/app`, `${server.host}/${repo}`, ...more]);
+    const first = await sync("--include", "1\\..*", "--prune", "--force");
+    expect(first.code, first.stderr).toBe(0);
+    expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+    return { one, two, tags, sync };
+  };
+
+  it("prune into docker-registry: a tag the filters no longer select is deleted, one sharing a kept tag's manifest is left; dry run and refusal change nothing", async () => {
+    const { one, two, tags, sync } = await pruneCase(dst, "pruned/app");
+    const dest = `${dst.host}/pruned/app`;
+
+    const refused = await sync("--include", "1\\.1", "--prune");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/sync with prune deletes the destination tags the filters no longer select; nothing done; pass --force/);
+    expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+
+    const dry = await sync("--include", "1\\.1", "--prune", "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout.trim().split("\n").sort()).toEqual([`delete ${dest}:1.0 ${one.manifestDigest}`, `delete ${dest}:1.9 ${two.manifestDigest}`, `skip ${src.host}/prune/app:1.1 ${dest}:1.1 ${two.manifestDigest}`]);
+    expect(dry.stderr).toMatch(/0 images to copy, 1 up to date, 2 tags to delete \(dry run: nothing changed\)/);
+    expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+
+    const r = await sync("--include", "1\\.1", "--prune", "--force", "--format", "json");
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { pruned: number; prunes: Array<{ tag: string; status: string; sharedWith: string[] }> };
+    expect(report.pruned).toBe(1);
+    expect(report.prunes.map((p) => [p.tag, p.status, p.sharedWith])).toEqual([["1.0", "deleted", []], ["1.9", "left", ["1.1"]]]);
+    expect(r.stderr).toMatch(/0 copied, 1 skipped, 1 pruned, 0 failed/);
+    // Distribution has no tag-only delete: 1.9 stays rather than deleting 1.1's manifest.
+    expect(await tags()).toEqual(["1.1", "1.9"]);
+    const kept = await fetch(`${dst.url}/v2/pruned/app/manifests/1.1`, { method: "HEAD", headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    expect(kept.status).toBe(200);
+    // The source is never touched.
+    expect((await fetch(`${src.url}/v2/prune/app/manifests/1.0`, { method: "HEAD", headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } })).status).toBe(200);
+  });
+
+  it("prune into regcli serve --delete: tags go by tag-only delete, the shared manifest stays under the kept tag; a config entry with prune: true; asked once on a terminal", async () => {
+    const serve = await startRegistry("open", { server: "regcli" });
+    try {
+      const { two, tags } = await pruneCase(serve, "pruned/app");
+      const dir = await tempDir();
+      const file = join(dir, "sync.yaml");
+      await writeFile(file, ["sync:", `  - source: ${src.host}/prune/app`, `    destination: ${serve.host}/pruned/app`, "    tags: {include: ['1\\.1']}", "    prune: true", ""].join("\n"));
+      const no = await onTerminal(["--plain-http", "sync", "--config", file], "n\n");
+      expect(no.code).toBe(0);
+      expect(no.screen).toMatch(/Delete 2 tags of 1 repository that the filters no longer select\? \[y\/N\]/);
+      expect(no.screen).toContain("prune not confirmed: 2 tags kept");
+      expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+      const r = await regcli(["--plain-http", "sync", "--config", file, "--force"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`untagged ${serve.host}/pruned/app:1.0`);
+      expect(r.stdout).toContain(`untagged ${serve.host}/pruned/app:1.9 ${two.manifestDigest}`);
+      expect(await tags()).toEqual(["1.1"]);
+      const kept = await regcli(["--plain-http", "digest", `${serve.host}/pruned/app:1.1`]);
+      expect(kept.stdout.trim()).toBe(two.manifestDigest);
+      const again = await regcli(["--plain-http", "sync", "--config", file, "--force"]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/0 copied, 1 skipped, 0 pruned, 0 failed/);
     } finally {
       await serve.stop();
     }

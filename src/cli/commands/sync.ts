@@ -4,8 +4,9 @@ import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../e
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
+import { askYesNo, canAsk } from "../confirm.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, note, parseFormat, plural, printJson, printLine, summary, writeEvent } from "../output.js";
+import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
 import { parseProgressMode } from "../progress.js";
 
 const load = async () => ({ ...(await import("../../operations/sync.js")), ...(await import("../../operations/sync-config.js")) });
@@ -20,6 +21,8 @@ interface SyncFlags {
   latest?: string;
   newerThan?: string;
   platform?: string;
+  prune?: boolean;
+  force?: boolean;
   dryRun?: boolean;
   failFast?: boolean;
   jobs: string;
@@ -39,13 +42,15 @@ export function register(program: Command): void {
     .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
     .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
     .option("--platform <os/arch>", "copy only this platform of multi-platform indexes")
-    .option("--dry-run", "print the plan (copy or skip per image) and change nothing")
+    .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
+    .option("--force", "with prune (--prune or prune: true), delete without asking (needed off a terminal)")
+    .option("--dry-run", "print the plan (copy, skip or delete per image) and change nothing")
     .option("--fail-fast", "stop at the first failure instead of going on with the other images")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .option("--format <format>", "text or json (the report on stdout)", "text")
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync --config sync.yaml",
+      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync localhost:5000/app mirror:5000/app --include '1\\..*' --prune --force\n  regcli sync --config sync.yaml",
     )
     .action(async (from: string | undefined, to: string | undefined, opts: SyncFlags, cmd: Command) => {
       const { sync, parseSyncConfig } = await load();
@@ -55,6 +60,12 @@ export function register(program: Command): void {
       const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
       const quiet = globals.quiet === true;
       const mode = parseProgressMode(globals.progress);
+      const prunes = entries.some((e) => e.prune);
+      if (prunes && !opts.dryRun && !opts.force && !canAsk()) {
+        throw new RegcliError("usage", "sync with prune deletes the destination tags the filters no longer select; nothing done", {
+          hint: "pass --force to delete them, or --dry-run to see the plan",
+        });
+      }
       const lines = mode !== "json" && mode !== "none" && !(mode === "auto" && quiet);
       const report = await withContext(cmd, undefined, (ctx) =>
         sync(ctx, entries, {
@@ -63,6 +74,15 @@ export function register(program: Command): void {
           jobs,
           onEvent: mode === "json" ? (e) => writeEvent(e) : undefined,
           byteProgress: mode === "json",
+          approvePrune: async (going) => {
+            if (opts.force) return true;
+            for (const p of going) note(`delete ${p.destination}  ${shortDigest(p.digest)}${p.sharedWith.length ? `  (manifest also under ${p.sharedWith.join(", ")}: only the tag may go)` : ""}`);
+            const repositories = new Set(going.map((p) => p.destination.slice(0, -p.tag.length - 1))).size;
+            const answer = await askYesNo(`Delete ${plural(going.length, "tag")} of ${plural(repositories, "repository")} that the filters no longer select?`);
+            if (answer === undefined) throw new RegcliError("usage", `sync would delete ${plural(going.length, "tag")}; nothing deleted`, { hint: "pass --force to delete them" });
+            if (!answer) note(`prune not confirmed: ${plural(going.length, "tag")} kept`);
+            return answer;
+          },
           onImage: (image) => {
             if (mode === "json") writeEvent({ type: "sync-image", ...image });
             else if (lines && !opts.dryRun) note(`${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`);
@@ -75,13 +95,17 @@ export function register(program: Command): void {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
           printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}`);
         }
+        for (const p of report.prunes) {
+          const status = opts.dryRun ? "delete" : p.status === "planned" ? "kept" : p.status;
+          printLine(`${status} ${p.destination} ${p.digest}${p.reason ? `: ${p.reason}` : ""}`);
+        }
         for (const f of report.failures.filter((f) => f.tag === undefined)) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
       }
       const toCopy = report.images.filter((i) => i.action === "copy").length;
       const line = opts.dryRun
-        ? `Plan: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
-        : `${report.failed ? err.red("Sync incomplete:") : err.green("Synced:")} ${report.copied} copied, ${report.skipped} skipped, ${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
-      summary(quiet, line, { dryRun: report.dryRun, copied: report.copied, skipped: report.skipped, failed: report.failed, ...report.stats });
+        ? `Plan: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${prunes ? `, ${plural(report.prunes.length, "tag")} to delete` : ""}${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
+        : `${report.failed ? err.red("Sync incomplete:") : err.green("Synced:")} ${report.copied} copied, ${report.skipped} skipped, ${prunes ? `${report.pruned} pruned, ` : ""}${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
+      summary(quiet, line, { dryRun: report.dryRun, copied: report.copied, skipped: report.skipped, pruned: report.pruned, failed: report.failed, ...report.stats });
       const first = report.failures[0];
       if (first) {
         const kind = (Object.keys(EXIT_CODES) as ErrorKind[]).find((k) => EXIT_CODES[k] === first.exitCode && k !== "integrity" && k !== "network") ?? "registry";
@@ -94,10 +118,10 @@ type ParseConfig = (text: string, file: string) => SyncEntry[];
 
 /** The job: the config file's entries, or one entry from the arguments and filter flags. */
 async function entriesFrom(from: string | undefined, to: string | undefined, opts: SyncFlags, parseConfig: ParseConfig): Promise<SyncEntry[]> {
-  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform;
+  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform || opts.prune;
   if (opts.config) {
     if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
-    if (filters) throw new RegcliError("usage", "with --config, tag filters and platforms go in the file (defaults: or per entry)");
+    if (filters) throw new RegcliError("usage", "with --config, tag filters, platforms and prune go in the file (defaults: or per entry)");
     let text: string;
     try {
       text = await readFile(opts.config, "utf8");
@@ -118,5 +142,5 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
     if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
     tags.latest = n;
   }
-  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [] }];
+  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true }];
 }
