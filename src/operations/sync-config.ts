@@ -16,6 +16,8 @@ export interface SyncEntry {
   list?: boolean;
   /** After mirroring, delete the destination's tags that `tags` no longer selects (retention). */
   prune?: boolean;
+  /** With platforms: write an index reduced to them (a new digest) instead of copying it whole. */
+  keepIndex?: boolean;
   jobs?: number;
   /** Where the entry is, for messages: "sync.yaml:12". */
   where?: string;
@@ -32,6 +34,7 @@ interface RawOptions {
   tags?: RawTags;
   platforms?: string[];
   prune?: boolean;
+  "keep-index"?: boolean;
   jobs?: number;
 }
 interface RawEntry extends RawOptions {
@@ -88,6 +91,7 @@ export function parseSyncConfig(text: string, file: string): SyncEntry[] {
       platforms: entry.platforms ?? defaults.platforms ?? [],
       list: typeof source !== "string",
       prune: entry.prune ?? defaults.prune ?? false,
+      keepIndex: entry["keep-index"] ?? defaults["keep-index"] ?? false,
       jobs: entry.jobs ?? defaults.jobs,
       where: at(node?.range?.[0]),
     };

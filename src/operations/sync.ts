@@ -1,7 +1,7 @@
 import { RegcliError } from "../errors.js";
 import { registryDestination, registrySource } from "../locations/registry.js";
 import type { ImageDestination, ImageSource } from "../locations/types.js";
-import { parsePlatform, selectPlatform, type Platform } from "../oci/index.js";
+import { parsePlatform, reduceIndex, selectPlatform, type Platform } from "../oci/index.js";
 import { parseReference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
@@ -22,6 +22,12 @@ export interface SyncImage {
   action: "copy" | "skip";
   status: "planned" | "copied" | "skipped" | "failed";
   digest?: string;
+  /**
+   * What happens to an index, when the entry names platforms: "whole" (several platforms without keepIndex: the
+   * index is copied as it is, so its digest stays valid) or "reduced" (keepIndex: a new index with only those
+   * platforms' children, a new digest). Absent: one platform copies that platform's image; none, whole indexes.
+   */
+  indexes?: "whole" | "reduced";
   error?: string;
 }
 
@@ -93,11 +99,13 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
   // One engine per platform choice (the engine copies one platform of every index, or whole indexes), shared by all
   // repositories: each blob is handled once and mounted where this run already sent it.
   const engines = new Map<string, CopyEngine>();
-  const engineFor = (platform: string | undefined) => {
-    let e = engines.get(platform ?? "");
+  const engineFor = (entry: SyncEntry | undefined) => {
+    const choice = entry ? platformChoice(entry) : {};
+    const key = JSON.stringify(choice);
+    let e = engines.get(key);
     if (!e) {
-      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, platform: platform ? parsePlatform(platform) : undefined });
-      engines.set(platform ?? "", e);
+      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, ...choice });
+      engines.set(key, e);
     }
     return e;
   };
@@ -112,12 +120,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
   const pairs: Pair[] = [];
   const pruning: Array<{ repository: Pair["destination"]; prunes: SyncPrune[] }> = [];
   for (const entry of entries) {
-    const platforms = entry.platforms.map(parsePlatform);
-    if (platforms.length > 1) {
-      throw new RegcliError("unsupported", `${entry.where ? `${entry.where}: ` : ""}more than one platform (${entry.platforms.join(", ")}) is not supported yet`, {
-        hint: "give one platform, or none to copy whole indexes",
-      });
-    }
+    platformChoice(entry);
     for (const source of entry.sources) {
       if (stop) break;
       try {
@@ -135,10 +138,9 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
         if (stop) return;
         const src = registrySource(ctx, pair.source);
         const dst = registryDestination(ctx, pair.destination);
-        const platform = pair.entry.platforms[0] ? parsePlatform(pair.entry.platforms[0]) : undefined;
         let plan: SyncImage[];
         try {
-          plan = await planRepository(src, dst, pair.entry, platform, limiter(IMAGES_PER_JOB * jobs));
+          plan = await planRepository(src, dst, pair.entry, platformChoice(pair.entry), limiter(IMAGES_PER_JOB * jobs));
         } catch (err) {
           failed({ source: src.description, destination: dst.description, error: messageOf(err), exitCode: exitCodeOf(err) });
           return;
@@ -158,7 +160,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
           return prune();
         }
         const images = limiter(IMAGES_PER_JOB * jobs);
-        const repoEngine = engineFor(pair.entry.platforms[0]);
+        const repoEngine = engineFor(pair.entry);
         await Promise.all(
           plan.map((image) =>
             images(async () => {
@@ -215,16 +217,17 @@ async function planRepository(
   src: ImageSource,
   dst: ImageDestination,
   entry: SyncEntry,
-  platform: Platform | undefined,
+  choice: PlatformChoice,
   limit: <T>(task: () => Promise<T>) => Promise<T>,
 ): Promise<SyncImage[]> {
+  const indexes = choice.platforms ? "reduced" : entry.platforms.length > 1 ? "whole" : undefined;
   const [tags, present] = await Promise.all([src.listTags(), destinationTags(dst)]);
   const selected = await selectTags(tags, entry.tags, createdLookup(src));
   return Promise.all(
     selected.map((tag) => limit(async (): Promise<SyncImage> => {
-      const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned" };
+      const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned", ...(indexes ? { indexes } : {}) };
       if (!present.has(tag)) return image;
-      const [want, have] = await Promise.all([sourceDigest(src, tag, platform), dst.manifestDigest(tag)]);
+      const [want, have] = await Promise.all([sourceDigest(src, tag, choice), dst.manifestDigest(tag)]);
       image.digest = want;
       if (want === have) image.action = "skip";
       return image;
@@ -251,11 +254,31 @@ async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSourc
   return removals.map((r) => ({ destination: `${dst.description}:${r.tag}`, ...r, status: "planned" }));
 }
 
-/** The digest a copy of `tag` would write: the manifest's (HEAD), or with a platform the chosen child's. */
-async function sourceDigest(src: ImageSource, tag: string, platform: Platform | undefined): Promise<string> {
-  if (!platform) return (await src.resolve(tag)).digest;
+/**
+ * How an entry's platforms are copied: none, whole indexes; one, that platform's image; with keepIndex, a new index
+ * of those platforms' children; several without keepIndex, whole indexes too (their digests stay valid).
+ */
+interface PlatformChoice {
+  platform?: Platform;
+  platforms?: Platform[];
+}
+
+function platformChoice(entry: SyncEntry): PlatformChoice {
+  const platforms = entry.platforms.map(parsePlatform);
+  if (entry.keepIndex) {
+    if (!platforms.length) throw new RegcliError("usage", `${entry.where ? `${entry.where}: ` : ""}keep-index needs platforms to keep`);
+    return { platforms };
+  }
+  return platforms.length === 1 ? { platform: platforms[0] } : {};
+}
+
+/** The digest a copy of `tag` would write: the manifest's (HEAD), with a platform the chosen child's, with keepIndex the reduced index's. */
+async function sourceDigest(src: ImageSource, tag: string, choice: PlatformChoice): Promise<string> {
+  if (!choice.platform && !choice.platforms) return (await src.resolve(tag)).digest;
   const top = await src.getManifest(tag);
-  return top.parsed.kind === "index" ? selectPlatform(top.parsed.index, platform, `${src.description}:${tag}`).digest : top.digest;
+  if (top.parsed.kind !== "index") return top.digest;
+  const where = `${src.description}:${tag}`;
+  return choice.platform ? selectPlatform(top.parsed.index, choice.platform, where).digest : reduceIndex(top, choice.platforms!, where).digest;
 }
 
 /** The destination's tags in one listing; a repository that does not exist yet has none. */

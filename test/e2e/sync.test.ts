@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { onTerminal, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 describe("regcli sync", () => {
@@ -271,6 +271,52 @@ describe("regcli sync", () => {
     } finally {
       await serve.stop();
     }
+  });
+
+  it("several platforms: the whole index by default (same digest); --keep-index writes an index of those children (new digest, said in --dry-run); a missing platform fails", async () => {
+    const platforms = ["amd64", "arm64", "s390x"].map((architecture) => ({ os: "linux", architecture }));
+    const [amd, arm, s390] = await Promise.all(platforms.map((platform) => makeImage({ seed: `plat-${platform.architecture}`, platform })));
+    const index = makeIndex([amd!, arm!, s390!]);
+    await pushIndex(src, "plat/app", "1.0", index);
+    const sync = (dest: string, ...more: string[]) => regcli(["--plain-http", "sync", `${src.host}/plat/app`, `${dst.host}/${dest}`, "--platform", "linux/amd64,linux/arm64", ...more]);
+    const children = async (repo: string) => {
+      const m = await fetchManifest(dst, repo, "1.0");
+      expect(m.status).toBe(200);
+      return { digest: m.digest, children: (JSON.parse(m.body.toString()) as { manifests: Array<{ digest: string }> }).manifests.map((c) => c.digest) };
+    };
+
+    let r = await sync("plat/whole");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`copied ${src.host}/plat/app:1.0 ${dst.host}/plat/whole:1.0 ${index.manifestDigest} (indexes copied whole)`);
+    expect(await children("plat/whole")).toEqual({ digest: index.manifestDigest, children: [amd!.manifestDigest, arm!.manifestDigest, s390!.manifestDigest] });
+
+    r = await sync("plat/kept", "--keep-index", "--dry-run");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`copy ${src.host}/plat/app:1.0 ${dst.host}/plat/kept:1.0 (indexes reduced to the platforms: new digest)`);
+    expect(await tagsOf("plat/kept")).toEqual([]);
+    r = await sync("plat/kept", "--keep-index", "--format", "json");
+    expect(r.code, r.stderr).toBe(0);
+    const image = (JSON.parse(r.stdout) as { images: Array<{ digest: string; indexes: string; status: string }> }).images[0]!;
+    expect(image).toMatchObject({ status: "copied", indexes: "reduced" });
+    expect(image.digest).not.toBe(index.manifestDigest);
+    expect(await children("plat/kept")).toEqual({ digest: image.digest, children: [amd!.manifestDigest, arm!.manifestDigest] });
+    expect((await fetchManifest(dst, "plat/kept", s390!.manifestDigest)).status).toBe(404);
+    // The same from a config file: a re-run compares the reduced index's digest and skips.
+    const file = join(await tempDir(), "sync.yaml");
+    await writeFile(file, ["sync:", `  - source: ${src.host}/plat/app`, `    destination: ${dst.host}/plat/kept`, "    platforms: [linux/amd64, linux/arm64]", "    keep-index: true", ""].join("\n"));
+    r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`skipped ${src.host}/plat/app:1.0 ${dst.host}/plat/kept:1.0 ${image.digest} (indexes reduced to the platforms: new digest)`);
+    const inspected = await skopeo(["inspect", "--tls-verify=false", "--override-arch", "arm64", `docker://${dst.host}/plat/kept:1.0`]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ Digest: image.digest, Architecture: "arm64" });
+
+    r = await regcli(["--plain-http", "sync", `${src.host}/plat/app`, `${dst.host}/plat/none`, "--platform", "linux/amd64,windows/amd64", "--keep-index"]);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/failed .*plat\/app:1\.0 .*no windows\/amd64 image/);
+    r = await regcli(["sync", `${src.host}/plat/app`, `${dst.host}/plat/none`, "--keep-index"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/keep-index needs platforms/);
   });
 
   it("usage errors: no arguments, a tag in the source, --config with arguments", async () => {

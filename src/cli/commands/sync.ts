@@ -21,6 +21,7 @@ interface SyncFlags {
   latest?: string;
   newerThan?: string;
   platform?: string;
+  keepIndex?: boolean;
   prune?: boolean;
   force?: boolean;
   dryRun?: boolean;
@@ -41,7 +42,8 @@ export function register(program: Command): void {
     .option("--semver <range>", "only tags that are versions in this range, e.g. '>=1.2 <2'")
     .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
     .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
-    .option("--platform <os/arch>", "copy only this platform of multi-platform indexes")
+    .option("--platform <os/arch,...>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index)")
+    .option("--keep-index", "with --platform, write each index reduced to those platforms' children (a new digest)")
     .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
     .option("--force", "with prune (--prune or prune: true), delete without asking (needed off a terminal)")
     .option("--dry-run", "print the plan (copy, skip or delete per image) and change nothing")
@@ -93,7 +95,8 @@ export function register(program: Command): void {
       else {
         for (const image of report.images) {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
-          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}`);
+          const indexes = image.indexes === "whole" ? " (indexes copied whole)" : image.indexes === "reduced" ? " (indexes reduced to the platforms: new digest)" : "";
+          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
         }
         for (const p of report.prunes) {
           const status = opts.dryRun ? "delete" : p.status === "planned" ? "kept" : p.status;
@@ -118,7 +121,7 @@ type ParseConfig = (text: string, file: string) => SyncEntry[];
 
 /** The job: the config file's entries, or one entry from the arguments and filter flags. */
 async function entriesFrom(from: string | undefined, to: string | undefined, opts: SyncFlags, parseConfig: ParseConfig): Promise<SyncEntry[]> {
-  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform || opts.prune;
+  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform || opts.keepIndex || opts.prune;
   if (opts.config) {
     if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
     if (filters) throw new RegcliError("usage", "with --config, tag filters, platforms and prune go in the file (defaults: or per entry)");
@@ -142,5 +145,5 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
     if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
     tags.latest = n;
   }
-  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true }];
+  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
 }
