@@ -184,6 +184,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
       }),
     ),
   );
+  pruning.sort((a, b) => (a.prunes[0]!.destination < b.prunes[0]!.destination ? -1 : 1));
   report.prunes = pruning.flatMap((p) => p.prunes);
   if (report.prunes.length && !options.dryRun && !stop && (await (options.approvePrune?.(report.prunes) ?? true))) {
     await Promise.all(

@@ -230,6 +230,9 @@ describe("regcli sync", () => {
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout.trim().split("\n").sort()).toEqual([`delete ${dest}:1.0 ${one.manifestDigest}`, `delete ${dest}:1.9 ${two.manifestDigest}`, `skip ${src.host}/prune/app:1.1 ${dest}:1.1 ${two.manifestDigest}`]);
     expect(dry.stderr).toMatch(/0 images to copy, 1 up to date, 2 tags to delete \(dry run: nothing changed\)/);
+    const events = (await regcli(["--plain-http", "--progress", "json", "sync", `${src.host}/prune/app`, dest, "--include", "1\\.1", "--prune", "--dry-run"])).stderr
+      .trim().split("\n").map((l) => JSON.parse(l) as { type: string; tag?: string; status?: string });
+    expect(events.filter((e) => e.type === "sync-prune").map((e) => [e.tag, e.status])).toEqual([["1.0", "delete"], ["1.9", "delete"]]);
     expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
 
     const r = await sync("--include", "1\\.1", "--prune", "--force", "--format", "json");

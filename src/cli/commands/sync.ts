@@ -91,6 +91,7 @@ export function register(program: Command): void {
           },
         }),
       );
+      if (mode === "json") for (const p of report.prunes) writeEvent({ type: "sync-prune", ...p, status: opts.dryRun ? "delete" : p.status });
       if (format === "json") printJson(report);
       else {
         for (const image of report.images) {
