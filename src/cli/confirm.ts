@@ -10,7 +10,7 @@ import { jsonEventsOn } from "./output.js";
  * (--progress json): the caller then needs --force.
  */
 export async function askYesNo(question: string): Promise<boolean | undefined> {
-  if (!process.stderr.isTTY || jsonEventsOn()) return undefined;
+  if (!canAsk()) return undefined;
   let input: NodeJS.ReadableStream & { destroy?: () => void; pause: () => unknown };
   if (process.stdin.isTTY) input = process.stdin;
   else {
@@ -31,4 +31,9 @@ export async function askYesNo(question: string): Promise<boolean | undefined> {
   else input.destroy?.();
   if (answer === undefined) process.stderr.write("\n");
   return /^\s*y(es)?\s*$/i.test(answer ?? "");
+}
+
+/** Whether askYesNo may ask at all (stderr a terminal, not --progress json): a command can refuse before starting. */
+export function canAsk(): boolean {
+  return process.stderr.isTTY === true && !jsonEventsOn();
 }

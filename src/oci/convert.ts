@@ -1,7 +1,7 @@
 import { digestOf } from "./digest.js";
-import { parseManifest } from "./manifest.js";
+import { parseManifest, selectPlatform } from "./manifest.js";
 import { MediaType } from "./media-types.js";
-import type { Descriptor, ManifestData } from "./types.js";
+import type { Descriptor, ManifestData, Platform } from "./types.js";
 
 const OCI_EQUIVALENT: Record<string, string> = {
   [MediaType.DockerManifest]: MediaType.OciManifest,
@@ -36,4 +36,18 @@ export function toOciManifest(m: ManifestData, children: Map<string, Descriptor>
   const bytes = Buffer.from(JSON.stringify(doc));
   const converted = parseManifest(bytes, doc.mediaType as string, "conversion");
   return { ...converted, digest: digestOf(bytes) };
+}
+
+/**
+ * An index reduced to the children for `platforms` (in the index's order, other fields kept): a new document with a
+ * new digest. Each platform must be in the index (not-found naming the ones it has).
+ */
+export function reduceIndex(m: ManifestData, platforms: Platform[], where: string): ManifestData {
+  if (m.parsed.kind !== "index") return m;
+  const index = m.parsed.index;
+  const keep = new Set(platforms.map((p) => selectPlatform(index, p, where).digest));
+  const doc = JSON.parse(m.bytes.toString("utf8")) as Record<string, unknown>;
+  doc.manifests = index.manifests.filter((d) => keep.has(d.digest));
+  const bytes = Buffer.from(JSON.stringify(doc));
+  return { ...parseManifest(bytes, m.mediaType, where), digest: digestOf(bytes) };
 }

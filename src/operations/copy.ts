@@ -1,6 +1,6 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
-import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
@@ -22,6 +22,8 @@ export type CopyEvent =
 export interface CopyOptions {
   /** Copy only this platform of an index (the destination gets that image's manifest). */
   platform?: Platform;
+  /** Write an index as a new index holding only these platforms' children (a new digest); not with `platform`. */
+  platforms?: Platform[];
   /** Concurrent blob transfers. */
   jobs?: number;
   onEvent?: (event: CopyEvent) => void;
@@ -100,6 +102,7 @@ export class CopyEngine {
         throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${src.description} is not an image manifest`);
       }
     }
+    if (this.options.platforms) manifest = reduceIndex(manifest, this.options.platforms, `${src.description}:${srcRef}`);
     const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });

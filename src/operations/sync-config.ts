@@ -14,6 +14,10 @@ export interface SyncEntry {
   platforms: string[];
   /** The sources came as a registry and a list: each goes to the destination plus its path (unless a template). */
   list?: boolean;
+  /** After mirroring, delete the destination's tags that `tags` no longer selects (retention). */
+  prune?: boolean;
+  /** With platforms: write an index reduced to them (a new digest) instead of copying it whole. */
+  keepIndex?: boolean;
   jobs?: number;
   /** Where the entry is, for messages: "sync.yaml:12". */
   where?: string;
@@ -29,6 +33,8 @@ interface RawTags {
 interface RawOptions {
   tags?: RawTags;
   platforms?: string[];
+  prune?: boolean;
+  "keep-index"?: boolean;
   jobs?: number;
 }
 interface RawEntry extends RawOptions {
@@ -84,6 +90,8 @@ export function parseSyncConfig(text: string, file: string): SyncEntry[] {
       tags: tagSpec({ ...defaults.tags, ...entry.tags }),
       platforms: entry.platforms ?? defaults.platforms ?? [],
       list: typeof source !== "string",
+      prune: entry.prune ?? defaults.prune ?? false,
+      keepIndex: entry["keep-index"] ?? defaults["keep-index"] ?? false,
       jobs: entry.jobs ?? defaults.jobs,
       where: at(node?.range?.[0]),
     };

@@ -1,17 +1,18 @@
 import { RegcliError } from "../errors.js";
 import { registryDestination, registrySource } from "../locations/registry.js";
 import type { ImageDestination, ImageSource } from "../locations/types.js";
-import { parsePlatform, selectPlatform, type Platform } from "../oci/index.js";
+import { parsePlatform, reduceIndex, selectPlatform, type Platform } from "../oci/index.js";
 import { parseReference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { readConfig, resolveImage } from "./inspect.js";
-import { shareOf, type Shard } from "./shard.js";
+import { bucketOf, shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";
 import { createdLookup } from "./tag-created.js";
 import { selectTags } from "./tag-filters.js";
+import { planRemovals, removeTags, type PruneOutcome } from "./tag-prune.js";
 
 /** One image of a sync: what the plan says, then what happened. */
 export interface SyncImage {
@@ -22,6 +23,12 @@ export interface SyncImage {
   action: "copy" | "skip";
   status: "planned" | "copied" | "skipped" | "failed";
   digest?: string;
+  /**
+   * What happens to an index, when the entry names platforms: "whole" (several platforms without keepIndex: the
+   * index is copied as it is, so its digest stays valid) or "reduced" (keepIndex: a new index with only those
+   * platforms' children, a new digest). Absent: one platform copies that platform's image; none, whole indexes.
+   */
+  indexes?: "whole" | "reduced";
   error?: string;
 }
 
@@ -35,14 +42,29 @@ export interface SyncFailure {
   exitCode: number;
 }
 
+/** A destination tag that an entry with `prune` no longer selects. */
+export interface SyncPrune {
+  destination: string;
+  tag: string;
+  digest: string;
+  /** Staying tags that point at the same manifest: it is never deleted by digest, only the tag may go. */
+  sharedWith: string[];
+  /** planned: dry run, or the deletion was not confirmed; else what tag prune's removal did (see PruneOutcome). */
+  status: "planned" | PruneOutcome["action"];
+  reason?: string;
+}
+
 export interface SyncReport {
   dryRun: boolean;
   /** This run's share of the job (--shard), if not the whole job. */
   shard?: Shard;
   images: SyncImage[];
+  prunes: SyncPrune[];
   failures: SyncFailure[];
   copied: number;
   skipped: number;
+  /** Destination tags removed (untagged or deleted). */
+  pruned: number;
   failed: number;
   stats: CopyStats;
 }
@@ -57,6 +79,8 @@ export interface SyncOptions {
   byteProgress?: boolean;
   /** Take only this share of the images (see shard.ts); other workers take the rest. */
   shard?: Shard;
+  /** Asked once, after mirroring, with every tag prune would remove (not with dryRun): false keeps them all. */
+  approvePrune?: (prunes: SyncPrune[]) => Promise<boolean>;
 }
 
 /** Repositories synced at once; the engine bounds the blob transfers. */
@@ -80,16 +104,18 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
   // One engine per platform choice (the engine copies one platform of every index, or whole indexes), shared by all
   // repositories: each blob is handled once and mounted where this run already sent it.
   const engines = new Map<string, CopyEngine>();
-  const engineFor = (platform: string | undefined) => {
-    let e = engines.get(platform ?? "");
+  const engineFor = (entry: SyncEntry | undefined) => {
+    const choice = entry ? platformChoice(entry) : {};
+    const key = JSON.stringify(choice);
+    let e = engines.get(key);
     if (!e) {
-      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, platform: platform ? parsePlatform(platform) : undefined });
-      engines.set(platform ?? "", e);
+      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, ...choice });
+      engines.set(key, e);
     }
     return e;
   };
   const engine = engineFor(undefined);
-  const report: SyncReport = { dryRun: options.dryRun === true, shard: options.shard, images: [], failures: [], copied: 0, skipped: 0, failed: 0, stats: engine.stats };
+  const report: SyncReport = { dryRun: options.dryRun === true, shard: options.shard, images: [], prunes: [], failures: [], copied: 0, skipped: 0, pruned: 0, failed: 0, stats: engine.stats };
   let stop = false;
   const failed = (failure: SyncFailure) => {
     report.failures.push(failure);
@@ -97,13 +123,9 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
   };
 
   const pairs: Pair[] = [];
+  const pruning: Array<{ repository: Pair["destination"]; prunes: SyncPrune[] }> = [];
   for (const entry of entries) {
-    const platforms = entry.platforms.map(parsePlatform);
-    if (platforms.length > 1) {
-      throw new RegcliError("unsupported", `${entry.where ? `${entry.where}: ` : ""}more than one platform (${entry.platforms.join(", ")}) is not supported yet`, {
-        hint: "give one platform, or none to copy whole indexes",
-      });
-    }
+    platformChoice(entry);
     for (const source of entry.sources) {
       if (stop) break;
       try {
@@ -121,21 +143,31 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
         if (stop) return;
         const src = registrySource(ctx, pair.source);
         const dst = registryDestination(ctx, pair.destination);
-        const platform = pair.entry.platforms[0] ? parsePlatform(pair.entry.platforms[0]) : undefined;
         let plan: SyncImage[];
         try {
-          plan = await planRepository(src, dst, pair.entry, platform, limiter(IMAGES_PER_JOB * jobs), options.shard);
+          plan = await planRepository(src, dst, pair.entry, platformChoice(pair.entry), limiter(IMAGES_PER_JOB * jobs), options.shard);
         } catch (err) {
           failed({ source: src.description, destination: dst.description, error: messageOf(err), exitCode: exitCodeOf(err) });
           return;
         }
         report.images.push(...plan);
+        const prune = async () => {
+          if (!pair.entry.prune || stop) return;
+          // Sharded: one worker prunes a repository (its owner by name, even when its tags are shared out).
+          if (options.shard && bucketOf(src.description, options.shard.count) !== options.shard.index) return;
+          try {
+            const prunes = await planPrune(ctx, src, dst, pair, plan, options.dryRun === true);
+            if (prunes.length) pruning.push({ repository: pair.destination, prunes });
+          } catch (err) {
+            failed({ source: src.description, destination: dst.description, error: `prune: ${messageOf(err)}`, exitCode: exitCodeOf(err) });
+          }
+        };
         if (options.dryRun) {
           plan.forEach((image) => options.onImage?.(image));
-          return;
+          return prune();
         }
         const images = limiter(IMAGES_PER_JOB * jobs);
-        const repoEngine = engineFor(pair.entry.platforms[0]);
+        const repoEngine = engineFor(pair.entry);
         await Promise.all(
           plan.map((image) =>
             images(async () => {
@@ -155,9 +187,28 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
             }),
           ),
         );
+        await prune();
       }),
     ),
   );
+  pruning.sort((a, b) => (a.prunes[0]!.destination < b.prunes[0]!.destination ? -1 : 1));
+  report.prunes = pruning.flatMap((p) => p.prunes);
+  if (report.prunes.length && !options.dryRun && !stop && (await (options.approvePrune?.(report.prunes) ?? true))) {
+    await Promise.all(
+      pruning.map(({ repository, prunes }) =>
+        repositories(async () => {
+          const outcomes = await removeTags(ctx, repository, prunes);
+          outcomes.forEach((o, i) => {
+            const p = prunes[i]!;
+            p.status = o.action;
+            if (o.reason) p.reason = o.reason;
+            if (o.action === "failed") failed({ source: p.destination, destination: p.destination, tag: p.tag, error: `prune: ${o.reason}`, exitCode: 5 });
+          });
+        }),
+      ),
+    );
+  }
+  report.pruned = report.prunes.filter((p) => p.status === "untagged" || p.status === "deleted").length;
   for (const e of engines.values()) if (e !== engine) addStats(engine.stats, e.stats);
   report.copied = report.images.filter((i) => i.status === "copied").length;
   report.skipped = report.images.filter((i) => i.status === "skipped" || (report.dryRun && i.action === "skip")).length;
@@ -174,10 +225,11 @@ async function planRepository(
   src: ImageSource,
   dst: ImageDestination,
   entry: SyncEntry,
-  platform: Platform | undefined,
+  choice: PlatformChoice,
   limit: <T>(task: () => Promise<T>) => Promise<T>,
   shard?: Shard,
 ): Promise<SyncImage[]> {
+  const indexes = choice.platforms ? "reduced" : entry.platforms.length > 1 ? "whole" : undefined;
   // Sharded, every worker lists the source; only one that takes the repository (or some of its tags) goes on.
   const [tags, listed] = await Promise.all([src.listTags(), shard ? undefined : destinationTags(dst)]);
   const mine = shareOf(shard, src.description, tags.length);
@@ -186,9 +238,9 @@ async function planRepository(
   const selected = (await selectTags(tags, entry.tags, createdLookup(src))).filter((tag) => mine(tag));
   return Promise.all(
     selected.map((tag) => limit(async (): Promise<SyncImage> => {
-      const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned" };
+      const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned", ...(indexes ? { indexes } : {}) };
       if (!present.has(tag)) return image;
-      const [want, have] = await Promise.all([sourceDigest(src, tag, platform), dst.manifestDigest(tag)]);
+      const [want, have] = await Promise.all([sourceDigest(src, tag, choice), dst.manifestDigest(tag)]);
       image.digest = want;
       if (want === have) image.action = "skip";
       return image;
@@ -196,11 +248,50 @@ async function planRepository(
   );
 }
 
-/** The digest a copy of `tag` would write: the manifest's (HEAD), or with a platform the chosen child's. */
-async function sourceDigest(src: ImageSource, tag: string, platform: Platform | undefined): Promise<string> {
-  if (!platform) return (await src.resolve(tag)).digest;
+/**
+ * The destination tags of a pair with `prune` that the entry's filters no longer select, with tag prune's check of
+ * the staying tags that share their manifest. The filters see the destination's tags plus, in a dry run, those
+ * the plan would copy; a tag the plan copies is dated from the source (the same image), and an undated image is
+ * kept (not known to be older). Listed after the copies, so a tag that just arrived counts.
+ */
+async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSource & ImageDestination, pair: Pair, plan: SyncImage[], dryRun: boolean): Promise<SyncPrune[]> {
+  const listed = [...(await destinationTags(dst))];
+  const planned = new Set(plan.map((i) => i.tag));
+  const fromSource = createdLookup(src);
+  const fromDestination = createdLookup(dst);
+  const selected = await selectTags(dryRun ? [...new Set([...listed, ...planned])] : listed, { ...pair.entry.tags, undated: "keep" }, (t) =>
+    planned.has(t) ? fromSource(t) : fromDestination(t),
+  );
+  const kept = new Set(selected);
+  const removals = await planRemovals(ctx, pair.destination, listed, listed.filter((t) => !kept.has(t)).sort());
+  return removals.map((r) => ({ destination: `${dst.description}:${r.tag}`, ...r, status: "planned" }));
+}
+
+/**
+ * How an entry's platforms are copied: none, whole indexes; one, that platform's image; with keepIndex, a new index
+ * of those platforms' children; several without keepIndex, whole indexes too (their digests stay valid).
+ */
+interface PlatformChoice {
+  platform?: Platform;
+  platforms?: Platform[];
+}
+
+function platformChoice(entry: SyncEntry): PlatformChoice {
+  const platforms = entry.platforms.map(parsePlatform);
+  if (entry.keepIndex) {
+    if (!platforms.length) throw new RegcliError("usage", `${entry.where ? `${entry.where}: ` : ""}keep-index needs platforms to keep`);
+    return { platforms };
+  }
+  return platforms.length === 1 ? { platform: platforms[0] } : {};
+}
+
+/** The digest a copy of `tag` would write: the manifest's (HEAD), with a platform the chosen child's, with keepIndex the reduced index's. */
+async function sourceDigest(src: ImageSource, tag: string, choice: PlatformChoice): Promise<string> {
+  if (!choice.platform && !choice.platforms) return (await src.resolve(tag)).digest;
   const top = await src.getManifest(tag);
-  return top.parsed.kind === "index" ? selectPlatform(top.parsed.index, platform, `${src.description}:${tag}`).digest : top.digest;
+  if (top.parsed.kind !== "index") return top.digest;
+  const where = `${src.description}:${tag}`;
+  return choice.platform ? selectPlatform(top.parsed.index, choice.platform, where).digest : reduceIndex(top, choice.platforms!, where).digest;
 }
 
 /** The destination's tags in one listing; a repository that does not exist yet has none. */

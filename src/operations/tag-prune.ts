@@ -49,6 +49,8 @@ export interface PruneOutcome {
 
 const CHECKS_AT_ONCE = 8;
 
+type Repository = Pick<Reference, "registry" | "repository">;
+
 async function planPrune(ctx: RegistryContext, ref: Reference, opts: PruneOptions): Promise<PrunePlan> {
   if (opts.keepLatest === undefined && opts.olderThan === undefined) {
     throw new RegcliError("usage", `tag prune ${ref.name} needs --keep-latest N or --older-than DURATION`, {
@@ -70,8 +72,16 @@ async function planPrune(ctx: RegistryContext, ref: Reference, opts: PruneOption
   }
   const plan = { repository: ref.name, tags: all.length, candidates, kept: candidates.filter((t) => kept.has(t)), undated };
   const going = candidates.filter((t) => !kept.has(t));
-  if (!going.length) return { ...plan, remove: [] };
+  return { ...plan, remove: await planRemovals(ctx, ref, all, going) };
+}
 
+/**
+ * The removals of `going` (tags of `ref`'s repository, `all` being every tag it has), each with the staying tags
+ * that point at its manifest (directly or as an index's child), so that manifest is never deleted by digest.
+ */
+export async function planRemovals(ctx: RegistryContext, ref: Repository, all: string[], going: string[]): Promise<PruneRemoval[]> {
+  if (!going.length) return [];
+  const repo = registryDestination(ctx, ref);
   // Every tag's digest, so a manifest a staying tag points at (directly or as an index's child) is never deleted.
   const client = ctx.client(ref.registry);
   const limit = limiter(CHECKS_AT_ONCE);
@@ -91,11 +101,10 @@ async function planPrune(ctx: RegistryContext, ref: Reference, opts: PruneOption
     const index = children[i]!.parsed;
     if (index.kind === "index") for (const child of index.index.manifests) stays(child.digest, `${t} (index)`);
   });
-  const remove = going.flatMap((tag) => {
+  return going.flatMap((tag) => {
     const head = heads.get(tag);
     return head ? [{ tag, digest: head.digest, sharedWith: staying.get(head.digest) ?? [] }] : [];
   });
-  return { ...plan, remove };
 }
 
 /** Does this error say the registry can only delete manifests by digest (no OCI 1.1 tag delete)? */
@@ -115,11 +124,19 @@ export async function pruneTags(
 ): Promise<{ plan: PrunePlan; outcomes?: PruneOutcome[] }> {
   const plan = await planPrune(ctx, ref, opts);
   if (!plan.remove.length || !(await approve(plan))) return { plan };
+  return { plan, outcomes: await removeTags(ctx, ref, plan.remove) };
+}
+
+/**
+ * Carry out planned removals: a tag-only delete where the registry supports it; else the manifest by digest, unless
+ * a staying tag points at it (the tag is then left). One failed removal does not stop the others.
+ */
+export async function removeTags(ctx: RegistryContext, ref: Repository, remove: PruneRemoval[]): Promise<PruneOutcome[]> {
   const client = ctx.client(ref.registry);
   let tagDelete = true;
   const deleted = new Set<string>();
   const outcomes: PruneOutcome[] = [];
-  for (const r of plan.remove) {
+  for (const r of remove) {
     try {
       if (tagDelete) {
         try {
@@ -144,5 +161,5 @@ export async function pruneTags(
       outcomes.push({ tag: r.tag, digest: r.digest, action: "failed", reason: err.toLine() });
     }
   }
-  return { plan, outcomes };
+  return outcomes;
 }

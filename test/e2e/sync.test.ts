@@ -3,9 +3,9 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, skopeo, tempDir } from "../helpers/cli.js";
+import { onTerminal, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 describe("regcli sync", () => {
@@ -263,6 +263,146 @@ describe("regcli sync", () => {
     expect(JSON.parse(again.stdout)).toMatchObject({ copied: 0, skipped: reports[1]!.copied });
     expect(writes()).toEqual([]);
   }, 120_000);
+
+  // Source prune/app: 1.0 and 1.1 distinct, 1.9 the same manifest as 1.1, dev. Mirrored with include 1\..*, then
+  // synced with include 1\.1 and prune: 1.0 goes; 1.9 goes only where the registry can delete a tag alone.
+  const pruneCase = async (server: TestRegistry, repo: string) => {
+    const one = await makeImage({ seed: "prune-1.0" });
+    const two = await makeImage({ seed: "prune-1.1" });
+    for (const [tag, image] of [["1.0", one], ["1.1", two], ["1.9", two], ["dev", one]] as const) await pushImage(src, "prune/app", tag, image);
+    const tags = async () => {
+      const res = await fetch(`${server.url}/v2/${repo}/tags/list`);
+      return (((await res.json()) as { tags: string[] | null }).tags ?? []).sort();
+    };
+    const sync = (...more: string[]) => regcli(["--plain-http", "sync", `${src.host}/prune/app`, `${server.host}/${repo}`, ...more]);
+    const first = await sync("--include", "1\\..*", "--prune", "--force");
+    expect(first.code, first.stderr).toBe(0);
+    expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+    return { one, two, tags, sync };
+  };
+
+  it("prune into docker-registry: a tag the filters no longer select is deleted, one sharing a kept tag's manifest is left; dry run and refusal change nothing", async () => {
+    const { one, two, tags, sync } = await pruneCase(dst, "pruned/app");
+    const dest = `${dst.host}/pruned/app`;
+
+    const refused = await sync("--include", "1\\.1", "--prune");
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/sync with prune deletes the destination tags the filters no longer select; nothing done; pass --force/);
+    expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+
+    const dry = await sync("--include", "1\\.1", "--prune", "--dry-run");
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout.trim().split("\n").sort()).toEqual([`delete ${dest}:1.0 ${one.manifestDigest}`, `delete ${dest}:1.9 ${two.manifestDigest}`, `skip ${src.host}/prune/app:1.1 ${dest}:1.1 ${two.manifestDigest}`]);
+    expect(dry.stderr).toMatch(/0 images to copy, 1 up to date, 2 tags to delete \(dry run: nothing changed\)/);
+    const events = (await regcli(["--plain-http", "--progress", "json", "sync", `${src.host}/prune/app`, dest, "--include", "1\\.1", "--prune", "--dry-run"])).stderr
+      .trim().split("\n").map((l) => JSON.parse(l) as { type: string; tag?: string; status?: string });
+    expect(events.filter((e) => e.type === "sync-prune").map((e) => [e.tag, e.status])).toEqual([["1.0", "delete"], ["1.9", "delete"]]);
+    expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+
+    const r = await sync("--include", "1\\.1", "--prune", "--force", "--format", "json");
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { pruned: number; prunes: Array<{ tag: string; status: string; sharedWith: string[] }> };
+    expect(report.pruned).toBe(1);
+    expect(report.prunes.map((p) => [p.tag, p.status, p.sharedWith])).toEqual([["1.0", "deleted", []], ["1.9", "left", ["1.1"]]]);
+    expect(r.stderr).toMatch(/0 copied, 1 skipped, 1 pruned, 0 failed/);
+    // Distribution has no tag-only delete: 1.9 stays rather than deleting 1.1's manifest.
+    expect(await tags()).toEqual(["1.1", "1.9"]);
+    const kept = await fetch(`${dst.url}/v2/pruned/app/manifests/1.1`, { method: "HEAD", headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    expect(kept.status).toBe(200);
+    // The source is never touched.
+    expect((await fetch(`${src.url}/v2/prune/app/manifests/1.0`, { method: "HEAD", headers: { Accept: "application/vnd.oci.image.manifest.v1+json" } })).status).toBe(200);
+  });
+
+  it("prune with --shards 2: the two workers at once remove each unselected tag once (only the repository's owner prunes)", async () => {
+    const { one, tags } = await pruneCase(dst, "sharded-prune/app");
+    const worker = (index: number, ...more: string[]) =>
+      regcli(["--plain-http", "sync", `${src.host}/prune/app`, `${dst.host}/sharded-prune/app`, "--include", "1\\.1", "--prune", "--force", "--shards", "2", "--format", "json", ...more], { env: { JOB_COMPLETION_INDEX: String(index) } });
+    // The plans, from the same destination: only one worker plans the removals.
+    const plans = (await Promise.all([worker(0, "--dry-run"), worker(1, "--dry-run")])).map((r) => (JSON.parse(r.stdout) as { prunes: Array<{ tag: string }> }).prunes.map((p) => p.tag));
+    expect(plans.map((p) => p.join(",")).sort()).toEqual(["", "1.0,1.9"]);
+    const runs = await Promise.all([worker(0), worker(1)]);
+    const reports = runs.map((r) => {
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { pruned: number; failed: number; prunes: Array<{ tag: string; status: string; digest: string }> };
+    });
+    expect(reports.map((r) => r.failed)).toEqual([0, 0]);
+    expect(reports.map((r) => r.pruned).sort()).toEqual([0, 1]);
+    expect(reports.flatMap((r) => r.prunes.filter((p) => p.status === "deleted").map((p) => [p.tag, p.digest]))).toEqual([["1.0", one.manifestDigest]]);
+    expect(await tags()).toEqual(["1.1", "1.9"]);
+  });
+
+  it("prune into regcli serve --delete: tags go by tag-only delete, the shared manifest stays under the kept tag; a config entry with prune: true; asked once on a terminal", async () => {
+    const serve = await startRegistry("open", { server: "regcli" });
+    try {
+      const { two, tags } = await pruneCase(serve, "pruned/app");
+      const dir = await tempDir();
+      const file = join(dir, "sync.yaml");
+      await writeFile(file, ["sync:", `  - source: ${src.host}/prune/app`, `    destination: ${serve.host}/pruned/app`, "    tags: {include: ['1\\.1']}", "    prune: true", ""].join("\n"));
+      const no = await onTerminal(["--plain-http", "sync", "--config", file], "n\n");
+      expect(no.code).toBe(0);
+      expect(no.screen).toMatch(/Delete 2 tags of 1 repository that the filters no longer select\? \[y\/N\]/);
+      expect(no.screen).toContain("prune not confirmed: 2 tags kept");
+      expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+      const r = await regcli(["--plain-http", "sync", "--config", file, "--force"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`untagged ${serve.host}/pruned/app:1.0`);
+      expect(r.stdout).toContain(`untagged ${serve.host}/pruned/app:1.9 ${two.manifestDigest}`);
+      expect(await tags()).toEqual(["1.1"]);
+      const kept = await regcli(["--plain-http", "digest", `${serve.host}/pruned/app:1.1`]);
+      expect(kept.stdout.trim()).toBe(two.manifestDigest);
+      const again = await regcli(["--plain-http", "sync", "--config", file, "--force"]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toMatch(/0 copied, 1 skipped, 0 pruned, 0 failed/);
+    } finally {
+      await serve.stop();
+    }
+  });
+
+  it("several platforms: the whole index by default (same digest); --keep-index writes an index of those children (new digest, said in --dry-run); a missing platform fails", async () => {
+    const platforms = ["amd64", "arm64", "s390x"].map((architecture) => ({ os: "linux", architecture }));
+    const [amd, arm, s390] = await Promise.all(platforms.map((platform) => makeImage({ seed: `plat-${platform.architecture}`, platform })));
+    const index = makeIndex([amd!, arm!, s390!]);
+    await pushIndex(src, "plat/app", "1.0", index);
+    const sync = (dest: string, ...more: string[]) => regcli(["--plain-http", "sync", `${src.host}/plat/app`, `${dst.host}/${dest}`, "--platform", "linux/amd64,linux/arm64", ...more]);
+    const children = async (repo: string) => {
+      const m = await fetchManifest(dst, repo, "1.0");
+      expect(m.status).toBe(200);
+      return { digest: m.digest, children: (JSON.parse(m.body.toString()) as { manifests: Array<{ digest: string }> }).manifests.map((c) => c.digest) };
+    };
+
+    let r = await sync("plat/whole");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`copied ${src.host}/plat/app:1.0 ${dst.host}/plat/whole:1.0 ${index.manifestDigest} (indexes copied whole)`);
+    expect(await children("plat/whole")).toEqual({ digest: index.manifestDigest, children: [amd!.manifestDigest, arm!.manifestDigest, s390!.manifestDigest] });
+
+    r = await sync("plat/kept", "--keep-index", "--dry-run");
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`copy ${src.host}/plat/app:1.0 ${dst.host}/plat/kept:1.0 (indexes reduced to the platforms: new digest)`);
+    expect(await tagsOf("plat/kept")).toEqual([]);
+    r = await sync("plat/kept", "--keep-index", "--format", "json");
+    expect(r.code, r.stderr).toBe(0);
+    const image = (JSON.parse(r.stdout) as { images: Array<{ digest: string; indexes: string; status: string }> }).images[0]!;
+    expect(image).toMatchObject({ status: "copied", indexes: "reduced" });
+    expect(image.digest).not.toBe(index.manifestDigest);
+    expect(await children("plat/kept")).toEqual({ digest: image.digest, children: [amd!.manifestDigest, arm!.manifestDigest] });
+    expect((await fetchManifest(dst, "plat/kept", s390!.manifestDigest)).status).toBe(404);
+    // The same from a config file: a re-run compares the reduced index's digest and skips.
+    const file = join(await tempDir(), "sync.yaml");
+    await writeFile(file, ["sync:", `  - source: ${src.host}/plat/app`, `    destination: ${dst.host}/plat/kept`, "    platforms: [linux/amd64, linux/arm64]", "    keep-index: true", ""].join("\n"));
+    r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`skipped ${src.host}/plat/app:1.0 ${dst.host}/plat/kept:1.0 ${image.digest} (indexes reduced to the platforms: new digest)`);
+    const inspected = await skopeo(["inspect", "--tls-verify=false", "--override-arch", "arm64", `docker://${dst.host}/plat/kept:1.0`]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ Digest: image.digest, Architecture: "arm64" });
+
+    r = await regcli(["--plain-http", "sync", `${src.host}/plat/app`, `${dst.host}/plat/none`, "--platform", "linux/amd64,windows/amd64", "--keep-index"]);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toMatch(/failed .*plat\/app:1\.0 .*no windows\/amd64 image/);
+    r = await regcli(["sync", `${src.host}/plat/app`, `${dst.host}/plat/none`, "--keep-index"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/keep-index needs platforms/);
+  });
 
   it("usage errors: no arguments, a tag in the source, --config with arguments", async () => {
     for (const [args, message] of [

@@ -4,8 +4,9 @@ import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../e
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
+import { askYesNo, canAsk } from "../confirm.js";
 import { parseJobs, withContext } from "../context.js";
-import { err, note, parseFormat, plural, printJson, printLine, summary, writeEvent } from "../output.js";
+import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
 import { parseProgressMode } from "../progress.js";
 
 const load = async () => ({
@@ -24,6 +25,9 @@ interface SyncFlags {
   latest?: string;
   newerThan?: string;
   platform?: string;
+  keepIndex?: boolean;
+  prune?: boolean;
+  force?: boolean;
   dryRun?: boolean;
   failFast?: boolean;
   shard?: string;
@@ -44,8 +48,11 @@ export function register(program: Command): void {
     .option("--semver <range>", "only tags that are versions in this range, e.g. '>=1.2 <2'")
     .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
     .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
-    .option("--platform <os/arch>", "copy only this platform of multi-platform indexes")
-    .option("--dry-run", "print the plan (copy or skip per image) and change nothing")
+    .option("--platform <os/arch,...>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index)")
+    .option("--keep-index", "with --platform, write each index reduced to those platforms' children (a new digest)")
+    .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
+    .option("--force", "with prune (--prune or prune: true), delete without asking (needed off a terminal)")
+    .option("--dry-run", "print the plan (copy, skip or delete per image) and change nothing")
     .option("--fail-fast", "stop at the first failure instead of going on with the other images")
     .option("--shard <index/count>", "take only worker INDEX's share of the images (INDEX from 0 to COUNT-1), for COUNT workers together")
     .option("--shards <count>", "as --shard, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
@@ -53,7 +60,7 @@ export function register(program: Command): void {
     .option("--format <format>", "text or json (the report on stdout)", "text")
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync --config sync.yaml\n  regcli sync --config sync.yaml --shard 0/4       # worker 0 of 4",
+      "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync localhost:5000/app mirror:5000/app --include '1\\..*' --prune --force\n  regcli sync --config sync.yaml\n  regcli sync --config sync.yaml --shard 0/4       # worker 0 of 4",
     )
     .action(async (from: string | undefined, to: string | undefined, opts: SyncFlags, cmd: Command) => {
       const { sync, parseSyncConfig, parseShard } = await load();
@@ -64,6 +71,12 @@ export function register(program: Command): void {
       const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
       const quiet = globals.quiet === true;
       const mode = parseProgressMode(globals.progress);
+      const prunes = entries.some((e) => e.prune);
+      if (prunes && !opts.dryRun && !opts.force && !canAsk()) {
+        throw new RegcliError("usage", "sync with prune deletes the destination tags the filters no longer select; nothing done", {
+          hint: "pass --force to delete them, or --dry-run to see the plan",
+        });
+      }
       const lines = mode !== "json" && mode !== "none" && !(mode === "auto" && quiet);
       const report = await withContext(cmd, undefined, (ctx) =>
         sync(ctx, entries, {
@@ -73,26 +86,41 @@ export function register(program: Command): void {
           shard,
           onEvent: mode === "json" ? (e) => writeEvent(e) : undefined,
           byteProgress: mode === "json",
+          approvePrune: async (going) => {
+            if (opts.force) return true;
+            for (const p of going) note(`delete ${p.destination}  ${shortDigest(p.digest)}${p.sharedWith.length ? `  (manifest also under ${p.sharedWith.join(", ")}: only the tag may go)` : ""}`);
+            const repositories = new Set(going.map((p) => p.destination.slice(0, -p.tag.length - 1))).size;
+            const answer = await askYesNo(`Delete ${plural(going.length, "tag")} of ${plural(repositories, "repository")} that the filters no longer select?`);
+            if (answer === undefined) throw new RegcliError("usage", `sync would delete ${plural(going.length, "tag")}; nothing deleted`, { hint: "pass --force to delete them" });
+            if (!answer) note(`prune not confirmed: ${plural(going.length, "tag")} kept`);
+            return answer;
+          },
           onImage: (image) => {
             if (mode === "json") writeEvent({ type: "sync-image", ...image });
             else if (lines && !opts.dryRun) note(`${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`);
           },
         }),
       );
+      if (mode === "json") for (const p of report.prunes) writeEvent({ type: "sync-prune", ...p, status: opts.dryRun ? "delete" : p.status });
       if (format === "json") printJson(report);
       else {
         for (const image of report.images) {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
-          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}`);
+          const indexes = image.indexes === "whole" ? " (indexes copied whole)" : image.indexes === "reduced" ? " (indexes reduced to the platforms: new digest)" : "";
+          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
+        }
+        for (const p of report.prunes) {
+          const status = opts.dryRun ? "delete" : p.status === "planned" ? "kept" : p.status;
+          printLine(`${status} ${p.destination} ${p.digest}${p.reason ? `: ${p.reason}` : ""}`);
         }
         for (const f of report.failures.filter((f) => f.tag === undefined)) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
       }
       const toCopy = report.images.filter((i) => i.action === "copy").length;
       const of = shard ? ` (shard ${shard.index}/${shard.count})` : "";
       const line = opts.dryRun
-        ? `Plan${of}: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
-        : `${report.failed ? err.red(`Sync incomplete${of}:`) : err.green(`Synced${of}:`)} ${report.copied} copied, ${report.skipped} skipped, ${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
-      summary(quiet, line, { dryRun: report.dryRun, ...(shard && { shard }), copied: report.copied, skipped: report.skipped, failed: report.failed, ...report.stats });
+        ? `Plan${of}: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${prunes ? `, ${plural(report.prunes.length, "tag")} to delete` : ""}${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
+        : `${report.failed ? err.red(`Sync incomplete${of}:`) : err.green(`Synced${of}:`)} ${report.copied} copied, ${report.skipped} skipped, ${prunes ? `${report.pruned} pruned, ` : ""}${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
+      summary(quiet, line, { dryRun: report.dryRun, ...(shard && { shard }), copied: report.copied, skipped: report.skipped, pruned: report.pruned, failed: report.failed, ...report.stats });
       const first = report.failures[0];
       if (first) {
         const kind = (Object.keys(EXIT_CODES) as ErrorKind[]).find((k) => EXIT_CODES[k] === first.exitCode && k !== "integrity" && k !== "network") ?? "registry";
@@ -105,10 +133,10 @@ type ParseConfig = (text: string, file: string) => SyncEntry[];
 
 /** The job: the config file's entries, or one entry from the arguments and filter flags. */
 async function entriesFrom(from: string | undefined, to: string | undefined, opts: SyncFlags, parseConfig: ParseConfig): Promise<SyncEntry[]> {
-  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform;
+  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform || opts.keepIndex || opts.prune;
   if (opts.config) {
     if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
-    if (filters) throw new RegcliError("usage", "with --config, tag filters and platforms go in the file (defaults: or per entry)");
+    if (filters) throw new RegcliError("usage", "with --config, tag filters, platforms and prune go in the file (defaults: or per entry)");
     let text: string;
     try {
       text = await readFile(opts.config, "utf8");
@@ -129,5 +157,5 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
     if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
     tags.latest = n;
   }
-  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [] }];
+  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
 }
