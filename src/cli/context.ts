@@ -94,6 +94,11 @@ export function parseSize(value: string, flag: string): number {
   return bytes;
 }
 
+/** A repeatable flag's values, in order (commander's option argument parser). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
 /** --jobs: a positive integer. */
 export function parseJobs(value: string): number {
   const jobs = Number(value);

@@ -5,7 +5,7 @@ import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
-import { parseJobs, withContext } from "../context.js";
+import { collect, parseJobs, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
 import { parseProgressMode } from "../progress.js";
 
@@ -15,7 +15,6 @@ const load = async () => ({
   ...(await import("../../operations/shard.js")),
 });
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 interface SyncFlags {
   config?: string;

@@ -4,14 +4,13 @@ import { withoutDockerTransport } from "../../locations/parse.js";
 import type { PruneOutcome, PrunePlan } from "../../operations/tag-prune.js";
 import { parseReference } from "../../reference/index.js";
 import { askYesNo } from "../confirm.js";
-import { withContext } from "../context.js";
+import { collect, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/tag.js")) });
 const loadPrune = async () => ({ ...(await import("../../operations/tag-prune.js")) });
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 function planLines(plan: PrunePlan): string[] {
   const head = `${plan.repository}: ${plural(plan.tags, "tag")}, ${plural(plan.candidates.length, "candidate")}, ${plan.kept.length} kept, ${plan.remove.length} to remove`;
