@@ -473,6 +473,7 @@ async function syncScenarios(repos) {
         const puts = new Map();
         for (const line of dstProxy.log) if (/^PUT \/v2\/.+\/manifests\//.test(line)) puts.set(line, (puts.get(line) ?? 0) + 1);
         const twice = [...puts.values()].filter((n) => n > 1).length;
+        if (missing || twice) process.exitCode = 1; // the shards' contract broken: not a timing, a failure
         console.log(`| sync ${repos} repositories, 4 \`--shard i/4\` workers at once | ${seconds.toFixed(2)} s | | | ${Math.max(...workers.map((w) => w.rss)).toFixed(0)} MiB (largest worker) | |`);
         notes.push(`sync-shards ${repos} repositories: ${seconds.toFixed(2)} s for 4 workers; ${images - missing}/${images} images on the destination with the source's digest; ${puts.size} manifest PUTs, ${twice} manifest(s) PUT more than once`);
       } finally {
