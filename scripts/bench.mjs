@@ -5,7 +5,11 @@
 // Client scenarios: regcli vs skopeo, alternating, fresh destination each run, plus a "raw limit" row (the big image's
 // blobs streamed registry -> registry by parallel `curl GET | curl PUT` pairs) as the floor for the big copy.
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
-//                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold]
+//                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold,sync,sync-shards] [--sync-repos N[,N...]]
+//   sync, sync-shards (not in the default set; minutes each): a catalog of N repositories x 3 small tags behind the
+//   25 ms-delay proxy, `regcli sync` vs `skopeo sync --src yaml` over the same list, then 4 `--shard i/4` workers at
+//   once into one destination. --sync-repos: default 100,500 (RSS is printed per size). With only these selected,
+//   the ingest scenario and the big layout are skipped.
 //   --big: 8 x 256 MiB (2 GiB) unless --layers/--layer-mib are given.
 //   --workdir DIR: where registry roots and layouts go (default: the system temp dir). A tmpfs such as /dev/shm
 //   takes the disk's writeback out of the timings, which otherwise adds seconds of noise between runs.
@@ -33,10 +37,14 @@ const BIG = has("big");
 const RUNS = flag("runs", 3);
 const LAYERS = flag("layers", 8); // the same for --big
 const LAYER_MIB = flag("layer-mib", BIG ? 256 : 64);
-const ALL_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold"];
-const SCENARIOS = option("scenarios") === undefined ? ALL_SCENARIOS : option("scenarios").split(",").map((x) => x.trim()).filter(Boolean);
+const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold"];
+const SYNC_SCENARIOS = ["sync", "sync-shards"];
+const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, ...SYNC_SCENARIOS];
+const SCENARIOS = option("scenarios") === undefined ? DEFAULT_SCENARIOS : option("scenarios").split(",").map((x) => x.trim()).filter(Boolean);
 for (const sc of SCENARIOS) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}; known: ${ALL_SCENARIOS.join(", ")}`);
 const want = (sc) => SCENARIOS.includes(sc);
+const SYNC_REPOS = (option("sync-repos") ?? "100,500").split(",").map(Number);
+const SYNC_ONLY = SCENARIOS.every((sc) => SYNC_SCENARIOS.includes(sc));
 const PROXY_DELAY_MS = 25;
 const work = mkdtempSync(join(option("workdir") ?? tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -116,10 +124,12 @@ async function startServer(kind) {
  */
 async function startDelayProxy(upstream, delayMs) {
   const port = await freePort();
+  const log = []; // "METHOD /path" of every request, for counting
   const addr = `127.0.0.1:${port}`;
   const [upHost, upPort] = upstream.split(":");
   const agent = new http.Agent({ keepAlive: true });
   const server = http.createServer((req, res) => {
+    log.push(`${req.method} ${req.url}`);
     setTimeout(() => {
       const up = http.request({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
         const headers = { ...ur.headers };
@@ -135,6 +145,7 @@ async function startDelayProxy(upstream, delayMs) {
   await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
     addr,
+    log,
     stop() {
       server.closeAllConnections();
       server.close();
@@ -218,7 +229,7 @@ async function compare(name, fresh, extra = {}, runs = RUNS) {
         res[tool].t.push(r.seconds);
         res[tool].rss.push(r.rss);
       } finally {
-        await ctx.cleanup?.();
+        await ctx.cleanup?.(tool);
       }
     }
   }
@@ -352,13 +363,141 @@ async function clientScenarios(layout) {
     const cold = await compare("cold start: --version", async () => ({ regcli: [process.execPath, [regcliBin, "--version"]], skopeo: ["skopeo", ["--version"]] }), { node }, Math.max(RUNS, 21));
     notes.push(`cold start: regcli --version ${(cold.regcli * 1000).toFixed(0)} ms median, node -e 0 ${(cold.node * 1000).toFixed(0)} ms median in the same runs`);
   }
+  if (want("sync") || want("sync-shards")) for (const repos of SYNC_REPOS) notes.push(...(await syncScenarios(repos)));
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   src.stop();
+}
+
+/** Run `fn` over `items`, `n` at a time. */
+async function pool(items, n, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+/** Upload `body` as a blob of `repo` on `addr` (POST, then one PUT), or mount it from the repository `from`. */
+async function putBlob(addr, repo, body, from) {
+  const digest = sha256(body);
+  const base = `http://${addr}`;
+  const mount = from ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}` : "";
+  const r = await fetch(`${base}/v2/${repo}/blobs/uploads/${mount}`, { method: "POST" });
+  await r.arrayBuffer();
+  if (r.status === 201) return digest;
+  if (r.status !== 202) throw new Error(`POST upload to ${repo}: HTTP ${r.status}`);
+  const loc = new URL(r.headers.get("location"), base).toString();
+  const p = await fetch(`${loc}${loc.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}`, { method: "PUT", headers: { "Content-Type": "application/octet-stream" }, body });
+  await p.arrayBuffer();
+  if (p.status !== 201) throw new Error(`PUT blob to ${repo}: HTTP ${p.status}`);
+  return digest;
+}
+
+const SYNC_TAGS = ["1", "2", "3"];
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+/** `repos` repositories bench/rNNNN x 3 tags of small images sharing a 1 MiB base layer, pushed straight over HTTP. */
+async function populateCatalog(addr, repos) {
+  const base = randomBytes(1024 * 1024);
+  const names = Array.from({ length: repos }, (_, i) => `bench/r${String(i).padStart(4, "0")}`);
+  await putBlob(addr, names[0], base);
+  await pool(names, 16, async (repo) => {
+    if (repo !== names[0]) await putBlob(addr, repo, base, names[0]);
+    for (const tag of SYNC_TAGS) {
+      const own = randomBytes(1024);
+      const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [sha256(base), sha256(own)] } }));
+      await putBlob(addr, repo, own);
+      await putBlob(addr, repo, config);
+      const manifest = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [base, own].map((b) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(b), size: b.length })) });
+      const r = await fetch(`http://${addr}/v2/${repo}/manifests/${tag}`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: manifest });
+      await r.arrayBuffer();
+      if (r.status !== 201) throw new Error(`PUT manifest ${repo}:${tag}: HTTP ${r.status}`);
+    }
+  });
+  return names;
+}
+
+/** The manifest digest of each `repo:tag` on `addr` (HEAD), or null where missing. */
+async function digests(addr, names) {
+  const out = new Map();
+  await pool(names.flatMap((repo) => SYNC_TAGS.map((tag) => `${repo}:${tag}`)), 16, async (ref) => {
+    const [repo, tag] = ref.split(":");
+    const r = await fetch(`http://${addr}/v2/${repo}/manifests/${tag}`, { method: "HEAD", headers: { Accept: OCI_MANIFEST } });
+    out.set(ref, r.status === 200 ? r.headers.get("docker-content-digest") : null);
+  });
+  return out;
+}
+
+/**
+ * sync: `repos` x 3 small images behind the delay proxy, `regcli sync 'PROXY/bench/*' DST/mirror` vs skopeo sync of
+ * the same repository list (a YAML source), alternating, fresh destination each; requests per image counted at the
+ * proxy. sync-shards: 4 `--shard i/4` workers at once into one fresh destination behind a counting proxy, then every
+ * image checked on the destination and the manifest PUTs counted. Returns the note lines.
+ */
+async function syncScenarios(repos) {
+  const notes = [];
+  const src = await startServer("docker-registry");
+  const t0 = process.hrtime.bigint();
+  const names = await populateCatalog(src.addr, repos);
+  const images = repos * SYNC_TAGS.length;
+  console.error(`sync: ${images} images in ${repos} repositories pushed in ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(1)} s`);
+  const proxy = await startDelayProxy(src.addr, PROXY_DELAY_MS);
+  const srcImages = await digests(src.addr, names);
+  try {
+    if (want("sync")) {
+      const yaml = join(work, `skopeo-sync-${repos}.yaml`);
+      writeFileSync(yaml, `${proxy.addr}:\n  tls-verify: false\n  images:\n${names.map((n) => `    ${n}: []\n`).join("")}`);
+      const requests = { regcli: [], skopeo: [] };
+      const m = await compare(`sync ${repos} repositories x 3 small tags through a ${PROXY_DELAY_MS} ms-delay proxy, regcli sync vs skopeo sync`, async () => {
+        const dst = await startServer("docker-registry");
+        proxy.log.length = 0;
+        return {
+          regcli: regcli("sync", `${proxy.addr}/bench/*`, `${dst.addr}/mirror`),
+          skopeo: skopeoCmd("sync", "--dest-tls-verify=false", "--src", "yaml", "--dest", "docker", yaml, `${dst.addr}/mirror`),
+          cleanup: (tool) => {
+            requests[tool].push(proxy.log.length / images);
+            dst.stop();
+          },
+        };
+      });
+      notes.push(`sync ${repos} repositories (${images} images): ratio ${(m.regcli / m.skopeo).toFixed(2)} (target <= 0.2); regcli peak RSS ${m.regcliRss.toFixed(0)} MiB (target < 200 MB, flat across sizes); source requests per image: regcli ${median(requests.regcli).toFixed(2)}, skopeo ${median(requests.skopeo).toFixed(2)}`);
+    }
+    if (want("sync-shards")) {
+      const dst = await startServer("docker-registry");
+      const dstProxy = await startDelayProxy(dst.addr, 0);
+      try {
+        const t1 = process.hrtime.bigint();
+        const workers = await Promise.all([0, 1, 2, 3].map((i) => timed(...regcli("sync", "--shard", `${i}/4`, `${proxy.addr}/bench/*`, `${dstProxy.addr}/mirror`))));
+        const seconds = Number(process.hrtime.bigint() - t1) / 1e9;
+        const mirrored = await digests(dst.addr, names.map((n) => n.replace(/^bench\//, "mirror/")));
+        const missing = [...srcImages].filter(([ref, digest]) => mirrored.get(ref.replace(/^bench\//, "mirror/")) !== digest).length;
+        const puts = new Map();
+        for (const line of dstProxy.log) if (/^PUT \/v2\/.+\/manifests\//.test(line)) puts.set(line, (puts.get(line) ?? 0) + 1);
+        const twice = [...puts.values()].filter((n) => n > 1).length;
+        if (missing || twice) process.exitCode = 1; // the shards' contract broken: not a timing, a failure
+        console.log(`| sync ${repos} repositories, 4 \`--shard i/4\` workers at once | ${seconds.toFixed(2)} s | | | ${Math.max(...workers.map((w) => w.rss)).toFixed(0)} MiB (largest worker) | |`);
+        notes.push(`sync-shards ${repos} repositories: ${seconds.toFixed(2)} s for 4 workers; ${images - missing}/${images} images on the destination with the source's digest; ${puts.size} manifest PUTs, ${twice} manifest(s) PUT more than once`);
+      } finally {
+        dstProxy.stop();
+        dst.stop();
+      }
+    }
+  } finally {
+    proxy.stop();
+    src.stop();
+  }
+  return notes;
 }
 
 try {
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${execFileSync("skopeo", ["--version"]).toString().trim()}; work dir ${work}`);
   const layout = join(work, "layout");
+  if (!SYNC_ONLY) await ingestScenario(layout);
+  if (!has("ingest-only")) await clientScenarios(layout);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+
+async function ingestScenario(layout) {
   makeLayout(layout);
   const mib = LAYERS * LAYER_MIB;
   console.log(`ingest: skopeo copy of ${LAYERS} x ${LAYER_MIB} MiB (${mib} MiB) from an OCI layout into each registry, ${RUNS} alternating runs, fresh root each\n`);
@@ -370,7 +509,4 @@ try {
   console.log(row("docker-registry"));
   const ratio = median(r["regcli-serve"].times) / median(r["docker-registry"].times);
   console.log(`\nratio regcli-serve / docker-registry (time): ${ratio.toFixed(2)}  (target: <= 1.00)`);
-  if (!has("ingest-only")) await clientScenarios(layout);
-} finally {
-  rmSync(work, { recursive: true, force: true });
 }
