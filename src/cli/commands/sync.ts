@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
+import { isDigest } from "../../oci/index.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
@@ -24,6 +25,7 @@ interface SyncFlags {
   semver?: string;
   latest?: string;
   newerThan?: string;
+  digest?: string[];
   platform?: string;
   keepIndex?: boolean;
   prune?: boolean;
@@ -48,6 +50,7 @@ export function register(program: Command): void {
     .option("--semver <range>", "only tags that are versions in this range, e.g. '>=1.2 <2'")
     .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
     .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
+    .option("--digest <sha256:...>", "also mirror this manifest by digest, with no tag at the destination (repeatable)", collect)
     .option("--platform <os/arch,...>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index)")
     .option("--keep-index", "with --platform, write each index reduced to those platforms' children (a new digest)")
     .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
@@ -107,7 +110,7 @@ export function register(program: Command): void {
         for (const image of report.images) {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
           const indexes = image.indexes === "whole" ? " (indexes copied whole)" : image.indexes === "reduced" ? " (indexes reduced to the platforms: new digest)" : "";
-          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
+          printLine(`${status} ${image.source} ${image.destination}${image.digest && !image.pinned ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
         }
         for (const p of report.prunes) {
           const status = opts.dryRun ? "delete" : p.status === "planned" ? "kept" : p.status;
@@ -133,10 +136,10 @@ type ParseConfig = (text: string, file: string) => SyncEntry[];
 
 /** The job: the config file's entries, or one entry from the arguments and filter flags. */
 async function entriesFrom(from: string | undefined, to: string | undefined, opts: SyncFlags, parseConfig: ParseConfig): Promise<SyncEntry[]> {
-  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform || opts.keepIndex || opts.prune;
+  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.digest || opts.platform || opts.keepIndex || opts.prune;
   if (opts.config) {
     if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
-    if (filters) throw new RegcliError("usage", "with --config, tag filters, platforms and prune go in the file (defaults: or per entry)");
+    if (filters) throw new RegcliError("usage", "with --config, tag filters, digests, platforms and prune go in the file (defaults: or per entry)");
     let text: string;
     try {
       text = await readFile(opts.config, "utf8");
@@ -157,5 +160,7 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
     if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
     tags.latest = n;
   }
-  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
+  const bad = opts.digest?.find((d) => !isDigest(d));
+  if (bad) throw new RegcliError("usage", `--digest ${bad} is not a digest`, { hint: "give sha256: and 64 lowercase hex digits, e.g. from regcli inspect" });
+  return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
 }
