@@ -76,6 +76,8 @@ export interface SyncOptions {
   dryRun?: boolean;
   failFast?: boolean;
   jobs?: number;
+  /** A repository's images, once planned (before any is copied). */
+  onPlan?: (images: SyncImage[]) => void;
   /** Each image once it is settled (planned with --dry-run). */
   onImage?: (image: SyncImage) => void;
   onEvent?: (event: CopyEvent) => void;
@@ -154,6 +156,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
           return;
         }
         report.images.push(...plan);
+        options.onPlan?.(plan);
         const prune = async () => {
           if (!pair.entry.prune || stop) return;
           // Sharded: one worker prunes a repository (its owner by name, even when its tags are shared out).

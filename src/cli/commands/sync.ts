@@ -8,7 +8,7 @@ import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
 import { parseJobs, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
-import { parseProgressMode } from "../progress.js";
+import { COPY_VERBS, imageBars, resolveProgressMode, type ImageBars } from "../progress.js";
 
 const load = async () => ({
   ...(await import("../../operations/sync.js")),
@@ -71,25 +71,27 @@ export function register(program: Command): void {
       const jobs = parseJobs(opts.jobs);
       const shard = parseShard(opts);
       const entries = await entriesFrom(from, to, opts, parseSyncConfig);
-      const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
-      const quiet = globals.quiet === true;
-      const mode = parseProgressMode(globals.progress);
+      const quiet = cmd.optsWithGlobals<{ quiet?: boolean }>().quiet === true;
+      const mode = resolveProgressMode(cmd);
       const prunes = entries.some((e) => e.prune);
       if (prunes && !opts.dryRun && !opts.force && !canAsk()) {
         throw new RegcliError("usage", "sync with prune deletes the destination tags the filters no longer select; nothing done", {
           hint: "pass --force to delete them, or --dry-run to see the plan",
         });
       }
-      const lines = mode !== "json" && mode !== "none" && !(mode === "auto" && quiet);
+      // On a terminal: the images' lines above an overall bar (images, bytes, failures); elsewhere one line per image.
+      const bars: ImageBars | undefined = mode === "tty" && !opts.dryRun ? imageBars(COPY_VERBS, "Listing tags") : undefined;
       const report = await withContext(cmd, undefined, (ctx) =>
         sync(ctx, entries, {
           dryRun: opts.dryRun,
           failFast: opts.failFast,
           jobs,
           shard,
-          onEvent: mode === "json" ? (e) => writeEvent(e) : undefined,
-          byteProgress: mode === "json",
+          onEvent: mode === "json" ? (e) => writeEvent(e) : bars?.onEvent,
+          byteProgress: mode === "json" || bars !== undefined,
+          onPlan: (images) => bars?.planned(images.length),
           approvePrune: async (going) => {
+            bars?.stop();
             if (opts.force) return true;
             for (const p of going) note(`delete ${p.destination}  ${shortDigest(p.digest)}${p.sharedWith.length ? `  (manifest also under ${p.sharedWith.join(", ")}: only the tag may go)` : ""}`);
             const repositories = new Set(going.map((p) => p.destination.slice(0, -p.tag.length - 1))).size;
@@ -100,10 +102,14 @@ export function register(program: Command): void {
           },
           onImage: (image) => {
             if (mode === "json") writeEvent({ type: "sync-image", ...image });
-            else if (lines && !opts.dryRun) note(`${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`);
+            else if (mode !== "none" && !opts.dryRun) {
+              const line = `${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`;
+              if (bars) bars.settled(line, image.status === "failed");
+              else note(line);
+            }
           },
         }),
-      );
+      ).finally(() => bars?.stop());
       if (mode === "json") for (const p of report.prunes) writeEvent({ type: "sync-prune", ...p, status: opts.dryRun ? "delete" : p.status });
       if (format === "json") printJson(report);
       else {
