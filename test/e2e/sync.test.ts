@@ -346,6 +346,12 @@ describe("regcli sync", () => {
     expect(events.filter((e) => e.type === "sync-prune").map((e) => [e.tag, e.status])).toEqual([["1.0", "delete"], ["1.9", "delete"]]);
     expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
 
+    // A digest pin keeps its manifest: only a tag on it may go, never the manifest by digest.
+    const pinned = await sync("--include", "1\\.1", "--prune", "--dry-run", "--digest", one.manifestDigest, "--format", "json");
+    expect(pinned.code, pinned.stderr).toBe(0);
+    const plan = JSON.parse(pinned.stdout) as { prunes: Array<{ tag: string; sharedWith: string[] }> };
+    expect(plan.prunes.map((p) => [p.tag, p.sharedWith])).toEqual([["1.0", ["a digest pin"]], ["1.9", ["1.1"]]]);
+
     const r = await sync("--include", "1\\.1", "--prune", "--force", "--format", "json");
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as { pruned: number; prunes: Array<{ tag: string; status: string; sharedWith: string[] }> };
