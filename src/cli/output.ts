@@ -42,9 +42,17 @@ export function writeEvent(event: { type: string } & Record<string, unknown>): v
   process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
 }
 
+let liveRegion: ((line: string) => void) | undefined;
+
+/** While bars are drawn, notes go above them (written past them, a redraw would leave stale bars in the scrollback). */
+export function routeNotes(to: ((line: string) => void) | undefined): void {
+  liveRegion = to;
+}
+
 /** A progress or status line on stderr (never stdout: stdout is for data); a "note" event in JSON mode. */
 export function note(line: string): void {
   if (jsonEvents) writeEvent({ type: "note", message: stripVTControlCharacters(line) });
+  else if (liveRegion) liveRegion(line);
   else process.stderr.write(`${line}\n`);
 }
 

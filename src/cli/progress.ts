@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type { Ora } from "ora";
 import { RegcliError } from "../errors.js";
 import type { CopyEvent, CopyStats } from "../operations/copy.js";
-import { err, humanSize, note, plural, shortDigest, writeEvent } from "./output.js";
+import { err, humanSize, note, plural, routeNotes, shortDigest, writeEvent } from "./output.js";
 
 export type ProgressMode = "auto" | "tty" | "plain" | "json" | "none";
 const MODES: readonly ProgressMode[] = ["auto", "tty", "plain", "json", "none"];
@@ -51,15 +51,7 @@ function noBarsReason(): string | undefined {
  * JSON events (--progress json) for programs, nothing with --quiet. Everything goes to stderr.
  */
 export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progress {
-  const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
-  let mode = parseProgressMode(globals.progress);
-  const reason = noBarsReason();
-  if (mode === "auto") mode = globals.quiet ? "none" : reason ? "plain" : "tty";
-  if (mode === "tty" && reason) {
-    note(`--progress tty: ${reason}, so progress is shown as plain lines`);
-    mode = "plain";
-  }
-  switch (mode) {
+  switch (resolveProgressMode(cmd)) {
     case "none":
       // Progress off (--quiet too), but a digest never changes silently: that notice is a warning, not progress.
       return {
@@ -76,6 +68,32 @@ export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progre
     default:
       return new BarProgress(verbs, waiting);
   }
+}
+
+/** The mode a command's --progress and --quiet come to here: auto picks bars on a terminal, plain lines elsewhere. */
+export function resolveProgressMode(cmd: Command): Exclude<ProgressMode, "auto"> {
+  const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
+  const mode = parseProgressMode(globals.progress);
+  const reason = noBarsReason();
+  if (mode === "auto") return globals.quiet ? "none" : reason ? "plain" : "tty";
+  if (mode === "tty" && reason) {
+    note(`--progress tty: ${reason}, so progress is shown as plain lines`);
+    return "plain";
+  }
+  return mode;
+}
+
+/** Bars for many images (sync): the lines are the images', and an overall line counts images, failures and bytes. */
+export interface ImageBars extends Progress {
+  /** More images to go (a repository's plan). */
+  planned: (count: number) => void;
+  /** An image settled: its line stays above the bars. */
+  settled: (line: string, failed: boolean) => void;
+}
+
+export function imageBars(verbs: Verbs, waiting: string): ImageBars {
+  const bars = new BarProgress(verbs, waiting, true);
+  return { onEvent: bars.onEvent, byteProgress: true, stop: bars.stop, planned: bars.planned, settled: bars.settled };
 }
 
 function jsonProgress(): Progress {
@@ -147,10 +165,15 @@ class BarProgress implements Progress {
   private totalBytes = 0;
   private movedBytes = 0;
   private first = 0;
+  private imagesPlanned = 0;
+  private imagesDone = 0;
+  private imagesFailed = 0;
 
   constructor(
     private readonly verbs: Verbs,
     waiting: string,
+    /** Many images: no line per blob (the images have theirs), and an images count in the total line. */
+    private readonly images = false,
   ) {
     // ora is loaded only here, on a terminal: plain and JSON output should not pay for it at start-up.
     void import("ora").then(({ default: ora }) => {
@@ -160,6 +183,17 @@ class BarProgress implements Progress {
 
   private stopped = false;
 
+  planned = (count: number): void => {
+    this.startBars();
+    this.imagesPlanned += count;
+  };
+
+  settled = (line: string, failed: boolean): void => {
+    this.imagesDone++;
+    if (failed) this.imagesFailed++;
+    this.permanent(line);
+  };
+
   private startBars(): void {
     if (this.timer) return;
     this.spinner?.stop();
@@ -167,6 +201,7 @@ class BarProgress implements Progress {
     this.first = Date.now();
     this.timer = setInterval(() => this.draw(), 100);
     this.timer.unref();
+    routeNotes((line) => this.permanent(line));
   }
 
   onEvent = (e: CopyEvent): void => {
@@ -200,6 +235,7 @@ class BarProgress implements Progress {
           this.totalBytes += e.size;
         }
         this.blobsDone++;
+        if (this.images) break;
         const label = OUTCOME_LABEL[e.outcome] || this.verbs.done;
         const colour = e.outcome === "uploaded" ? err.green : err.dim;
         this.permanent(`${shortDigest(e.digest)}: ${colour(label)} ${err.dim(humanSize(e.size))}`);
@@ -209,7 +245,7 @@ class BarProgress implements Progress {
         this.permanent(`${shortDigest(e.digest)}: ${err.yellow("retrying")} (${e.reason})`);
         break;
       case "image":
-        if (e.skipped) this.permanent(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
+        if (e.skipped && !this.images) this.permanent(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
         break;
       case "digest-changed":
         this.permanent(err.yellow(digestChangedLine(e)));
@@ -257,15 +293,22 @@ class BarProgress implements Progress {
     }
     if (shown < this.active.size && room > 0) out.push(`+${this.active.size - shown} more: ${humanSize(foldedBytes)} of ${humanSize(foldedSize)}`.slice(0, width));
     const ms = now - this.first;
-    const total = `Total: ${this.blobsDone}/${this.blobsSeen} blobs  ${humanSize(this.movedBytes)}  ${rate(this.movedBytes, ms)}  ${eta(this.totalBytes - this.movedBytes, this.movedBytes, ms)}`;
+    const images = this.images ? `Images: ${this.imagesDone}/${this.imagesPlanned}${this.imagesFailed ? ` (${this.imagesFailed} failed)` : ""}  ` : "";
+    const total = `${images}Total: ${this.blobsDone}/${this.blobsSeen} blobs  ${humanSize(this.movedBytes)}  ${rate(this.movedBytes, ms)}  ${eta(this.totalBytes - this.movedBytes, this.movedBytes, ms)}`;
     out.push(err.bold(total.slice(0, width)));
     return out;
   }
 
+  /**
+   * Redraw over the region, each row cleared as it is written, and only what is left below cleared after: a clear
+   * from the top-left corner (the region's place in a fresh terminal) is pushed into the scrollback by tmux 3.3
+   * (scroll-on-clear), a stale copy in the history.
+   */
   private draw(before = ""): void {
-    const clear = this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[0J` : "";
+    const up = this.drawn > 0 ? `\x1b[${this.drawn}A\r` : "";
     const lines = this.lines();
-    process.stderr.write(`${clear}${before}${lines.join("\n")}\n`);
+    const rows = [...(before ? [before.replace(/\n$/, "")] : []), ...lines].map((l) => `\x1b[2K${l}\x1b[0K`);
+    process.stderr.write(`${up}${rows.join("\n")}\n\x1b[0J`);
     this.drawn = lines.length;
   }
 
@@ -276,6 +319,7 @@ class BarProgress implements Progress {
       this.spinner = undefined;
     }
     if (this.timer) {
+      routeNotes(undefined);
       clearInterval(this.timer);
       this.timer = undefined;
       this.active.clear();

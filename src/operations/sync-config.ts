@@ -12,6 +12,8 @@ export interface SyncEntry {
   destination: string;
   tags: TagFilterSpec;
   platforms: string[];
+  /** Manifests mirrored by digest (no tag at the destination), besides the tags the filters select. */
+  digests?: string[];
   /** The sources came as a registry and a list: each goes to the destination plus its path (unless a template). */
   list?: boolean;
   /** After mirroring, delete the destination's tags that `tags` no longer selects (retention). */
@@ -38,6 +40,7 @@ interface RawOptions {
   jobs?: number;
 }
 interface RawEntry extends RawOptions {
+  digests?: string[];
   source: string | { registry: string; repositories: string[] };
   destination: string;
 }
@@ -89,6 +92,7 @@ export function parseSyncConfig(text: string, file: string): SyncEntry[] {
       destination: entry.destination,
       tags: tagSpec({ ...defaults.tags, ...entry.tags }),
       platforms: entry.platforms ?? defaults.platforms ?? [],
+      digests: entry.digests ?? [],
       list: typeof source !== "string",
       prune: entry.prune ?? defaults.prune ?? false,
       keepIndex: entry["keep-index"] ?? defaults["keep-index"] ?? false,
@@ -131,6 +135,9 @@ function describe(error: ErrorObject): string {
       return `${where}: unknown key "${(error.params as { additionalProperty: string }).additionalProperty}"`;
     case "required":
       return `${where}: missing "${(error.params as { missingProperty: string }).missingProperty}"`;
+    case "pattern":
+      if (/\/digests\//.test(error.instancePath)) return `${where}: not a digest (sha256: and 64 lowercase hex digits)`;
+      return `${where}: ${error.message ?? "invalid"}`;
     case "oneOf":
       return `${where}: expected a repository (registry/path or registry/team/*) or {registry, repositories}`;
     default:

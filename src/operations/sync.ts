@@ -18,7 +18,10 @@ import { planRemovals, removeTags, type PruneOutcome } from "./tag-prune.js";
 export interface SyncImage {
   source: string;
   destination: string;
+  /** The tag; for a digest pin, the digest. */
   tag: string;
+  /** A digest pin: mirrored by digest, with no tag at the destination. */
+  pinned?: true;
   /** copy: the destination lacks it or holds another digest; skip: it holds this digest already. */
   action: "copy" | "skip";
   status: "planned" | "copied" | "skipped" | "failed";
@@ -73,6 +76,8 @@ export interface SyncOptions {
   dryRun?: boolean;
   failFast?: boolean;
   jobs?: number;
+  /** A repository's images, once planned (before any is copied). */
+  onPlan?: (images: SyncImage[]) => void;
   /** Each image once it is settled (planned with --dry-run). */
   onImage?: (image: SyncImage) => void;
   onEvent?: (event: CopyEvent) => void;
@@ -151,6 +156,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
           return;
         }
         report.images.push(...plan);
+        options.onPlan?.(plan);
         const prune = async () => {
           if (!pair.entry.prune || stop) return;
           // Sharded: one worker prunes a repository (its owner by name, even when its tags are shared out).
@@ -175,12 +181,13 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
               else if (stop) return;
               else {
                 try {
-                  image.digest = (await repoEngine.copy(src, image.tag, dst, image.tag, true)).digest;
+                  // A pin is that exact manifest: copied as it is (whole), whatever the entry's platforms.
+                  image.digest = (await (image.pinned ? engine : repoEngine).copy(src, image.tag, dst, image.tag, true)).digest;
                   image.status = "copied";
                 } catch (err) {
                   image.status = "failed";
                   image.error = messageOf(err);
-                  failed({ source: `${src.description}:${image.tag}`, destination: `${dst.description}:${image.tag}`, tag: image.tag, error: image.error, exitCode: exitCodeOf(err) });
+                  failed({ source: image.source, destination: image.destination, tag: image.tag, error: image.error, exitCode: exitCodeOf(err) });
                 }
               }
               options.onImage?.(image);
@@ -236,8 +243,14 @@ async function planRepository(
   if (!mine()) return [];
   const present = listed ?? (await destinationTags(dst));
   const selected = (await selectTags(tags, entry.tags, createdLookup(src))).filter((tag) => mine(tag));
-  return Promise.all(
-    selected.map((tag) => limit(async (): Promise<SyncImage> => {
+  const pins = (entry.digests ?? []).filter((digest) => mine(digest));
+  const pinned = pins.map((digest) => limit(async (): Promise<SyncImage> => {
+    const image: SyncImage = { source: `${src.description}@${digest}`, destination: `${dst.description}@${digest}`, tag: digest, pinned: true, action: "copy", status: "planned", digest };
+    if ((await dst.manifestDigest(digest)) === digest) image.action = "skip";
+    return image;
+  }));
+  return Promise.all([
+    ...selected.map((tag) => limit(async (): Promise<SyncImage> => {
       const image: SyncImage = { source: `${src.description}:${tag}`, destination: `${dst.description}:${tag}`, tag, action: "copy", status: "planned", ...(indexes ? { indexes } : {}) };
       if (!present.has(tag)) return image;
       const [want, have] = await Promise.all([sourceDigest(src, tag, choice), dst.manifestDigest(tag)]);
@@ -245,7 +258,8 @@ async function planRepository(
       if (want === have) image.action = "skip";
       return image;
     })),
-  );
+    ...pinned,
+  ]);
 }
 
 /**
@@ -256,7 +270,7 @@ async function planRepository(
  */
 async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSource & ImageDestination, pair: Pair, plan: SyncImage[], dryRun: boolean): Promise<SyncPrune[]> {
   const listed = [...(await destinationTags(dst))];
-  const planned = new Set(plan.map((i) => i.tag));
+  const planned = new Set(plan.filter((i) => !i.pinned).map((i) => i.tag));
   const fromSource = createdLookup(src);
   const fromDestination = createdLookup(dst);
   const selected = await selectTags(dryRun ? [...new Set([...listed, ...planned])] : listed, { ...pair.entry.tags, undated: "keep" }, (t) =>
@@ -264,7 +278,9 @@ async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSourc
   );
   const kept = new Set(selected);
   const removals = await planRemovals(ctx, pair.destination, listed, listed.filter((t) => !kept.has(t)).sort());
-  return removals.map((r) => ({ destination: `${dst.description}:${r.tag}`, ...r, status: "planned" }));
+  // A pinned manifest stays too: a tag on it may go, the manifest is never deleted by digest.
+  const pins = new Set(pair.entry.digests);
+  return removals.map((r) => ({ destination: `${dst.description}:${r.tag}`, ...r, sharedWith: pins.has(r.digest) ? [...r.sharedWith, "a digest pin"] : r.sharedWith, status: "planned" }));
 }
 
 /**

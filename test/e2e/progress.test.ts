@@ -200,7 +200,7 @@ describe("bars in a terminal smaller than the bars (tmux)", () => {
   });
 
   /** Pull in a detached 80x6 tmux pane; returns the screens seen while it ran and the pane's whole history after. */
-  async function pullInTmux(colour: boolean): Promise<{ screens: string[]; history: string }> {
+  async function pullInTmux(colour: boolean, args = `--plain-http --timeout 1 pull -j 8 ${proxy.host}/progress/many:1`): Promise<{ screens: string[]; history: string }> {
     const home = await tempDir("regcli-tmux-");
     const socket = `regcli-test-${process.pid}-${colour ? "c" : "n"}`;
     const tmux = (...args: string[]) => run("tmux", ["-L", socket, "-f", "/dev/null", ...args], { timeout: 20_000 });
@@ -211,7 +211,7 @@ describe("bars in a terminal smaller than the bars (tmux)", () => {
       "TERM=xterm-256color",
       process.execPath,
       join(repoRoot, "bin", "regcli.cjs"),
-      `--plain-http --timeout 1 pull -j 8 ${proxy.host}/progress/many:1`,
+      args,
     ].join(" ");
     // The command waits for "go" so that the pane has its final size (no status line) before regcli starts.
     const shell = `tmux -L ${socket} wait-for go; ${regcliCommand}; echo "EXIT=$?"; sleep 120`;
@@ -255,6 +255,26 @@ describe("bars in a terminal smaller than the bars (tmux)", () => {
     expect(Math.max(...screens.map((s) => bars(s).length + more(s).length))).toBeLessThanOrEqual(ROWS - 3);
     expect(screens.some((s) => /\+\d+ more: \d+(\.\d)? (KiB|MiB) of \d+(\.\d)? MiB/.test(s))).toBe(true);
     expect(history).toMatch(SGR); // capture-pane -e does show colours when there are some
+  });
+
+  it("sync: one overall line (images done/total, bytes) under the images' lines, no line per blob, no stale copies in the scrollback", async () => {
+    const dst = await startRegistry("open");
+    try {
+      for (const repo of ["progress/s1", "progress/s2", "progress/s3"]) await pushImage(reg, repo, "1", await makeImage({ seed: repo }));
+      const { screens, history } = await pullInTmux(true, `--plain-http --timeout 1 sync -j 8 '${proxy.host}/progress/*' ${dst.host}/mirror`);
+      const plain = history.replace(/\x1b\[[0-9;]*m/g, "");
+      expect(plain, plain).toContain("EXIT=0");
+      const overall = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").filter((l) => /^Images: \d+\/\d+ +Total: /.test(l));
+      // While it ran, the overall line counted the images and bytes.
+      expect(screens.some((s) => overall(s).some((l) => /^Images: \d\/4 +Total: \d+\/\d+ blobs +\d+(\.\d)? (B|KiB|MiB)/.test(l)))).toBe(true);
+      // After: the last overall line only, every image's line, and no line per blob.
+      expect(overall(history), plain).toEqual([expect.stringMatching(/^Images: 4\/4 +Total: (\d+)\/\1 blobs/)]);
+      expect(plain.match(/^copied +\S+ -> /gm)?.length, plain).toBe(4);
+      expect(plain).not.toMatch(/: Copied /);
+      expect(bars(plain).length).toBe(0);
+    } finally {
+      await dst.stop();
+    }
   });
 
   it("NO_COLOR takes the colours away, not the bars", async () => {

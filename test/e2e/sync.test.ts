@@ -107,6 +107,53 @@ describe("regcli sync", () => {
     expect(await tagsOf("dry/c")).toEqual(["dev"]);
   });
 
+  it("digest pins (--digest, digests: in a config) mirror a manifest by digest with no tag, besides the filtered tags; dry-run shows them, a re-run skips them", async () => {
+    const old = await makeImage({ seed: "pin:old" });
+    const current = await makeImage({ seed: "pin:current" });
+    await pushImage(src, "pin/app", "1.0", old);
+    await pushImage(src, "pin/app", "1.0", current); // the old manifest is no tag's any more
+    await pushImage(src, "pin/app", "dev", await makeImage({ seed: "pin:dev" }));
+    const pin = old.manifestDigest;
+    const args = ["--plain-http", "sync", `${src.host}/pin/app`, `${proxy.host}/pin/app`, "--include", "1\\..*"];
+    proxy.reset();
+    const dry = await regcli([...args, "--digest", pin, "--dry-run"]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout.trim().split("\n").sort()).toEqual([`copy ${src.host}/pin/app:1.0 ${proxy.host}/pin/app:1.0`, `copy ${src.host}/pin/app@${pin} ${proxy.host}/pin/app@${pin}`]);
+    expect(writes()).toEqual([]);
+
+    const r = await regcli([...args, "--digest", pin]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/2 copied, 0 skipped, 0 failed/);
+    expect(await tagsOf("pin/app")).toEqual(["1.0"]);
+    expect((await fetchManifest(dst, "pin/app", pin)).status).toBe(200);
+    expect((await fetchManifest(dst, "pin/app", "1.0")).digest).toBe(current.manifestDigest);
+    const inspected = await skopeo(["inspect", "--tls-verify=false", `docker://${dst.host}/pin/app@${pin}`]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout).Digest).toBe(pin);
+
+    // The same job from a config file: everything is there, nothing is written.
+    const file = join(await tempDir(), "sync.yaml");
+    const config = (digest: string) =>
+      ["sync:", `  - source: ${src.host}/pin/app`, `    destination: ${proxy.host}/pin/app`, "    tags: {include: ['1\\..*']}", `    digests: [${digest}]`, ""].join("\n");
+    await writeFile(file, config(pin));
+    proxy.reset();
+    const again = await regcli(["--plain-http", "sync", "--config", file, "--format", "json"]);
+    expect(again.code, again.stderr).toBe(0);
+    const report = JSON.parse(again.stdout) as { images: Array<{ source: string; status: string; pinned?: boolean }> };
+    expect(report.images.find((i) => i.pinned)).toMatchObject({ source: `${src.host}/pin/app@${pin}`, status: "skipped" });
+    expect(report).toMatchObject({ copied: 0, skipped: 2, failed: 0 });
+    expect(writes()).toEqual([]);
+
+    // The schema checks a pin; so does --digest.
+    await writeFile(file, config("sha256:abc"));
+    const bad = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe(`regcli: error: ${file}:5: sync.0.digests.0: not a digest (sha256: and 64 lowercase hex digits)`);
+    const badFlag = await regcli([...args, "--digest", "latest"]);
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain("--digest latest is not a digest");
+  });
+
   it("a config file: a registry's list into a template, filters from defaults; one failing repository does not stop the others", async () => {
     const dir = await tempDir();
     const file = join(dir, "sync.yaml");
@@ -298,6 +345,12 @@ describe("regcli sync", () => {
       .trim().split("\n").map((l) => JSON.parse(l) as { type: string; tag?: string; status?: string });
     expect(events.filter((e) => e.type === "sync-prune").map((e) => [e.tag, e.status])).toEqual([["1.0", "delete"], ["1.9", "delete"]]);
     expect(await tags()).toEqual(["1.0", "1.1", "1.9"]);
+
+    // A digest pin keeps its manifest: only a tag on it may go, never the manifest by digest.
+    const pinned = await sync("--include", "1\\.1", "--prune", "--dry-run", "--digest", one.manifestDigest, "--format", "json");
+    expect(pinned.code, pinned.stderr).toBe(0);
+    const plan = JSON.parse(pinned.stdout) as { prunes: Array<{ tag: string; sharedWith: string[] }> };
+    expect(plan.prunes.map((p) => [p.tag, p.sharedWith])).toEqual([["1.0", ["a digest pin"]], ["1.9", ["1.1"]]]);
 
     const r = await sync("--include", "1\\.1", "--prune", "--force", "--format", "json");
     expect(r.code, r.stderr).toBe(0);

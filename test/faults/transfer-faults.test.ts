@@ -1,7 +1,7 @@
 // Faults injected between regcli and a real docker-registry (and regcli serve) by the fault proxy: each case
 // asserts either completed-and-verified or failed-clearly with nothing half-written.
 import { spawn } from "node:child_process";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, tempDir } from "../helpers/cli.js";
@@ -155,6 +155,38 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect(refused.stderr).toContain(`${proxy.host} asks to wait 60 min (HTTP 429, Retry-After: 3600), longer than regcli waits (60 s)`);
     expect(refused.stderr).toMatch(/try again after \d{4}-/);
     expect(proxy.faultsInjected).toBe(1);
+  });
+
+  it("with token auth: a sync that meets 429 Retry-After on a manifest GET waits, says so, succeeds, and fetches no token beyond a clean run's", async () => {
+    const treg = await startRegistry("token");
+    const tproxy = await startFaultProxy(treg.url);
+    try {
+      await pushImage(treg, "tok/app", "1", await makeImage({ layers: 1, layerSize: 4096, seed: "faults-token" }));
+      const home = await tempDir("regcli-token-429-");
+      const auth = Buffer.from(`${treg.admin!.username}:${treg.admin!.password}`).toString("base64");
+      await writeFile(join(home, "config.json"), JSON.stringify({ auths: { [tproxy.host]: { auth } } }));
+      const sync = async (dst: string) => {
+        const before = treg.issued!.count;
+        const r = ok(await regcli(["--plain-http", "sync", `${tproxy.host}/tok/app`, `${tproxy.host}/${dst}`], { env: { REGCLI_HOME: home, DOCKER_CONFIG: home } }));
+        return { ...r, tokens: treg.issued!.count - before };
+      };
+      const clean = await sync("tok/clean");
+      expect(clean.tokens).toBeGreaterThan(0);
+
+      tproxy.reset();
+      tproxy.rules = [{ method: "GET", path: /\/tok\/app\/manifests\/1$/, nth: 1, fault: { kind: "status", status: 429, headers: { "retry-after": "1" } } }];
+      const started = Date.now();
+      const limited = await sync("tok/limited");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+      expect(tproxy.faultsInjected).toBe(1);
+      expect(limited.stderr).toContain(`${tproxy.host}: rate limited (HTTP 429), waiting 1.0 s as its Retry-After asks (retry 1 of 3)`);
+      expect(limited.stderr).toMatch(/1 copied, 0 skipped, 0 failed/);
+      // The 429 is no auth challenge: the token in hand is used again, none is fetched on its account.
+      expect(limited.tokens).toBe(clean.tokens);
+      expect((await fetchManifest(treg, "tok/limited", "1")).status).toBe(200);
+    } finally {
+      await Promise.all([tproxy.close(), treg.stop()]);
+    }
   });
 
   it("Docker Hub's ratelimit headers: low remaining paces manifest GETs (said once); regcli ratelimit reads them with a HEAD", async () => {

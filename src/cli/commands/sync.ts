@@ -2,12 +2,13 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
+import { isDigest } from "../../oci/index.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
 import { collect, parseJobs, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
-import { parseProgressMode } from "../progress.js";
+import { COPY_VERBS, imageBars, resolveProgressMode, type ImageBars } from "../progress.js";
 
 const load = async () => ({
   ...(await import("../../operations/sync.js")),
@@ -23,6 +24,7 @@ interface SyncFlags {
   semver?: string;
   latest?: string;
   newerThan?: string;
+  digest?: string[];
   platform?: string;
   keepIndex?: boolean;
   prune?: boolean;
@@ -47,6 +49,7 @@ export function register(program: Command): void {
     .option("--semver <range>", "only tags that are versions in this range, e.g. '>=1.2 <2'")
     .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
     .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
+    .option("--digest <sha256:...>", "also mirror this manifest by digest, with no tag at the destination (repeatable)", collect)
     .option("--platform <os/arch,...>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index)")
     .option("--keep-index", "with --platform, write each index reduced to those platforms' children (a new digest)")
     .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
@@ -67,25 +70,27 @@ export function register(program: Command): void {
       const jobs = parseJobs(opts.jobs);
       const shard = parseShard(opts);
       const entries = await entriesFrom(from, to, opts, parseSyncConfig);
-      const globals = cmd.optsWithGlobals<{ quiet?: boolean; progress?: string }>();
-      const quiet = globals.quiet === true;
-      const mode = parseProgressMode(globals.progress);
+      const quiet = cmd.optsWithGlobals<{ quiet?: boolean }>().quiet === true;
+      const mode = resolveProgressMode(cmd);
       const prunes = entries.some((e) => e.prune);
       if (prunes && !opts.dryRun && !opts.force && !canAsk()) {
         throw new RegcliError("usage", "sync with prune deletes the destination tags the filters no longer select; nothing done", {
           hint: "pass --force to delete them, or --dry-run to see the plan",
         });
       }
-      const lines = mode !== "json" && mode !== "none" && !(mode === "auto" && quiet);
+      // On a terminal: the images' lines above an overall bar (images, bytes, failures); elsewhere one line per image.
+      const bars: ImageBars | undefined = mode === "tty" && !opts.dryRun ? imageBars(COPY_VERBS, "Listing tags") : undefined;
       const report = await withContext(cmd, undefined, (ctx) =>
         sync(ctx, entries, {
           dryRun: opts.dryRun,
           failFast: opts.failFast,
           jobs,
           shard,
-          onEvent: mode === "json" ? (e) => writeEvent(e) : undefined,
-          byteProgress: mode === "json",
+          onEvent: mode === "json" ? (e) => writeEvent(e) : bars?.onEvent,
+          byteProgress: mode === "json" || bars !== undefined,
+          onPlan: (images) => bars?.planned(images.length),
           approvePrune: async (going) => {
+            bars?.stop();
             if (opts.force) return true;
             for (const p of going) note(`delete ${p.destination}  ${shortDigest(p.digest)}${p.sharedWith.length ? `  (manifest also under ${p.sharedWith.join(", ")}: only the tag may go)` : ""}`);
             const repositories = new Set(going.map((p) => p.destination.slice(0, -p.tag.length - 1))).size;
@@ -96,17 +101,21 @@ export function register(program: Command): void {
           },
           onImage: (image) => {
             if (mode === "json") writeEvent({ type: "sync-image", ...image });
-            else if (lines && !opts.dryRun) note(`${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`);
+            else if (mode !== "none" && !opts.dryRun) {
+              const line = `${image.status === "failed" ? err.red("failed ") : image.status === "copied" ? err.green("copied ") : "skipped"} ${image.source} -> ${image.destination}${image.error ? `: ${image.error}` : ""}`;
+              if (bars) bars.settled(line, image.status === "failed");
+              else note(line);
+            }
           },
         }),
-      );
+      ).finally(() => bars?.stop());
       if (mode === "json") for (const p of report.prunes) writeEvent({ type: "sync-prune", ...p, status: opts.dryRun ? "delete" : p.status });
       if (format === "json") printJson(report);
       else {
         for (const image of report.images) {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
           const indexes = image.indexes === "whole" ? " (indexes copied whole)" : image.indexes === "reduced" ? " (indexes reduced to the platforms: new digest)" : "";
-          printLine(`${status} ${image.source} ${image.destination}${image.digest ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
+          printLine(`${status} ${image.source} ${image.destination}${image.digest && !image.pinned ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
         }
         for (const p of report.prunes) {
           const status = opts.dryRun ? "delete" : p.status === "planned" ? "kept" : p.status;
@@ -132,10 +141,10 @@ type ParseConfig = (text: string, file: string) => SyncEntry[];
 
 /** The job: the config file's entries, or one entry from the arguments and filter flags. */
 async function entriesFrom(from: string | undefined, to: string | undefined, opts: SyncFlags, parseConfig: ParseConfig): Promise<SyncEntry[]> {
-  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.platform || opts.keepIndex || opts.prune;
+  const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.digest || opts.platform || opts.keepIndex || opts.prune;
   if (opts.config) {
     if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
-    if (filters) throw new RegcliError("usage", "with --config, tag filters, platforms and prune go in the file (defaults: or per entry)");
+    if (filters) throw new RegcliError("usage", "with --config, tag filters, digests, platforms and prune go in the file (defaults: or per entry)");
     let text: string;
     try {
       text = await readFile(opts.config, "utf8");
@@ -156,5 +165,7 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
     if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
     tags.latest = n;
   }
-  return [{ sources: [from], destination: to, tags, platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
+  const bad = opts.digest?.find((d) => !isDigest(d));
+  if (bad) throw new RegcliError("usage", `--digest ${bad} is not a digest`, { hint: "give sha256: and 64 lowercase hex digits, e.g. from regcli inspect" });
+  return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
 }
