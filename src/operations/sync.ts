@@ -7,7 +7,6 @@ import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
-import { readConfig, resolveImage } from "./inspect.js";
 import { bucketOf, shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";
 import { createdLookup } from "./tag-created.js";

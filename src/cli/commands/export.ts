@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .option("--devices", "keep device nodes and fifos (created in a directory only when running as root; skipped by default)")
     .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export busybox | tar -tv")
     .action(async (text: string, opts: ExportOptions, cmd: Command) => {
-      const { cat, exportImage, exportImageToStream } = await load();
+      const { exportImage, exportImageToStream } = await load();
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       const flatten = { platform, preservePermissions: opts.preservePermissions, devices: opts.devices };
       await withContext(cmd, undefined, async (ctx) => {
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
     .addHelpText("after", "\nExample:\n  regcli cat busybox /etc/os-release")
     .action(async (text: string, path: string, opts: { platform?: string }, cmd: Command) => {
-      const { cat, exportImage, exportImageToStream } = await load();
+      const { cat } = await load();
       const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
       await withContext(cmd, undefined, (ctx) => cat(ctx, text, path, process.stdout, platform));
     });

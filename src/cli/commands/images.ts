@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .argument("<target>", "the new name")
     .addHelpText("after", "\nExample:\n  regcli image tag busybox localhost:5000/firstapp")
     .action(async (source: string, target: string, _opts: unknown, cmd: Command) => {
-      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
+      const { tagImage } = await load();
       const r = await tagImage(source, target);
       if (!cmd.optsWithGlobals().quiet) note(`${err.green("Tagged")} ${r.source} as ${r.target}`);
       printLine(r.digest);
@@ -116,7 +116,7 @@ export function register(program: Command): void {
     .description("delete blobs that no image in the local store needs")
     .addHelpText("after", "\nExample:\n  regcli image prune")
     .action(async () => {
-      const { assertArchiveFlavour, listImages, loadImages, prune, removeImages, saveImages, tagImage } = await load();
+      const { prune } = await load();
       const r = await prune();
       printLine(`Deleted ${r.removed} blobs, ${humanSize(r.bytes)}`);
     });

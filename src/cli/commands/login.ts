@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .argument("[registry]", "registry host", "docker.io")
     .addHelpText("after", "\nExample:\n  echo \"$TOKEN\" | regcli login registry.example.com -u ci-bot --password-stdin")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
-      const { login, logout } = await load();
+      const { login } = await load();
       const registry = normalizeRegistryName(text);
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       if (!globals.username || !globals.passwordStdin) {
@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .argument("[registry]", "registry host", "docker.io")
     .addHelpText("after", "\nExample:\n  regcli logout registry.example.com")
     .action(async (text: string, _opts: unknown, cmd: Command) => {
-      const { login, logout } = await load();
+      const { logout } = await load();
       const registry = normalizeRegistryName(text);
       const removed = await logout(registry);
       if (!cmd.optsWithGlobals<GlobalOptions>().quiet) note(removed ? `Removed credentials for ${registry}` : `Not logged in to ${registry}`);

@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option("--delete", "allow deleting manifests and blobs (off by default, like Distribution)")
     .addHelpText("after", "\nExamples:\n  regcli serve --addr 127.0.0.1:5000 --root ./registry-data &\n  regcli serve --addr 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --htpasswd ./htpasswd --delete\n  regcli serve gc --root ./registry-data --dry-run")
     .action(async (opts: ServeFlags) => {
-      const { garbageCollect, serve } = await load();
+      const { serve } = await load();
       if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new RegcliError("usage", "--tls-cert and --tls-key go together");
       const { server, url } = await serve({
         addr: opts.addr,
@@ -54,7 +54,7 @@ export function register(program: Command): void {
     .option("--dry-run", "only list what would be removed")
     .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
     .action(async (opts: { dryRun?: boolean }, gc: Command) => {
-      const { garbageCollect, serve } = await load();
+      const { garbageCollect } = await load();
       const { root } = gc.optsWithGlobals<{ root: string }>();
       const r = await garbageCollect(root, opts.dryRun === true);
       for (const digest of r.blobs) printLine(digest);
