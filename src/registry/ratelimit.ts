@@ -1,4 +1,5 @@
-import { humanDuration, type HttpResponse, type TransportNotice } from "../transport/http.js";
+import type { HttpResponse, TransportNotice } from "../transport/http.js";
+import { humanDuration } from "../util/duration.js";
 
 /**
  * Docker Hub's pull limit, as its manifest responses report it:

@@ -4,6 +4,7 @@ import type { Readable } from "node:stream";
 import { Agent, loadEnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
 import { RegcliError } from "../errors.js";
 import { tls as loadTls } from "../util/builtins.js";
+import { humanDuration } from "../util/duration.js";
 import { isTransientNetworkError, networkError } from "./errors.js";
 import { redactHeaders, redactUrl } from "./redact.js";
 
@@ -69,14 +70,6 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   const at = Date.parse(value);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);
-}
-
-/** "45 s", "3 min", "2 h" for messages. */
-export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 120) return `${Number((ms / 1000).toFixed(1))} s`;
-  if (s < 7200) return `${Math.round(s / 60)} min`;
-  return `${Math.round(s / 3600)} h`;
 }
 
 /** Bounded exponential backoff with jitter, for the `attempt`-th retry (0-based). */

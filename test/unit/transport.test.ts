@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { humanDuration, retryAfterMs } from "../../src/transport/http.js";
+import { retryAfterMs } from "../../src/transport/http.js";
+import { humanDuration } from "../../src/util/duration.js";
 import { isLow, readRateLimit } from "../../src/registry/ratelimit.js";
 import { redactHeaders, redactUrl } from "../../src/transport/redact.js";
 import { isPlainHttpServerError, networkError, strayNetworkError } from "../../src/transport/errors.js";

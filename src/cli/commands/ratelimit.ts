@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine, table } from "../output.js";
-import { humanDuration } from "../../transport/http.js";
+import { humanDuration } from "../../util/duration.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/ratelimit.js")) });
