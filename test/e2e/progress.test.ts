@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
+import { regcli, repoRoot, tempDir, withoutScriptFrame, type CliResult } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -45,7 +45,7 @@ describe("progress", () => {
     const env = { ...process.env, TERM: "xterm-256color" };
     delete env.NO_COLOR;
     await run("script", ["-qfec", command, typescript], { env, timeout: 60_000 });
-    const screen = await readFile(typescript, "utf8");
+    const screen = withoutScriptFrame(await readFile(typescript, "utf8"));
     expect(screen).toMatch(/Resolving 127\.0\.0\.1:\d+\/progress\/app:1/); // ora while the manifest resolves
     for (const layer of img.layers) expect(screen).toContain(`${layer.digest.slice(0, 19)}: \x1b[32mPull complete`);
     expect(screen).toMatch(/Total: 3\/3 blobs {2}\d+(\.\d)? MiB/);

@@ -70,7 +70,13 @@ export async function onTerminal(args: string[], answer: string, stdinPipe = fal
     child.on("close", (c) => resolve(c ?? 1));
     child.stdin.end(answer);
   });
-  return { code, screen: await readFile(typescript, "utf8") };
+  return { code, screen: withoutScriptFrame(await readFile(typescript, "utf8")) };
+}
+
+/** script(1) frames the typescript with "Script started on ... [COMMAND=...]" and "Script done on ..." lines; they
+ *  carry paths of this machine, and the user never sees them. */
+export function withoutScriptFrame(typescript: string): string {
+  return typescript.replace(/^Script started on [^\n]*\n/, "").replace(/\n?Script done on [^\n]*\n?$/, "");
 }
 
 const PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"];
