@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { loadRegistryRules } from "../config/registries-conf.js";
 import { loadSettings } from "../config/settings.js";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext, RegistryContextOptions } from "../registry/context.js";
@@ -44,7 +45,7 @@ export async function credentialFromFlags(opts: GlobalOptions): Promise<Credenti
 /** Build the registry context from global flags and settings; `credentialRegistry` gets flag credentials. */
 export async function createContext(cmd: Command, credentialRegistry?: string): Promise<RegistryContext> {
   const opts = cmd.optsWithGlobals<GlobalOptions>();
-  const settings = await loadSettings();
+  const [settings, registryRules] = await Promise.all([loadSettings(), loadRegistryRules()]);
   const options: RegistryContextOptions = {
     insecure: opts.insecure,
     plainHttp: opts.plainHttp,
@@ -53,6 +54,7 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
     timeoutMs: positiveNumber(opts.timeout, "--timeout", 60) * 1000,
     mirrors: settings["registry-mirrors"],
     insecureRegistries: settings["insecure-registries"],
+    registryRules,
     debug: opts.debug ? (line) => note(`debug: ${line}`) : undefined,
     // Waits for rate limits: a line on stderr (not with --quiet), or the event itself with --progress json.
     notice: ({ message, ...event }) => {

@@ -9,6 +9,8 @@ export interface Settings {
   "insecure-registries": string[];
 }
 
+const KNOWN_KEYS: readonly (keyof Settings)[] = ["registry-mirrors", "insecure-registries"];
+
 export function settingsPath(env: NodeJS.ProcessEnv = process.env): string {
   if (env.REGCLI_CONFIG) return env.REGCLI_CONFIG;
   const base = env.XDG_CONFIG_HOME || join(homedir(), ".config");
@@ -42,6 +44,12 @@ export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promis
       const why = err instanceof SyntaxError ? "invalid JSON" : (err as Error).message;
       throw new RegcliError("usage", `cannot read config ${path}: ${why}`);
     }
+  }
+  if (typeof file !== "object" || file === null || Array.isArray(file)) throw new RegcliError("usage", `invalid ${path}: expected a JSON object`);
+  // A misspelt key would otherwise be a setting silently not applied.
+  const unknown = Object.keys(file).find((key) => !(KNOWN_KEYS as readonly string[]).includes(key));
+  if (unknown !== undefined) {
+    throw new RegcliError("usage", `unknown key "${unknown}" in ${path}`, { hint: `known keys: ${KNOWN_KEYS.join(", ")}` });
   }
   const mirrors = env.REGCLI_REGISTRY_MIRRORS !== undefined
     ? splitList(env.REGCLI_REGISTRY_MIRRORS)

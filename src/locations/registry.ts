@@ -1,10 +1,11 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegcliError } from "../errors.js";
-import { BlobCheck, type Descriptor, type ManifestData } from "../oci/index.js";
+import { BlobCheck, isDigest, type Descriptor, type ManifestData } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
+import type { MirrorUse } from "../registry/rules.js";
 import { backoffMs } from "../transport/http.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "./types.js";
 
@@ -211,16 +212,21 @@ export class RegistryRepository implements ImageSource, ImageDestination {
 }
 
 /**
- * A docker.io repository read through the configured mirrors first, as Docker does: the first endpoint that
- * serves the manifest serves its blobs too; any failure on a mirror falls through to the next endpoint.
+ * A repository read through its mirrors first (Docker's registry-mirrors for docker.io, registries.conf's
+ * [[registry.mirror]] for any registry): the first endpoint that serves the manifest serves its blobs too; any
+ * failure on a mirror falls through to the next endpoint, the registry itself last.
  */
 export class MirroredSource implements ImageSource {
   readonly description: string;
   readonly mountOrigin: MountOrigin;
   private preferred: RegistryRepository | undefined;
+  private readonly endpoints: RegistryRepository[];
+  private readonly uses: Map<RegistryRepository, MirrorUse>;
 
-  constructor(private readonly endpoints: RegistryRepository[]) {
-    const origin = endpoints[endpoints.length - 1]!;
+  constructor(endpoints: { repository: RegistryRepository; use: MirrorUse }[]) {
+    this.endpoints = endpoints.map((e) => e.repository);
+    this.uses = new Map(endpoints.map((e) => [e.repository, e.use]));
+    const origin = this.endpoints[this.endpoints.length - 1]!;
     this.description = origin.description;
     this.mountOrigin = origin.mountOrigin;
   }
@@ -230,11 +236,14 @@ export class MirroredSource implements ImageSource {
     return p ? [p, ...this.endpoints.filter((e) => e !== p)] : this.endpoints;
   }
 
-  private async first<T>(action: (e: RegistryRepository) => Promise<T>): Promise<T> {
+  /** A read by tag skips the mirrors that serve only digests, and the other way round (pull-from-mirror). */
+  private async first<T>(action: (e: RegistryRepository) => Promise<T>, by?: "tag" | "digest"): Promise<T> {
     const origin = this.endpoints[this.endpoints.length - 1]!;
+    const skip: MirrorUse | undefined = by === "tag" ? "digest-only" : by === "digest" ? "tag-only" : undefined;
     const mirrorErrors: unknown[] = [];
     let originError: unknown;
     for (const endpoint of this.ordered()) {
+      if (skip && this.uses.get(endpoint) === skip) continue;
       try {
         const result = await action(endpoint);
         this.preferred ??= endpoint;
@@ -249,11 +258,11 @@ export class MirroredSource implements ImageSource {
   }
 
   getManifest(reference: string): Promise<ManifestData> {
-    return this.first((e) => e.getManifest(reference));
+    return this.first((e) => e.getManifest(reference), isDigest(reference) ? "digest" : "tag");
   }
 
   resolve(reference: string): Promise<Descriptor> {
-    return this.first((e) => e.resolve(reference));
+    return this.first((e) => e.resolve(reference), isDigest(reference) ? "digest" : "tag");
   }
 
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable> {
@@ -261,7 +270,8 @@ export class MirroredSource implements ImageSource {
   }
 
   listTags(pageSize?: number): Promise<string[]> {
-    return this.first((e) => e.listTags(pageSize));
+    // A digest-only mirror is not trusted for what tags point to, so not for the tag list either.
+    return this.first((e) => e.listTags(pageSize), "tag");
   }
 }
 
@@ -277,15 +287,14 @@ function mirroredFailure(mirrorErrors: unknown[], originError: unknown): unknown
   return new RegcliError(answer.kind, `${answer.message}, and ${originError.message}`, { hint: answer.hint ?? originError.hint, code: answer.code, cause: answer });
 }
 
-/** The image source for a reference: its registry, behind docker.io mirrors when any are configured. */
+/** The image source for a reference: its registry, behind its mirrors when any are configured. */
 export function registrySource(ctx: RegistryContext, ref: Pick<Reference, "registry" | "repository">): ImageSource {
-  const origin = new RegistryRepository(ctx.client(ref.registry), ref.repository);
-  const mirrors = ctx.mirrorClients(ref.registry).map((c) => new RegistryRepository(c, ref.repository));
-  return mirrors.length ? new MirroredSource([...mirrors, origin]) : origin;
+  const endpoints = ctx.pullEndpoints(ref).map((e) => ({ repository: new RegistryRepository(e.client, e.repository), use: e.use }));
+  return endpoints.length > 1 ? new MirroredSource(endpoints) : endpoints[0]!.repository;
 }
 
 export function registryDestination(ctx: RegistryContext, ref: Pick<Reference, "registry" | "repository">): RegistryRepository {
-  return new RegistryRepository(ctx.client(ref.registry), ref.repository, { chunkSize: ctx.options.chunkSize });
+  return new RegistryRepository(ctx.client(ref.registry, ref.repository), ref.repository, { chunkSize: ctx.options.chunkSize });
 }
 
 /**

@@ -11,7 +11,7 @@ export const DEFAULT_RATELIMIT_IMAGE = "docker.io/ratelimitpreview/test";
  * pull). Always the registry itself, never a configured mirror: the limit is the origin's.
  */
 export async function checkRateLimit(ctx: RegistryContext, ref: Reference): Promise<RateLimit | undefined> {
-  const head = await ctx.client(ref.registry).headManifest(ref.repository, manifestReference(ref));
+  const head = await ctx.client(ref.registry, ref.repository).headManifest(ref.repository, manifestReference(ref));
   if (!head) throw new RegcliError("not-found", `manifest ${ref.full} not found`, { hint: "name an image that exists; the limit is reported with its manifest" });
   return head.rateLimit;
 }

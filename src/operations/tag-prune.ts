@@ -83,7 +83,7 @@ export async function planRemovals(ctx: RegistryContext, ref: Repository, all: s
   if (!going.length) return [];
   const repo = registryDestination(ctx, ref);
   // Every tag's digest, so a manifest a staying tag points at (directly or as an index's child) is never deleted.
-  const client = ctx.client(ref.registry);
+  const client = ctx.client(ref.registry, ref.repository);
   const limit = limiter(CHECKS_AT_ONCE);
   const heads = new Map(await Promise.all(all.map((t) => limit(async () => [t, await client.headManifest(ref.repository, t)] as const))));
   const goingSet = new Set(going);
@@ -132,7 +132,7 @@ export async function pruneTags(
  * a staying tag points at it (the tag is then left). One failed removal does not stop the others.
  */
 export async function removeTags(ctx: RegistryContext, ref: Repository, remove: PruneRemoval[]): Promise<PruneOutcome[]> {
-  const client = ctx.client(ref.registry);
+  const client = ctx.client(ref.registry, ref.repository);
   let tagDelete = true;
   const deleted = new Set<string>();
   const outcomes: PruneOutcome[] = [];

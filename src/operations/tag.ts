@@ -27,7 +27,7 @@ const TAG_CHECKS_AT_ONCE = 8;
 
 /** The manifest a tag or digest names and every tag pointing at it (a HEAD per tag, a few at once). */
 async function planDelete(ctx: RegistryContext, ref: Reference): Promise<DeletePlan> {
-  const client = ctx.client(ref.registry);
+  const client = ctx.client(ref.registry, ref.repository);
   const head = await client.headManifest(ref.repository, manifestReference(ref));
   if (!head) throw new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
   const digest = ref.digest ?? head.digest;
@@ -52,7 +52,7 @@ async function planDelete(ctx: RegistryContext, ref: Reference): Promise<DeleteP
 export async function deleteImage(ctx: RegistryContext, ref: Reference, approve: (plan: DeletePlan) => Promise<void>): Promise<DeletePlan> {
   const plan = await planDelete(ctx, ref);
   await approve(plan);
-  await ctx.client(ref.registry).deleteManifest(ref.repository, plan.digest);
+  await ctx.client(ref.registry, ref.repository).deleteManifest(ref.repository, plan.digest);
   return plan;
 }
 
@@ -61,7 +61,7 @@ export async function untag(ctx: RegistryContext, ref: Reference): Promise<{ dig
   if (!ref.tag || ref.digest) {
     throw new RegcliError("usage", `untag needs IMAGE:TAG, got ${ref.full}`, { hint: "to delete a manifest by digest use regcli delete" });
   }
-  const client = ctx.client(ref.registry);
+  const client = ctx.client(ref.registry, ref.repository);
   const head = await client.headManifest(ref.repository, ref.tag);
   if (!head) throw new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
   await client.deleteTag(ref.repository, ref.tag);

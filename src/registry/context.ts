@@ -3,6 +3,7 @@ import { RegcliError } from "../errors.js";
 import { apiHost, isLoopbackHost } from "../reference/index.js";
 import { HttpTransport, type TransportOptions } from "../transport/http.js";
 import { RegistryClient, type Endpoint } from "./client.js";
+import { findRule, rewrite, type MirrorUse, type RegistryRule } from "./rules.js";
 
 export interface RegistryContextOptions extends TransportOptions {
   /** Speak plain HTTP to every registry of this command (--plain-http). */
@@ -11,11 +12,21 @@ export interface RegistryContextOptions extends TransportOptions {
   insecureRegistries?: string[];
   /** Mirror URLs for docker.io, tried in order before docker.io itself (Docker's registry-mirrors). */
   mirrors?: string[];
+  /** registries.conf's [[registry]] rules: mirrors for pulls, insecure and blocked registries. */
+  registryRules?: RegistryRule[];
   /** Credentials given on the command line, for one registry only. */
   credentialOverride?: { registry: string; credential: Credential };
   credentialOptions?: CredentialOptions;
   /** Upload blobs in PATCH chunks of this many bytes (--chunk-size). */
   chunkSize?: number;
+}
+
+/** One place a pull may read a repository from: a mirror or the registry itself. */
+export interface PullEndpoint {
+  client: RegistryClient;
+  repository: string;
+  /** Which references it serves (registries.conf's pull-from-mirror); the registry itself serves all. */
+  use: MirrorUse;
 }
 
 /**
@@ -33,8 +44,39 @@ export class RegistryContext {
     this.mirrors = options.mirrors ?? [];
   }
 
-  private transportFor(registry: string): HttpTransport {
-    if (!this.options.insecureRegistries?.includes(registry)) return this.secure;
+  /**
+   * The registries.conf rule covering `name` (a registry, or registry/repository); a blocked one is refused here,
+   * before any request.
+   */
+  private ruleFor(name: string): RegistryRule | undefined {
+    const rule = findRule(this.options.registryRules ?? [], name);
+    if (rule?.blocked) {
+      throw new RegcliError("usage", `refused: ${name} is blocked by ${rule.source} ([[registry]] "${rule.prefix}" has blocked = true)`, {
+        hint: "remove that entry or set blocked = false to use it",
+      });
+    }
+    return rule;
+  }
+
+  private endpointClient(registry: string, insecureByRule: boolean): RegistryClient {
+    const insecure = insecureByRule || (this.options.insecureRegistries?.includes(registry) ?? false);
+    const key = insecure ? `insecure:${registry}` : registry;
+    let client = this.clients.get(key);
+    if (!client) {
+      const endpoint: Endpoint = {
+        registry,
+        host: apiHost(registry),
+        scheme: this.options.plainHttp ? "http" : undefined,
+        loopback: isLoopbackHost(registry) || insecure,
+      };
+      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry));
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+
+  private transportFor(insecure: boolean): HttpTransport {
+    if (!insecure) return this.secure;
     this.insecure ??= new HttpTransport({ ...this.options, insecure: true });
     return this.insecure;
   }
@@ -45,26 +87,42 @@ export class RegistryContext {
     return () => getCredential(registry, this.options.credentialOptions);
   }
 
-  /** The client for a registry named as references name it ("docker.io", "localhost:5000"). */
-  client(registry: string): RegistryClient {
-    let client = this.clients.get(registry);
-    if (!client) {
-      const insecure = this.options.insecureRegistries?.includes(registry) ?? false;
-      const endpoint: Endpoint = {
-        registry,
-        host: apiHost(registry),
-        scheme: this.options.plainHttp ? "http" : undefined,
-        loopback: isLoopbackHost(registry) || insecure,
-      };
-      client = new RegistryClient(endpoint, this.transportFor(registry), this.credentialsFor(registry));
-      this.clients.set(registry, client);
-    }
-    return client;
+  /**
+   * The client for a registry named as references name it ("docker.io", "localhost:5000"), for any request
+   * (pushes and deletes too); with the repository, a registries.conf rule for a namespace applies as well.
+   */
+  client(registry: string, repository?: string): RegistryClient {
+    const rule = this.ruleFor(repository === undefined ? registry : `${registry}/${repository}`);
+    return this.endpointClient(registry, rule?.insecure ?? false);
   }
 
-  /** Clients for the mirrors configured for a registry (docker.io only, as in Docker), in order. */
-  mirrorClients(registry: string): RegistryClient[] {
-    if (registry !== "docker.io") return [];
+  /**
+   * Where a pull of a repository reads from, in order: its mirrors, then the registry itself (as registries.conf's
+   * location may rename it). Mirrors of docker.io come from regcli's registry-mirrors when set (they win over
+   * registries.conf), else from registries.conf, as do every other registry's. Pulls only: pushes use client().
+   */
+  pullEndpoints(ref: { registry: string; repository: string }): PullEndpoint[] {
+    const name = `${ref.registry}/${ref.repository}`;
+    const rules = this.options.registryRules ?? [];
+    const rule = this.ruleFor(name);
+    // Each endpoint's own name is looked up again, as containers/image does: its rule may make it insecure, and
+    // a mirror that is blocked is skipped (the registry itself, blocked, is refused).
+    const at = (location: string, insecure: boolean, use: MirrorUse, mirror: boolean): PullEndpoint[] => {
+      const target = rule ? rewrite(name, rule, location) : ref;
+      const targetName = `${target.registry}/${target.repository}`;
+      const targetRule = mirror ? findRule(rules, targetName) : this.ruleFor(targetName);
+      if (targetRule?.blocked) return [];
+      return [{ client: this.endpointClient(target.registry, insecure || (targetRule?.insecure ?? false)), repository: target.repository, use }];
+    };
+    const mirrors =
+      ref.registry === "docker.io" && this.mirrors.length
+        ? this.mirrorClients().map((client): PullEndpoint => ({ client, repository: ref.repository, use: "all" }))
+        : (rule?.mirrors ?? []).flatMap((m) => at(m.location, m.insecure, m.use, true));
+    return [...mirrors, ...at(rule?.location ?? "", rule?.insecure ?? false, "all", false)];
+  }
+
+  /** Clients for regcli's own docker.io mirrors (URLs, as Docker's registry-mirrors), in order. */
+  private mirrorClients(): RegistryClient[] {
     return this.mirrors.map((text) => {
       let url: URL;
       try {
@@ -81,7 +139,8 @@ export class RegistryContext {
           scheme: url.protocol === "http:" ? "http" : "https",
           loopback: isLoopbackHost(url.host),
         };
-        client = new RegistryClient(endpoint, this.transportFor(url.host), this.credentialsFor(url.host));
+        const insecure = this.options.insecureRegistries?.includes(url.host) ?? false;
+        client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(url.host));
         this.clients.set(key, client);
       }
       return client;

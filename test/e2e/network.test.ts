@@ -1,14 +1,15 @@
-// TLS, plain-HTTP fallback, docker.io mirrors, proxies and connection-level errors.
+// TLS, plain-HTTP fallback, docker.io mirrors, registries.conf, proxies and connection-level errors.
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { mkdir, writeFile } from "node:fs/promises";
+import { networkInterfaces } from "node:os";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
-import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 /** A server that listens with an accept queue of one and never accepts: it prints its port, then blocks. */
 const NEVER_ACCEPTS = `const s = require("node:net").createServer();
@@ -283,5 +284,194 @@ describe("usage errors and refused deletes", () => {
       expect(h.code, cmd).toBe(0);
       expect(h.stdout, cmd).toMatch(/Example/);
     }
+  });
+});
+
+describe("registries.conf (podman's mirrors, insecure and blocked registries)", () => {
+  let origin: TestRegistry;
+  let mirror: TestRegistry;
+  let tls: TestRegistry;
+  let dest: TestRegistry;
+  let app: TestImage;
+  let hubCopy: TestImage;
+  let busybox: TestImage;
+  beforeAll(async () => {
+    [origin, mirror, tls, dest] = await Promise.all([startRegistry("open"), startRegistry("open"), startRegistry("tls"), startRegistry("open")]);
+    [app, hubCopy, busybox] = await Promise.all([makeImage({ seed: "regconf-app" }), makeImage({ seed: "regconf-hub" }), makeImage({ seed: "regconf-busybox" })]);
+    await pushImage(mirror, "cache/team/app", "1.0", app);
+    await pushImage(mirror, "library/busybox", "latest", hubCopy);
+    await pushImage(origin, "library/busybox", "latest", busybox);
+    await pushImage(tls, "secure/app", "1.0", app);
+  });
+  afterAll(async () => Promise.all([origin?.stop(), mirror?.stop(), tls?.stop(), dest?.stop()]));
+
+  /** registries.conf in a fresh directory, with an empty drop-in directory and HOME there: /etc is not read. */
+  async function conf(text: string, dropIns: Record<string, string> = {}): Promise<{ path: string; env: Record<string, string> }> {
+    const dir = await tempDir("regcli-regconf-");
+    const path = join(dir, "registries.conf");
+    await writeFile(path, text);
+    await mkdir(join(dir, "registries.conf.d"));
+    for (const [name, body] of Object.entries(dropIns)) await writeFile(join(dir, "registries.conf.d", name), body);
+    return { path, env: { CONTAINERS_REGISTRIES_CONF: path, CONTAINERS_REGISTRIES_CONF_DIR: join(dir, "registries.conf.d"), HOME: dir } };
+  }
+
+  it("a [[registry.mirror]] serves pulls of a registry that is down, renamed by location; pushes never go to a mirror", async () => {
+    const down = `127.0.0.1:${await freePort()}`;
+    const deadMirror = `127.0.0.1:${await freePort()}`;
+    // Keys regcli has no use for (short names, search registries, aliases) are accepted and ignored.
+    const { env } = await conf(`unqualified-search-registries = ["docker.io"]
+short-name-mode = "enforcing"
+[aliases]
+"app" = "${down}/team/app"
+
+[[registry]]
+prefix = "${down}/team"
+location = "${down}/team"
+
+[[registry.mirror]]
+location = "${deadMirror}"
+
+[[registry.mirror]]
+location = "${mirror.host}/cache/team/"
+`);
+    const without = await regcli(["digest", `${down}/team/app:1.0`]);
+    expect(without.code).toBe(5);
+    const digest = await regcli(["digest", `${down}/team/app:1.0`], { env });
+    expect(digest.code, digest.stderr).toBe(0);
+    expect(digest.stdout.trim()).toBe(app.manifestDigest);
+    const copy = await regcli(["copy", `${down}/team/app:1.0`, `${dest.host}/team/app:1.0`], { env });
+    expect(copy.code, copy.stderr).toBe(0);
+    expect((await fetchManifest(dest, "team/app", "1.0")).body.equals(app.manifest)).toBe(true);
+
+    const push = await regcli(["copy", `${dest.host}/team/app:1.0`, `${down}/team/app:2.0`], { env });
+    expect(push.code).toBe(5);
+    expect(push.stderr).toContain(down);
+    expect((await fetchManifest(mirror, "cache/team/app", "2.0")).status).toBe(404);
+  });
+
+  it("pull-from-mirror = digest-only: a tag is not read from that mirror, a digest is", async () => {
+    const down = `127.0.0.1:${await freePort()}`;
+    const { env } = await conf(`[[registry]]
+location = "${down}"
+[[registry.mirror]]
+location = "${mirror.host}/cache"
+pull-from-mirror = "digest-only"
+`);
+    const byTag = await regcli(["digest", `${down}/team/app:1.0`], { env });
+    expect(byTag.code).toBe(5);
+    const byDigest = await regcli(["manifest", `${down}/team/app@${app.manifestDigest}`], { env });
+    expect(byDigest.code, byDigest.stderr).toBe(0);
+    expect(byDigest.stdoutBuffer.equals(app.manifest)).toBe(true);
+  });
+
+  it("insecure = true lets that registry use unverified TLS, or plain HTTP on a host that is not loopback", async () => {
+    const { env } = await conf(`[[registry]]\nlocation = "${tls.host}"\ninsecure = true\n`);
+    expect((await regcli(["ls", `${tls.host}/secure/app`])).code).toBe(5);
+    const ls = await regcli(["ls", `${tls.host}/secure/app`], { env });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.trim()).toBe("1.0");
+    const copy = await regcli(["copy", `${tls.host}/secure/app:1.0`, `${dest.host}/from-tls:1.0`], { env });
+    expect(copy.code, copy.stderr).toBe(0);
+
+    // Plain HTTP: the origin registry, reached through this machine's own non-loopback address.
+    const address = Object.values(networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address;
+    expect(address, "a non-loopback IPv4 address on this machine").toBeDefined();
+    const [originHost, originPort] = origin.host.split(":");
+    const forwarder = createNetServer((client) => {
+      const upstream = connect(Number(originPort), originHost, () => {
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+      upstream.on("error", () => client.destroy());
+      client.on("error", () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, address, resolve));
+    const plain = `${address}:${(forwarder.address() as AddressInfo).port}`;
+    try {
+      expect((await regcli(["ls", `${plain}/library/busybox`])).code).toBe(5);
+      const http = await conf(`[[registry]]\nlocation = "${plain}"\ninsecure = true\n`);
+      const tags = await regcli(["ls", `${plain}/library/busybox`], { env: http.env });
+      expect(tags.code, tags.stderr).toBe(0);
+      expect(tags.stdout.trim()).toBe("latest");
+      const push = await regcli(["copy", `${tls.host}/secure/app:1.0`, `${plain}/pushed/app:1.0`], { env: { ...http.env, REGCLI_INSECURE_REGISTRIES: tls.host } });
+      expect(push.code, push.stderr).toBe(0);
+      expect((await fetchManifest(origin, "pushed/app", "1.0")).body.equals(app.manifest)).toBe(true);
+    } finally {
+      forwarder.close();
+    }
+  });
+
+  it("blocked = true is refused before any request, naming the registry and the file that blocks it", async () => {
+    let connections = 0;
+    const server = createNetServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const blocked = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      // From a drop-in, which wins over the main file's entry for the same prefix.
+      const dropIn = `[[registry]]\nlocation = "${blocked}"\nblocked = true\n`;
+      const { path, env } = await conf(`[[registry]]\nlocation = "${blocked}"\n`, { "50-block.conf": dropIn });
+      const blockFile = join(dirname(path), "registries.conf.d", "50-block.conf");
+      for (const args of [["ls", `${blocked}/app`], ["copy", `${origin.host}/library/busybox`, `${blocked}/app:1`], ["delete", "--force", `${blocked}/app:1`]]) {
+        const r = await regcli(args, { env });
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr.trim().split("\n")).toHaveLength(1);
+        expect(r.stderr).toContain(`${blocked}/app is blocked by ${blockFile}`);
+      }
+      // ~/.config/containers/registries.conf is read instead of /etc's when there is no $CONTAINERS_REGISTRIES_CONF.
+      const home = await tempDir("regcli-home-");
+      await mkdir(join(home, ".config", "containers"), { recursive: true });
+      const userFile = join(home, ".config", "containers", "registries.conf");
+      await writeFile(userFile, dropIn);
+      const user = await regcli(["digest", `${blocked}/app:1`], { env: { HOME: home, CONTAINERS_REGISTRIES_CONF: undefined, CONTAINERS_REGISTRIES_CONF_DIR: undefined } });
+      expect(user.code).toBe(2);
+      expect(user.stderr).toContain(`blocked by ${userFile}`);
+      expect(connections).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("regcli's own config wins: its registry-mirrors replace registries.conf's docker.io mirrors, its insecure-registries apply", async () => {
+    const { env } = await conf(`[[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "${mirror.host}"
+
+[[registry]]
+location = "${tls.host}"
+insecure = false
+`);
+    const fromConf = await regcli(["digest", "busybox"], { env });
+    expect(fromConf.code, fromConf.stderr).toBe(0);
+    expect(fromConf.stdout.trim()).toBe(hubCopy.manifestDigest);
+    const dir = await tempDir();
+    const config = join(dir, "config.json");
+    await writeFile(config, JSON.stringify({ "registry-mirrors": [origin.url], "insecure-registries": [tls.host] }));
+    const own = await regcli(["digest", "busybox"], { env: { ...env, REGCLI_CONFIG: config } });
+    expect(own.code, own.stderr).toBe(0);
+    expect(own.stdout.trim()).toBe(busybox.manifestDigest);
+    const insecure = await regcli(["ls", `${tls.host}/secure/app`], { env: { ...env, REGCLI_CONFIG: config } });
+    expect(insecure.code, insecure.stderr).toBe(0);
+  });
+
+  it("a TOML syntax error is one line with FILE:LINE; an unknown key in regcli's config is named with the known keys", async () => {
+    const { path, env } = await conf(`[[registry]]\nlocation = "example.com"\ninsecure = \n`);
+    const bad = await regcli(["ls", `${origin.host}/library/busybox`], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toContain(`${path}:3:`);
+
+    const dir = await tempDir();
+    const config = join(dir, "config.json");
+    await writeFile(config, JSON.stringify({ "registry-mirror": [origin.url] }));
+    const unknown = await regcli(["ls", `${origin.host}/library/busybox`], { env: { REGCLI_CONFIG: config } });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr.trim().split("\n")).toHaveLength(1);
+    expect(unknown.stderr).toContain(`unknown key "registry-mirror" in ${config}`);
+    expect(unknown.stderr).toMatch(/known keys: registry-mirrors, insecure-registries/);
   });
 });

@@ -5,6 +5,9 @@ import { isLow, readRateLimit } from "../../src/registry/ratelimit.js";
 import { redactHeaders, redactUrl } from "../../src/transport/redact.js";
 import { isPlainHttpServerError, networkError, strayNetworkError } from "../../src/transport/errors.js";
 import { loadSettings } from "../../src/config/settings.js";
+import { loadRegistryRules } from "../../src/config/registries-conf.js";
+import { findRule, rewrite } from "../../src/registry/rules.js";
+import { mkdir } from "node:fs/promises";
 import { normalizeRegistryName } from "../../src/reference/registry-name.js";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -101,6 +104,53 @@ describe("settings", () => {
     await expect(loadSettings({ REGCLI_CONFIG: file })).rejects.toThrow(/invalid JSON/);
     await writeFile(file, JSON.stringify({ "registry-mirrors": "https://m1" }));
     await expect(loadSettings({ REGCLI_CONFIG: file })).rejects.toThrow(/list of strings/);
+    await writeFile(file, JSON.stringify({ "insecure-registry": ["reg.lan:5000"] }));
+    await expect(loadSettings({ REGCLI_CONFIG: file })).rejects.toThrow(/unknown key "insecure-registry" in .*config\.json/);
+  });
+});
+
+describe("registries.conf", () => {
+  async function files(main: string, dropIns: Record<string, string> = {}): Promise<NodeJS.ProcessEnv> {
+    const dir = await mkdtemp(join(tmpdir(), "regcli-regconf-"));
+    await writeFile(join(dir, "registries.conf"), main);
+    await mkdir(join(dir, "d"));
+    for (const [name, text] of Object.entries(dropIns)) await writeFile(join(dir, "d", name), text);
+    return { CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"), CONTAINERS_REGISTRIES_CONF_DIR: join(dir, "d"), HOME: dir };
+  }
+
+  it("matches the longest prefix at a name boundary, wildcards on subdomains, and renames by location", async () => {
+    const env = await files(`
+[[registry]]
+prefix = "example.com"
+location = "example.com"
+insecure = true
+[[registry]]
+prefix = "example.com/team"
+location = "mirror.lan:5000/cache/team"
+[[registry]]
+prefix = "*.corp.example"
+blocked = true
+`);
+    const rules = await loadRegistryRules(env);
+    expect(findRule(rules, "example.com/app")?.insecure).toBe(true);
+    expect(findRule(rules, "example.com/teams/app")?.prefix).toBe("example.com");
+    const team = findRule(rules, "example.com/team/app")!;
+    expect(rewrite("example.com/team/app", team, team.location)).toEqual({ registry: "mirror.lan:5000", repository: "cache/team/app" });
+    expect(findRule(rules, "reg.corp.example:5000/app")?.blocked).toBe(true);
+    expect(findRule(rules, "corp.example/app")).toBeUndefined();
+    expect(findRule(rules, "example.community/app")).toBeUndefined();
+  });
+
+  it("reads the v1 format in the main file; a later drop-in replaces an entry whole; the named file must exist", async () => {
+    const env = await files(`[registries.insecure]\nregistries = ["a.lan"]\n[registries.block]\nregistries = ["b.lan"]\n`, {
+      "10-a.conf": `[[registry]]\nlocation = "a.lan"\n[[registry.mirror]]\nlocation = "m.lan"\n`,
+      "20-ignored.txt": "not toml",
+    });
+    const rules = await loadRegistryRules(env);
+    expect(findRule(rules, "b.lan/x")?.blocked).toBe(true);
+    expect(findRule(rules, "a.lan/x")).toMatchObject({ insecure: false, mirrors: [{ location: "m.lan", insecure: false, use: "all" }] });
+    await expect(loadRegistryRules({ ...env, CONTAINERS_REGISTRIES_CONF: "/nonexistent/registries.conf" })).rejects.toThrow(/cannot read \/nonexistent\/registries.conf \(named by CONTAINERS_REGISTRIES_CONF\)/);
+    await expect(loadRegistryRules(await files(`[[registry]]\nlocation = "https://x.lan"\n`))).rejects.toThrow(/without http/);
   });
 });
 
