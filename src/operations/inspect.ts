@@ -151,7 +151,7 @@ async function describe(source: ImageSource, ref: { reference: string; display: 
   };
 }
 
-/** The manifest digest without downloading the manifest where the location allows (a HEAD; mirrors first for docker.io). */
+/** The manifest digest without downloading the manifest where the location allows (a HEAD; configured mirrors first). */
 export async function resolveDigest(ctx: RegistryContext, spec: LocationSpec): Promise<{ reference: string; digest: string; mediaType?: string }> {
   return withSource(ctx, spec, async (o) => {
     const desc = await o.source.resolve(o.reference);
