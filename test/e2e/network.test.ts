@@ -1,6 +1,6 @@
 // TLS, certs.d and mutual TLS, plain-HTTP fallback, docker.io mirrors, proxies and connection-level errors.
 import { createServer, request as httpRequest, type Server } from "node:http";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -104,6 +104,14 @@ describe("certs.d and mutual TLS (docker-registry with http.tls.clientcas)", () 
     expect(noClient.code, noClient.stderr).toBe(3);
     expect(noClient.stderr).toMatch(new RegExp(`${a.host} requires a TLS client certificate .*NAME\\.key in ~/\\.config/containers/certs\\.d/${a.host}/`));
     oneLine(noClient.stderr);
+    // A client certificate the registry does not trust (self-signed): refused, and named.
+    const stranger = await home([{ reg: a, client: false }]);
+    const dir = join(stranger.HOME!, ".config", "containers", "certs.d", a.host);
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "me.key", "-out", "me.cert", "-days", "1", "-subj", "/CN=stranger"], { cwd: dir, stdio: "ignore" });
+    const refused = await regcli(["ls", `${a.host}/team/app`], { env: stranger });
+    expect(refused.code, refused.stderr).toBe(3);
+    expect(refused.stderr).toContain(`${a.host} refused the TLS client certificate ${join(dir, "me.cert")}`);
+    oneLine(refused.stderr);
   });
 
   it("a .cert without its .key (or a .key without its .cert) is refused, naming the file (exit 2)", async () => {
