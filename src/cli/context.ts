@@ -11,6 +11,7 @@ export interface GlobalOptions {
   insecure?: boolean;
   plainHttp?: boolean;
   caFile?: string[];
+  certDir?: string;
   retries?: string;
   timeout?: string;
   chunkSize?: string;
@@ -50,6 +51,7 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
     insecure: opts.insecure,
     plainHttp: opts.plainHttp,
     caFiles: opts.caFile,
+    certDir: opts.certDir,
     retries: positiveNumber(opts.retries, "--retries", 3),
     timeoutMs: positiveNumber(opts.timeout, "--timeout", 60) * 1000,
     mirrors: settings["registry-mirrors"],

@@ -31,6 +31,7 @@ function buildProgram(): Command {
     .option("--insecure", "skip TLS certificate verification")
     .option("--plain-http", "speak plain HTTP to the registries of this command")
     .option("--ca-file <file>", "trust this CA certificate (PEM) in addition to the system roots (repeatable)", (file: string, previous: string[] = []) => [...previous, file])
+    .option("--cert-dir <dir>", "use the certificates in DIR (*.crt CAs, NAME.cert + NAME.key client certificate) for the registries of this command instead of certs.d")
     .addOption(new Option("--retries <n>", "retries for a failed idempotent request").default("3"))
     .addOption(new Option("--timeout <seconds>", "seconds to connect (TCP and TLS), to wait for a response, or for the next chunk of one").default("60"))
     .option("--chunk-size <size>", "upload blobs in PATCH chunks of this size (e.g. 16MiB); default: one streaming PUT per blob")

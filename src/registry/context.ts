@@ -19,6 +19,11 @@ export interface RegistryContextOptions extends TransportOptions {
   credentialOptions?: CredentialOptions;
   /** Upload blobs in PATCH chunks of this many bytes (--chunk-size). */
   chunkSize?: number;
+  /**
+   * --cert-dir: the CA certificates and client certificate for the registries of this command are read from this
+   * directory itself (skopeo's and podman's --cert-dir), instead of their certs.d directories.
+   */
+  certDir?: string;
 }
 
 /** One place a pull may read a repository from: a mirror or the registry itself. */
@@ -37,10 +42,15 @@ export class RegistryContext {
   private readonly secure: HttpTransport;
   private insecure: HttpTransport | undefined;
   private readonly clients = new Map<string, RegistryClient>();
+  /** The hosts of the registries (and mirrors) this command talks to: --cert-dir is for them only. */
+  private readonly registryHosts = new Set<string>();
   readonly mirrors: string[];
 
   constructor(readonly options: RegistryContextOptions = {}) {
-    this.secure = new HttpTransport(options);
+    const { certDir } = options;
+    // Token services and storage redirects are other hosts: they never get the registry's client certificate.
+    if (certDir !== undefined) this.options = { ...options, certDirFor: (host) => ({ dir: this.registryHosts.has(host) ? certDir : undefined, explicit: true }) };
+    this.secure = new HttpTransport(this.options);
     this.mirrors = options.mirrors ?? [];
   }
 
@@ -69,6 +79,7 @@ export class RegistryContext {
         scheme: this.options.plainHttp ? "http" : undefined,
         loopback: isLoopbackHost(registry) || insecure,
       };
+      this.registryHosts.add(new URL(`https://${endpoint.host}`).host);
       client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry));
       this.clients.set(key, client);
     }
@@ -140,6 +151,7 @@ export class RegistryContext {
           loopback: isLoopbackHost(url.host),
         };
         const insecure = this.options.insecureRegistries?.includes(url.host) ?? false;
+        this.registryHosts.add(url.host);
         client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(url.host));
         this.clients.set(key, client);
       }

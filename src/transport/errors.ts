@@ -34,6 +34,9 @@ const TLS_VERIFY_CODES = new Set([
   "CERT_UNTRUSTED",
 ]);
 
+/** TLS alerts a server sends about the client's certificate: missing, unknown, expired or refused. */
+const CLIENT_CERT_ALERT = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(?:BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_EXPIRED|CERTIFICATE_UNKNOWN|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE|ACCESS_DENIED)$/;
+
 /** The TLS handshake met a server that does not speak TLS (a plain-HTTP registry). */
 export function isPlainHttpServerError(err: unknown): boolean {
   const code = codeOf(err);
@@ -57,11 +60,28 @@ export function isTransientNetworkError(err: unknown): boolean {
   );
 }
 
-/** Turn a low-level connection error into one clear line naming the host. */
-export function networkError(err: unknown, url: URL): RegcliError {
+/**
+ * Turn a low-level connection error into one clear line naming the host. `clientCertificate`: the file of the
+ * client certificate presented to that host, if any.
+ */
+export function networkError(err: unknown, url: URL, clientCertificate?: string): RegcliError {
   if (err instanceof RegcliError) return err;
   const code = codeOf(err);
   const host = url.host;
+  if (code && CLIENT_CERT_ALERT.test(code)) {
+    // The server refused who we are, as a 401 would: an auth failure, which no retry fixes.
+    return clientCertificate
+      ? new RegcliError("auth", `${host} refused the TLS client certificate ${clientCertificate} (${code})`, {
+          hint: "check that the registry trusts its CA and that it has not expired",
+          code,
+          cause: err,
+        })
+      : new RegcliError("auth", `${host} requires a TLS client certificate (${code})`, {
+          hint: `put NAME.cert and NAME.key in ~/.config/containers/certs.d/${host}/ (or /etc/containers/certs.d, /etc/docker/certs.d), or pass --cert-dir`,
+          code,
+          cause: err,
+        });
+  }
   let what: string;
   let hint: string | undefined;
   if (code === "ECONNREFUSED") {
@@ -72,7 +92,7 @@ export function networkError(err: unknown, url: URL): RegcliError {
     hint = "check the registry name and your DNS";
   } else if (code && TLS_VERIFY_CODES.has(code)) {
     what = `TLS certificate of ${host} is not trusted (${code})`;
-    hint = "pass --ca-file with the registry's CA, or --insecure to skip verification";
+    hint = `put the registry's CA in ~/.config/containers/certs.d/${host}/ca.crt or pass --ca-file, or --insecure to skip verification`;
   } else if (isPlainHttpServerError(err)) {
     what = `${host} does not speak TLS`;
     hint = "use --plain-http for a registry served over plain HTTP";

@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import type { SecureContext } from "node:tls";
 import type { Readable } from "node:stream";
-import { Agent, loadEnvHttpProxyAgent, request, type Dispatcher } from "./undici.js";
+import { Agent, loadEnvHttpProxyAgent, request, tlsConnector, type Dispatcher } from "./undici.js";
+import { findHostCertDir, readCertDir } from "./certs.js";
 import { RegcliError } from "../errors.js";
 import { tls as loadTls } from "../util/builtins.js";
 import { humanDuration } from "../util/duration.js";
@@ -27,6 +28,11 @@ export interface TransportOptions {
   debug?: (line: string) => void;
   /** Receives what the user should hear about (waiting for a rate limit); the CLI prints it on stderr. */
   notice?: (event: TransportNotice) => void;
+  /**
+   * The certificate directory of an HTTPS host (`explicit`: one the user named, which must exist). Default: the
+   * host's certs.d directory (findHostCertDir).
+   */
+  certDirFor?: (host: string) => { dir: string | undefined; explicit?: boolean };
 }
 
 /** Something worth telling the user, as a progress event: `message` is the line, the rest the JSON fields. */
@@ -83,7 +89,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class HttpTransport {
   /** The agent, or (with a proxy in the environment) the proxy-aware agent once its code has loaded. */
   private readonly dispatcher: Dispatcher | Promise<Dispatcher>;
-  readonly options: Required<Omit<TransportOptions, "debug" | "caFiles" | "notice">> & Pick<TransportOptions, "debug" | "caFiles" | "notice">;
+  /** Hosts with a certificate directory get their own agent: their CAs and client certificate serve no other host. */
+  private readonly hostDispatchers = new Map<string, Dispatcher | Promise<Dispatcher>>();
+  /** The client certificate file presented to each host that has one (named in errors). */
+  private readonly clientCertificates = new Map<string, string>();
+  /** --ca-file's certificates, trusted for every host. */
+  private readonly extraCa: string[] = [];
+  readonly options: Required<Omit<TransportOptions, "debug" | "caFiles" | "notice" | "certDirFor">> & Pick<TransportOptions, "debug" | "caFiles" | "notice" | "certDirFor">;
 
   constructor(options: TransportOptions = {}) {
     this.options = {
@@ -94,42 +106,71 @@ export class HttpTransport {
       userAgent: options.userAgent ?? "regcli",
       debug: options.debug,
       notice: options.notice,
+      certDirFor: options.certDirFor,
     };
+    for (const file of options.caFiles ?? []) {
+      try {
+        this.extraCa.push(readFileSync(file, "utf8"));
+      } catch (err) {
+        throw new RegcliError("usage", `cannot read CA file ${file}: ${(err as Error).message}`);
+      }
+    }
+    // One context for every connection: given `ca` instead, Node parses all the roots again for each
+    // connection (about 40 ms of CPU each here; 1.2 s for a 60-image copy over 32 connections).
+    this.dispatcher = this.createDispatcher(this.extraCa.length ? { ca: this.extraCa } : undefined);
+  }
+
+  /** An agent whose TLS trusts the system roots plus `extra` CAs and presents `extra`'s client certificate. */
+  private createDispatcher(extra?: { ca: string[]; cert?: string; key?: string }): Dispatcher | Promise<Dispatcher> {
     const tls: { rejectUnauthorized: boolean; secureContext?: SecureContext } = { rejectUnauthorized: !this.options.insecure };
-    if (options.caFiles?.length) {
+    if (extra) {
       // node:tls is loaded only here: undici loads it itself at the first https connection, and a plain-http run
       // (or one that never connects) is spared its start-up cost.
       const { createSecureContext, rootCertificates } = loadTls();
-      const ca = [...rootCertificates];
-      for (const file of options.caFiles) {
-        try {
-          ca.push(readFileSync(file, "utf8"));
-        } catch (err) {
-          throw new RegcliError("usage", `cannot read CA file ${file}: ${(err as Error).message}`);
-        }
-      }
-      // One context for every connection: given `ca` instead, Node parses all the roots again for each
-      // connection (about 40 ms of CPU each here; 1.2 s for a 60-image copy over 32 connections).
-      tls.secureContext = createSecureContext({ ca });
+      tls.secureContext = createSecureContext({ ca: [...rootCertificates, ...extra.ca], cert: extra.cert, key: extra.key });
     }
     const agentOptions = {
       // --timeout bounds connecting too (TCP connect and TLS handshake), not only the wait for an answer.
-      connect: { ...tls, timeout: this.options.timeoutMs },
+      connect: tlsConnector({ ...tls, timeout: this.options.timeoutMs }),
       headersTimeout: this.options.timeoutMs,
       bodyTimeout: this.options.timeoutMs,
       keepAliveTimeout: 10_000,
       connections: 16,
     };
     // The proxy-aware agent matches every request against NO_PROXY; without a proxy configured, skip that.
-    this.dispatcher = PROXY_ENV.some((name) => process.env[name])
-      ? loadEnvHttpProxyAgent().then((EnvHttpProxyAgent) => new EnvHttpProxyAgent({ ...agentOptions, requestTls: tls }))
+    return PROXY_ENV.some((name) => process.env[name])
+      ? loadEnvHttpProxyAgent().then((EnvHttpProxyAgent) => new EnvHttpProxyAgent({ ...agentOptions, connect: { ...tls, timeout: this.options.timeoutMs }, requestTls: tls }))
       : new Agent(agentOptions);
+  }
+
+  /** The agent for a URL: its host's own when the host has a certificate directory (HTTPS only). */
+  private dispatcherFor(url: URL): Dispatcher | Promise<Dispatcher> {
+    if (url.protocol !== "https:") return this.dispatcher;
+    let dispatcher = this.hostDispatchers.get(url.host);
+    if (!dispatcher) {
+      const { dir, explicit } = this.options.certDirFor?.(url.host) ?? { dir: findHostCertDir(url.host) };
+      const found = dir === undefined ? undefined : readCertDir(dir, explicit);
+      if (found) this.debug(`TLS for ${url.host} from ${found.dir}: ${found.ca.length} CA certificate(s)${found.client ? `, client certificate ${found.client.certFile}` : ""}`);
+      try {
+        dispatcher = found ? this.createDispatcher({ ca: [...this.extraCa, ...found.ca], cert: found.client?.cert, key: found.client?.key }) : this.dispatcher;
+      } catch (err) {
+        throw new RegcliError("usage", `cannot use the certificates in ${found!.dir}: ${(err as Error).message}`, { cause: err });
+      }
+      this.hostDispatchers.set(url.host, dispatcher);
+      if (found?.client) this.clientCertificates.set(url.host, found.client.certFile);
+    }
+    return dispatcher;
   }
 
   /** Close the connections; `abort`: without waiting for requests in flight (a command that failed). */
   async close(abort = false): Promise<void> {
-    const dispatcher = await this.dispatcher;
-    await (abort ? dispatcher.destroy() : dispatcher.close());
+    const all = new Set([this.dispatcher, ...this.hostDispatchers.values()]);
+    await Promise.all(
+      [...all].map(async (pending) => {
+        const dispatcher = await pending;
+        await (abort ? dispatcher.destroy() : dispatcher.close());
+      }),
+    );
   }
 
   private debug(line: string): void {
@@ -151,7 +192,7 @@ export class HttpTransport {
           await sleep(wait);
           continue;
         }
-        const failure = networkError(err, req.url);
+        const failure = networkError(err, req.url, this.clientCertificates.get(req.url.host));
         if (attempt > 0) {
           throw new RegcliError(failure.kind, `${failure.message} (after ${attempt + 1} tries)`, {
             hint: failure.hint,
@@ -231,7 +272,7 @@ export class HttpTransport {
       method,
       headers,
       body: body as Dispatcher.DispatchOptions["body"],
-      dispatcher: await this.dispatcher,
+      dispatcher: await this.dispatcherFor(url),
       // undici closes the connection after every HEAD (in case a server sends a body anyway), which costs a new
       // TCP connection per existence check; registries answer HEAD properly, so keep the connection.
       reset: method === "HEAD" ? false : undefined,

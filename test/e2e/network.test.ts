@@ -1,13 +1,13 @@
-// TLS, plain-HTTP fallback, docker.io mirrors, registries.conf, proxies and connection-level errors.
+// TLS, certs.d and mutual TLS, plain-HTTP fallback, docker.io mirrors, registries.conf, proxies and connection-level errors.
 import { createServer, request as httpRequest, type Server } from "node:http";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { mkdir, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, tempDir } from "../helpers/cli.js";
+import { regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -58,6 +58,135 @@ describe("TLS", () => {
   it("--plain-http against a TLS registry fails clearly", async () => {
     const r = await regcli(["--plain-http", "manifest", `${reg.host}/secure/app:1.0`]);
     expect(r.code).toBe(5);
+  });
+});
+
+/** A certificate directory for `reg` in DIR (certs.d's layout): its CA as ca.crt and, with `client`, client.cert/key. */
+async function certDir(dir: string, reg: TestRegistry, client = true): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await copyFile(reg.caFile!, join(dir, "ca.crt"));
+  if (client) {
+    await copyFile(reg.clientCert!, join(dir, "client.cert"));
+    await copyFile(reg.clientKey!, join(dir, "client.key"));
+  }
+  return dir;
+}
+
+const oneLine = (stderr: string) => expect(stderr.trim().split("\n")).toHaveLength(1);
+
+describe("certs.d and mutual TLS (docker-registry with http.tls.clientcas)", () => {
+  // Two registries that require a client certificate, with one CA for their server and client certificates: only
+  // per-host trust keeps what is configured for one from reaching the other.
+  let a: TestRegistry;
+  let b: TestRegistry;
+  let plain: TestRegistry;
+  let image: TestImage;
+  beforeAll(async () => {
+    a = await startRegistry("mtls");
+    [b, plain] = await Promise.all([startRegistry("mtls", { ca: a.ca }), startRegistry("open")]);
+    image = await makeImage({ seed: "mtls" });
+    await pushImage(a, "team/app", "1", image);
+  });
+  afterAll(async () => Promise.all([b?.stop(), plain?.stop()]).then(() => a?.stop()));
+
+  /** A HOME whose ~/.config/containers/certs.d has these registries' directories. */
+  async function home(dirs: Array<{ reg: TestRegistry; client?: boolean }>): Promise<Record<string, string>> {
+    const home = await tempDir("regcli-home-");
+    for (const { reg, client } of dirs) await certDir(join(home, ".config", "containers", "certs.d", reg.host), reg, client);
+    return { HOME: home };
+  }
+
+  it("without a client certificate the command fails with one line naming the host and what to do (exit 3)", async () => {
+    const untrusted = await regcli(["ls", `${a.host}/team/app`], { env: await home([]) });
+    expect(untrusted.code, untrusted.stderr).toBe(5);
+    expect(untrusted.stderr).toMatch(new RegExp(`TLS certificate of ${a.host} is not trusted.*certs\\.d/${a.host}/ca\\.crt`));
+    oneLine(untrusted.stderr);
+    const noClient = await regcli(["ls", `${a.host}/team/app`], { env: await home([{ reg: a, client: false }]) });
+    expect(noClient.code, noClient.stderr).toBe(3);
+    expect(noClient.stderr).toMatch(new RegExp(`${a.host} requires a TLS client certificate .*NAME\\.key in ~/\\.config/containers/certs\\.d/${a.host}/`));
+    oneLine(noClient.stderr);
+    // A client certificate the registry does not trust (self-signed): refused, and named.
+    const stranger = await home([{ reg: a, client: false }]);
+    const dir = join(stranger.HOME!, ".config", "containers", "certs.d", a.host);
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "me.key", "-out", "me.cert", "-days", "1", "-subj", "/CN=stranger"], { cwd: dir, stdio: "ignore" });
+    const refused = await regcli(["ls", `${a.host}/team/app`], { env: stranger });
+    expect(refused.code, refused.stderr).toBe(3);
+    expect(refused.stderr).toContain(`${a.host} refused the TLS client certificate ${join(dir, "me.cert")}`);
+    oneLine(refused.stderr);
+  });
+
+  it("a .cert without its .key (or a .key without its .cert) is refused, naming the file (exit 2)", async () => {
+    const env = await home([{ reg: a, client: false }]);
+    const dir = join(env.HOME!, ".config", "containers", "certs.d", a.host);
+    await copyFile(a.clientCert!, join(dir, "me.cert"));
+    const r = await regcli(["ls", `${a.host}/team/app`], { env });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`missing key ${join(dir, "me.key")} for client certificate ${join(dir, "me.cert")}`);
+    oneLine(r.stderr);
+    const lone = await home([{ reg: a, client: false }]);
+    await copyFile(a.clientKey!, join(lone.HOME!, ".config", "containers", "certs.d", a.host, "me.key"));
+    const k = await regcli(["ls", `${a.host}/team/app`], { env: lone });
+    expect(k.code, k.stderr).toBe(2);
+    expect(k.stderr).toMatch(/missing client certificate .*me\.cert for key .*me\.key/);
+  });
+
+  it("ls, pull and copy over mTLS with ~/.config/containers/certs.d; trust and client certificates stay per host", async () => {
+    const env = await home([{ reg: a }]);
+    const ls = await regcli(["ls", `${a.host}/team/app`], { env });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.trim()).toBe("1");
+    // b's certificate is signed by the CA in a's directory: still not trusted for b.
+    const otherHost = await regcli(["digest", `${b.host}/team/app:1`], { env });
+    expect(otherHost.code, otherHost.stderr).toBe(5);
+    expect(otherHost.stderr).toMatch(new RegExp(`TLS certificate of ${b.host} is not trusted`));
+    // b trusted, but its directory has no client certificate: a's is not presented to b (b would accept it).
+    await certDir(join(env.HOME!, ".config", "containers", "certs.d", b.host), b, false);
+    const noClient = await regcli(["copy", `${a.host}/team/app:1`, `${b.host}/team/app:1`], { env });
+    expect(noClient.code, noClient.stderr).toBe(3);
+    expect(noClient.stderr).toMatch(new RegExp(`${b.host} requires a TLS client certificate`));
+    // Both sides over mTLS.
+    await certDir(join(env.HOME!, ".config", "containers", "certs.d", b.host), b);
+    const both = await regcli(["copy", `${a.host}/team/app:1`, `${b.host}/team/app:1`], { env });
+    expect(both.code, both.stderr).toBe(0);
+    expect((await fetchManifest(b, "team/app", "1")).body.equals(image.manifest)).toBe(true);
+    // One side mTLS, the other plain HTTP, both ways.
+    const out = await regcli(["copy", `${a.host}/team/app:1`, `${plain.host}/mirror/app:1`], { env });
+    expect(out.code, out.stderr).toBe(0);
+    const back = await regcli(["copy", `${plain.host}/mirror/app:1`, `${a.host}/team/back:2`], { env });
+    expect(back.code, back.stderr).toBe(0);
+    expect((await fetchManifest(a, "team/back", "2")).body.equals(image.manifest)).toBe(true);
+    const layout = join(await tempDir(), "layout");
+    const pull = await regcli(["pull", `${b.host}/team/app:1`, "-o", layout], { env });
+    expect(pull.code, pull.stderr).toBe(0);
+    expect((await readFile(join(layout, "blobs", "sha256", image.config.digest.slice(7)))).equals(image.config.data)).toBe(true);
+    // skopeo reads what regcli pushed over mTLS, with the same directory (--cert-dir takes it without the host level).
+    const peer = await skopeo(["inspect", "--raw", "--cert-dir", join(env.HOME!, ".config", "containers", "certs.d", a.host), `docker://${a.host}/team/back:2`]);
+    expect(peer.code, peer.stderr).toBe(0);
+    expect(peer.stdoutBuffer.equals(image.manifest)).toBe(true);
+  });
+
+  it("--cert-dir DIR takes DIR itself (as skopeo's), instead of certs.d; --ca-file and --insecure still apply", async () => {
+    const flat = await certDir(join(await tempDir(), "certs"), a);
+    const r = await regcli(["--cert-dir", flat, "digest", `${a.host}/team/app:1`], { env: await home([]) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(image.manifestDigest);
+    // certs.d is not read with --cert-dir: an empty DIR means no client certificate.
+    const empty = await tempDir();
+    const replaced = await regcli(["--cert-dir", empty, "--ca-file", a.caFile!, "digest", `${a.host}/team/app:1`], { env: await home([{ reg: a }]) });
+    expect(replaced.code, replaced.stderr).toBe(3);
+    const insecure = await regcli(["--insecure", "digest", `${a.host}/team/app:1`], { env: await home([{ reg: a, client: false }]) });
+    expect(insecure.code, insecure.stderr).toBe(3);
+    const clientOnly = join(await tempDir(), "client");
+    await mkdir(clientOnly);
+    await copyFile(a.clientCert!, join(clientOnly, "client.cert"));
+    await copyFile(a.clientKey!, join(clientOnly, "client.key"));
+    for (const trust of [["--ca-file", a.caFile!], ["--insecure"]]) {
+      const ok = await regcli([...trust, "--cert-dir", clientOnly, "digest", `${a.host}/team/app:1`], { env: await home([]) });
+      expect(ok.code, ok.stderr).toBe(0);
+    }
+    const missing = await regcli(["--cert-dir", join(empty, "nope"), "digest", `${a.host}/team/app:1`]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--cert-dir .*nope is not a directory/);
   });
 });
 

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { Agent, request } from "undici";
 import { repoRoot, tempDir } from "./cli.js";
 
-export type RegistryMode = "open" | "basic" | "token" | "tls";
+/** "mtls": TLS that also requires a client certificate signed by the registry's CA (`http.tls.clientcas`). */
+export type RegistryMode = "open" | "basic" | "token" | "tls" | "mtls";
 export interface TestUser {
   username: string;
   password: string;
@@ -21,6 +22,11 @@ export interface TestRegistry {
   url: string;
   root: string;
   caFile?: string;
+  /** The CA's key (tls, mtls): another registry can be started with the same CA (`startRegistry(mode, { ca })`). */
+  ca?: TestCa;
+  /** mtls: a client certificate and key the registry accepts, named as certs.d names them (client.cert, client.key). */
+  clientCert?: string;
+  clientKey?: string;
   admin?: TestUser;
   reader?: TestUser;
   tokenRealm?: string;
@@ -56,12 +62,27 @@ function openssl(args: string[], cwd: string): void {
   execFileSync("openssl", args, { cwd, stdio: "ignore" });
 }
 
-function makeTlsFiles(dir: string): { caFile: string; cert: string; key: string } {
-  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=regcli test CA"], dir);
-  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"], dir);
-  writeFileSync(join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
-  openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "30", "-extfile", "san.ext"], dir);
-  return { caFile: join(dir, "ca.pem"), cert: join(dir, "server.pem"), key: join(dir, "server.key") };
+export interface TestCa {
+  cert: string;
+  key: string;
+}
+
+/** A certificate for `subject` signed by `ca`, with these extensions (openssl x509 -extfile syntax). */
+function signCertificate(dir: string, ca: TestCa, name: string, subject: string, extensions: string): { cert: string; key: string } {
+  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject], dir);
+  writeFileSync(join(dir, `${name}.ext`), extensions);
+  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-out", `${name}.cert`, "-days", "30", "-extfile", `${name}.ext`], dir);
+  return { cert: join(dir, `${name}.cert`), key: join(dir, `${name}.key`) };
+}
+
+/** A server certificate for 127.0.0.1 and localhost, signed by `ca` (a new CA when none is given). */
+function makeTlsFiles(dir: string, ca?: TestCa): { ca: TestCa; cert: string; key: string } {
+  if (!ca) {
+    openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30", "-subj", "/CN=regcli test CA"], dir);
+    ca = { cert: join(dir, "ca.pem"), key: join(dir, "ca.key") };
+  }
+  const server = signCertificate(dir, ca, "server", "/CN=localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
+  return { ca, ...server };
 }
 
 const b64url = (data: Buffer | string) => Buffer.from(data).toString("base64url");
@@ -200,7 +221,7 @@ export type RegistryServer = "docker-registry" | "regcli";
 
 export async function startRegistry(
   mode: RegistryMode,
-  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer } = {},
+  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer; ca?: TestCa } = {},
 ): Promise<TestRegistry> {
   const dir = await tempDir("regcli-registry-");
   const root = join(dir, "data");
@@ -209,9 +230,11 @@ export async function startRegistry(
   let auth = "";
   let tls = "";
   let caFile: string | undefined;
+  let ca: TestCa | undefined;
+  let client: { cert: string; key: string } | undefined;
   let issuer: TokenIssuer | undefined;
   let tlsFiles: { cert: string; key: string } | undefined;
-  if (opts.server === "regcli" && (mode === "token" || opts.proxyRemoteUrl)) throw new Error("regcli serve has no token auth or proxy mode");
+  if (opts.server === "regcli" && (mode === "token" || mode === "mtls" || opts.proxyRemoteUrl)) throw new Error("regcli serve has no token auth, client certificates or proxy mode");
   if (mode === "basic") {
     const lines = [admin, reader].map((u) => execFileSync("htpasswd", ["-Bbn", u.username, u.password], { encoding: "utf8" }).trim());
     writeFileSync(join(dir, "htpasswd"), `${lines.join("\n")}\n`);
@@ -224,18 +247,25 @@ export async function startRegistry(
     });
     await issuer.start();
     auth = `auth:\n  token: {realm: "${issuer.realm}", service: test-registry, issuer: test-issuer, rootcertbundle: ${issuer.certFile}}\n`;
-  } else if (mode === "tls") {
-    const files = makeTlsFiles(dir);
+  } else if (mode === "tls" || mode === "mtls") {
+    const files = makeTlsFiles(dir, opts.ca);
     tlsFiles = files;
-    caFile = files.caFile;
+    ca = files.ca;
+    caFile = files.ca.cert;
     tls = `  tls: {certificate: ${files.cert}, key: ${files.key}}\n`;
+    if (mode === "mtls") {
+      client = signCertificate(dir, ca, "client", "/CN=regcli test client", "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n");
+      tls = `  tls: {certificate: ${files.cert}, key: ${files.key}, clientcas: [${caFile}]}\n`;
+    }
   }
-  const dispatcher = new Agent(caFile ? { connect: { ca: readFileSync(caFile, "utf8") } } : {});
+  const dispatcher = new Agent(
+    caFile ? { connect: { ca: readFileSync(caFile, "utf8"), ...(client ? { cert: readFileSync(client.cert, "utf8"), key: readFileSync(client.key, "utf8") } : {}) } } : {},
+  );
   const proxy = opts.proxyRemoteUrl ? `proxy: {remoteurl: "${opts.proxyRemoteUrl}"}\n` : "";
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const host = `127.0.0.1:${port}`;
-    const url = `${mode === "tls" ? "https" : "http"}://${host}`;
+    const url = `${caFile ? "https" : "http"}://${host}`;
     const config = join(dir, "config.yml");
     writeFileSync(
       config,
@@ -286,6 +316,9 @@ export async function startRegistry(
       url,
       root,
       caFile,
+      ca,
+      clientCert: client?.cert,
+      clientKey: client?.key,
       admin: mode === "basic" || mode === "token" ? admin : undefined,
       reader: mode === "token" ? reader : undefined,
       tokenRealm: issuer?.realm,

@@ -3,13 +3,14 @@ import { retryAfterMs } from "../../src/transport/http.js";
 import { humanDuration } from "../../src/util/duration.js";
 import { isLow, readRateLimit } from "../../src/registry/ratelimit.js";
 import { redactHeaders, redactUrl } from "../../src/transport/redact.js";
-import { isPlainHttpServerError, networkError, strayNetworkError } from "../../src/transport/errors.js";
+import { isPlainHttpServerError, isTransientNetworkError, networkError, strayNetworkError } from "../../src/transport/errors.js";
+import { findHostCertDir, readCertDir } from "../../src/transport/certs.js";
 import { loadSettings } from "../../src/config/settings.js";
 import { loadRegistryRules } from "../../src/config/registries-conf.js";
 import { findRule, rewrite } from "../../src/registry/rules.js";
 import { mkdir } from "node:fs/promises";
 import { normalizeRegistryName } from "../../src/reference/registry-name.js";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -85,10 +86,38 @@ describe("network errors", () => {
     expect(networkError(e, url).exitCode).toBe(5);
   });
 
+  it("a TLS alert about the client certificate (TLS 1.3 sends it after the handshake) is an auth error, never retried", () => {
+    const e = Object.assign(new Error("other side closed"), { code: "UND_ERR_SOCKET", cause: Object.assign(new Error("alert"), { code: "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED" }) });
+    expect(networkError(e, url).exitCode).toBe(3);
+    expect(networkError(e, url).toLine()).toMatch(/reg.example:5000 requires a TLS client certificate .*certs\.d\/reg.example:5000\//);
+    expect(networkError(e, url, "/c/client.cert").toLine()).toMatch(/refused the TLS client certificate \/c\/client.cert/);
+    expect(isTransientNetworkError(e)).toBe(false);
+  });
+
   it("recognizes a plain-HTTP server met with TLS", () => {
     expect(isPlainHttpServerError(Object.assign(new Error("x"), { code: "EPROTO" }))).toBe(true);
     expect(isPlainHttpServerError(new Error("write EPROTO ... wrong version number"))).toBe(true);
     expect(isPlainHttpServerError(Object.assign(new Error("x"), { code: "ECONNREFUSED" }))).toBe(false);
+  });
+});
+
+describe("certs.d", () => {
+  it("the first root with a HOST:PORT directory is the host's, the others are not merged in; only *.crt are CAs", async () => {
+    const base = await mkdtemp(join(tmpdir(), "regcli-certsd-"));
+    const roots = ["home", "etc-containers", "etc-docker"].map((r) => join(base, r));
+    await mkdir(join(roots[1]!, "reg.example:5000"), { recursive: true });
+    await mkdir(join(roots[2]!, "reg.example:5000"), { recursive: true });
+    await mkdir(join(roots[2]!, "other.example"), { recursive: true });
+    await writeFile(join(roots[1]!, "reg.example:5000", "ca.crt"), "CA ONE");
+    await writeFile(join(roots[1]!, "reg.example:5000", "notes.pem"), "not a certificate of certs.d");
+    expect(findHostCertDir("reg.example:5000", roots)).toBe(join(roots[1]!, "reg.example:5000"));
+    expect(findHostCertDir("other.example", roots)).toBe(join(roots[2]!, "other.example"));
+    expect(findHostCertDir("reg.example", roots)).toBeUndefined();
+    expect(readCertDir(join(roots[1]!, "reg.example:5000"))).toEqual({ dir: join(roots[1]!, "reg.example:5000"), ca: ["CA ONE"] });
+    // An empty directory configures nothing; a missing one is an error only when named by --cert-dir.
+    expect(readCertDir(join(roots[2]!, "other.example"))).toBeUndefined();
+    expect(readCertDir(join(base, "nope"))).toBeUndefined();
+    expect(() => readCertDir(join(base, "nope"), true)).toThrow(/--cert-dir .*nope is not a directory/);
   });
 });
 
