@@ -8,7 +8,6 @@ import { findHostCertDir, readCertDir } from "../../src/transport/certs.js";
 import { loadSettings } from "../../src/config/settings.js";
 import { loadRegistryRules } from "../../src/config/registries-conf.js";
 import { findRule, rewrite } from "../../src/registry/rules.js";
-import { mkdir } from "node:fs/promises";
 import { normalizeRegistryName } from "../../src/reference/registry-name.js";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
