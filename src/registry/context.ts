@@ -23,20 +23,41 @@ export interface RegistryContextOptions extends TransportOptions {
  * the scheme and the tokens are shared within a command), credentials and mirrors. Created once by the CLI.
  */
 export class RegistryContext {
-  private readonly secure: HttpTransport;
-  private insecure: HttpTransport | undefined;
+  private readonly transports: { secure: HttpTransport; insecure?: HttpTransport };
   private readonly clients = new Map<string, RegistryClient>();
+  private readonly sides: { source?: RegistryContext; destination?: RegistryContext } = {};
   readonly mirrors: string[];
 
-  constructor(readonly options: RegistryContextOptions = {}) {
-    this.secure = new HttpTransport(options);
+  constructor(
+    readonly options: RegistryContextOptions = {},
+    shared?: RegistryContext,
+  ) {
+    this.transports = shared?.transports ?? { secure: new HttpTransport(options) };
     this.mirrors = options.mirrors ?? [];
   }
 
+  /** Where a two-sided command (copy, sync) reads: this context unless the source side has its own credentials. */
+  get source(): RegistryContext {
+    return this.sides.source ?? this;
+  }
+
+  /** Where a two-sided command writes: this context unless the destination side has its own credentials. */
+  get destination(): RegistryContext {
+    return this.sides.destination ?? this;
+  }
+
+  /**
+   * Give one side its own credentials (--src-creds, --dest-authfile...): its own clients, so no token or
+   * credential crosses to the other side even on the same registry; the same connections.
+   */
+  setSide(side: "source" | "destination", credentials: Pick<RegistryContextOptions, "credentialOverride" | "credentialOptions">): void {
+    this.sides[side] = new RegistryContext({ ...this.options, ...credentials }, this);
+  }
+
   private transportFor(registry: string): HttpTransport {
-    if (!this.options.insecureRegistries?.includes(registry)) return this.secure;
-    this.insecure ??= new HttpTransport({ ...this.options, insecure: true });
-    return this.insecure;
+    if (!this.options.insecureRegistries?.includes(registry)) return this.transports.secure;
+    this.transports.insecure ??= new HttpTransport({ ...this.options, insecure: true });
+    return this.transports.insecure;
   }
 
   private credentialsFor(registry: string): () => Promise<Credential | undefined> {
@@ -89,6 +110,6 @@ export class RegistryContext {
   }
 
   async close(abort = false): Promise<void> {
-    await Promise.all([this.secure.close(abort), this.insecure?.close(abort)]);
+    await Promise.all([this.transports.secure.close(abort), this.transports.insecure?.close(abort)]);
   }
 }
