@@ -27,7 +27,7 @@ export function register(program: Command): void {
       const globals = cmd.optsWithGlobals<GlobalOptions>();
       if (opts.password !== undefined && globals.passwordStdin) throw new RegcliError("usage", "--password and --password-stdin are mutually exclusive");
       if (opts.password !== undefined) note("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
-      let credential = await credentialFromFlags(globals);
+      let credential = globals.passwordStdin ? await credentialFromFlags(globals) : undefined;
       if (!credential) {
         const username = globals.username || (await askLine("Username: "))?.trim();
         if (username === undefined) throw new RegcliError("usage", "login needs -u USER and a password (no terminal to ask on)", { hint: "pipe the password to --password-stdin" });
