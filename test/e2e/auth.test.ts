@@ -106,6 +106,18 @@ describe("token auth (Docker Hub scheme)", () => {
     expect((await regcli(["tag", `${reg.host}/public/app:1.0`, "after-logout"], { env })).code).toBe(3);
   });
 
+  it("one registry on both sides: --src-creds (a reader) reads, --dest-creds (the admin) writes, each its own token", async () => {
+    const creds = (u: { username: string; password: string }) => `${u.username}:${u.password}`;
+    const env = { DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: { username: "alice", password: "stale" } }) };
+    const r = await regcli(["copy", "--src-creds", creds(reg.reader!), "--dest-creds", creds(reg.admin!), `${reg.host}/public/app:1.0`, `${reg.host}/sides/app:1.0`], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await fetchManifest(reg, "sides/app", "1.0")).body.equals(image.manifest)).toBe(true);
+    // The reader on the destination side cannot push, although the admin is the source's on the same registry.
+    const swapped = await regcli(["copy", "--src-creds", creds(reg.admin!), "--dest-creds", creds(reg.reader!), `${reg.host}/public/app:1.0`, `${reg.host}/sides/app:swapped`], { env });
+    expect(swapped.code).toBe(3);
+    expect((await fetchManifest(reg, "sides/app", "swapped")).status).not.toBe(200);
+  });
+
   it("--username/--password-stdin override config.json for one command", async () => {
     const r = await regcli(["-u", reg.admin!.username, "--password-stdin", "tag", `${reg.host}/public/app:1.0`, "flag-creds"], {
       input: reg.admin!.password,
