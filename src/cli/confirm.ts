@@ -31,6 +31,15 @@ async function readLine(input: TerminalInput): Promise<string | undefined> {
   return answer;
 }
 
+/** The prompt on stderr, then one line from the terminal (a newline on the screen if input ended instead). */
+async function ask(tty: { input: TerminalInput; release(): void }, prompt: string): Promise<string | undefined> {
+  process.stderr.write(prompt);
+  const answer = await readLine(tty.input);
+  tty.release();
+  if (answer === undefined) process.stderr.write("\n");
+  return answer;
+}
+
 /**
  * Ask a yes/no question on the terminal: the question on stderr, the answer from the terminal. Only "y"/"yes" is
  * yes. Returns undefined when there is no terminal to ask on (stderr redirected, or no controlling terminal) or
@@ -39,22 +48,13 @@ async function readLine(input: TerminalInput): Promise<string | undefined> {
 export async function askYesNo(question: string): Promise<boolean | undefined> {
   const tty = openTerminal();
   if (!tty) return undefined;
-  process.stderr.write(`${question} [y/N] `);
-  const answer = await readLine(tty.input);
-  tty.release();
-  if (answer === undefined) process.stderr.write("\n");
-  return /^\s*y(es)?\s*$/i.test(answer ?? "");
+  return /^\s*y(es)?\s*$/i.test((await ask(tty, `${question} [y/N] `)) ?? "");
 }
 
-/** Ask for a line (a user name) on the terminal, the prompt on stderr; undefined without a terminal. */
+/** Ask for a line (a user name) on the terminal, shown as typed; undefined without a terminal or at end of input. */
 export async function askLine(prompt: string): Promise<string | undefined> {
   const tty = openTerminal();
-  if (!tty) return undefined;
-  process.stderr.write(prompt);
-  const answer = await readLine(tty.input);
-  tty.release();
-  if (answer === undefined) process.stderr.write("\n");
-  return answer;
+  return tty && ask(tty, prompt);
 }
 
 /**
