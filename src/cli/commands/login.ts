@@ -30,7 +30,9 @@ export function register(program: Command): void {
       let credential = globals.passwordStdin ? await credentialFromFlags(globals) : undefined;
       if (!credential) {
         const username = globals.username || (await askLine("Username: "))?.trim();
-        if (username === undefined) throw new RegcliError("usage", "login needs -u USER and a password (no terminal to ask on)", { hint: "pipe the password to --password-stdin" });
+        if (username === undefined) {
+          throw new RegcliError("usage", `login needs -u USER${opts.password === undefined ? " and a password" : ""} (no terminal to ask on)`, { hint: "pipe the password to --password-stdin" });
+        }
         if (!username) throw new RegcliError("usage", "login needs a user name");
         const password = opts.password ?? (await askSecret("Password: "));
         if (password === undefined) throw new RegcliError("usage", "login needs a password (no terminal to ask on)", { hint: "pipe it to --password-stdin" });
