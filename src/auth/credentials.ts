@@ -15,6 +15,8 @@ export interface Credential {
 export interface CredentialOptions {
   /** Directory holding config.json (default: $DOCKER_CONFIG or ~/.docker). */
   configDir?: string;
+  /** --authfile: the only file read, and the one login/logout write (config.json/auth.json format). */
+  authFile?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -41,11 +43,32 @@ const HELPER_MAX_OUTPUT = 1 << 20;
 const TOKEN_USERNAME = "<token>";
 const NOT_FOUND = /credentials not found/i;
 
+const home = (env: NodeJS.ProcessEnv): string => env.HOME || homedir();
+
 /** Path of Docker's config.json: opts.configDir, else $DOCKER_CONFIG, else ~/.docker. */
 export function dockerConfigPath(opts: CredentialOptions = {}): string {
   const env = opts.env ?? process.env;
-  const dir = opts.configDir || env.DOCKER_CONFIG || join(homedir(), ".docker");
+  const dir = opts.configDir || env.DOCKER_CONFIG || join(home(env), ".docker");
   return join(dir, "config.json");
+}
+
+/**
+ * The files credentials are read from, first match wins: --authfile alone; else $REGISTRY_AUTH_FILE (where login
+ * writes when it is set, so a fresh login is never shadowed), Docker's config.json, then podman/skopeo/buildah's
+ * $XDG_RUNTIME_DIR/containers/auth.json and ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json.
+ */
+export function credentialFiles(opts: CredentialOptions = {}): string[] {
+  if (opts.authFile) return [opts.authFile];
+  const env = opts.env ?? process.env;
+  const files = [env.REGISTRY_AUTH_FILE, dockerConfigPath(opts)];
+  if (env.XDG_RUNTIME_DIR) files.push(join(env.XDG_RUNTIME_DIR, "containers", "auth.json"));
+  files.push(join(env.XDG_CONFIG_HOME || join(home(env), ".config"), "containers", "auth.json"));
+  return [...new Set(files.filter((f): f is string => !!f))];
+}
+
+/** The file login writes: --authfile, else $REGISTRY_AUTH_FILE, else Docker's config.json. */
+export function loginFile(opts: CredentialOptions = {}): string {
+  return opts.authFile || (opts.env ?? process.env).REGISTRY_AUTH_FILE || dockerConfigPath(opts);
 }
 
 /** The key docker uses for a registry in config.json and with credential helpers. */
@@ -244,12 +267,23 @@ function decodeEntry(entry: AuthEntry, path: string, registry: string): Credenti
   return cred;
 }
 
-/** Credentials for a registry, from a credential helper or config.json; undefined when there are none. */
+/** Credentials for a registry from the first credential file (or its helper) that has some; undefined for none. */
 export async function getCredential(registry: string, opts: CredentialOptions = {}): Promise<Credential | undefined> {
   const env = opts.env ?? process.env;
-  const path = dockerConfigPath(opts);
-  const config = await readConfig(path);
-  if (!config) return undefined;
+  for (const path of credentialFiles(opts)) {
+    const config = await readConfig(path);
+    if (!config) {
+      if (path === opts.authFile) throw new RegcliError("usage", `--authfile ${path} does not exist`, { hint: `create it with regcli --authfile ${path} login REGISTRY` });
+      continue;
+    }
+    const cred = await credentialIn(config, path, registry, env);
+    if (cred) return cred;
+  }
+  return undefined;
+}
+
+/** One file's credentials for a registry: its helper's (credHelpers, credsStore), else its auths entry. */
+async function credentialIn(config: DockerConfig, path: string, registry: string, env: NodeJS.ProcessEnv): Promise<Credential | undefined> {
   const helper = helperFor(config, registry);
   if (helper) {
     const result = await runHelper(helper, "get", credentialKey(registry), env);
@@ -275,10 +309,10 @@ export async function getCredential(registry: string, opts: CredentialOptions = 
   return cred.password !== undefined || cred.identityToken !== undefined ? cred : undefined;
 }
 
-/** Store credentials as docker does: the configured helper, else config.json (mode 0600). */
+/** Store credentials as docker does, in loginFile(): its configured helper, else the file itself (mode 0600). */
 export async function storeCredential(registry: string, cred: Credential, opts: CredentialOptions = {}): Promise<{ where: string }> {
   const env = opts.env ?? process.env;
-  const path = dockerConfigPath(opts);
+  const path = loginFile(opts);
   const config = (await readConfig(path)) ?? {};
   const key = credentialKey(registry);
   const helper = helperFor(config, registry);
@@ -304,13 +338,20 @@ export async function storeCredential(registry: string, cred: Credential, opts: 
   }
   auths[key] = entry;
   await writeConfigAtomically(path, { ...config, auths });
-  return { where: "config.json" };
+  return { where: path };
 }
 
-/** Remove stored credentials (from the helper and from config.json); true when something was removed. */
+/**
+ * Remove stored credentials, so that no credential file regcli reads still has them (only --authfile's with
+ * --authfile): from each file's helper and its auths. True when something was removed.
+ */
 export async function eraseCredential(registry: string, opts: CredentialOptions = {}): Promise<boolean> {
-  const env = opts.env ?? process.env;
-  const path = dockerConfigPath(opts);
+  let removed = false;
+  for (const path of credentialFiles(opts)) if (await eraseIn(path, registry, opts.env ?? process.env)) removed = true;
+  return removed;
+}
+
+async function eraseIn(path: string, registry: string, env: NodeJS.ProcessEnv): Promise<boolean> {
   const config = await readConfig(path);
   if (!config) return false;
   let removed = false;

@@ -1,9 +1,10 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { loadRegistryRules } from "../config/registries-conf.js";
 import { loadSettings } from "../config/settings.js";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext, RegistryContextOptions } from "../registry/context.js";
 import type { Credential } from "../auth/credentials.js";
+import { askSecret } from "./confirm.js";
 import { jsonEventsOn, note, writeEvent } from "./output.js";
 
 export interface GlobalOptions {
@@ -18,6 +19,75 @@ export interface GlobalOptions {
   quiet?: boolean;
   username?: string;
   passwordStdin?: boolean;
+  authfile?: string;
+}
+
+/** Per-side credentials of a two-sided command (copy, sync), as skopeo takes them. */
+interface SideFlags {
+  srcCreds?: string;
+  destCreds?: string;
+  srcAuthfile?: string;
+  destAuthfile?: string;
+}
+
+/** The registries each side of a two-sided command reaches (none for a layout or archive). */
+export interface SideRegistries {
+  source: string[];
+  destination: string[];
+}
+
+/** --src-creds, --dest-creds, --src-authfile and --dest-authfile on a two-sided command. */
+export function addSideOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--src-creds <user[:password]>", "credentials for the source registry only (asks for a missing password on a terminal)"))
+    .addOption(new Option("--dest-creds <user[:password]>", "credentials for the destination registry only (asks for a missing password on a terminal)"))
+    .addOption(new Option("--src-authfile <file>", "read the source registry's credentials from this auth.json/config.json only"))
+    .addOption(new Option("--dest-authfile <file>", "read the destination registry's credentials from this auth.json/config.json only"));
+}
+
+/** USER[:PASSWORD] of --src-creds/--dest-creds; a missing password is asked for on the terminal. */
+async function parseCreds(side: "src" | "dest", value: string): Promise<Credential> {
+  const flag = `--${side}-creds`;
+  const colon = value.indexOf(":");
+  const username = colon < 0 ? value : value.slice(0, colon);
+  if (!username) throw new RegcliError("usage", `${flag} needs USER[:PASSWORD], got no user name`);
+  if (colon >= 0) return { username, password: value.slice(colon + 1) };
+  const password = await askSecret(`Password for ${username} (${flag}): `);
+  if (password === undefined) {
+    throw new RegcliError("usage", `${flag} ${username} has no password and there is no terminal to ask for it`, { hint: `give ${flag} ${username}:PASSWORD, or --${side}-authfile FILE` });
+  }
+  return { username, password };
+}
+
+/** One side's own credentials: a credential bound to its registry, and/or the only file to read. */
+interface SideCredentials {
+  registry: string;
+  credential?: Credential;
+  authFile?: string;
+}
+export type Sides = Partial<Record<"source" | "destination", SideCredentials>>;
+
+/**
+ * The per-side flags of a two-sided command, checked (and a missing password asked for) before any progress
+ * shows. Each side's credential is bound to that side's registry.
+ */
+export async function resolveSides(cmd: Command, registries: SideRegistries): Promise<Sides> {
+  const opts = cmd.optsWithGlobals<SideFlags & GlobalOptions>();
+  if (opts.destCreds !== undefined && opts.username) throw new RegcliError("usage", "give the destination's credentials once: --dest-creds or -u/--password-stdin");
+  const sides: Sides = {};
+  for (const [side, flag] of [["source", "src"], ["destination", "dest"]] as const) {
+    const creds = flag === "src" ? opts.srcCreds : opts.destCreds;
+    const authFile = flag === "src" ? opts.srcAuthfile : opts.destAuthfile;
+    if (creds === undefined && authFile === undefined) continue;
+    const on = registries[side];
+    const given = creds !== undefined ? `--${flag}-creds` : `--${flag}-authfile`;
+    if (on.length === 0) throw new RegcliError("usage", `${given} is for a registry ${side}, and this ${side} is not one`);
+    if (creds !== undefined && on.length > 1) {
+      throw new RegcliError("usage", `--${flag}-creds is for one registry, and the ${side}s are on ${on.join(", ")}`, { hint: `use --${flag}-authfile FILE` });
+    }
+    sides[side] = { registry: on[0]!, authFile, credential: creds !== undefined ? await parseCreds(flag, creds) : undefined };
+  }
+  return sides;
 }
 
 function positiveNumber(value: string | undefined, flag: string, fallback: number): number {
@@ -43,9 +113,12 @@ export async function credentialFromFlags(opts: GlobalOptions): Promise<Credenti
   return { username: opts.username, password };
 }
 
-/** Build the registry context from global flags and settings; `credentialRegistry` gets flag credentials. */
-export async function createContext(cmd: Command, credentialRegistry?: string): Promise<RegistryContext> {
-  const opts = cmd.optsWithGlobals<GlobalOptions>();
+/**
+ * Build the registry context from global flags and settings; `credentialRegistry` gets flag credentials, and a
+ * two-sided command passes its resolved `sides` (--src-creds and the like).
+ */
+export async function createContext(cmd: Command, credentialRegistry?: string, sides: Sides = {}): Promise<RegistryContext> {
+  const opts = cmd.optsWithGlobals<GlobalOptions & SideFlags>();
   const [settings, registryRules] = await Promise.all([loadSettings(), loadRegistryRules()]);
   const options: RegistryContextOptions = {
     insecure: opts.insecure,
@@ -64,18 +137,29 @@ export async function createContext(cmd: Command, credentialRegistry?: string): 
       else if (!opts.quiet) note(message);
     },
     chunkSize: opts.chunkSize === undefined ? undefined : parseSize(opts.chunkSize, "--chunk-size"),
+    credentialOptions: opts.authfile !== undefined ? { authFile: opts.authfile } : undefined,
   };
   if (credentialRegistry) {
     const credential = await credentialFromFlags(opts);
     if (credential) options.credentialOverride = { registry: credentialRegistry, credential };
   }
   const { RegistryContext } = await import("../registry/context.js");
-  return new RegistryContext(options);
+  const ctx = new RegistryContext(options);
+  // Another side's credentials never apply here; -u/--password-stdin stay the destination's.
+  for (const side of ["source", "destination"] as const) {
+    const own = sides[side];
+    if (!own) continue;
+    ctx.setSide(side, {
+      credentialOverride: own.credential ? { registry: own.registry, credential: own.credential } : side === "destination" ? options.credentialOverride : undefined,
+      credentialOptions: own.authFile !== undefined ? { authFile: own.authFile } : options.credentialOptions,
+    });
+  }
+  return ctx;
 }
 
 /** Run `action` with a context, closing its connections afterwards. */
-export async function withContext<T>(cmd: Command, credentialRegistry: string | undefined, action: (ctx: RegistryContext) => Promise<T>): Promise<T> {
-  const ctx = await createContext(cmd, credentialRegistry);
+export async function withContext<T>(cmd: Command, credentialRegistry: string | undefined, action: (ctx: RegistryContext) => Promise<T>, sides?: Sides): Promise<T> {
+  const ctx = await createContext(cmd, credentialRegistry, sides);
   let failed = true;
   try {
     const result = await action(ctx);

@@ -38,6 +38,7 @@ function buildProgram(): Command {
     .addOption(new Option("--progress <mode>", "progress on stderr: auto (bars on a terminal, lines otherwise), tty, plain, json (one event per line), none").default("auto"))
     .option("-u, --username <user>", "user name for the registry of this command (with --password-stdin)")
     .option("--password-stdin", "read the password or token from standard input")
+    .option("--authfile <file>", "read credentials from this auth.json/config.json only, and log in/out there (as podman and skopeo)")
     .showHelpAfterError("(run regcli --help for usage)")
     .exitOverride();
   // In JSON mode commander's own error lines are left out: main() reports the error as an event.

@@ -2,7 +2,7 @@ import { RegcliError } from "../errors.js";
 import { registryDestination, registrySource } from "../locations/registry.js";
 import type { ImageDestination, ImageSource } from "../locations/types.js";
 import { parsePlatform, reduceIndex, selectPlatform, type Platform } from "../oci/index.js";
-import { parseReference } from "../reference/index.js";
+import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
@@ -133,7 +133,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
     for (const source of entry.sources) {
       if (stop) break;
       try {
-        pairs.push(...(await expandSource(ctx, source, entry)));
+        pairs.push(...(await expandSource(ctx.source, source, entry)));
       } catch (err) {
         failed({ source, error: messageOf(err), exitCode: exitCodeOf(err) });
       }
@@ -145,8 +145,8 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
     pairs.map((pair) =>
       repositories(async () => {
         if (stop) return;
-        const src = registrySource(ctx, pair.source);
-        const dst = registryDestination(ctx, pair.destination);
+        const src = registrySource(ctx.source, pair.source);
+        const dst = registryDestination(ctx.destination, pair.destination);
         let plan: SyncImage[];
         try {
           plan = await planRepository(src, dst, pair.entry, platformChoice(pair.entry), limiter(IMAGES_PER_JOB * jobs), options.shard);
@@ -161,7 +161,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
           // Sharded: one worker prunes a repository (its owner by name, even when its tags are shared out).
           if (options.shard && bucketOf(src.description, options.shard.count) !== options.shard.index) return;
           try {
-            const prunes = await planPrune(ctx, src, dst, pair, plan, options.dryRun === true);
+            const prunes = await planPrune(ctx.destination, src, dst, pair, plan, options.dryRun === true);
             if (prunes.length) pruning.push({ repository: pair.destination, prunes });
           } catch (err) {
             failed({ source: src.description, destination: dst.description, error: `prune: ${messageOf(err)}`, exitCode: exitCodeOf(err) });
@@ -203,7 +203,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
     await Promise.all(
       pruning.map(({ repository, prunes }) =>
         repositories(async () => {
-          const outcomes = await removeTags(ctx, repository, prunes);
+          const outcomes = await removeTags(ctx.destination, repository, prunes);
           outcomes.forEach((o, i) => {
             const p = prunes[i]!;
             p.status = o.action;
@@ -334,9 +334,7 @@ async function expandSource(ctx: RegistryContext, source: string, entry: SyncEnt
     if (ref.tag || ref.digest) throw new RegcliError("usage", `sync source ${source} names a tag or digest: give a repository (filter tags with --include)`);
     return [{ source: ref, destination: destinationFor(entry.destination, ref, ref.repository, template, entry.list === true), entry }];
   }
-  // Parse with the wildcards replaced by name characters, to split registry and path as for any reference.
-  const stand = source.replace(/\*/g, "x0star0x").replace(/\?/g, "x0any0x");
-  const parsed = parseReference(stand, { defaultTag: false });
+  const parsed = parseSourceGlob(source);
   if (parsed.tag || parsed.digest) throw new RegcliError("usage", `sync source ${source} names a tag or digest: give a repository glob`);
   const pattern = parsed.repository.replace(/x0star0x/g, "*").replace(/x0any0x/g, "?");
   const segments = pattern.split("/");
@@ -353,6 +351,32 @@ async function expandSource(ctx: RegistryContext, source: string, entry: SyncEnt
     const relative = fixed ? repository.slice(fixed.length + 1) : repository;
     return { source: { registry: parsed.registry, repository }, destination: destinationFor(entry.destination, { registry: parsed.registry, repository }, relative, template, true), entry };
   });
+}
+
+/** A source glob parsed as a reference, the wildcards stood in for by name characters to split registry and path. */
+function parseSourceGlob(source: string): Reference {
+  return parseReference(source.replace(/\*/g, "x0star0x").replace(/\?/g, "x0any0x"), { defaultTag: false });
+}
+
+/**
+ * The registries the entries read from and write to (for per-side credentials); a name that does not parse is
+ * left out here and reported by sync itself.
+ */
+export function sideRegistries(entries: SyncEntry[]): { source: string[]; destination: string[] } {
+  const source = new Set<string>();
+  const destination = new Set<string>();
+  for (const entry of entries) {
+    for (const text of entry.sources) {
+      try {
+        const registry = parseSourceGlob(text).registry;
+        source.add(registry);
+        destination.add(parseReference(entry.destination.replace(/\{registry\}/g, registry).replace(/\{repository\}/g, "x"), { defaultTag: false }).registry);
+      } catch {
+        // reported by sync
+      }
+    }
+  }
+  return { source: [...source], destination: [...destination] };
 }
 
 function destinationFor(

@@ -14,9 +14,9 @@ export async function transfer(
   // to keep the exact bytes.
   const ociTarget = dst.kind === "oci" || (dst.kind === "archive" && dst.flavour === "oci-archive");
   const engineOptions: CopyOptions = { ...options, convertToOci: ociTarget && !options.preserveDigests };
-  const source = await openSource(ctx, src, { compressLayers: dst.kind === "registry" && !options.preserveDigests });
+  const source = await openSource(ctx.source, src, { compressLayers: dst.kind === "registry" && !options.preserveDigests });
   try {
-    const destination = await openDestination(ctx, dst, source.identity);
+    const destination = await openDestination(ctx.destination, dst, source.identity);
     try {
       const engine = new CopyEngine(engineOptions);
       const result = await engine.copy(source.source, source.reference, destination.destination, destination.reference);

@@ -39,19 +39,43 @@ export interface PullEndpoint {
  * the scheme and the tokens are shared within a command), credentials and mirrors. Created once by the CLI.
  */
 export class RegistryContext {
-  private readonly secure: HttpTransport;
-  private insecure: HttpTransport | undefined;
+  private readonly transports: { secure: HttpTransport; insecure?: HttpTransport };
   private readonly clients = new Map<string, RegistryClient>();
-  /** The hosts of the registries (and mirrors) this command talks to: --cert-dir is for them only. */
-  private readonly registryHosts = new Set<string>();
+  /** The hosts of the registries (and mirrors) this command talks to, on both sides: --cert-dir is for them only. */
+  private readonly registryHosts: Set<string>;
+  private readonly sides: { source?: RegistryContext; destination?: RegistryContext } = {};
   readonly mirrors: string[];
 
-  constructor(readonly options: RegistryContextOptions = {}) {
+  constructor(
+    readonly options: RegistryContextOptions = {},
+    shared?: RegistryContext,
+  ) {
+    this.registryHosts = shared?.registryHosts ?? new Set();
     const { certDir } = options;
     // Token services and storage redirects are other hosts: they never get the registry's client certificate.
-    if (certDir !== undefined) this.options = { ...options, certDirFor: (host) => ({ dir: this.registryHosts.has(host) ? certDir : undefined, explicit: true }) };
-    this.secure = new HttpTransport(this.options);
+    if (certDir !== undefined && !shared) {
+      this.options = { ...options, certDirFor: (host) => ({ dir: this.registryHosts.has(host) ? certDir : undefined, explicit: true }) };
+    }
+    this.transports = shared?.transports ?? { secure: new HttpTransport(this.options) };
     this.mirrors = options.mirrors ?? [];
+  }
+
+  /** Where a two-sided command (copy, sync) reads: this context unless the source side has its own credentials. */
+  get source(): RegistryContext {
+    return this.sides.source ?? this;
+  }
+
+  /** Where a two-sided command writes: this context unless the destination side has its own credentials. */
+  get destination(): RegistryContext {
+    return this.sides.destination ?? this;
+  }
+
+  /**
+   * Give one side its own credentials (--src-creds, --dest-authfile...): its own clients, so no token or
+   * credential crosses to the other side even on the same registry; the same connections.
+   */
+  setSide(side: "source" | "destination", credentials: Pick<RegistryContextOptions, "credentialOverride" | "credentialOptions">): void {
+    this.sides[side] = new RegistryContext({ ...this.options, ...credentials }, this);
   }
 
   /**
@@ -87,9 +111,9 @@ export class RegistryContext {
   }
 
   private transportFor(insecure: boolean): HttpTransport {
-    if (!insecure) return this.secure;
-    this.insecure ??= new HttpTransport({ ...this.options, insecure: true });
-    return this.insecure;
+    if (!insecure) return this.transports.secure;
+    this.transports.insecure ??= new HttpTransport({ ...this.options, insecure: true });
+    return this.transports.insecure;
   }
 
   private credentialsFor(registry: string): () => Promise<Credential | undefined> {
@@ -160,6 +184,6 @@ export class RegistryContext {
   }
 
   async close(abort = false): Promise<void> {
-    await Promise.all([this.secure.close(abort), this.insecure?.close(abort)]);
+    await Promise.all([this.transports.secure.close(abort), this.transports.insecure?.close(abort)]);
   }
 }

@@ -1,8 +1,10 @@
-// Auth negotiation end to end: Basic and token registries, credentials from config.json, login/logout.
-import { readFile, stat, writeFile } from "node:fs/promises";
+// Auth negotiation end to end: Basic and token registries, credentials from config.json and podman/skopeo's
+// auth.json, login/logout (on a terminal too), per-side credentials of copy and sync.
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerConfigDir, regcli, tempDir } from "../helpers/cli.js";
+import { dockerConfigDir, onTerminal, regcli, skopeo, tempDir } from "../helpers/cli.js";
+import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -104,6 +106,18 @@ describe("token auth (Docker Hub scheme)", () => {
     expect((await regcli(["tag", `${reg.host}/public/app:1.0`, "after-logout"], { env })).code).toBe(3);
   });
 
+  it("one registry on both sides: --src-creds (a reader) reads, --dest-creds (the admin) writes, each its own token", async () => {
+    const creds = (u: { username: string; password: string }) => `${u.username}:${u.password}`;
+    const env = { DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: { username: "alice", password: "stale" } }) };
+    const r = await regcli(["copy", "--src-creds", creds(reg.reader!), "--dest-creds", creds(reg.admin!), `${reg.host}/public/app:1.0`, `${reg.host}/sides/app:1.0`], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await fetchManifest(reg, "sides/app", "1.0")).body.equals(image.manifest)).toBe(true);
+    // The reader on the destination side cannot push, although the admin is the source's on the same registry.
+    const swapped = await regcli(["copy", "--src-creds", creds(reg.admin!), "--dest-creds", creds(reg.reader!), `${reg.host}/public/app:1.0`, `${reg.host}/sides/app:swapped`], { env });
+    expect(swapped.code).toBe(3);
+    expect((await fetchManifest(reg, "sides/app", "swapped")).status).not.toBe(200);
+  });
+
   it("--username/--password-stdin override config.json for one command", async () => {
     const r = await regcli(["-u", reg.admin!.username, "--password-stdin", "tag", `${reg.host}/public/app:1.0`, "flag-creds"], {
       input: reg.admin!.password,
@@ -156,5 +170,208 @@ describe("Basic auth (htpasswd)", () => {
     expect(ls.stdout.trim()).toBe("1.0");
     expect((await regcli(["logout", reg.host], { env: { DOCKER_CONFIG: dir } })).code).toBe(0);
     expect((await regcli(["ls", `${reg.host}/private/app`], { env: { DOCKER_CONFIG: dir } })).code).toBe(3);
+  });
+});
+
+describe("podman/skopeo auth.json and --authfile", () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry("basic");
+    await pushImage(reg, "private/app", "1.0", await makeImage({ seed: "authfile" }));
+  });
+  afterAll(async () => reg?.stop());
+
+  it("skopeo login --authfile X, then regcli --authfile X reads only X", async () => {
+    const file = join(await tempDir(), "auth.json");
+    const login = await skopeo(["login", "--tls-verify=false", "--authfile", file, "-u", reg.admin!.username, "-p", reg.admin!.password, reg.host]);
+    expect(login.code, login.stderr).toBe(0);
+    const ls = await regcli(["--authfile", file, "ls", `${reg.host}/private/app`]);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.trim()).toBe("1.0");
+    // Without --authfile the file is not a source; with it, config.json is not one.
+    expect((await regcli(["ls", `${reg.host}/private/app`])).code).toBe(3);
+    const docker = { DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: reg.admin! }) };
+    const empty = join(await tempDir(), "empty.json");
+    await writeFile(empty, "{}");
+    expect((await regcli(["--authfile", empty, "ls", `${reg.host}/private/app`], { env: docker })).code).toBe(3);
+    const missing = await regcli(["--authfile", join(empty, "..", "nope.json"), "ls", `${reg.host}/private/app`]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--authfile .*nope\.json does not exist/);
+  });
+
+  it("reads the auth.json skopeo writes at $XDG_RUNTIME_DIR/containers/auth.json, after config.json", async () => {
+    const runtime = await tempDir();
+    const home = await tempDir();
+    const login = await skopeo(["login", "--tls-verify=false", "-u", reg.admin!.username, "-p", reg.admin!.password, reg.host], { env: { XDG_RUNTIME_DIR: runtime, HOME: home, REGISTRY_AUTH_FILE: "" } });
+    expect(login.code, login.stderr).toBe(0);
+    expect(JSON.parse(await readFile(join(runtime, "containers", "auth.json"), "utf8")).auths[reg.host]).toBeDefined();
+    const ls = await regcli(["ls", `${reg.host}/private/app`], { env: { XDG_RUNTIME_DIR: runtime } });
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout.trim()).toBe("1.0");
+    // Docker's config.json comes first: a wrong login there is what regcli uses.
+    const wrong = { DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: { username: "alice", password: "stale" } }), XDG_RUNTIME_DIR: runtime };
+    expect((await regcli(["ls", `${reg.host}/private/app`], { env: wrong })).code).toBe(3);
+  });
+
+  it("reads ~/.config/containers/auth.json (XDG_CONFIG_HOME)", async () => {
+    const config = await tempDir();
+    await mkdir(join(config, "containers"));
+    const auth = Buffer.from(`${reg.admin!.username}:${reg.admin!.password}`).toString("base64");
+    await writeFile(join(config, "containers", "auth.json"), JSON.stringify({ auths: { [reg.host]: { auth } } }));
+    const ls = await regcli(["ls", `${reg.host}/private/app`], { env: { XDG_CONFIG_HOME: config } });
+    expect(ls.code, ls.stderr).toBe(0);
+  });
+
+  it("regcli --authfile X login writes X (0600) for skopeo; $REGISTRY_AUTH_FILE likewise; logout removes", async () => {
+    const file = join(await tempDir(), "auth.json");
+    const login = await regcli(["--authfile", file, "login", reg.host, "-u", reg.admin!.username, "--password-stdin"], { input: reg.admin!.password });
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stderr).toContain(`stored in ${file}`);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const inspect = await skopeo(["inspect", "--raw", "--tls-verify=false", "--authfile", file, `docker://${reg.host}/private/app:1.0`]);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    expect((await regcli(["--authfile", file, "logout", reg.host])).code).toBe(0);
+    expect(JSON.parse(await readFile(file, "utf8")).auths[reg.host]).toBeUndefined();
+
+    const envFile = join(await tempDir(), "env-auth.json");
+    const env = { REGISTRY_AUTH_FILE: envFile };
+    const viaEnv = await regcli(["login", reg.host, "-u", reg.admin!.username, "--password-stdin"], { env, input: reg.admin!.password });
+    expect(viaEnv.code, viaEnv.stderr).toBe(0);
+    expect(JSON.parse(await readFile(envFile, "utf8")).auths[reg.host]).toBeDefined();
+    const bySkopeo = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/private/app:1.0`], { env });
+    expect(bySkopeo.code, bySkopeo.stderr).toBe(0);
+    expect((await regcli(["ls", `${reg.host}/private/app`], { env })).code).toBe(0);
+  });
+});
+
+describe("login on a terminal", () => {
+  let reg: TestRegistry;
+  beforeAll(async () => {
+    reg = await startRegistry("token");
+  });
+  afterAll(async () => reg?.stop());
+
+  it("asks for Username and Password, the password without echo, and stores the login", async () => {
+    const home = await tempDir();
+    const { code, screen } = await onTerminal(["login", reg.host], [
+      { after: "Username: ", type: `${reg.admin!.username}\r` },
+      { after: "Password: ", type: `${reg.admin!.password}\r` },
+    ], false, { DOCKER_CONFIG: home });
+    expect(code, screen).toBe(0);
+    expect(screen).toContain(`Username: ${reg.admin!.username}`);
+    expect(screen).toMatch(/Login Succeeded/);
+    expect(screen).not.toContain(reg.admin!.password);
+    const config = JSON.parse(await readFile(join(home, "config.json"), "utf8"));
+    expect(Buffer.from(config.auths[reg.host].auth, "base64").toString()).toBe(`${reg.admin!.username}:${reg.admin!.password}`);
+  });
+
+  it("with -u asks only for the password; a wrong one is exit 3 and stores nothing", async () => {
+    const home = await tempDir();
+    const { code, screen } = await onTerminal(["login", reg.host, "-u", reg.admin!.username], [{ after: "Password: ", type: "not-the-password\r" }], false, { DOCKER_CONFIG: home });
+    expect(code, screen).toBe(3);
+    expect(screen).not.toContain("Username:");
+    expect(screen).not.toContain("not-the-password");
+    await expect(stat(join(home, "config.json"))).rejects.toThrow();
+  });
+
+  it("-p works with docker's warning on stderr; off a terminal without a password it is a usage error", async () => {
+    const dir = await tempDir();
+    const r = await regcli(["login", reg.host, "-u", reg.admin!.username, "-p", reg.admin!.password], { env: { DOCKER_CONFIG: dir } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+    expect(r.stdout).toBe("");
+    const none = await regcli(["login", reg.host, "-u", reg.admin!.username]);
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim().split("\n")).toHaveLength(1);
+    expect(none.stderr).toMatch(/--password-stdin/);
+    const both = await regcli(["login", reg.host, "-u", "x", "-p", "y", "--password-stdin"], { input: "z" });
+    expect(both.code).toBe(2);
+  });
+});
+
+describe("per-side credentials (--src-creds, --dest-creds, --src-authfile, --dest-authfile)", () => {
+  let a: TestRegistry;
+  let b: TestRegistry;
+  let pa: FaultProxy;
+  let pb: FaultProxy;
+  // What each registry was sent as Authorization, seen by a spy rule on a proxy in front of it.
+  const sent = new Map<FaultProxy, Set<string>>();
+  const basic = (u: { username: string; password: string }) => `Basic ${Buffer.from(`${u.username}:${u.password}`).toString("base64")}`;
+  const spy = (proxy: FaultProxy) => {
+    sent.set(proxy, new Set());
+    proxy.rules = [{ when: (req) => (sent.get(proxy)!.add(String(req.headers.authorization ?? "none")), false), fault: { kind: "delay", ms: 0 } }];
+  };
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startRegistry("basic"), startRegistry("basic")]);
+    [pa, pb] = await Promise.all([startFaultProxy(a.url), startFaultProxy(b.url)]);
+    spy(pa);
+    spy(pb);
+    await pushImage(a, "src/app", "1.0", await makeImage({ layers: 2, seed: "two-sides" }));
+    await pushImage(a, "src/app", "2.0", await makeImage({ layers: 1, seed: "two-sides-2" }));
+  });
+  afterAll(async () => Promise.all([pa?.close(), pb?.close(), a?.stop(), b?.stop()]));
+  const reset = () => [pa, pb].forEach((p) => sent.get(p)!.clear());
+  const creds = (u: { username: string; password: string }) => `${u.username}:${u.password}`;
+
+  it("copy sends each side's credentials only to its own registry", async () => {
+    reset();
+    const r = await regcli(["--plain-http", "--debug", "copy", "--src-creds", creds(a.admin!), "--dest-creds", creds(b.admin!), `${pa.host}/src/app:1.0`, `${pb.host}/dst/app:1.0`]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const secret of [a.admin!.password, b.admin!.password, basic(a.admin!).slice(6), basic(b.admin!).slice(6)]) expect(r.stdout + r.stderr).not.toContain(secret);
+    expect([...sent.get(pa)!].filter((h) => h !== "none")).toEqual([basic(a.admin!)]);
+    expect([...sent.get(pb)!].filter((h) => h !== "none")).toEqual([basic(b.admin!)]);
+    // Swapped, each registry refuses the other's: exit 3, and still no credential crossed over.
+    reset();
+    const swapped = await regcli(["--plain-http", "copy", "--src-creds", creds(b.admin!), "--dest-creds", creds(a.admin!), `${pa.host}/src/app:1.0`, `${pb.host}/dst/app:swap`]);
+    expect(swapped.code).toBe(3);
+    expect([...sent.get(pa)!].filter((h) => h !== "none")).toEqual([basic(b.admin!)]);
+    expect(swapped.stderr).not.toContain(b.admin!.password);
+  });
+
+  it("stored credentials are not sent to the other side either, and --dest-authfile is the destination's only file", async () => {
+    reset();
+    const destFile = join(await tempDir(), "dest-auth.json");
+    await writeFile(destFile, JSON.stringify({ auths: { [pb.host]: { auth: Buffer.from(creds(b.admin!)).toString("base64") } } }));
+    // config.json holds the source's login, and (wrongly) a login for the destination that --dest-authfile replaces.
+    const env = { DOCKER_CONFIG: await dockerConfigDir({ [pa.host]: a.admin!, [pb.host]: { username: "alice", password: "from-config" } }) };
+    const r = await regcli(["--plain-http", "copy", "--dest-authfile", destFile, `${pa.host}/src/app:1.0`, `${pb.host}/dst/app:authfile`], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect([...sent.get(pa)!].filter((h) => h !== "none")).toEqual([basic(a.admin!)]);
+    expect([...sent.get(pb)!].filter((h) => h !== "none")).toEqual([basic(b.admin!)]);
+  });
+
+  it("sync takes them too", async () => {
+    reset();
+    const srcFile = join(await tempDir(), "src-auth.json");
+    await writeFile(srcFile, JSON.stringify({ auths: { [pa.host]: { auth: Buffer.from(creds(a.admin!)).toString("base64") } } }));
+    const r = await regcli(["--plain-http", "sync", "--src-authfile", srcFile, "--dest-creds", creds(b.admin!), `${pa.host}/src/app`, `${pb.host}/mirror/app`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/copied .*2\.0/);
+    expect([...sent.get(pa)!].filter((h) => h !== "none")).toEqual([basic(a.admin!)]);
+    expect([...sent.get(pb)!].filter((h) => h !== "none")).toEqual([basic(b.admin!)]);
+  });
+
+  it("a password missing from --src-creds: asked on a terminal without echo, a one-line usage error elsewhere", async () => {
+    const off = await regcli(["--plain-http", "copy", "--src-creds", a.admin!.username, "--dest-creds", creds(b.admin!), `${pa.host}/src/app:1.0`, `${pb.host}/dst/app:x`]);
+    expect(off.code).toBe(2);
+    expect(off.stderr.trim().split("\n")).toHaveLength(1);
+    expect(off.stderr).toMatch(/--src-creds alice has no password .*give --src-creds alice:PASSWORD/);
+    reset();
+    const { code, screen } = await onTerminal(
+      ["--plain-http", "--progress", "plain", "copy", "--src-creds", a.admin!.username, "--dest-creds", creds(b.admin!), `${pa.host}/src/app:1.0`, `${pb.host}/dst/app:asked`],
+      [{ after: "Password for alice (--src-creds): ", type: `${a.admin!.password}\r` }],
+    );
+    expect(code, screen).toBe(0);
+    expect(screen).not.toContain(a.admin!.password);
+    expect([...sent.get(pa)!].filter((h) => h !== "none")).toEqual([basic(a.admin!)]);
+  });
+
+  it("--src-creds needs a registry source; -u and --dest-creds together are refused", async () => {
+    const layout = join(await tempDir(), "layout");
+    const r = await regcli(["--plain-http", "copy", "--src-creds", "x:y", `oci:${layout}:1`, `${pb.host}/dst/app:1`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--src-creds is for a registry source/);
+    const both = await regcli(["--plain-http", "-u", "x", "--password-stdin", "copy", "--dest-creds", "x:y", `${pa.host}/src/app:1.0`, `${pb.host}/dst/app:1`], { input: "pw" });
+    expect(both.code).toBe(2);
   });
 });

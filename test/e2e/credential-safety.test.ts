@@ -91,6 +91,21 @@ describe("where credentials may go", () => {
     expect(storageSaw).toEqual([undefined]);
   });
 
+  it("--src-creds go to the source registry only, not to a mirror tried in front of it", async () => {
+    const mirrorSaw: Array<string | undefined> = [];
+    const mirrorPort = await serve("127.0.0.1", (req, res) => {
+      mirrorSaw.push(req.headers.authorization);
+      res.writeHead(401, { "www-authenticate": 'Basic realm="mirror"' }).end();
+    });
+    const r = await regcli(["--retries", "0", "copy", "--src-creds", "alice:hub-secret", "docker.io/library/busybox:1", "oci:/nonexistent-never-written:1"], {
+      env: { REGCLI_REGISTRY_MIRRORS: `http://127.0.0.1:${mirrorPort}` },
+    });
+    expect(r.code).not.toBe(0); // docker.io itself is out of reach here
+    expect(mirrorSaw.length).toBeGreaterThan(0);
+    expect(mirrorSaw.every((h) => h === undefined)).toBe(true);
+    expect(r.stderr).not.toContain("hub-secret");
+  });
+
   it("a blob whose bytes do not match its digest fails with exit 5 naming the digest", async () => {
     const registryPort = await serve("127.0.0.1", (req, res) => {
       if (req.url === "/v2/") return res.writeHead(200).end("{}");

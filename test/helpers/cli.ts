@@ -57,18 +57,43 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv, input: str
   });
 }
 
+/** What to type on the terminal once the screen shows `after` (after the previous one): typed ahead, a line
+ *  would be echoed by the terminal before the program could turn echo off. */
+export interface Typed {
+  after: string;
+  type: string;
+}
+
+/** Type each answer once its prompt is on the screen (script -f flushes the typescript as it goes). */
+async function typeWhenAsked(input: NodeJS.WritableStream, typescript: string, answers: Typed[]): Promise<void> {
+  let from = 0;
+  for (const { after, type } of answers) {
+    for (let waited = 0; waited < 30_000; waited += 50) {
+      const at = (await readFile(typescript, "utf8").catch(() => "")).indexOf(after, from);
+      if (at >= 0) {
+        from = at + after.length;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    input.write(type);
+  }
+  input.end();
+}
+
 /**
- * Run regcli on a terminal (through script(1)), typing `answer`; the screen is what the terminal showed. With
- * `stdinPipe`, stdin is a pipe and the answer must come from /dev/tty.
+ * Run regcli on a terminal (through script(1)), typing `answer` (at once, or each part after its prompt); the
+ * screen is what the terminal showed. With `stdinPipe`, stdin is a pipe and the answer must come from /dev/tty.
  */
-export async function onTerminal(args: string[], answer: string, stdinPipe = false, env: Record<string, string> = {}): Promise<{ code: number; screen: string }> {
+export async function onTerminal(args: string[], answer: string | Typed[], stdinPipe = false, env: Record<string, string> = {}): Promise<{ code: number; screen: string }> {
   const home = await tempDir("regcli-tty-");
   const typescript = join(home, "typescript");
   const command = (stdinPipe ? "echo not-an-answer | " : "") + [process.execPath, regcliBin, ...args].map((a) => `'${a}'`).join(" ");
   const code = await new Promise<number>((resolve) => {
-    const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home, ...env }, stdio: ["pipe", "ignore", "ignore"] });
+    const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home, XDG_RUNTIME_DIR: home, XDG_CONFIG_HOME: home, REGISTRY_AUTH_FILE: "", ...env }, stdio: ["pipe", "ignore", "ignore"] });
     child.on("close", (c) => resolve(c ?? 1));
-    child.stdin.end(answer);
+    if (typeof answer === "string") child.stdin.end(answer);
+    else void typeWhenAsked(child.stdin, typescript, answer);
   });
   return { code, screen: withoutScriptFrame(await readFile(typescript, "utf8")) };
 }
@@ -92,6 +117,9 @@ export async function regcli(
   delete env.REGCLI_INSECURE_REGISTRIES;
   env.DOCKER_CONFIG = await dockerConfigDir();
   env.REGCLI_CONFIG = join(env.DOCKER_CONFIG, "regcli-config.json");
+  // podman/skopeo's auth.json locations too: never the developer's logins.
+  delete env.REGISTRY_AUTH_FILE;
+  env.XDG_RUNTIME_DIR = env.XDG_CONFIG_HOME = env.DOCKER_CONFIG;
   env.NO_COLOR = "1";
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];

@@ -1,9 +1,9 @@
 // Docker-compatible credential sources, with real credential-helper programs on a temporary PATH.
-import { chmod, mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { beforeEach, describe, expect, it } from "vitest";
-import { credentialKey, eraseCredential, getCredential, storeCredential } from "../../src/auth/credentials.js";
+import { credentialFiles, credentialKey, eraseCredential, getCredential, loginFile, storeCredential } from "../../src/auth/credentials.js";
 import { RegcliError } from "../../src/errors.js";
 
 let dir: string;
@@ -47,7 +47,8 @@ beforeEach(async () => {
   await chmod(join(bin, "docker-credential-testhelper"), 0o755);
   await writeFile(join(bin, "docker-credential-broken"), "#!/bin/sh\necho 'keychain is locked' >&2\nexit 3\n");
   await chmod(join(bin, "docker-credential-broken"), 0o755);
-  env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, HELPER_STORE: store };
+  // podman's auth.json locations under the test's directory too: never the developer's.
+  env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, HELPER_STORE: store, XDG_RUNTIME_DIR: join(dir, "run"), XDG_CONFIG_HOME: join(dir, "cfg"), REGISTRY_AUTH_FILE: undefined };
 });
 
 const opts = () => ({ configDir: dir, env });
@@ -177,5 +178,84 @@ describe("storing in config.json", () => {
     config = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
     expect(config.auths).toEqual({});
     expect(await eraseCredential("reg.io", opts())).toBe(false);
+  });
+});
+
+describe("podman/skopeo auth.json beside config.json", () => {
+  const authJson = (user: string) => JSON.stringify({ auths: { "reg.io": { auth: b64(`${user}:pw`) } } });
+  async function put(path: string, text: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, text);
+  }
+
+  it("reads REGISTRY_AUTH_FILE, config.json, $XDG_RUNTIME_DIR/containers, ~/.config/containers in that order", async () => {
+    const files = {
+      env: join(dir, "env-auth.json"),
+      docker: join(dir, "config.json"),
+      runtime: join(dir, "run", "containers", "auth.json"),
+      config: join(dir, "cfg", "containers", "auth.json"),
+    };
+    const all = { ...opts(), env: { ...env, REGISTRY_AUTH_FILE: files.env } };
+    expect(credentialFiles(all)).toEqual([files.env, files.docker, files.runtime, files.config]);
+    for (const [name, path] of Object.entries(files)) await put(path, authJson(name));
+    for (const name of Object.keys(files)) {
+      expect((await getCredential("reg.io", all))?.username).toBe(name);
+      await rm(files[name as keyof typeof files]);
+    }
+    expect(await getCredential("reg.io", all)).toBeUndefined();
+  });
+
+  it("~/.config/containers when XDG_CONFIG_HOME is unset, and nothing from XDG_RUNTIME_DIR when that is unset", () => {
+    const bare = { configDir: dir, env: { HOME: "/home/u" } };
+    expect(credentialFiles(bare)).toEqual([join(dir, "config.json"), "/home/u/.config/containers/auth.json"]);
+  });
+
+  it("a later file is asked only when the earlier ones have nothing for the registry", async () => {
+    await writeConfig({ auths: { "other.io": { auth: b64("d:pw") } } });
+    await put(join(dir, "run", "containers", "auth.json"), authJson("podman"));
+    expect((await getCredential("reg.io", opts()))?.username).toBe("podman");
+    expect((await getCredential("other.io", opts()))?.username).toBe("d");
+  });
+
+  it("an auth.json's credHelpers and credsStore are honoured, a helper's 'not found' goes on to the next file", async () => {
+    await writeConfig({ credsStore: "testhelper" });
+    await put(join(dir, "cfg", "containers", "auth.json"), JSON.stringify({ credHelpers: { "reg.io": "testhelper" } }));
+    expect(await getCredential("reg.io", opts())).toBeUndefined();
+    await writeFile(store, JSON.stringify({ "reg.io": { Username: "kc", Secret: "s" } }));
+    expect(await getCredential("reg.io", opts())).toEqual({ username: "kc", password: "s" });
+  });
+
+  it("--authfile is the only file read, and the one login writes", async () => {
+    await writeConfig(authJson("docker"));
+    const authFile = join(dir, "given.json");
+    const given = { ...opts(), authFile };
+    expect(credentialFiles(given)).toEqual([authFile]);
+    await expect(getCredential("reg.io", given)).rejects.toThrow(/--authfile .*given\.json does not exist/);
+    await writeFile(authFile, JSON.stringify({ auths: {} }));
+    expect(await getCredential("reg.io", given)).toBeUndefined();
+    expect(loginFile(given)).toBe(authFile);
+    expect((await storeCredential("reg.io", { username: "u", password: "p" }, given)).where).toBe(authFile);
+    expect(JSON.parse(await readFile(authFile, "utf8")).auths["reg.io"]).toEqual({ auth: b64("u:p") });
+    expect((await getCredential("reg.io", opts()))?.username).toBe("docker");
+    expect(await eraseCredential("reg.io", given)).toBe(true);
+    expect((await getCredential("reg.io", opts()))?.username).toBe("docker");
+  });
+
+  it("login writes $REGISTRY_AUTH_FILE when set (read first, so it takes effect), else config.json", async () => {
+    expect(loginFile(opts())).toBe(join(dir, "config.json"));
+    const envFile = join(dir, "env-auth.json");
+    const withEnv = { ...opts(), env: { ...env, REGISTRY_AUTH_FILE: envFile } };
+    await writeConfig(authJson("stale"));
+    expect(loginFile(withEnv)).toBe(envFile);
+    await storeCredential("reg.io", { username: "fresh", password: "p" }, withEnv);
+    expect((await getCredential("reg.io", withEnv))?.username).toBe("fresh");
+  });
+
+  it("logout without --authfile removes the registry from every file read, so none is left to use", async () => {
+    await writeConfig(authJson("docker"));
+    await put(join(dir, "run", "containers", "auth.json"), JSON.stringify({ auths: { "reg.io": { auth: b64("p:pw") }, "keep.io": { auth: b64("k:pw") } } }));
+    expect(await eraseCredential("reg.io", opts())).toBe(true);
+    expect(await getCredential("reg.io", opts())).toBeUndefined();
+    expect((await getCredential("keep.io", opts()))?.username).toBe("k");
   });
 });

@@ -122,7 +122,7 @@ beforeEach(async () => {
   await script("stdouterr", STDOUT_ERR);
   await script("leaky", LEAKY);
   await script("garbage", GARBAGE);
-  env = { PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`, HELPER_STORE: storeFile, HELPER_LOG: logFile };
+  env = { PATH: `${bin}:${process.env.PATH ?? "/usr/bin:/bin"}`, HELPER_STORE: storeFile, HELPER_LOG: logFile, XDG_CONFIG_HOME: dir };
   opts = { configDir: dir, env };
 });
 
@@ -396,7 +396,7 @@ describe("storing in and erasing from config.json", () => {
     };
     await writeConfig(original);
     await chmod(configFile(), 0o644);
-    expect(await storeCredential("reg.io", { username: "u", password: "p:w" }, opts)).toEqual({ where: "config.json" });
+    expect(await storeCredential("reg.io", { username: "u", password: "p:w" }, opts)).toEqual({ where: configFile() });
     expect((await stat(configFile())).mode & 0o777).toBe(0o600);
     const config = await readConfigJson();
     expect(config).toEqual({ ...original, auths: { ...original.auths, "reg.io": { auth: b64("u:p:w") } } });
@@ -416,7 +416,7 @@ describe("storing in and erasing from config.json", () => {
   it("creates the directory (0700) and the file when missing, keying Docker Hub by its legacy key", async () => {
     const nested = join(dir, "new", "docker");
     const where = await storeCredential("docker.io", { username: "hub", password: "pw" }, { configDir: nested, env });
-    expect(where).toEqual({ where: "config.json" });
+    expect(where).toEqual({ where: join(nested, "config.json") });
     const file = join(nested, "config.json");
     expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ auths: { "https://index.docker.io/v1/": { auth: b64("hub:pw") } } });
     expect((await stat(file)).mode & 0o777).toBe(0o600);

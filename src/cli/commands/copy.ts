@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
-import { parseJobs, withContext } from "../context.js";
+import { addSideOptions, parseJobs, resolveSides, withContext } from "../context.js";
 import { err, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -10,7 +10,7 @@ const load = async () => ({ ...(await import("../../locations/registry.js")), ..
 
 
 export function register(program: Command): void {
-  program
+  const copy = program
     .command("copy")
     .alias("cp")
     .description("copy an image between registries and OCI layouts (or a whole repository with --all-tags), keeping digests")
@@ -20,10 +20,11 @@ export function register(program: Command): void {
     .option("-a, --all-tags", "copy every tag of the source repository")
     .option("--preserve-digests", "keep exact bytes: Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo), and a legacy docker-archive's uncompressed layers into a registry (default: gzip them)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
-    .option("--format <format>", "text or json (the result on stdout)", "text")
+    .option("--format <format>", "text or json (the result on stdout)", "text");
+  addSideOptions(copy)
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
+      "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy --src-creds reader --dest-authfile ci-auth.json src.example.com/app:1.0 dst.example.com/app:1.0\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, registryOf, progressFor, blobCounts, COPY_VERBS } = await load();
@@ -33,6 +34,7 @@ export function register(program: Command): void {
       const quiet = cmd.optsWithGlobals().quiet === true;
       const src = parseLocation(from, { defaultTag: !opts.allTags });
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
+      const sides = await resolveSides(cmd, { source: [registryOf(src)].filter((r) => r !== undefined), destination: [registryOf(dst)].filter((r) => r !== undefined) });
       const progress = progressFor(cmd, COPY_VERBS, `Resolving ${from}`);
       try {
         await withContext(cmd, registryOf(dst), async (ctx) => {
@@ -40,7 +42,7 @@ export function register(program: Command): void {
             if (src.kind !== "registry" || dst.kind !== "registry" || src.ref.tag || src.ref.digest || dst.ref.tag || dst.ref.digest) {
               throw new RegcliError("usage", "--all-tags copies a whole registry repository: give two repositories without tag or digest");
             }
-            const result = await copyAllTags(registrySource(ctx, src.ref), registryDestination(ctx, dst.ref), { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
+            const result = await copyAllTags(registrySource(ctx.source, src.ref), registryDestination(ctx.destination, dst.ref), { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
             progress.stop();
             if (format === "json") printJson({ source: src.ref.name, destination: dst.ref.name, ...result });
             else for (const t of result.tags) printLine(`${dst.ref.name}:${t.tag} ${t.digest}`);
@@ -61,7 +63,7 @@ export function register(program: Command): void {
             ? `${err.green("Up to date:")} ${result.destination} already has ${result.source}`
             : `${err.green("Copied")} ${result.source} -> ${result.destination}: ${blobCounts(result.stats)}`;
           summary(quiet, line, { source: result.source, destination: result.destination, digest: result.digest, skipped: result.skipped, ...result.stats });
-        });
+        }, sides);
       } finally {
         progress.stop();
       }

@@ -6,7 +6,7 @@ import { isDigest } from "../../oci/index.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
-import { collect, parseJobs, withContext } from "../context.js";
+import { addSideOptions, collect, parseJobs, resolveSides, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
 import { COPY_VERBS, imageBars, resolveProgressMode, type ImageBars } from "../progress.js";
 
@@ -38,7 +38,7 @@ interface SyncFlags {
 }
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command("sync")
     .description("mirror repositories (or a registry's repositories by glob) to another registry, from the command line or a config file; copies only what the destination lacks")
     .argument("[source]", "a repository (localhost:5000/app) or a glob over the catalog (localhost:5000/team/*)")
@@ -59,13 +59,14 @@ export function register(program: Command): void {
     .option("--shard <index/count>", "take only worker INDEX's share of the images (INDEX from 0 to COUNT-1), for COUNT workers together")
     .option("--shards <count>", "as --shard, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
-    .option("--format <format>", "text or json (the report on stdout)", "text")
+    .option("--format <format>", "text or json (the report on stdout)", "text");
+  addSideOptions(command)
     .addHelpText(
       "after",
       "\nExamples:\n  regcli sync localhost:5000/app mirror:5000/app --semver '>=1.0' --latest 5\n  regcli sync 'localhost:5000/team/*' mirror:5000/hub --dry-run\n  regcli sync localhost:5000/app mirror:5000/app --include '1\\..*' --prune --force\n  regcli sync --config sync.yaml\n  regcli sync --config sync.yaml --shard 0/4       # worker 0 of 4",
     )
     .action(async (from: string | undefined, to: string | undefined, opts: SyncFlags, cmd: Command) => {
-      const { sync, parseSyncConfig, parseShard } = await load();
+      const { sync, parseSyncConfig, parseShard, sideRegistries } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
       const shard = parseShard(opts);
@@ -78,6 +79,7 @@ export function register(program: Command): void {
           hint: "pass --force to delete them, or --dry-run to see the plan",
         });
       }
+      const sides = await resolveSides(cmd, sideRegistries(entries));
       // On a terminal: the images' lines above an overall bar (images, bytes, failures); elsewhere one line per image.
       const bars: ImageBars | undefined = mode === "tty" && !opts.dryRun ? imageBars(COPY_VERBS, "Listing tags") : undefined;
       const report = await withContext(cmd, undefined, (ctx) =>
@@ -108,6 +110,7 @@ export function register(program: Command): void {
             }
           },
         }),
+        sides,
       ).finally(() => bars?.stop());
       if (mode === "json") for (const p of report.prunes) writeEvent({ type: "sync-prune", ...p, status: opts.dryRun ? "delete" : p.status });
       if (format === "json") printJson(report);
