@@ -71,23 +71,31 @@ describe("regcli completion", () => {
     expect(await bashComplete("regcli inspect store:")).toEqual([`${reg.host}/complete/app:1.0`]);
   });
 
-  it("a real bash completes on TAB in a terminal (tmux), colons in the image name included", async () => {
-    const socket = `regcli-completion-${process.pid}`;
+  /** Type `keys` (TAB as "Tab") into a real interactive shell in a tmux pane; the prompt line once it shows `expected`. */
+  async function tabInTerminal(shell: string, setup: string, keys: string[], expected: string): Promise<string> {
+    const socket = `regcli-completion-${process.pid}-${shell.split(" ")[0]}`;
     const tmux = (...args: string[]) => run("tmux", ["-L", socket, "-f", "/dev/null", ...args], { env, timeout: 20_000 });
-    await tmux("new-session", "-d", "-s", "c", "-x", "200", "-y", "10", `bash --norc --noprofile`);
+    await tmux("new-session", "-d", "-s", "c", "-x", "200", "-y", "10", shell);
     try {
-      await tmux("send-keys", "-t", "c", `PS1='$ '; source ${scripts.bash}; clear`, "Enter");
-      await tmux("send-keys", "-t", "c", "regcli image ins", "Tab", "127.0", "Tab");
-      const expected = `$ regcli image inspect ${reg.host}/complete/app:1.0`;
+      await tmux("send-keys", "-t", "c", `${setup}; clear`, "Enter");
+      await tmux("send-keys", "-t", "c", ...keys);
       let screen = "";
       for (const deadline = Date.now() + 20_000; Date.now() < deadline && !screen.includes(expected); ) {
         await new Promise((r) => setTimeout(r, 200));
         screen = (await tmux("capture-pane", "-p", "-t", "c")).stdout;
       }
-      expect(screen).toContain(expected);
+      return screen.split("\n").find((l) => l.startsWith("$ ")) ?? screen;
     } finally {
       await tmux("kill-server").catch(() => undefined);
     }
+  }
+
+  it("real bash and zsh complete on TAB in a terminal (tmux), colons in the image name included", async () => {
+    const line = `$ regcli --progress=plain image inspect ${reg.host}/complete/app:1.0`;
+    const keys = ["regcli --progress=pl", "Tab", "image ins", "Tab", "127.0", "Tab"];
+    expect(await tabInTerminal("bash --norc --noprofile", `PS1='$ '; source ${scripts.bash}`, keys, line)).toBe(line);
+    const zsh = `PS1='$ '; autoload -U compinit; compinit -u; source ${scripts.zsh}`;
+    expect(await tabInTerminal("zsh -f", zsh, keys, line)).toBe(line);
   });
 
   it("fish completes from its script (complete -C); zsh's script parses", async () => {
