@@ -76,14 +76,20 @@ describe("regcli completion", () => {
     const socket = `regcli-completion-${process.pid}-${shell.split(" ")[0]}`;
     const tmux = (...args: string[]) => run("tmux", ["-L", socket, "-f", "/dev/null", ...args], { env, timeout: 20_000 });
     await tmux("new-session", "-d", "-s", "c", "-x", "200", "-y", "10", shell);
-    try {
-      await tmux("send-keys", "-t", "c", `${setup}; clear`, "Enter");
-      await tmux("send-keys", "-t", "c", ...keys);
+    const screenShows = async (done: (screen: string) => boolean) => {
       let screen = "";
-      for (const deadline = Date.now() + 20_000; Date.now() < deadline && !screen.includes(expected); ) {
+      for (const deadline = Date.now() + 40_000; Date.now() < deadline && !done(screen); ) {
         await new Promise((r) => setTimeout(r, 200));
         screen = (await tmux("capture-pane", "-p", "-t", "c")).stdout;
       }
+      return screen;
+    };
+    try {
+      await tmux("send-keys", "-t", "c", `${setup}; clear`, "Enter");
+      // Keys typed only at the fresh prompt, once the setup has run.
+      await screenShows((screen) => screen.trim() === "$");
+      await tmux("send-keys", "-t", "c", ...keys);
+      const screen = await screenShows((s) => s.includes(expected));
       return screen.split("\n").find((l) => l.startsWith("$ ")) ?? screen;
     } finally {
       await tmux("kill-server").catch(() => undefined);
@@ -96,7 +102,7 @@ describe("regcli completion", () => {
     expect(await tabInTerminal("bash --norc --noprofile", `PS1='$ '; source ${scripts.bash}`, keys, line)).toBe(line);
     const zsh = `PS1='$ '; autoload -U compinit; compinit -u; source ${scripts.zsh}`;
     expect(await tabInTerminal("zsh -f", zsh, keys, line)).toBe(line);
-  });
+  }, 180_000);
 
   it("fish completes from its script (complete -C); zsh's script parses", async () => {
     const fish = async (line: string) => {
