@@ -3,6 +3,7 @@ import { localFileError, RegcliError } from "../errors.js";
 import { strayNetworkError } from "../transport/errors.js";
 import { regcliVersion } from "../version.js";
 import { register as registerBlob } from "./commands/blob.js";
+import { register as registerCompletion } from "./commands/completion.js";
 import { register as registerConfig } from "./commands/config.js";
 import { register as registerCopy } from "./commands/copy.js";
 import { register as registerDelete } from "./commands/delete.js";
@@ -20,7 +21,8 @@ import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
 import { register as registerTag } from "./commands/tag.js";
 import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js";
-import { parseProgressMode } from "./progress.js";
+import { completionReply } from "./completion.js";
+import { MODES } from "./progress.js";
 
 function buildProgram(): Command {
   const program = new Command("regcli")
@@ -35,22 +37,17 @@ function buildProgram(): Command {
     .addOption(new Option("--retries <n>", "retries for a failed idempotent request").default("3"))
     .addOption(new Option("--timeout <seconds>", "seconds to connect (TCP and TLS), to wait for a response, or for the next chunk of one").default("60"))
     .option("--chunk-size <size>", "upload blobs in PATCH chunks of this size (e.g. 16MiB); default: one streaming PUT per blob")
-    .addOption(new Option("--progress <mode>", "progress on stderr: auto (bars on a terminal, lines otherwise), tty, plain, json (one event per line), none").default("auto"))
+    .addOption(new Option("--progress <mode>", "progress on stderr: auto (bars on a terminal, lines otherwise), tty, plain, json (one event per line), none").choices(MODES).default("auto"))
     .option("-u, --username <user>", "user name for the registry of this command (with --password-stdin)")
     .option("--password-stdin", "read the password or token from standard input")
     .option("--authfile <file>", "read credentials from this auth.json/config.json only, and log in/out there (as podman and skopeo)")
-    .showHelpAfterError("(run regcli --help for usage)")
-    .exitOverride();
-  // In JSON mode commander's own error lines are left out: main() reports the error as an event.
+    .helpCommand(false);
+  // Commander's error lines are left out: main() reports parser errors in regcli's own format (parserError).
   program.configureOutput({
-    outputError: (text, write) => write(err.red(text)),
+    outputError: () => undefined,
     writeErr: (text) => {
       if (!jsonEventsOn()) process.stderr.write(text);
     },
-  });
-  // Global flags are parsed before a command runs: --progress is checked for every command, used or not.
-  program.hook("preSubcommand", (thisCommand) => {
-    parseProgressMode(thisCommand.opts<{ progress?: string }>().progress);
   });
   program
     .command("version")
@@ -76,11 +73,25 @@ function buildProgram(): Command {
     registerServe,
     registerLogin,
     registerRatelimit,
+    registerCompletion,
   ]) {
     register(program);
   }
+  program
+    .command("help")
+    .description("display help for a command (help image save)")
+    .argument("[command...]", "command and subcommand names")
+    .action((names: string[]) => {
+      let target = program;
+      for (const name of names) {
+        const sub = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (!sub) target.error(`error: unknown command '${name}'`, { code: "commander.unknownCommand", exitCode: 2 });
+        target = sub!;
+      }
+      target.outputHelp();
+    });
   const exitOverrideAll = (cmd: Command): void => {
-    cmd.exitOverride();
+    cmd.exitOverride(recordFailedCommand);
     cmd.commands.forEach(exitOverrideAll);
   };
   exitOverrideAll(program);
@@ -107,6 +118,33 @@ function refuseUnknownCommand(cmd: Command, args: string[], options = cmd.option
     if (arg !== "help") cmd.error(`error: unknown command '${arg}'`, { code: "commander.unknownCommand", exitCode: 2 });
     return;
   }
+}
+
+/** The command whose parser refused the command line: its help is named in the error. */
+const failedCommand = new WeakMap<CommanderError, Command>();
+
+/**
+ * Commander calls a command's exit callback as its method: `this` is the command whose parser failed. (One
+ * closure per command instead made `regcli version` die of SIGSEGV when V8 took the build's code cache.)
+ */
+function recordFailedCommand(this: Command, error: CommanderError): never {
+  failedCommand.set(error, this);
+  throw error;
+}
+
+function commandPath(cmd: Command): string {
+  return cmd.parent ? `${commandPath(cmd.parent)} ${cmd.name()}` : cmd.name();
+}
+
+/** A commander error (unknown option or command, missing or extra argument, invalid choice) in regcli's format. */
+function parserError(error: CommanderError): string {
+  const message = error.message
+    .replace(/^error: /, "")
+    .replace(/\s*\(Did you mean (.+)\)\s*$/, "; did you mean $1")
+    // A value outside an option's or argument's choices reads as regcli's own checks do.
+    .replace(/^(?:option '(\S+)[^']*' argument|command-argument value) '(.*)' is invalid(?: for argument '(.+)')?\. Allowed choices are (.+)\.$/, (_, flag: string | undefined, value: string, arg: string | undefined, choices: string) => `unknown ${flag ?? arg} "${value}": use ${choices}`);
+  const cmd = failedCommand.get(error);
+  return cmd ? `${message} (see ${commandPath(cmd)} --help)` : message;
 }
 
 /** A message as one terminal line: text a server sent (error messages, names) may carry newlines or escape codes. */
@@ -146,6 +184,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const program = buildProgram();
   try {
+    if (argv[2] === "__complete") {
+      process.stdout.write(await completionReply(program, argv.slice(3)));
+      return 0;
+    }
     const args = argv.slice(2);
     if (args.includes("--help") || args.includes("-h")) refuseUnknownCommand(program, args);
     await program.parseAsync(argv);
@@ -153,8 +195,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help") return 0;
-      // Commander has printed its error line, except in JSON mode.
-      return jsonEventsOn() ? reportError("", error.message.replace(/^error: /, ""), 2) : 2;
+      return reportError("regcli: error:", parserError(error), 2);
     }
     const debug = argv.includes("--debug");
     // Last resort: a file-system error that escaped its boundary (it carries its own path).

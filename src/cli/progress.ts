@@ -5,7 +5,7 @@ import type { CopyEvent, CopyStats } from "../operations/copy.js";
 import { err, humanSize, note, plural, routeNotes, shortDigest, writeEvent } from "./output.js";
 
 export type ProgressMode = "auto" | "tty" | "plain" | "json" | "none";
-const MODES: readonly ProgressMode[] = ["auto", "tty", "plain", "json", "none"];
+export const MODES: readonly ProgressMode[] = ["auto", "tty", "plain", "json", "none"];
 
 export interface Progress {
   onEvent: (e: CopyEvent) => void;

@@ -195,3 +195,13 @@ export async function loadImages(input: string | Readable, store = new LocalStor
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** The REPOSITORY:TAG names `images` shows, read from the index alone (for shell completion): a store that does
+ *  not exist has none, and is not created. */
+export async function imageNames(store = new LocalStore()): Promise<string[]> {
+  const names = await store.layout.names().catch(() => []);
+  return names.flatMap(({ name }) => {
+    const tag = parseReference(name, { defaultTag: false }).tag;
+    return tag ? [`${familiarRepository(name)}:${tag}`] : [];
+  });
+}

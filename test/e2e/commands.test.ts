@@ -522,6 +522,40 @@ describe("usage: help and unknown commands", () => {
     }
   });
 
+  it("every parser error is one line in regcli's format naming the command's help, exit 2; an event with --progress json", async () => {
+    const cases: Array<[string[], string]> = [
+      [["copy", "--x", "a", "b"], "unknown option '--x' (see regcli copy --help)"],
+      [["copy", "--progres", "plain", "a", "b"], "unknown option '--progres'; did you mean --progress? (see regcli copy --help)"],
+      [["imag"], "unknown command 'imag'; did you mean image? (see regcli --help)"],
+      [["image", "nosuch"], "unknown command 'nosuch' (see regcli image --help)"],
+      [["image", "nosuch", "--help"], "unknown command 'nosuch' (see regcli image --help)"],
+      [["tag", "busybox"], "missing required argument 'tag' (see regcli tag --help)"],
+      [["tag", "a", "b", "c"], "too many arguments for 'tag'. Expected 2 arguments but got 3. (see regcli tag --help)"],
+      [["copy", "a", "b", "--jobs"], "option '-j, --jobs <n>' argument missing (see regcli copy --help)"],
+      [["ls", "x", "--format", "yaml"], 'unknown --format "yaml": use text, json (see regcli ls --help)'],
+      [["image", "save", "x", "--format", "tar"], 'unknown --format "tar": use docker-archive, oci-archive (see regcli image save --help)'],
+      [["--progress", "fancy", "version"], 'unknown --progress "fancy": use auto, tty, plain, json, none (see regcli --help)'],
+      [["help", "nosuch"], "unknown command 'nosuch' (see regcli --help)"],
+      [["help", "image", "nosuch"], "unknown command 'nosuch' (see regcli image --help)"],
+    ];
+    for (const [args, line] of cases) {
+      const r = await regcli(args);
+      expect([r.code, r.stdout, r.stderr], args.join(" ")).toEqual([2, "", `regcli: error: ${line}\n`]);
+      if (args.includes("--progress")) continue;
+      const json = await regcli(["--progress", "json", ...args]);
+      expect(json.code, args.join(" ")).toBe(2);
+      expect(json.stderr.trim().split("\n").map((l) => JSON.parse(l) as unknown)).toEqual([{ time: expect.any(String), type: "error", message: line, exitCode: 2 }]);
+    }
+  });
+
+  it("help takes a command path: help image save shows image save's help", async () => {
+    for (const [args, usage] of [[["help", "image", "save"], "regcli image save [options] <image...>"], [["help", "tag", "prune"], "regcli tag prune [options] <repository>"], [["help"], "regcli [options] [command]"], [["help", "copy"], "regcli copy|cp [options] <source> <destination>"]] as const) {
+      const r = await regcli([...args]);
+      expect(r.code, args.join(" ")).toBe(0);
+      expect(r.stdout.split("\n")[0], args.join(" ")).toBe(`Usage: ${usage}`);
+    }
+  });
+
   it("login and logout --help name their default registry once", async () => {
     for (const command of ["login", "logout"]) {
       const r = await regcli([command, "--help"]);

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { parsePlatform } from "../../oci/index.js";
 import { parseLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .description("print an image's config blob (from an index: the --platform image, default this machine's)")
     .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index")
-    .option("--format <format>", "raw (the bytes as stored) or json (pretty-printed)", "raw")
+    .addOption(new Option("--format <format>", "raw (the bytes as stored) or json (pretty-printed)").choices(["raw", "json"]).default("raw"))
     .addHelpText("after", "\nExample:\n  regcli config localhost:5000/app:1.0 --platform linux/arm64 --format json")
     .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
       const { getConfig } = await load();

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option("-a, --all-tags", "copy every tag of the source repository")
     .option("--preserve-digests", "keep exact bytes: Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo), and a legacy docker-archive's uncompressed layers into a registry (default: gzip them)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
-    .option("--format <format>", "text or json (the result on stdout)", "text");
+    .addOption(new Option("--format <format>", "text or json (the result on stdout)").choices(["text", "json"]).default("text"));
   addSideOptions(copy)
     .addHelpText(
       "after",

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { parseLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine } from "../output.js";
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .command("digest")
     .description("print the digest of an image's manifest (from a registry: a HEAD request, no download)")
     .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText("after", "\nExample:\n  regcli digest localhost:5000/app:1.0")
     .action(async (text: string, opts: { format: string }, cmd: Command) => {
       const { resolveDigest } = await load();

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { parsePlatform } from "../../oci/index.js";
 import { withContext } from "../context.js";
@@ -26,7 +26,7 @@ export function register(program: Command): void {
   program
     .command("images")
     .description("list the images in the local store")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText("after", "\nExample:\n  regcli images --format json")
     .action(showImages);
 
@@ -34,7 +34,7 @@ export function register(program: Command): void {
   image
     .command("ls")
     .description("list the images in the local store")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText("after", "\nExample:\n  regcli image ls")
     .action(showImages);
   image
@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .description("summarize an image of the local store, like docker image inspect (any identifier regcli images shows)")
     .argument("<image>", "name, name@digest or (short) digest in the local store")
     .option("--platform <os/arch[/variant]>", "platform to describe from a multi-platform index")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText("after", "\nExample:\n  regcli image inspect busybox --format json")
     .action(async (name: string, opts: { format: string; platform?: string }, cmd: Command) => {
       const { inspect } = await load();
@@ -89,7 +89,7 @@ export function register(program: Command): void {
     .description("write images from the local store into one archive (docker save format by default)")
     .argument("<image...>", "images in the local store (names, name@digest or digests)")
     .option("-o, --output <file>", "archive to write (appears only when complete); default: standard output, unless it is a terminal")
-    .option("--format <format>", "docker-archive or oci-archive", "docker-archive")
+    .addOption(new Option("--format <format>", "docker-archive or oci-archive").choices(["docker-archive", "oci-archive"]).default("docker-archive"))
     .addHelpText("after", "\nExamples:\n  regcli image save busybox alpine:3 -o images.tar\n  regcli image save busybox | gzip > busybox.tar.gz")
     .action(async (names: string[], opts: { output?: string; format: string }, cmd: Command) => {
       const { assertArchiveFlavour, saveImages } = await load();

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import type { InspectResult } from "../../operations/inspect.js";
 import { parsePlatform } from "../../oci/index.js";
 import { parseLocation, registryOf } from "../../locations/parse.js";
@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .description("summarize an image: media type, digest, platforms, layers and sizes, created, entrypoint, labels")
     .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
     .option("--platform <os/arch[/variant]>", "platform to describe from a multi-platform index")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json\n  regcli inspect oci:./layout:1.0\n  regcli inspect store:busybox")
     .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
       const { inspect } = await load();

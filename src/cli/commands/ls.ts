@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { hasLocalTransport, parseLocation, withoutDockerTransport } from "../../locations/parse.js";
 import { parseListTarget } from "../../reference/index.js";
@@ -15,7 +15,7 @@ export function register(program: Command): void {
     .alias("list")
     .description("list the repositories of a registry, the tags of a repository, or the names in a layout, an archive or the local store")
     .argument("<target>", "a registry (localhost:5000), a repository (localhost:5000/app), oci:DIR, docker-archive:FILE, oci-archive:FILE, store: or store:REPOSITORY")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .option("--page-size <n>", "entries asked for per page (every page is followed)", "1000")
     .addHelpText("after", "\nExamples:\n  regcli ls localhost:5000\n  regcli ls localhost:5000/firstapp --format json\n  regcli ls oci:./layout\n  regcli ls store:busybox")
     .action(async (text: string, opts: { format: string; pageSize: string }, cmd: Command) => {

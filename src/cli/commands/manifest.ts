@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { parseLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson } from "../output.js";
@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .command("manifest")
     .description("print an image's manifest (or index) exactly as the registry serves it (or the layout, archive or store holds it)")
     .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
-    .option("--format <format>", "raw (the bytes as served) or json (digest, media type and the document)", "raw")
+    .addOption(new Option("--format <format>", "raw (the bytes as served) or json (digest, media type and the document)").choices(["raw", "json"]).default("raw"))
     .addHelpText("after", "\nExamples:\n  regcli manifest localhost:5000/app:1.0 | jq .\n  regcli manifest busybox --format json")
     .action(async (text: string, opts: { format: string }, cmd: Command) => {
       const { getManifest } = await load();

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parsePlatform } from "../../oci/index.js";
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option("-o, --output <path>", "write an OCI layout directory, or a docker-archive FILE.tar (docker save format), instead of the local store")
     .option("--preserve-digests", "write Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo)")
     .option("-j, --jobs <n>", "concurrent blob downloads", String(DEFAULT_JOBS))
-    .option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)", "text")
+    .addOption(new Option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)").choices(["text", "json", "docker-archive", "oci-archive"]).default("text"))
     .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
     .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const { pull, progressFor, PULL_VERBS } = await load();

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { parseReference } from "../../reference/index.js";
 import { withContext } from "../context.js";
 import { parseFormat, printJson, printLine, table } from "../output.js";
@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .command("ratelimit")
     .description("show the pull rate limit a registry reports (Docker Hub's ratelimit headers), from a HEAD on a manifest, which does not count as a pull")
     .argument("[image]", "image whose registry to ask (the registry itself, not a mirror)", "docker.io/ratelimitpreview/test")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText("after", "\nExamples:\n  regcli ratelimit\n  regcli ratelimit docker.io/library/alpine --format json")
     .action(async (text: string, opts: { format: string }, cmd: Command) => {
       const { checkRateLimit } = await load();

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { isDigest } from "../../oci/index.js";
@@ -59,7 +59,7 @@ export function register(program: Command): void {
     .option("--shard <index/count>", "take only worker INDEX's share of the images (INDEX from 0 to COUNT-1), for COUNT workers together")
     .option("--shards <count>", "as --shard, with the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
-    .option("--format <format>", "text or json (the report on stdout)", "text");
+    .addOption(new Option("--format <format>", "text or json (the report on stdout)").choices(["text", "json"]).default("text"));
   addSideOptions(command)
     .addHelpText(
       "after",

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { withoutDockerTransport } from "../../locations/parse.js";
 import type { PruneOutcome, PrunePlan } from "../../operations/tag-prune.js";
@@ -43,7 +43,7 @@ function registerPrune(tagCommand: Command): void {
     .option("--exclude <regex>", "never touch tags matching this anchored regex (repeatable)", collect)
     .option("--dry-run", "print the plan and change nothing")
     .option("-f, --force", "do not ask")
-    .option("--format <format>", "text or json", "text")
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
     .addHelpText(
       "after",
       "\nCandidates are the tags matching --include (every tag without it) and no --exclude; other tags are never touched.\n" +
