@@ -6,7 +6,7 @@ import type { Reference } from "../reference/index.js";
 import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
 import { backoffMs } from "../transport/http.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "./types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, ListOptions, MountOrigin, OpenBlob } from "./types.js";
 
 export interface RepositoryOptions {
   /** Upload in PATCH chunks of this many bytes (--chunk-size); otherwise one streaming PUT per blob. */
@@ -67,8 +67,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return body;
   }
 
-  listTags(pageSize?: number): Promise<string[]> {
-    return this.client.listTags(this.repository, pageSize);
+  listTags(options?: ListOptions): Promise<string[]> {
+    return this.client.listTags(this.repository, options);
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
@@ -260,8 +260,8 @@ export class MirroredSource implements ImageSource {
     return this.first((e) => e.openBlob(desc, options));
   }
 
-  listTags(pageSize?: number): Promise<string[]> {
-    return this.first((e) => e.listTags(pageSize));
+  listTags(options?: ListOptions): Promise<string[]> {
+    return this.first((e) => e.listTags(options));
   }
 }
 

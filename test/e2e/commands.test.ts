@@ -76,6 +76,45 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect(repos.stderr.match(/> GET \S+\/_catalog/g)!.length).toBeGreaterThanOrEqual(4);
   });
 
+  it("ls -n/--last asks the registry for one page; --include keeps names matching an anchored regex; --sort orders", async () => {
+    for (const t of ["v1.10.0", "v1.2.0", "v1.9.1", "latest", "1.2-alpine", "dev"]) await pushImage(reg, "app/versions", t, ociImage);
+    const names = async (target: string, ...args: string[]) => ok(await cli(["ls", target, ...args])).stdout.split("\n").filter(Boolean);
+    const repo = `${reg.host}/app/versions`;
+    // The registry's order by default (Distribution 2.8's tag list is in no particular order; regcli serve's is sorted).
+    const listed = await names(repo);
+    const lexical = ["1.2-alpine", "dev", "latest", "v1.10.0", "v1.2.0", "v1.9.1"];
+    expect([...listed].sort()).toEqual(lexical);
+    expect(await names(repo, "--sort", "alpha")).toEqual(lexical);
+    expect(await names(repo, "--sort", "semver")).toEqual(["1.2-alpine", "v1.2.0", "v1.9.1", "v1.10.0", "dev", "latest"]);
+    expect(await names(repo, "--include", "v1\\..*", "--sort", "semver")).toEqual(["v1.2.0", "v1.9.1", "v1.10.0"]);
+    expect(await names(repo, "--include", "v1", "--include", "dev")).toEqual(["dev"]);
+    // Distribution 2.8 ignores n and last on tag lists: the page is cut as a registry that honours them sends it.
+    expect(await names(repo, "-n", "2")).toEqual(listed.slice(0, 2));
+    expect(await names(repo, "-n", "2", "--last", listed[1]!)).toEqual(listed.slice(2, 4));
+    expect(await names(repo, "--last", listed[3]!)).toEqual(listed.slice(4));
+    const tagPage = ok(await cli(["--debug", "ls", repo, "-n", "3", "--last", listed[2]!]));
+    expect(tagPage.stdout.split("\n").filter(Boolean)).toEqual(listed.slice(3, 6));
+    expect(tagPage.stderr.match(/> GET \S+\/tags\/list\S*/g)).toEqual([expect.stringMatching(new RegExp(`\\?n=3&last=${listed[2]!.replace(/\./g, "\\.")}$`))]);
+    // The catalog: one request for one page, and --last gives the next.
+    const all = await names(reg.host);
+    expect(await names(reg.host, "-n", "2")).toEqual(all.slice(0, 2));
+    const next = ok(await cli(["--debug", "ls", reg.host, "-n", "2", "--last", all[1]!, "--format", "json"]));
+    expect(JSON.parse(next.stdout).repositories).toEqual(all.slice(2, 4));
+    expect(next.stderr.match(/> GET \S+\/_catalog\S*/g)).toHaveLength(1);
+    expect(await names(reg.host, "--include", "app/v.*")).toEqual(["app/versions"]);
+
+    for (const [args, message] of [
+      [["-n", "0"], /-n must be a positive integer/],
+      [["-n", "2", "--page-size", "5"], /-n and --page-size exclude each other/],
+      [["--sort", "newest"], /--sort must be semver, alpha or none/],
+      [["--include", "("], /invalid tag pattern/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await cli(["ls", repo, ...args]);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
   it("manifest prints the bytes exactly as served", async () => {
     const r = ok(await cli(["manifest", `${reg.host}/app/docker:1.0`]));
     expect(r.stdoutBuffer.equals(dockerImage.manifest)).toBe(true);
