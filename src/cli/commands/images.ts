@@ -35,7 +35,7 @@ async function showImages(reference: string | undefined, opts: ImagesOptions, cm
   const id = (digest: string) => (opts.trunc === false ? digest : shortDigest(digest));
   if (quiet) {
     // As docker images -q: each image once (names sharing a digest are one image), the short id without its algorithm.
-    for (const digest of new Set(images.map((i) => i.digest))) printLine(opts.trunc === false ? digest : id(digest).split(":")[1]!);
+    for (const digest of new Set(images.map((i) => i.digest))) printLine(opts.trunc === false ? digest : shortDigest(digest).split(":")[1]!);
     return;
   }
   if (format === "json") {
