@@ -7,7 +7,7 @@ import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
 import type { MirrorUse } from "../registry/rules.js";
 import { backoffMs } from "../transport/http.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "./types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, ListOptions, MountOrigin, OpenBlob } from "./types.js";
 
 export interface RepositoryOptions {
   /** Upload in PATCH chunks of this many bytes (--chunk-size); otherwise one streaming PUT per blob. */
@@ -68,8 +68,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return body;
   }
 
-  listTags(pageSize?: number): Promise<string[]> {
-    return this.client.listTags(this.repository, pageSize);
+  listTags(options?: ListOptions): Promise<string[]> {
+    return this.client.listTags(this.repository, options);
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
@@ -269,9 +269,9 @@ export class MirroredSource implements ImageSource {
     return this.first((e) => e.openBlob(desc, options));
   }
 
-  listTags(pageSize?: number): Promise<string[]> {
+  listTags(options?: ListOptions): Promise<string[]> {
     // A digest-only mirror is not trusted for what tags point to, so not for the tag list either.
-    return this.first((e) => e.listTags(pageSize), "tag");
+    return this.first((e) => e.listTags(options), "tag");
   }
 }
 

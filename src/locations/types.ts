@@ -1,6 +1,9 @@
 import type { Hash } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Descriptor, ManifestData } from "../oci/index.js";
+import type { ListOptions } from "../registry/client.js";
+
+export type { ListOptions };
 
 /** Where blobs could be mounted from, when source and destination are repositories of one registry. */
 export interface MountOrigin {
@@ -23,7 +26,7 @@ export interface ImageSource {
    * for how the part before it is verified.
    */
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable>;
-  listTags(pageSize?: number): Promise<string[]>;
+  listTags(options?: ListOptions): Promise<string[]>;
 }
 
 export interface BlobReadOptions {

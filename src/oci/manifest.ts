@@ -97,6 +97,38 @@ export function parsePlatform(text: string): Platform {
   return variant ? { os, architecture, variant } : { os, architecture };
 }
 
+/**
+ * A --platform value: `all` (every platform of an index, as crane's --all-platforms), or one or more
+ * os/arch[/variant] separated by commas (`linux/amd64,linux/arm64`), each once.
+ */
+export function parsePlatforms(text: string): "all" | Platform[] {
+  if (text.trim() === "all") return "all";
+  const platforms: Platform[] = [];
+  for (const part of text.split(",").map((p) => p.trim())) {
+    const platform = parsePlatform(part);
+    if (!platforms.some((p) => formatPlatform(p) === formatPlatform(platform))) platforms.push(platform);
+  }
+  return platforms;
+}
+
+/**
+ * What a --platform value asks of a copy: one platform, that platform's image alone (its own digest); several, the
+ * index reduced to their children (a new index, a new digest); `all`, the whole index ({}).
+ */
+export function copyPlatforms(selection: "all" | Platform[]): { platform?: Platform; platforms?: Platform[] } {
+  if (selection === "all") return {};
+  return selection.length === 1 ? { platform: selection[0] } : { platforms: selection };
+}
+
+/** A --platform value for what handles one image only: a list or `all` is a usage error saying `why`. */
+export function parseOnePlatform(text: string, why: string): Platform {
+  const selection = parsePlatforms(text);
+  if (selection === "all" || selection.length !== 1) {
+    throw new RegcliError("usage", `--platform ${text}: ${why}`, { hint: "give one platform, e.g. --platform linux/amd64" });
+  }
+  return selection[0]!;
+}
+
 const DEFAULT_VARIANTS: Record<string, string> = { arm64: "v8", arm: "v7" };
 
 /** Does the descriptor's platform satisfy the wanted one? A missing variant in `want` matches any. */

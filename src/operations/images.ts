@@ -71,6 +71,18 @@ export async function listImages(store = new LocalStore()): Promise<StoredImage[
   return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
+/**
+ * Does a stored image match a `docker images REPOSITORY[:TAG]` / `--filter reference=` pattern? As Docker's
+ * FamiliarMatch: a glob (`*` and `?` within one path component) against the familiar name with its tag
+ * (busybox:latest), else without it (busybox); the full name (docker.io/library/busybox) is matched too.
+ */
+export function matchesReference(image: Pick<StoredImage, "name" | "repository" | "tag">, pattern: string): boolean {
+  const glob = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]")}$`);
+  const full = parseReference(image.name, { defaultTag: false }).name;
+  const tagged = image.tag === "<none>" ? [] : [`${image.repository}:${image.tag}`, `${full}:${image.tag}`];
+  return [...tagged, image.repository, full].some((text) => glob.test(text));
+}
+
 /** "docker.io/library/busybox:latest" -> "busybox", as `docker images` shows repositories. */
 function familiarRepository(name: string): string {
   const ref = parseReference(name, { defaultTag: false });

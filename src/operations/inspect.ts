@@ -17,9 +17,15 @@ import {
 } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 
-/** The manifest bytes exactly as the location holds them (as the registry serves them), and where they came from. */
-export async function getManifest(ctx: RegistryContext, spec: LocationSpec): Promise<ManifestData & { reference: string }> {
-  return withSource(ctx, spec, async (o) => ({ ...(await o.source.getManifest(o.reference)), reference: o.display }));
+/**
+ * The manifest bytes exactly as the location holds them (as the registry serves them), and where they came from;
+ * with `platform`, that platform's image manifest of an index.
+ */
+export async function getManifest(ctx: RegistryContext, spec: LocationSpec, platform?: Platform): Promise<ManifestData & { reference: string }> {
+  return withSource(ctx, spec, async (o) => {
+    const manifest = platform ? (await resolveImage(o.source, o, platform)).image : await o.source.getManifest(o.reference);
+    return { ...manifest, reference: o.display };
+  });
 }
 
 /**
@@ -106,11 +112,36 @@ export interface InspectResult {
 }
 
 export async function inspect(ctx: RegistryContext, spec: LocationSpec, platform?: Platform): Promise<InspectResult> {
-  return withSource(ctx, spec, (o) => describe(o.source, o, platform));
+  return withSource(ctx, spec, async (o) => {
+    const { top, image, platform: chosen } = await resolveImage(o.source, o, platform);
+    return describe(o.source, o, top, image, chosen);
+  });
 }
 
-async function describe(source: ImageSource, ref: { reference: string; display: string }, platform?: Platform): Promise<InspectResult> {
-  const { top, image, platform: chosen } = await resolveImage(source, ref, platform);
+/**
+ * Each image of an index for `platforms` (in the index's order; `all`: every child), described as `inspect` does; an
+ * image that is no index is the one result. A platform the index lacks: not-found naming the ones it has.
+ */
+export async function inspectPlatforms(ctx: RegistryContext, spec: LocationSpec, platforms: "all" | Platform[]): Promise<InspectResult[]> {
+  return withSource(ctx, spec, async (o) => {
+    const top = await o.source.getManifest(o.reference);
+    if (top.parsed.kind === "image") return [await describe(o.source, o, top, top, undefined)];
+    const index = top.parsed.index;
+    const wanted = platforms === "all" ? index.manifests : [...new Set(platforms.map((p) => selectPlatform(index, p, o.display)))];
+    return Promise.all(
+      index.manifests
+        .filter((d) => wanted.includes(d))
+        .map(async (child) => {
+          const image = await o.source.getManifest(child.digest);
+          checkDescriptorSize(child, image, o.display);
+          if (image.parsed.kind !== "image") throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${o.display} is not an image manifest`);
+          return describe(o.source, o, top, image, child.platform);
+        }),
+    );
+  });
+}
+
+async function describe(source: ImageSource, ref: { reference: string; display: string }, top: ManifestData, image: ManifestData, chosen: Platform | undefined): Promise<InspectResult> {
   if (image.parsed.kind !== "image") throw new Error("unreachable");
   const manifest = image.parsed.manifest;
   const configMediaType = manifest.config.mediaType;
@@ -151,10 +182,18 @@ async function describe(source: ImageSource, ref: { reference: string; display: 
   };
 }
 
-/** The manifest digest without downloading the manifest where the location allows (a HEAD; configured mirrors first). */
-export async function resolveDigest(ctx: RegistryContext, spec: LocationSpec): Promise<{ reference: string; digest: string; mediaType?: string }> {
+/**
+ * The manifest digest without downloading the manifest where the location allows (a HEAD; configured mirrors
+ * first); with `platform`, the digest of that platform's image as the index lists it (an image that is no
+ * index: its own digest).
+ */
+export async function resolveDigest(ctx: RegistryContext, spec: LocationSpec, platform?: Platform): Promise<{ reference: string; digest: string; mediaType?: string }> {
   return withSource(ctx, spec, async (o) => {
-    const desc = await o.source.resolve(o.reference);
+    let desc: Descriptor;
+    if (platform) {
+      const top = await o.source.getManifest(o.reference);
+      desc = top.parsed.kind === "index" ? selectPlatform(top.parsed.index, platform, o.display) : { digest: top.digest, mediaType: top.mediaType, size: top.bytes.length };
+    } else desc = await o.source.resolve(o.reference);
     return { reference: o.display, digest: desc.digest, mediaType: desc.mediaType || undefined };
   });
 }

@@ -12,6 +12,8 @@ import { transfer } from "./transfer.js";
 
 export interface PullOptions {
   platform?: Platform;
+  /** Keep an index reduced to these platforms' children (a new digest); not with `platform`. */
+  platforms?: Platform[];
   /** Keep the whole index (every platform), so a later push restores it with the same digest. */
   allPlatforms?: boolean;
   jobs?: number;
@@ -44,8 +46,8 @@ function pullStats(stats: CopyStats): PullStats {
 
 /** Pull an image from any location (a registry, a layout, an archive) into the local store, or into `output`. */
 export async function pull(ctx: RegistryContext, src: LocationSpec, options: PullOptions = {}): Promise<PullResult & { source: string }> {
-  const platform = options.allPlatforms ? undefined : (options.platform ?? hostPlatform());
-  const copyOptions = { platform, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress };
+  const platform = options.allPlatforms || options.platforms ? undefined : (options.platform ?? hostPlatform());
+  const copyOptions = { platform, platforms: options.platforms, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress };
   if (options.output) {
     const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
     return { ...result, name: result.destination, stats: pullStats(result.stats) };

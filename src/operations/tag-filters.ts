@@ -133,3 +133,19 @@ export async function selectTags(tags: string[], spec: TagFilterSpec, created?: 
   }
   return kept;
 }
+
+/** How `ls` orders names: versions (see TagFilterSpec) ascending then the other names, by text, or as listed. */
+export type NameOrder = "semver" | "alpha" | "none";
+
+export function sortNames(names: string[], order: NameOrder): string[] {
+  const byTextUp = (a: string, b: string) => -byText(a, b);
+  if (order === "alpha") return [...names].sort(byTextUp);
+  if (order === "none") return names;
+  const versions = new Map(names.map((n) => [n, tagVersion(n)]));
+  return [...names].sort((a, b) => {
+    const [va, vb] = [versions.get(a), versions.get(b)];
+    if (va && vb) return semver.compare(va, vb) || byTextUp(a, b);
+    if (va || vb) return va ? -1 : 1;
+    return byTextUp(a, b);
+  });
+}

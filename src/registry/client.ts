@@ -49,6 +49,16 @@ const PAGE_SIZE = 1000;
 export const pullScope = (repo: string) => `repository:${repo}:pull`;
 export const pushScope = (repo: string) => `repository:${repo}:pull,push`;
 export const deleteScope = (repo: string) => `repository:${repo}:delete`;
+/** How a listing (tags, a catalog) is asked for: Distribution's `n` and `last` parameters. */
+export interface ListOptions {
+  /** Entries asked for per page (`n`). */
+  pageSize?: number;
+  /** Start after this name (`last`). */
+  last?: string;
+  /** Only the first page, no Link followed. */
+  onePage?: boolean;
+}
+
 export const CATALOG_SCOPE = "registry:catalog:*";
 
 function nextLink(res: HttpResponse): URL | undefined {
@@ -500,17 +510,22 @@ export class RegistryClient {
     }
   }
 
-  async listTags(repo: string, pageSize = PAGE_SIZE): Promise<string[]> {
-    const first = await this.url(`/v2/${repo}/tags/list?n=${pageSize}`);
-    const out: string[] = [];
-    for await (const page of this.pages(first, [pullScope(repo)], `tags of ${this.display(repo)}`, "tags")) out.push(...page);
-    return out;
+  async listTags(repo: string, options: ListOptions = {}): Promise<string[]> {
+    return this.listing(`/v2/${repo}/tags/list`, options, [pullScope(repo)], `tags of ${this.display(repo)}`, "tags");
   }
 
-  async catalog(pageSize = PAGE_SIZE): Promise<string[]> {
-    const first = await this.url(`/v2/_catalog?n=${pageSize}`);
+  async catalog(options: ListOptions = {}): Promise<string[]> {
+    return this.listing("/v2/_catalog", options, [CATALOG_SCOPE], `repository list of ${this.registry}`, "repositories");
+  }
+
+  /** Every page of a listing from `last` on, or only the first (onePage). */
+  private async listing(path: string, options: ListOptions, scopes: string[], what: string, field: "tags" | "repositories"): Promise<string[]> {
+    const query = new URLSearchParams({ n: String(options.pageSize ?? PAGE_SIZE), ...(options.last !== undefined && { last: options.last }) });
     const out: string[] = [];
-    for await (const page of this.pages(first, [CATALOG_SCOPE], `repository list of ${this.registry}`, "repositories")) out.push(...page);
+    for await (const page of this.pages(await this.url(`${path}?${query}`), scopes, what, field)) {
+      out.push(...page);
+      if (options.onePage) break;
+    }
     return out;
   }
 

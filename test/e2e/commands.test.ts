@@ -76,6 +76,45 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect(repos.stderr.match(/> GET \S+\/_catalog/g)!.length).toBeGreaterThanOrEqual(4);
   });
 
+  it("ls -n/--last asks the registry for one page; --include keeps names matching an anchored regex; --sort orders", async () => {
+    for (const t of ["v1.10.0", "v1.2.0", "v1.9.1", "latest", "1.2-alpine", "dev"]) await pushImage(reg, "app/versions", t, ociImage);
+    const names = async (target: string, ...args: string[]) => ok(await cli(["ls", target, ...args])).stdout.split("\n").filter(Boolean);
+    const repo = `${reg.host}/app/versions`;
+    // The registry's order by default (Distribution 2.8's tag list is in no particular order; regcli serve's is sorted).
+    const listed = await names(repo);
+    const lexical = ["1.2-alpine", "dev", "latest", "v1.10.0", "v1.2.0", "v1.9.1"];
+    expect([...listed].sort()).toEqual(lexical);
+    expect(await names(repo, "--sort", "alpha")).toEqual(lexical);
+    expect(await names(repo, "--sort", "semver")).toEqual(["1.2-alpine", "v1.2.0", "v1.9.1", "v1.10.0", "dev", "latest"]);
+    expect(await names(repo, "--include", "v1\\..*", "--sort", "semver")).toEqual(["v1.2.0", "v1.9.1", "v1.10.0"]);
+    expect(await names(repo, "--include", "v1", "--include", "dev")).toEqual(["dev"]);
+    // Distribution 2.8 ignores n and last on tag lists: the page is cut as a registry that honours them sends it.
+    expect(await names(repo, "-n", "2")).toEqual(listed.slice(0, 2));
+    expect(await names(repo, "-n", "2", "--last", listed[1]!)).toEqual(listed.slice(2, 4));
+    expect(await names(repo, "--last", listed[3]!)).toEqual(listed.slice(4));
+    const tagPage = ok(await cli(["--debug", "ls", repo, "-n", "3", "--last", listed[2]!]));
+    expect(tagPage.stdout.split("\n").filter(Boolean)).toEqual(listed.slice(3, 6));
+    expect(tagPage.stderr.match(/> GET \S+\/tags\/list\S*/g)).toEqual([expect.stringMatching(new RegExp(`\\?n=3&last=${listed[2]!.replace(/\./g, "\\.")}$`))]);
+    // The catalog: one request for one page, and --last gives the next.
+    const all = await names(reg.host);
+    expect(await names(reg.host, "-n", "2")).toEqual(all.slice(0, 2));
+    const next = ok(await cli(["--debug", "ls", reg.host, "-n", "2", "--last", all[1]!, "--format", "json"]));
+    expect(JSON.parse(next.stdout).repositories).toEqual(all.slice(2, 4));
+    expect(next.stderr.match(/> GET \S+\/_catalog\S*/g)).toHaveLength(1);
+    expect(await names(reg.host, "--include", "app/v.*")).toEqual(["app/versions"]);
+
+    for (const [args, message] of [
+      [["-n", "0"], /-n must be a positive integer/],
+      [["-n", "2", "--page-size", "5"], /-n and --page-size exclude each other/],
+      [["--sort", "newest"], /--sort must be semver, alpha or none/],
+      [["--include", "("], /invalid tag pattern/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await cli(["ls", repo, ...args]);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
   it("manifest prints the bytes exactly as served", async () => {
     const r = ok(await cli(["manifest", `${reg.host}/app/docker:1.0`]));
     expect(r.stdoutBuffer.equals(dockerImage.manifest)).toBe(true);
@@ -364,6 +403,110 @@ describe("interop with skopeo across two registries", () => {
   });
 });
 
+describe.each(["docker-registry", "regcli"] as const)("--platform lists and all against %s", (server) => {
+  // An index of three platforms; a list keeps some of its children in a new index, all keeps it whole.
+  let reg: TestRegistry;
+  let index: TestIndex;
+  let home: string;
+  const cli = (args: string[]) => regcli(args, { env: { REGCLI_HOME: home } });
+  const childrenOf = async (repo: string, ref: string) => {
+    const m = await fetchManifest(reg, repo, ref);
+    expect(m.status).toBe(200);
+    return { digest: m.digest, children: (JSON.parse(m.body.toString()) as { manifests: Array<{ digest: string }> }).manifests.map((c) => c.digest) };
+  };
+
+  beforeAll(async () => {
+    reg = await startRegistry("open", { server });
+    home = await tempDir("regcli-home-");
+    index = makeIndex(await Promise.all(["amd64", "arm64", "s390x"].map((architecture) => makeImage({ seed: `list-${architecture}-${server}`, platform: { os: "linux", architecture } }))));
+    await pushIndex(reg, "plat/app", "1.0", index);
+  });
+  afterAll(async () => {
+    await reg?.stop();
+  });
+  const [amd, arm, s390] = [0, 1, 2];
+
+  it("copy: a list writes the index reduced to those children (new digest, read by skopeo); all copies it whole; one copies that image", async () => {
+    const src = `${reg.host}/plat/app:1.0`;
+    const reduced = JSON.parse(ok(await cli(["copy", src, `${reg.host}/plat/two:1.0`, "--platform", "linux/s390x,linux/amd64", "--format", "json"])).stdout);
+    expect(reduced.digest).not.toBe(index.manifestDigest);
+    // In the index's order, whatever the order asked.
+    expect(await childrenOf("plat/two", "1.0")).toEqual({ digest: reduced.digest, children: [index.images[amd]!.manifestDigest, index.images[s390]!.manifestDigest] });
+    expect((await fetchManifest(reg, "plat/two", index.images[arm]!.manifestDigest)).status).toBe(404);
+    const raw = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/plat/two:1.0`]);
+    expect(raw.code, raw.stderr).toBe(0);
+    expect(sha256(raw.stdoutBuffer)).toBe(reduced.digest);
+    const dir = await tempDir();
+    const pulled = await skopeo(["copy", "--all", "--src-tls-verify=false", `docker://${reg.host}/plat/two:1.0`, `oci:${dir}:x`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+
+    expect(ok(await cli(["copy", src, `${reg.host}/plat/all:1.0`, "--platform", "all"])).stdout.trim()).toBe(index.manifestDigest);
+    expect((await childrenOf("plat/all", "1.0")).children).toEqual(index.images.map((i) => i.manifestDigest));
+    expect(ok(await cli(["copy", src, `${reg.host}/plat/one:1.0`, "--platform", "linux/arm64"])).stdout.trim()).toBe(index.images[arm]!.manifestDigest);
+    ok(await cli(["copy", "--all-tags", `${reg.host}/plat/app`, `${reg.host}/plat/tags`, "--platform", "linux/amd64,linux/arm64"]));
+    expect((await childrenOf("plat/tags", "1.0")).children).toEqual([index.images[amd]!.manifestDigest, index.images[arm]!.manifestDigest]);
+  });
+
+  it("a platform the index lacks is exit 4 naming the platforms it has; a malformed list is a usage error", async () => {
+    const r = await cli(["copy", `${reg.host}/plat/app:1.0`, `${reg.host}/plat/none:1.0`, "--platform", "linux/amd64,windows/amd64"]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no windows\/amd64 image in .*plat\/app.*available platforms: linux\/amd64, linux\/arm64, linux\/s390x/s);
+    expect((await fetchManifest(reg, "plat/none", "1.0")).status).toBe(404);
+    for (const args of [["pull"], ["inspect"], ["digest"], ["manifest"]]) {
+      const missing = await cli([...args, `${reg.host}/plat/app:1.0`, "--platform", "linux/ppc64le"]);
+      expect(missing.code, `${args[0]}: ${missing.stderr}`).toBe(4);
+      expect(missing.stderr).toMatch(/available platforms: linux\/amd64, linux\/arm64, linux\/s390x/);
+    }
+    const bad = await cli(["copy", `${reg.host}/plat/app:1.0`, `${reg.host}/plat/none:1.0`, "--platform", "linux/amd64,"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/invalid platform ""/);
+  });
+
+  it("pull: a list stores the reduced index, all the whole index", async () => {
+    const two = JSON.parse(ok(await cli(["pull", `${reg.host}/plat/app:1.0`, "--platform", "linux/amd64,linux/arm64", "--format", "json"])).stdout);
+    expect(two.digest).not.toBe(index.manifestDigest);
+    let stored = JSON.parse(ok(await cli(["images", "--format", "json"])).stdout);
+    expect(stored).toEqual([expect.objectContaining({ digest: two.digest, platforms: ["linux/amd64", "linux/arm64"] })]);
+    expect(ok(await cli(["pull", `${reg.host}/plat/app:1.0`, "--platform", "all"])).stdout.trim()).toBe(index.manifestDigest);
+    stored = JSON.parse(ok(await cli(["images", "--format", "json"])).stdout);
+    expect(stored).toEqual([expect.objectContaining({ digest: index.manifestDigest, platforms: ["linux/amd64", "linux/arm64", "linux/s390x"] })]);
+  });
+
+  it("inspect: a list or all describes each of those images; export refuses more than one platform", async () => {
+    const all = JSON.parse(ok(await cli(["inspect", `${reg.host}/plat/app:1.0`, "--platform", "all", "--format", "json"])).stdout);
+    expect(all.map((r: { digest: string; image: { digest: string; platform: string } }) => [r.digest, r.image.digest, r.image.platform])).toEqual(
+      index.images.map((i, n) => [index.manifestDigest, i.manifestDigest, ["linux/amd64", "linux/arm64", "linux/s390x"][n]]),
+    );
+    const text = ok(await cli(["inspect", `${reg.host}/plat/app:1.0`, "--platform", "linux/s390x,linux/arm64"])).stdout;
+    expect(text.match(/^Image \(.*\):$/gm)).toEqual(["Image (linux/arm64):", "Image (linux/s390x):"]);
+    expect(text.match(/^Reference:/gm)).toHaveLength(1);
+    for (const i of [index.images[arm]!, index.images[s390]!]) expect(text).toContain(i.layers[0]!.digest);
+    expect(text).not.toContain(index.images[amd]!.layers[0]!.digest);
+
+    for (const platform of ["linux/amd64,linux/arm64", "all"]) {
+      const r = await cli(["export", `${reg.host}/plat/app:1.0`, "--platform", platform, "-o", join(await tempDir(), "rootfs.tar")]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/export writes one filesystem, which is one platform's.*--platform linux\/amd64/s);
+    }
+    const one = join(await tempDir(), "rootfs.tar");
+    ok(await cli(["export", `${reg.host}/plat/app:1.0`, "--platform", "linux/s390x", "-o", one]));
+  });
+
+  it("digest and manifest --platform give one child's; digest --full-ref prints NAME@DIGEST", async () => {
+    const child = index.images[arm]!;
+    expect(ok(await cli(["digest", `${reg.host}/plat/app:1.0`, "--platform", "linux/arm64"])).stdout.trim()).toBe(child.manifestDigest);
+    expect(ok(await cli(["manifest", `${reg.host}/plat/app:1.0`, "--platform", "linux/arm64"])).stdoutBuffer.equals(child.manifest)).toBe(true);
+    expect(ok(await cli(["digest", `docker://${reg.host}/plat/app:1.0`, "--full-ref"])).stdout.trim()).toBe(`${reg.host}/plat/app@${index.manifestDigest}`);
+    const json = JSON.parse(ok(await cli(["digest", `${reg.host}/plat/app:1.0`, "--full-ref", "--platform", "linux/arm64", "--format", "json"])).stdout);
+    expect(json).toMatchObject({ digest: child.manifestDigest, fullRef: `${reg.host}/plat/app@${child.manifestDigest}` });
+    // The printed reference reads back the same manifest.
+    expect(ok(await cli(["digest", json.fullRef])).stdout.trim()).toBe(child.manifestDigest);
+    const list = await cli(["digest", `${reg.host}/plat/app:1.0`, "--platform", "linux/amd64,linux/arm64"]);
+    expect(list.code).toBe(2);
+    expect(list.stderr).toMatch(/digest prints one image's digest/);
+  });
+});
+
 describe("every read command on every location", () => {
   // One index (amd64, arm64) in a registry, in an OCI layout and an oci-archive written by skopeo, in the local
   // store, and its amd64 image in a docker-archive written by skopeo (legacy format: regcli synthesizes the manifest).
@@ -432,6 +575,10 @@ describe("every read command on every location", () => {
     const image = index.images[w.index ? arm : amd]!;
     const platform = w.index ? ["--platform", "linux/arm64"] : [];
     expect(ok(await cli(["config", w.image, ...platform])).stdoutBuffer.equals(image.config.data)).toBe(true);
+    // One child's digest and manifest (an image that is no index: its own).
+    const childDigest = ok(await cli(["digest", w.image, "--platform", w.index ? "linux/arm64" : "linux/amd64"])).stdout.trim();
+    expect(childDigest).toBe(w.index ? image.manifestDigest : digest);
+    expect(sha256(ok(await cli(["manifest", w.image, "--platform", w.index ? "linux/arm64" : "linux/amd64"])).stdoutBuffer)).toBe(childDigest);
     const info = JSON.parse(ok(await cli(["inspect", w.image, "--format", "json", ...platform])).stdout);
     expect(info.digest).toBe(digest);
     expect(info.image.configDigest).toBe(image.config.digest);

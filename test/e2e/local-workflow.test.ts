@@ -97,6 +97,41 @@ describe("local image store", () => {
     expect(arm.stdout.trim()).toBe(multi.images[1]!.manifestDigest);
   });
 
+  it("images takes -q (each image's short id once), --no-trunc and a REPOSITORY[:TAG] pattern or --filter reference=", async () => {
+    const h = { REGCLI_HOME: await tempDir("regcli-home-") };
+    ok(await cli(["pull", "busybox"], h));
+    ok(await cli(["image", "tag", "busybox", "other/name:2"], h));
+    ok(await cli(["pull", "--platform", "linux/arm64", `${reg.host}/multi/app:1.0`], h));
+    const arm = multi.images[1]!.manifestDigest;
+    const hex = (digest: string) => digest.slice(7, 19);
+    // Two names of busybox are one image; the global -q before the command means the same.
+    for (const args of [["images", "-q"], ["-q", "images"], ["image", "ls", "--quiet"]]) {
+      expect(ok(await cli(args, h)).stdout.split("\n").filter(Boolean).sort(), args.join(" ")).toEqual([hex(busybox.manifestDigest), hex(arm)].sort());
+    }
+    expect(ok(await cli(["images", "-q", "--no-trunc"], h)).stdout.split("\n").filter(Boolean).sort()).toEqual([busybox.manifestDigest, arm].sort());
+    expect(ok(await cli(["images", "--no-trunc"], h)).stdout).toContain(arm);
+    expect(ok(await cli(["images"], h)).stdout).not.toContain(arm);
+
+    const names = async (...args: string[]) => (JSON.parse(ok(await cli(["images", ...args, "--format", "json"], h)).stdout) as Array<{ name: string }>).map((i) => i.name);
+    expect(await names("busybox")).toEqual(["docker.io/library/busybox:latest"]);
+    expect(await names("busybox:latest")).toEqual(["docker.io/library/busybox:latest"]);
+    expect(await names("docker.io/library/busybox")).toEqual(["docker.io/library/busybox:latest"]);
+    expect(await names("busybox:1.0")).toEqual([]);
+    expect(await names("busy*")).toEqual(["docker.io/library/busybox:latest"]);
+    // As Docker's path.Match: * stays within one path component.
+    expect(await names("*")).toEqual(["docker.io/library/busybox:latest"]);
+    expect(await names("*/*")).toEqual(["docker.io/other/name:2"]);
+    expect(await names("--filter", "reference=*/multi/*")).toEqual([`${reg.host}/multi/app:1.0`]);
+    expect(await names("--filter", "reference=other/*", "--filter", "reference=busybox")).toEqual(["docker.io/library/busybox:latest", "docker.io/other/name:2"]);
+    expect(ok(await cli(["images", "-q", "other/name"], h)).stdout.trim()).toBe(hex(busybox.manifestDigest));
+    const table = ok(await cli(["images", "nothing-like-it"], h)).stdout;
+    expect(table.trim()).toMatch(/^REPOSITORY\s+TAG\s+DIGEST/);
+    expect(table.trim().split("\n")).toHaveLength(1);
+    const bad = await cli(["images", "--filter", "dangling=true"], h);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/unsupported filter "dangling=true".*reference=PATTERN/s);
+  });
+
   it("--all-platforms keeps the index, and pushing it back restores the same index digest", async () => {
     const all = ok(await cli(["pull", "--all-platforms", `${reg.host}/multi/app:1.0`]));
     expect(all.stdout.trim()).toBe(multi.manifestDigest);

@@ -428,6 +428,10 @@ describe("regcli sync", () => {
     expect(r.stdout.trim()).toBe(`copied ${src.host}/plat/app:1.0 ${dst.host}/plat/whole:1.0 ${index.manifestDigest} (indexes copied whole)`);
     expect(await children("plat/whole")).toEqual({ digest: index.manifestDigest, children: [amd!.manifestDigest, arm!.manifestDigest, s390!.manifestDigest] });
 
+    r = await regcli(["--plain-http", "sync", `${src.host}/plat/app`, `${dst.host}/plat/all`, "--platform", "all"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await children("plat/all")).toEqual({ digest: index.manifestDigest, children: [amd!.manifestDigest, arm!.manifestDigest, s390!.manifestDigest] });
+
     r = await sync("plat/kept", "--keep-index", "--dry-run");
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`copy ${src.host}/plat/app:1.0 ${dst.host}/plat/kept:1.0 (indexes reduced to the platforms: new digest)`);

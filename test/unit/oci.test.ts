@@ -6,7 +6,10 @@ import {
   digestOf,
   MAX_MANIFEST_BYTES,
   parseManifest,
+  copyPlatforms,
+  parseOnePlatform,
   parsePlatform,
+  parsePlatforms,
   platformMatches,
   selectPlatform,
   VerifyingStream,
@@ -116,6 +119,18 @@ describe("platforms", () => {
     expect(parsePlatform("linux/amd64")).toEqual({ os: "linux", architecture: "amd64" });
     expect(() => parsePlatform("linux")).toThrow(/os\/arch/);
     expect(() => parsePlatform("a/b/c/d")).toThrow(/os\/arch/);
+  });
+
+  it("parses a --platform list (each once) or all, and says what a copy does with it", () => {
+    const [amd, arm] = [{ os: "linux", architecture: "amd64" }, { os: "linux", architecture: "arm64", variant: "v8" }];
+    expect(parsePlatforms("linux/amd64, linux/arm64/v8,linux/amd64")).toEqual([amd, arm]);
+    expect(parsePlatforms("all")).toBe("all");
+    expect(() => parsePlatforms("linux/amd64,,linux/arm64")).toThrow(/invalid platform ""/);
+    expect(copyPlatforms("all")).toEqual({});
+    expect(copyPlatforms([amd])).toEqual({ platform: amd });
+    expect(copyPlatforms([amd, arm])).toEqual({ platforms: [amd, arm] });
+    expect(parseOnePlatform("linux/amd64", "why")).toEqual(amd);
+    for (const text of ["all", "linux/amd64,linux/arm64"]) expect(() => parseOnePlatform(text, "one filesystem")).toThrow(/one filesystem/);
   });
 
   it("matches variants, defaulting arm64 to v8", () => {

@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
-import { parsePlatform } from "../../oci/index.js";
+import { copyPlatforms, parsePlatforms } from "../../oci/index.js";
 import { addSideOptions, parseJobs, resolveSides, withContext } from "../context.js";
 import { err, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .description("copy an image between registries and OCI layouts (or a whole repository with --all-tags), keeping digests")
     .argument("<source>", "source: a registry reference, oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
     .argument("<destination>", "destination: a registry reference (a repository with --all-tags), oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
-    .option("--platform <os/arch[/variant]>", "copy only this platform of a multi-platform index")
+    .option("--platform <os/arch,...|all>", "of a multi-platform index: one platform copies that image alone; several copy the index reduced to them (a new index: its digest changes); all (the default) copies the whole index")
     .option("-a, --all-tags", "copy every tag of the source repository")
     .option("--preserve-digests", "keep exact bytes: Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo), and a legacy docker-archive's uncompressed layers into a registry (default: gzip them)")
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
@@ -24,13 +24,13 @@ export function register(program: Command): void {
   addSideOptions(copy)
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy --src-creds reader --dest-authfile ci-auth.json src.example.com/app:1.0 dst.example.com/app:1.0\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
+      "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy --src-creds reader --dest-authfile ci-auth.json src.example.com/app:1.0 dst.example.com/app:1.0\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy localhost:5000/app:1.0 localhost:5000/app:1.0-intel-arm --platform linux/amd64,linux/arm64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
     )
     .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, registryOf, progressFor, blobCounts, COPY_VERBS } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
-      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const platforms = copyPlatforms(opts.platform ? parsePlatforms(opts.platform) : "all");
       const quiet = cmd.optsWithGlobals().quiet === true;
       const src = parseLocation(from, { defaultTag: !opts.allTags });
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
@@ -42,7 +42,7 @@ export function register(program: Command): void {
             if (src.kind !== "registry" || dst.kind !== "registry" || src.ref.tag || src.ref.digest || dst.ref.tag || dst.ref.digest) {
               throw new RegcliError("usage", "--all-tags copies a whole registry repository: give two repositories without tag or digest");
             }
-            const result = await copyAllTags(registrySource(ctx.source, src.ref), registryDestination(ctx.destination, dst.ref), { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
+            const result = await copyAllTags(registrySource(ctx.source, src.ref), registryDestination(ctx.destination, dst.ref), { ...platforms, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
             progress.stop();
             if (format === "json") printJson({ source: src.ref.name, destination: dst.ref.name, ...result });
             else for (const t of result.tags) printLine(`${dst.ref.name}:${t.tag} ${t.digest}`);
@@ -55,7 +55,7 @@ export function register(program: Command): void {
             summary(quiet, line, { source: src.ref.name, destination: dst.ref.name, tagsCopied: copied, tagsUpToDate: upToDate, ...result.stats });
             return;
           }
-          const result = await transfer(ctx, src, dst, { platform, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests });
+          const result = await transfer(ctx, src, dst, { ...platforms, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests });
           progress.stop();
           if (format === "json") printJson(result);
           else printLine(result.digest);

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { parsePlatform } from "../../oci/index.js";
+import { parseOnePlatform } from "../../oci/index.js";
 import { withContext } from "../context.js";
 import { note, refuseBinaryOnTerminal } from "../output.js";
 
@@ -23,10 +23,10 @@ export function register(program: Command): void {
     .option("--platform <os/arch[/variant]>", "platform to pick from a multi-platform index (default: this machine's)")
     .option("--preserve-permissions", "keep setuid/setgid/sticky bits (stripped by default; in a directory, setuid/setgid only as root, where owners are kept)")
     .option("--devices", "keep device nodes and fifos (created in a directory only when running as root; skipped by default)")
-    .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export busybox | tar -tv")
+    .addHelpText("after", "\nExamples:\n  regcli export busybox -o rootfs.tar\n  regcli export localhost:5000/app:1.0 -o ./rootfs/\n  regcli export localhost:5000/app:1.0 --platform linux/arm64 -o arm64-rootfs.tar\n  regcli export busybox | tar -tv")
     .action(async (text: string, opts: ExportOptions, cmd: Command) => {
       const { exportImage, exportImageToStream } = await load();
-      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const platform = opts.platform ? parseOnePlatform(opts.platform, "export writes one filesystem, which is one platform's") : undefined;
       const flatten = { platform, preservePermissions: opts.preservePermissions, devices: opts.devices };
       await withContext(cmd, undefined, async (ctx) => {
         if (!opts.output) {
@@ -49,7 +49,7 @@ export function register(program: Command): void {
     .addHelpText("after", "\nExample:\n  regcli cat busybox /etc/os-release")
     .action(async (text: string, path: string, opts: { platform?: string }, cmd: Command) => {
       const { cat } = await load();
-      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
+      const platform = opts.platform ? parseOnePlatform(opts.platform, "cat reads one platform's filesystem") : undefined;
       await withContext(cmd, undefined, (ctx) => cat(ctx, text, path, process.stdout, platform));
     });
 }

@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { parsePlatform } from "../../oci/index.js";
-import { withContext } from "../context.js";
+import { collect, withContext } from "../context.js";
 import { render } from "./inspect.js";
 import { err, humanSize, note, parseFormat, printJson, printLine, refuseBinaryOnTerminal, shortDigest, summary, table } from "../output.js";
 
@@ -9,33 +9,62 @@ import { err, humanSize, note, parseFormat, printJson, printLine, refuseBinaryOn
 const load = async () => ({ ...(await import("../../locations/archive-writer.js")), ...(await import("../../operations/images.js")), ...(await import("../../operations/inspect.js")) });
 
 
-async function showImages(opts: { format: string }): Promise<void> {
-  const { listImages } = await load();
+interface ImagesOptions {
+  format: string;
+  filter?: string[];
+  /** false with --no-trunc (commander's negated option). */
+  trunc?: boolean;
+}
+
+/** `--filter reference=PATTERN` values (the only filter key there is). */
+function referencePatterns(filters: string[] = []): string[] {
+  return filters.map((f) => {
+    const m = /^reference=(.+)$/.exec(f);
+    if (!m) throw new RegcliError("usage", `unsupported filter "${f}"`, { hint: "the one filter is reference=PATTERN, e.g. --filter 'reference=busy*'" });
+    return m[1]!;
+  });
+}
+
+async function showImages(reference: string | undefined, opts: ImagesOptions, cmd: Command): Promise<void> {
+  const { listImages, matchesReference } = await load();
   const format = parseFormat(opts.format);
-  const images = await listImages();
+  // -q is also the program's --quiet, which commander takes wherever it stands: either way, ids only.
+  const quiet = cmd.optsWithGlobals<{ quiet?: boolean }>().quiet === true;
+  const patterns = [...(reference ? [reference] : []), ...referencePatterns(opts.filter)];
+  const images = (await listImages()).filter((i) => !patterns.length || patterns.some((p) => matchesReference(i, p)));
+  const id = (digest: string) => (opts.trunc === false ? digest : shortDigest(digest));
+  if (quiet) {
+    // As docker images -q: each image once (names sharing a digest are one image), the short id without its algorithm.
+    for (const digest of new Set(images.map((i) => i.digest))) printLine(opts.trunc === false ? digest : shortDigest(digest).split(":")[1]!);
+    return;
+  }
   if (format === "json") {
     printJson(images);
     return;
   }
   const rows = [["REPOSITORY", "TAG", "DIGEST", "PLATFORMS", "SIZE", "CREATED"]];
-  for (const i of images) rows.push([i.repository, i.tag, shortDigest(i.digest), i.platforms.join(",") || "-", humanSize(i.size), i.created ?? "-"]);
+  for (const i of images) rows.push([i.repository, i.tag, id(i.digest), i.platforms.join(",") || "-", humanSize(i.size), i.created ?? "-"]);
   printLine(table(rows));
 }
 
+/** What `images` and `image ls` take, as docker images does. */
+function listingOptions(command: Command): Command {
+  return command
+    .argument("[reference]", "only images matching REPOSITORY[:TAG] (a glob: * and ? within a path component), as docker images does")
+    .option("-q, --quiet", "print only image ids (short digests, each image once)")
+    .option("--no-trunc", "print whole digests")
+    .option("-f, --filter <reference=PATTERN>", "only images whose name matches PATTERN (repeatable: any of them)", collect)
+    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"));
+}
+
 export function register(program: Command): void {
-  program
-    .command("images")
-    .description("list the images in the local store")
-    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
-    .addHelpText("after", "\nExample:\n  regcli images --format json")
+  listingOptions(program.command("images").description("list the images in the local store"))
+    .addHelpText("after", "\nExamples:\n  regcli images --format json\n  regcli images busybox\n  regcli images --filter 'reference=localhost:5000/*'\n  regcli images -q\n  regcli images --no-trunc")
     .action(showImages);
 
   const image = program.command("image").description("manage the local image store (ls, inspect, tag, rm, save, load, prune)");
-  image
-    .command("ls")
-    .description("list the images in the local store")
-    .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
-    .addHelpText("after", "\nExample:\n  regcli image ls")
+  listingOptions(image.command("ls").description("list the images in the local store"))
+    .addHelpText("after", "\nExamples:\n  regcli image ls\n  regcli image ls 'busy*' -q")
     .action(showImages);
   image
     .command("inspect")

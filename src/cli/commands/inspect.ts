@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import type { InspectResult } from "../../operations/inspect.js";
-import { parsePlatform } from "../../oci/index.js";
+import { parsePlatforms } from "../../oci/index.js";
 import { parseLocation, registryOf } from "../../locations/parse.js";
 import { withContext } from "../context.js";
 import { humanSize, parseFormat, printJson, printLine, table } from "../output.js";
@@ -10,12 +10,23 @@ const load = async () => ({ ...(await import("../../operations/inspect.js")) });
 
 
 export function render(r: InspectResult): string[] {
+  return [...renderTop(r), ...renderImage(r)];
+}
+
+/** What the reference names: its digest and media type, and an index's platforms. */
+function renderTop(r: InspectResult): string[] {
   const lines = [`Reference:   ${r.reference}`, `Digest:      ${r.digest}`, `Media type:  ${r.mediaType}`];
   if (r.platforms) {
     lines.push("Platforms:");
     lines.push(...table(r.platforms.map((p) => ["  " + p.platform, p.digest, humanSize(p.size)])).split("\n"));
-    lines.push(`Image (${r.image.platform ?? r.image.artifactType}):`, `  Digest:    ${r.image.digest}`);
   }
+  return lines;
+}
+
+/** The image described (for an index: the chosen child, under a heading naming it). */
+function renderImage(r: InspectResult): string[] {
+  const lines: string[] = [];
+  if (r.platforms) lines.push(`Image (${r.image.platform ?? r.image.artifactType}):`, `  Digest:    ${r.image.digest}`);
   const i = r.image;
   const pad = r.platforms ? "  " : "";
   const show = (label: string, value: string | undefined) => {
@@ -49,15 +60,21 @@ export function register(program: Command): void {
     .command("inspect")
     .description("summarize an image: media type, digest, platforms, layers and sizes, created, entrypoint, labels")
     .argument("<image>", "image: a registry reference (docker:// optional), store:NAME, oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
-    .option("--platform <os/arch[/variant]>", "platform to describe from a multi-platform index")
+    .option("--platform <os/arch,...|all>", "platform to describe from a multi-platform index (default: this machine's); several or all: each of those images (json: an array)")
     .addOption(new Option("--format <format>", "text or json").choices(["text", "json"]).default("text"))
-    .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json\n  regcli inspect oci:./layout:1.0\n  regcli inspect store:busybox")
+    .addHelpText("after", "\nExamples:\n  regcli inspect localhost:5000/app:1.0\n  regcli inspect busybox --platform linux/arm64 --format json\n  regcli inspect busybox --platform all\n  regcli inspect oci:./layout:1.0\n  regcli inspect store:busybox")
     .action(async (text: string, opts: { format: string; platform?: string }, cmd: Command) => {
-      const { inspect } = await load();
+      const { inspect, inspectPlatforms } = await load();
       const format = parseFormat(opts.format);
       const spec = parseLocation(text);
-      const platform = opts.platform ? parsePlatform(opts.platform) : undefined;
-      const result = await withContext(cmd, registryOf(spec), (ctx) => inspect(ctx, spec, platform));
+      const selection = opts.platform ? parsePlatforms(opts.platform) : undefined;
+      if (selection === "all" || (selection && selection.length > 1)) {
+        const results = await withContext(cmd, registryOf(spec), (ctx) => inspectPlatforms(ctx, spec, selection));
+        if (format === "json") printJson(results);
+        else for (const line of [...renderTop(results[0]!), ...results.flatMap(renderImage)]) printLine(line);
+        return;
+      }
+      const result = await withContext(cmd, registryOf(spec), (ctx) => inspect(ctx, spec, selection?.[0]));
       if (format === "json") printJson(result);
       else for (const line of render(result)) printLine(line);
     });

@@ -1,7 +1,7 @@
 import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
-import { parsePlatform } from "../../oci/index.js";
+import { copyPlatforms, parsePlatforms } from "../../oci/index.js";
 import { parseLocation, registryOf, type LocationSpec } from "../../locations/parse.js";
 import { parseJobs, withContext } from "../context.js";
 import { err, humanSize, parseFormat, plural, printJson, printLine, summary } from "../output.js";
@@ -15,13 +15,13 @@ export function register(program: Command): void {
     .command("pull")
     .description("pull an image (from a registry, a layout or an archive) into the local store (or -o DIR: a standalone OCI layout), no daemon needed")
     .argument("<image>", "a registry reference (docker:// optional), oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
-    .option("--platform <os/arch[/variant]>", "platform to pull from a multi-platform index (default: this machine's)")
-    .option("--all-platforms", "keep the whole index, every platform (a later push restores the same digest)")
+    .option("--platform <os/arch,...|all>", "of a multi-platform index: one platform (default: this machine's) pulls that image alone; several, the index reduced to them (a new index: its digest changes); all, the whole index")
+    .option("--all-platforms", "keep the whole index, every platform (a later push restores the same digest); same as --platform all")
     .option("-o, --output <path>", "write an OCI layout directory, or a docker-archive FILE.tar (docker save format), instead of the local store")
     .option("--preserve-digests", "write Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo)")
     .option("-j, --jobs <n>", "concurrent blob downloads", String(DEFAULT_JOBS))
     .addOption(new Option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)").choices(["text", "json", "docker-archive", "oci-archive"]).default("text"))
-    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
+    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull localhost:5000/app:1.0 --platform linux/amd64,linux/arm64\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
     .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
       const { pull, progressFor, PULL_VERBS } = await load();
       const archive = opts.format === "docker-archive" || opts.format === "oci-archive" ? opts.format : undefined;
@@ -33,6 +33,7 @@ export function register(program: Command): void {
           ? { kind: "archive", flavour: archive ?? "docker-archive", file: opts.output, name: undefined }
           : { kind: "oci", dir: opts.output, tag: undefined };
       if (opts.platform && opts.allPlatforms) throw new RegcliError("usage", "--platform and --all-platforms exclude each other");
+      const selection = opts.platform ? parsePlatforms(opts.platform) : opts.allPlatforms ? "all" : undefined;
       const jobs = parseJobs(opts.jobs);
       const spec = parseLocation(text);
       const quiet = cmd.optsWithGlobals().quiet === true;
@@ -40,8 +41,8 @@ export function register(program: Command): void {
       try {
         const result = await withContext(cmd, registryOf(spec), (ctx) =>
           pull(ctx, spec, {
-            platform: opts.platform ? parsePlatform(opts.platform) : undefined,
-            allPlatforms: opts.allPlatforms,
+            ...(selection && copyPlatforms(selection)),
+            allPlatforms: selection === "all",
             output,
             preserveDigests: opts.preserveDigests,
             jobs,

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { Option, type Command } from "commander";
 import { EXIT_CODES, localFileError, RegcliError, type ErrorKind } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
-import { isDigest } from "../../oci/index.js";
+import { formatPlatform, isDigest, parsePlatforms } from "../../oci/index.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
@@ -50,7 +50,7 @@ export function register(program: Command): void {
     .option("--latest <n>", "only the newest N tags left (semver order, else creation time)")
     .option("--newer-than <duration>", "only images created within this duration, e.g. 30d")
     .option("--digest <sha256:...>", "also mirror this manifest by digest, with no tag at the destination (repeatable)", collect)
-    .option("--platform <os/arch,...>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index)")
+    .option("--platform <os/arch,...|all>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index); all (the default): indexes whole")
     .option("--keep-index", "with --platform, write each index reduced to those platforms' children (a new digest)")
     .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
     .option("--force", "with prune (--prune or prune: true), delete without asking (needed off a terminal)")
@@ -170,5 +170,11 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
   }
   const bad = opts.digest?.find((d) => !isDigest(d));
   if (bad) throw new RegcliError("usage", `--digest ${bad} is not a digest`, { hint: "give sha256: and 64 lowercase hex digits, e.g. from regcli inspect" });
-  return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: opts.platform ? opts.platform.split(",").map((p) => p.trim()) : [], prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
+  return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: platformList(opts.platform), prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
+}
+
+/** --platform as the entry's list of platforms; `all` (whole indexes) is no list. */
+function platformList(text: string | undefined): string[] {
+  const selection = text ? parsePlatforms(text) : "all";
+  return selection === "all" ? [] : selection.map(formatPlatform);
 }
