@@ -106,7 +106,7 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     for (const [args, message] of [
       [["-n", "0"], /-n must be a positive integer/],
       [["-n", "2", "--page-size", "5"], /-n and --page-size exclude each other/],
-      [["--sort", "newest"], /--sort must be semver, alpha or none/],
+      [["--sort", "newest"], /unknown --sort "newest": use semver, alpha, none \(see regcli ls --help\)/],
       [["--include", "("], /invalid tag pattern/],
     ] as Array<[string[], RegExp]>) {
       const r = await cli(["ls", repo, ...args]);
