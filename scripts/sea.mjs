@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Builds regcli as one executable for machines without Node: a Node single executable application (SEA), i.e. a copy
+// of this Node binary with dist/regcli.cjs injected as its main script (https://nodejs.org/api/single-executable-applications.html).
+//   node scripts/sea.mjs [--output FILE]     (`npm run build:sea` builds first; default FILE: dist/regcli-<os>-<arch>)
+// The injector is postject, the one Node's documentation names (a devDependency). The executable runs on machines of
+// the same OS and CPU as the Node that built it, and needs only the C/C++ runtime libraries that Node itself links.
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const bundle = join(root, "dist", "regcli.cjs");
+const i = process.argv.indexOf("--output");
+const output = resolve(i > 0 ? process.argv[i + 1] : join(root, "dist", `regcli-${process.platform}-${process.arch}`));
+if (!existsSync(bundle)) throw new Error("dist/regcli.cjs is missing: run `npm run build` first (or `npm run build:sea`)");
+
+const work = mkdtempSync(join(tmpdir(), "regcli-sea-"));
+try {
+  // The main script: the bundle as bin/regcli.cjs would run it. Inside a SEA, require() loads only Node's built-ins
+  // (the bundle needs nothing else), __filename is the executable, and the version is baked into the bundle.
+  const main = join(work, "main.cjs");
+  writeFileSync(
+    main,
+    [
+      // As bin/regcli.cjs does (see there): undici's HTTP parser is WebAssembly, compiled by V8's baseline tier only.
+      'require("node:v8").setFlagsFromString("--liftoff-only");',
+      'globalThis.__regcliCodeCache = "built into the executable";',
+      readFileSync(bundle, "utf8"),
+      ";module.exports.main(process.argv).then((code) => (process.exitCode = code));",
+    ].join("\n"),
+  );
+  const blob = join(work, "regcli.blob");
+  // useCodeCache: V8's code for the top level is made at build time, as dist/regcli.cjs.v8cache is for bin/regcli.cjs.
+  const config = { main, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true };
+  writeFileSync(join(work, "sea-config.json"), JSON.stringify(config));
+  quiet(process.execPath, ["--experimental-sea-config", join(work, "sea-config.json")]);
+
+  const tmp = `${output}.tmp`;
+  copyFileSync(process.execPath, tmp);
+  chmodSync(tmp, 0o755);
+  const postject = join(root, "node_modules", "postject", "dist", "cli.js");
+  // The fuse is the sentinel string Node's binary carries for this (see the Node documentation above).
+  const args = [postject, tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"];
+  if (process.platform === "darwin") args.push("--macho-segment-name", "NODE_SEA");
+  quiet(process.execPath, args);
+  renameSync(tmp, output);
+  console.log(`sea: ${output} (${Math.round(statSync(output).size / 2 ** 20)} MiB, Node ${process.version})`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(`${output}.tmp`, { force: true });
+}
+
+/** Run a build step; its chatter (postject warns about note sections of Node's ELF binary) shows only if it fails. */
+function quiet(cmd, args) {
+  try {
+    execFileSync(cmd, args, { stdio: "pipe" });
+  } catch (err) {
+    process.stderr.write(`${err.stdout ?? ""}${err.stderr ?? ""}`);
+    throw new Error(`sea: ${[cmd, ...args].join(" ")} failed`);
+  }
+}
