@@ -1,0 +1,131 @@
+// regcli as users get it: the npm package installed offline into an empty prefix, npx, and the standalone executable.
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
+import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+const exec = promisify(execFile);
+const version = (JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string }).version;
+
+function ok(r: CliResult): CliResult {
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  expect(r.code, r.stderr).toBe(0);
+  return r;
+}
+
+/** ls, copy and pull through `bin`, from docker-registry (`src`, holding app:1 = `image`) to `dst`. */
+async function everyCommand(bin: string, src: TestRegistry, dst: TestRegistry, image: TestImage, dir: string): Promise<void> {
+  expect(ok(await regcli(["ls", `${src.host}/app`], { bin })).stdout.trim().split("\n")).toEqual(["1"]);
+  ok(await regcli(["copy", `${src.host}/app:1`, `${dst.host}/copied:1`], { bin }));
+  expect((await fetchManifest(dst, "copied", "1")).digest).toBe(image.manifestDigest);
+  expect(ok(await regcli(["ls", dst.host], { bin })).stdout).toContain("copied");
+  ok(await regcli(["pull", `${dst.host}/copied:1`, "-o", join(dir, "layout")], { bin }));
+  const index = JSON.parse(readFileSync(join(dir, "layout", "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  expect(index.manifests.map((m) => m.digest)).toEqual([image.manifestDigest]);
+}
+
+describe("npm pack, installed offline from the tarball", () => {
+  let work: string;
+  let tarball: string;
+  let prefix: string;
+  let bin: string;
+  let image: TestImage;
+  let src: TestRegistry;
+  let serve: TestRegistry;
+  // npm, isolated: an empty cache and --offline, so anything the package still needed from the registry fails here.
+  // The npm_* variables `npm test` passes down (its prefix, its cache...) are left out; the prefix is the test's.
+  const npm = (args: string[], cwd = work) => {
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+    const flags = ["--offline", "--cache", join(work, "npm-cache"), "--no-audit", "--no-fund", "--no-update-notifier"];
+    return exec("npm", [args[0]!, ...flags, ...args.slice(1)], { cwd, env: { ...env, npm_config_prefix: prefix } });
+  };
+
+  beforeAll(async () => {
+    work = await tempDir("regcli-install-");
+    prefix = join(work, "prefix");
+    mkdirSync(prefix);
+    // prepack would run `npm run build`, which the test command has just done (pretest); a second build would
+    // rewrite dist/ under the other test files, so the pack takes the build as it is.
+    const packed = await npm(["pack", "--ignore-scripts", "--json", "--pack-destination", work], repoRoot);
+    tarball = join(work, (JSON.parse(packed.stdout) as Array<{ filename: string }>)[0]!.filename);
+    await npm(["install", "--global", "--prefix", prefix, tarball]);
+    bin = join(prefix, "bin", "regcli");
+    image = await makeImage({ layers: 2, layerSize: 16 * 1024, seed: "install" });
+    src = await startRegistry("open");
+    await pushImage(src, "app", "1", image);
+    serve = await startRegistry("open", { server: "regcli", regcliBin: bin });
+  }, 180_000);
+  afterAll(async () => {
+    await src?.stop();
+    await serve?.stop();
+  });
+
+  it("the package needs nothing from the registry: no dependencies (the bundles inline them), a prepack that builds", () => {
+    const pkg = JSON.parse(readFileSync(join(prefix, "lib", "node_modules", "regcli", "package.json"), "utf8")) as Record<string, Record<string, string> | undefined>;
+    expect(pkg.dependencies ?? {}).toEqual({});
+    expect(pkg.scripts?.prepack).toContain("npm run build");
+    expect(pkg.bin).toEqual({ regcli: "bin/regcli.cjs" });
+  });
+
+  it("the installed bin answers --version and --help", async () => {
+    expect(ok(await regcli(["--version"], { bin })).stdout).toBe(`${version}\n`);
+    expect(ok(await regcli(["version"], { bin })).stdout).toBe(`regcli ${version}\n`);
+    const help = ok(await regcli(["--help"], { bin })).stdout;
+    for (const command of ["ls", "copy", "pull", "push", "sync", "serve", "login"]) expect(help).toMatch(new RegExp(`^  ${command}\\b`, "m"));
+  });
+
+  it("ls, copy and pull run from the installed bin, between docker-registry and the installed `regcli serve`", async () => {
+    await everyCommand(bin, src, serve, image, await tempDir("regcli-install-run-"));
+  });
+
+  it("npx regcli runs the globally installed package offline, and npx --package runs the tarball itself", async () => {
+    expect((await npm(["exec", "--", "regcli", "--version"])).stdout).toBe(`${version}\n`);
+    expect((await npm(["exec", "--yes", "--package", tarball, "--", "regcli", "version"])).stdout).toBe(`regcli ${version}\n`);
+  });
+
+  it("the library entry point imports from the installed package without its dependencies", async () => {
+    const script = `import { parseReference } from "regcli"; console.log(parseReference("busybox").full);`;
+    const { stdout } = await exec(process.execPath, ["--input-type=module", "-e", script], { cwd: join(prefix, "lib") });
+    expect(stdout).toBe("docker.io/library/busybox:latest\n");
+  });
+});
+
+describe("the standalone executable (npm run build:sea)", () => {
+  let sea: string;
+  let noNode: string;
+  let image: TestImage;
+  let serve: TestRegistry;
+  let dst: TestRegistry;
+
+  beforeAll(async () => {
+    const work = await tempDir("regcli-sea-test-");
+    sea = join(work, "regcli");
+    await exec(process.execPath, [join(repoRoot, "scripts", "sea.mjs"), "--output", sea], { cwd: repoRoot });
+    noNode = join(work, "empty-path"); // PATH for the executable's runs: no node to fall back on
+    mkdirSync(noNode);
+    image = await makeImage({ layers: 2, layerSize: 16 * 1024, seed: "sea" });
+    serve = await startRegistry("open", { server: "regcli", regcliBin: sea });
+    await pushImage(serve, "app", "1", image);
+    dst = await startRegistry("open");
+  }, 180_000);
+  afterAll(async () => {
+    await serve?.stop();
+    await dst?.stop();
+  });
+
+  it("--version prints the package's version (baked in: no package.json beside the executable)", async () => {
+    expect(ok(await regcli(["--version"], { bin: sea, env: { PATH: noNode } })).stdout).toBe(`${version}\n`);
+  });
+
+  it("ls and copy run against the executable's own `regcli serve`, without Node on PATH", async () => {
+    expect(ok(await regcli(["ls", `${serve.host}/app`], { bin: sea, env: { PATH: noNode } })).stdout).toBe("1\n");
+    ok(await regcli(["copy", `${serve.host}/app:1`, `${serve.host}/copied:1`], { bin: sea, env: { PATH: noNode } }));
+    expect((await fetchManifest(serve, "copied", "1")).digest).toBe(image.manifestDigest);
+    ok(await regcli(["copy", `${serve.host}/app:1`, `${dst.host}/app:1`], { bin: sea, env: { PATH: noNode } }));
+    expect((await fetchManifest(dst, "app", "1")).digest).toBe(image.manifestDigest);
+  });
+});
