@@ -117,8 +117,9 @@ describe("the standalone executable (npm run build:sea)", () => {
     await dst?.stop();
   });
 
-  it("--version prints the package's version (baked in: no package.json beside the executable)", async () => {
+  it("--version and version print the package's version (baked in: no package.json beside the executable)", async () => {
     expect(ok(await regcli(["--version"], { bin: sea, env: { PATH: noNode } })).stdout).toBe(`${version}\n`);
+    expect(ok(await regcli(["version"], { bin: sea, env: { PATH: noNode } })).stdout).toBe(`regcli ${version}\n`);
   });
 
   it("ls and copy run against the executable's own `regcli serve`, without Node on PATH", async () => {
