@@ -4,6 +4,7 @@
 // each timed run into a fresh, empty registry root, alternating, medians reported with the ratio.
 // Client scenarios: regcli vs skopeo, alternating, fresh destination each run, plus a "raw limit" row (the big image's
 // blobs streamed registry -> registry by parallel `curl GET | curl PUT` pairs) as the floor for the big copy.
+// cold: start-up against skopeo's, then the standalone executable (npm run build:sea) against `node bin/regcli.cjs`.
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
 //                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold,sync,sync-shards] [--sync-repos N[,N...]]
 //   sync, sync-shards (not in the default set; minutes each): a catalog of N repositories x 3 small tags behind the
@@ -362,10 +363,35 @@ async function clientScenarios(layout) {
     const node = async () => (await timed(process.execPath, ["-e", "0"])).seconds;
     const cold = await compare("cold start: --version", async () => ({ regcli: [process.execPath, [regcliBin, "--version"]], skopeo: ["skopeo", ["--version"]] }), { node }, Math.max(RUNS, 21));
     notes.push(`cold start: regcli --version ${(cold.regcli * 1000).toFixed(0)} ms median, node -e 0 ${(cold.node * 1000).toFixed(0)} ms median in the same runs`);
+    await seaStartup(src.addr, Math.max(RUNS, 21));
   }
   if (want("sync") || want("sync-shards")) for (const repos of SYNC_REPOS) notes.push(...(await syncScenarios(repos)));
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   src.stop();
+}
+
+/**
+ * Start-up of the standalone executable (scripts/sea.mjs, built here) against `node bin/regcli.cjs`, alternating,
+ * medians: `--version` (which bin/regcli.cjs answers without loading the CLI; the executable always loads it),
+ * `version` (the whole CLI loaded in both) and an `ls` of a loopback registry (one request, so undici and TLS set-up too).
+ */
+async function seaStartup(srcAddr, runs) {
+  const sea = join(work, "regcli-sea");
+  execFileSync(process.execPath, [join(root, "scripts", "sea.mjs"), "--output", sea], { stdio: "ignore" });
+  console.log(`\n| start-up (${runs} alternating runs) | node bin/regcli.cjs | standalone executable | ratio | node peak RSS | executable peak RSS |`);
+  console.log("|---|---|---|---|---|---|");
+  for (const [label, a] of [["--version", ["--version"]], ["version (loads the CLI)", ["version"]], ["ls of a loopback registry", ["--plain-http", "ls", srcAddr]]]) {
+    const r = { node: { t: [], rss: [] }, sea: { t: [], rss: [] } };
+    for (let i = 0; i < runs; i++) {
+      for (const v of i % 2 ? ["sea", "node"] : ["node", "sea"]) {
+        const x = v === "node" ? await timed(process.execPath, [regcliBin, ...a]) : await timed(sea, a);
+        r[v].t.push(x.seconds);
+        r[v].rss.push(x.rss);
+      }
+    }
+    const [n, e] = [median(r.node.t), median(r.sea.t)];
+    console.log(`| ${label} | ${(n * 1000).toFixed(0)} ms | ${(e * 1000).toFixed(0)} ms | **${(e / n).toFixed(2)}** | ${median(r.node.rss).toFixed(0)} MiB | ${median(r.sea.rss).toFixed(0)} MiB |`);
+  }
 }
 
 /** Run `fn` over `items`, `n` at a time. */
