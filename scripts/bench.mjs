@@ -192,15 +192,15 @@ async function ingest(layout) {
   return results;
 }
 
-/** Run a command, returning seconds and the child's peak RSS (GNU time's %M). */
-const GNU_TIME = existsSync("/usr/bin/time"); // Debian package "time"; without it, peak RSS reads NaN
+/** Run a command, returning seconds, the child's peak RSS and its CPU seconds (GNU time's %M, %U + %S). */
+const GNU_TIME = existsSync("/usr/bin/time"); // Debian package "time"; without it, peak RSS and CPU read NaN
 async function timed(cmd, cmdArgs) {
   const t0 = process.hrtime.bigint();
-  const child = GNU_TIME ? await run("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdout: "ignore" }) : await run(cmd, cmdArgs, { stdout: "ignore" });
+  const child = GNU_TIME ? await run("/usr/bin/time", ["-f", "%M %U %S", cmd, ...cmdArgs], { stdout: "ignore" }) : await run(cmd, cmdArgs, { stdout: "ignore" });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (child.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed: ${child.stderr.slice(-500)}`);
-  const rss = Number(child.stderr.trim().split("\n").pop()) / 1024;
-  return { seconds, rss };
+  const [kib, user, sys] = child.stderr.trim().split("\n").pop().split(" ").map(Number);
+  return { seconds, rss: kib / 1024, cpu: user + sys };
 }
 
 const regcliBin = join(root, "bin", "regcli.cjs");
@@ -378,19 +378,21 @@ async function clientScenarios(layout) {
 async function seaStartup(srcAddr, runs) {
   const sea = join(work, "regcli-sea");
   execFileSync(process.execPath, [join(root, "scripts", "sea.mjs"), "--output", sea], { stdio: "ignore" });
-  console.log(`\n| start-up (${runs} alternating runs) | node bin/regcli.cjs | standalone executable | ratio | node peak RSS | executable peak RSS |`);
-  console.log("|---|---|---|---|---|---|");
+  // CPU time (user + sys) is printed too: on a shared machine it moves less than wall time.
+  console.log(`\n| start-up (${runs} alternating runs) | node bin/regcli.cjs | standalone executable | ratio | CPU: node / executable | node peak RSS | executable peak RSS |`);
+  console.log("|---|---|---|---|---|---|---|");
   for (const [label, a] of [["--version", ["--version"]], ["version (loads the CLI)", ["version"]], ["ls of a loopback registry", ["--plain-http", "ls", srcAddr]]]) {
-    const r = { node: { t: [], rss: [] }, sea: { t: [], rss: [] } };
+    const r = { node: { t: [], rss: [], cpu: [] }, sea: { t: [], rss: [], cpu: [] } };
     for (let i = 0; i < runs; i++) {
       for (const v of i % 2 ? ["sea", "node"] : ["node", "sea"]) {
         const x = v === "node" ? await timed(process.execPath, [regcliBin, ...a]) : await timed(sea, a);
+        for (const k of ["rss", "cpu"]) r[v][k].push(x[k]);
         r[v].t.push(x.seconds);
-        r[v].rss.push(x.rss);
       }
     }
     const [n, e] = [median(r.node.t), median(r.sea.t)];
-    console.log(`| ${label} | ${(n * 1000).toFixed(0)} ms | ${(e * 1000).toFixed(0)} ms | **${(e / n).toFixed(2)}** | ${median(r.node.rss).toFixed(0)} MiB | ${median(r.sea.rss).toFixed(0)} MiB |`);
+    const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
+    console.log(`| ${label} | ${ms(n)} | ${ms(e)} | **${(e / n).toFixed(2)}** | ${ms(median(r.node.cpu))} / ${ms(median(r.sea.cpu))} | ${median(r.node.rss).toFixed(0)} MiB | ${median(r.sea.rss).toFixed(0)} MiB |`);
   }
 }
 
