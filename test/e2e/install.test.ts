@@ -71,9 +71,11 @@ describe("npm pack, installed offline from the tarball", () => {
     expect(pkg.bin).toEqual({ regcli: "bin/regcli.cjs" });
   });
 
-  it("the installed bin answers --version and --help", async () => {
+  it("the installed bin answers --version, version (through the CLI, with the shipped code cache) and --help", async () => {
     expect(ok(await regcli(["--version"], { bin })).stdout).toBe(`${version}\n`);
-    expect(ok(await regcli(["version"], { bin })).stdout).toBe(`regcli ${version}\n`);
+    const full = ok(await regcli(["--debug", "version"], { bin }));
+    expect(full.stdout).toBe(`regcli ${version}\n`);
+    expect(full.stderr).toContain("code cache accepted"); // the packed dist/regcli.cjs.v8cache works where npm put it
     const help = ok(await regcli(["--help"], { bin })).stdout;
     for (const command of ["ls", "copy", "pull", "push", "sync", "serve", "login"]) expect(help).toMatch(new RegExp(`^  ${command}\\b`, "m"));
   });
