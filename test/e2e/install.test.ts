@@ -17,15 +17,29 @@ function ok(r: CliResult): CliResult {
   return r;
 }
 
-/** ls, copy and pull through `bin`, from docker-registry (`src`, holding app:1 = `image`) to `dst`. */
+/** Every kind of command through `bin`, from docker-registry (`src`, holding app:1 = `image`) to `dst`. */
 async function everyCommand(bin: string, src: TestRegistry, dst: TestRegistry, image: TestImage, dir: string): Promise<void> {
-  expect(ok(await regcli(["ls", `${src.host}/app`], { bin })).stdout.trim().split("\n")).toEqual(["1"]);
-  ok(await regcli(["copy", `${src.host}/app:1`, `${dst.host}/copied:1`], { bin }));
+  const run = async (...args: string[]) => ok(await regcli(args, { bin, env: { REGCLI_HOME: join(dir, "home") } })).stdout;
+  expect(await run("ls", `${src.host}/app`)).toBe("1\n");
+  expect((await run("digest", `${src.host}/app:1`)).trim()).toBe(image.manifestDigest);
+  expect(await run("manifest", `${src.host}/app:1`)).toBe(image.manifest.toString());
+  expect(await run("inspect", "--format", "json", `${src.host}/app:1`)).toContain(image.manifestDigest);
+  await run("copy", `${src.host}/app:1`, `${dst.host}/copied:1`);
   expect((await fetchManifest(dst, "copied", "1")).digest).toBe(image.manifestDigest);
-  expect(ok(await regcli(["ls", dst.host], { bin })).stdout).toContain("copied");
-  ok(await regcli(["pull", `${dst.host}/copied:1`, "-o", join(dir, "layout")], { bin }));
-  const index = JSON.parse(readFileSync(join(dir, "layout", "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
+  await run("tag", `${dst.host}/copied:1`, "2");
+  await run("sync", `${src.host}/app`, `${dst.host}/mirror`);
+  expect((await fetchManifest(dst, "mirror", "1")).digest).toBe(image.manifestDigest);
+  expect(await run("ls", dst.host)).toMatch(/copied[\s\S]*mirror/);
+  const layout = join(dir, "layout");
+  await run("pull", `${dst.host}/copied:2`, "-o", layout);
+  const index = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")) as { manifests: Array<{ digest: string }> };
   expect(index.manifests.map((m) => m.digest)).toEqual([image.manifestDigest]);
+  await run("push", `oci:${layout}@${image.manifestDigest}`, `${dst.host}/pushed:1`);
+  expect((await fetchManifest(dst, "pushed", "1")).digest).toBe(image.manifestDigest);
+  await run("pull", `${dst.host}/pushed:1`);
+  expect(await run("images")).toContain(`${dst.host}/pushed`);
+  await run("export", `${dst.host}/pushed:1`, "-o", join(dir, "rootfs.tar"));
+  expect(readFileSync(join(dir, "rootfs.tar")).includes("layer1/data.bin")).toBe(true);
 }
 
 describe("npm pack, installed offline from the tarball", () => {
@@ -80,7 +94,7 @@ describe("npm pack, installed offline from the tarball", () => {
     for (const command of ["ls", "copy", "pull", "push", "sync", "serve", "login"]) expect(help).toMatch(new RegExp(`^  ${command}\\b`, "m"));
   });
 
-  it("ls, copy and pull run from the installed bin, between docker-registry and the installed `regcli serve`", async () => {
+  it("ls, digest, manifest, inspect, copy, tag, sync, pull, push, images, export run from the installed bin, between docker-registry and the installed `regcli serve`", async () => {
     await everyCommand(bin, src, serve, image, await tempDir("regcli-install-run-"));
   });
 
@@ -117,6 +131,16 @@ describe("the standalone executable (npm run build:sea)", () => {
   afterAll(async () => {
     await serve?.stop();
     await dst?.stop();
+  });
+
+  it("a TLS registry: node:tls, which the CLI loads on first use through createRequire, loads inside the executable", async () => {
+    const tls = await startRegistry("tls");
+    try {
+      await pushImage(tls, "app", "1", image);
+      expect(ok(await regcli(["ls", "--ca-file", tls.caFile!, `${tls.host}/app`], { bin: sea, env: { PATH: noNode } })).stdout).toBe("1\n");
+    } finally {
+      await tls.stop();
+    }
   });
 
   it("--version and version print the package's version (baked in: no package.json beside the executable)", async () => {
