@@ -1,6 +1,6 @@
 // regcli as users get it: the npm package installed offline into an empty prefix, npx, and the standalone executable.
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -76,6 +76,7 @@ describe("npm pack, installed offline from the tarball", () => {
   afterAll(async () => {
     await src?.stop();
     await serve?.stop();
+    rmSync(work, { recursive: true, force: true }); // now: tempDir's removal at exit does not run in a vitest fork
   });
 
   it("the package needs nothing from the registry: no dependencies (the bundles inline them), a prepack that builds", () => {
@@ -95,7 +96,7 @@ describe("npm pack, installed offline from the tarball", () => {
   });
 
   it("ls, digest, manifest, inspect, copy, tag, sync, pull, push, images, export run from the installed bin, between docker-registry and the installed `regcli serve`", async () => {
-    await everyCommand(bin, src, serve, image, await tempDir("regcli-install-run-"));
+    await everyCommand(bin, src, serve, image, join(work, "run"));
   });
 
   it("npx regcli runs the globally installed package offline, and npx --package runs the tarball itself", async () => {
@@ -111,6 +112,7 @@ describe("npm pack, installed offline from the tarball", () => {
 });
 
 describe("the standalone executable (npm run build:sea)", () => {
+  let work: string;
   let sea: string;
   let noNode: string;
   let image: TestImage;
@@ -118,7 +120,7 @@ describe("the standalone executable (npm run build:sea)", () => {
   let dst: TestRegistry;
 
   beforeAll(async () => {
-    const work = await tempDir("regcli-sea-test-");
+    work = await tempDir("regcli-sea-test-");
     sea = join(work, "regcli");
     await exec(process.execPath, [join(repoRoot, "scripts", "sea.mjs"), "--output", sea], { cwd: repoRoot });
     noNode = join(work, "empty-path"); // PATH for the executable's runs: no node to fall back on
@@ -131,6 +133,7 @@ describe("the standalone executable (npm run build:sea)", () => {
   afterAll(async () => {
     await serve?.stop();
     await dst?.stop();
+    rmSync(work, { recursive: true, force: true }); // the executable is 96 MiB
   });
 
   it("a TLS registry: node:tls, which the CLI loads on first use through createRequire, loads inside the executable", async () => {
