@@ -15,6 +15,9 @@ const bundle = join(root, "dist", "regcli.cjs");
 const i = process.argv.indexOf("--output");
 const output = resolve(i > 0 ? process.argv[i + 1] : join(root, "dist", `regcli-${process.platform}-${process.arch}`));
 if (!existsSync(bundle)) throw new Error("dist/regcli.cjs is missing: run `npm run build` first (or `npm run build:sea`)");
+// macOS and Windows need their signature removed before the injection and made again after (codesign, signtool),
+// which this script does not do; Linux binaries are not signed.
+if (process.platform !== "linux") throw new Error(`build:sea builds on Linux only (this is ${process.platform})`);
 
 const work = mkdtempSync(join(tmpdir(), "regcli-sea-"));
 try {
@@ -50,9 +53,7 @@ try {
   chmodSync(tmp, 0o755);
   const postject = join(root, "node_modules", "postject", "dist", "cli.js");
   // The fuse is the sentinel string Node's binary carries for this (see the Node documentation above).
-  const args = [postject, tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"];
-  if (process.platform === "darwin") args.push("--macho-segment-name", "NODE_SEA");
-  quiet(process.execPath, args);
+  quiet(process.execPath, [postject, tmp, "NODE_SEA_BLOB", blob, "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"]);
   renameSync(tmp, output);
   console.log(`sea: ${output} (${Math.round(statSync(output).size / 2 ** 20)} MiB, Node ${process.version})`);
 } finally {
