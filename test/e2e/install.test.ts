@@ -52,10 +52,11 @@ describe("npm pack, installed offline from the tarball", () => {
   let serve: TestRegistry;
   // npm, isolated: an empty cache and --offline, so anything the package still needed from the registry fails here.
   // The npm_* variables `npm test` passes down (its prefix, its cache...) are left out; the prefix is the test's.
-  const npm = (args: string[], cwd = work) => {
+  const npm = (args: string[], cwd = work, tool: "npm" | "npx" = "npm") => {
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
     const flags = ["--offline", "--cache", join(work, "npm-cache"), "--no-audit", "--no-fund", "--no-update-notifier"];
-    return exec("npm", [args[0]!, ...flags, ...args.slice(1)], { cwd, env: { ...env, npm_config_prefix: prefix } });
+    const argv = tool === "npx" ? [...flags, ...args] : [args[0]!, ...flags, ...args.slice(1)];
+    return exec(tool, argv, { cwd, env: { ...env, npm_config_prefix: prefix } });
   };
 
   beforeAll(async () => {
@@ -99,9 +100,12 @@ describe("npm pack, installed offline from the tarball", () => {
     await everyCommand(bin, src, serve, image, join(work, "run"));
   });
 
+  // npx finds a package in the global prefix (here the test's, through npm_config_prefix); `npx --prefix DIR` would
+  // look in DIR/node_modules, where a global install is not.
   it("npx regcli runs the globally installed package offline, and npx --package runs the tarball itself", async () => {
-    expect((await npm(["exec", "--", "regcli", "--version"])).stdout).toBe(`${version}\n`);
-    expect((await npm(["exec", "--yes", "--package", tarball, "--", "regcli", "version"])).stdout).toBe(`regcli ${version}\n`);
+    // `--` ends npx's options: it takes `--no-update-notifier regcli` as an option with a value.
+    expect((await npm(["--", "regcli", "--version"], work, "npx")).stdout).toBe(`${version}\n`);
+    expect((await npm(["--yes", "--package", tarball, "--", "regcli", "version"], work, "npx")).stdout).toBe(`regcli ${version}\n`);
   });
 
   it("the library entry point imports from the installed package without its dependencies", async () => {
