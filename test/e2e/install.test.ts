@@ -98,7 +98,7 @@ describe("npm pack, installed offline from the tarball", () => {
 
   it("ls, digest, manifest, inspect, copy, tag, sync, pull, push, images, export run from the installed bin, between docker-registry and the installed `regcli serve`", async () => {
     await everyCommand(bin, src, serve, image, join(work, "run"));
-  });
+  }, 180_000); // 13 commands, each a process start: slow on a loaded machine
 
   // npx finds a package in the global prefix (here the test's, through npm_config_prefix); `npx --prefix DIR` would
   // look in DIR/node_modules, where a global install is not.
