@@ -4,7 +4,7 @@
 // Measured on the 2-core machine, time to a copy's first request: 263 ms median with the earlier ES module bundle
 // in chunks, 191 ms with this file and a cache warmed by `--help` alone, 164 ms with one warmed by a real copy.
 // So the cache is warmed by real commands against a throwaway `regcli serve` on loopback.
-// `tsc` still builds dist/ for the library exports and type declarations.
+// `tsc` still builds dist/ for the type declarations; the library entry, dist/index.js, is bundled here too (below).
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
