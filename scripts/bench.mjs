@@ -4,6 +4,7 @@
 // each timed run into a fresh, empty registry root, alternating, medians reported with the ratio.
 // Client scenarios: regcli vs skopeo, alternating, fresh destination each run, plus a "raw limit" row (the big image's
 // blobs streamed registry -> registry by parallel `curl GET | curl PUT` pairs) as the floor for the big copy.
+// cold: start-up against skopeo's, then the standalone executable (npm run build:sea) against `node bin/regcli.cjs`.
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
 //                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold,sync,sync-shards] [--sync-repos N[,N...]]
 //   sync, sync-shards (not in the default set; minutes each): a catalog of N repositories x 3 small tags behind the
@@ -191,15 +192,15 @@ async function ingest(layout) {
   return results;
 }
 
-/** Run a command, returning seconds and the child's peak RSS (GNU time's %M). */
-const GNU_TIME = existsSync("/usr/bin/time"); // Debian package "time"; without it, peak RSS reads NaN
+/** Run a command, returning seconds, the child's peak RSS and its CPU seconds (GNU time's %M, %U + %S). */
+const GNU_TIME = existsSync("/usr/bin/time"); // Debian package "time"; without it, peak RSS and CPU read NaN
 async function timed(cmd, cmdArgs) {
   const t0 = process.hrtime.bigint();
-  const child = GNU_TIME ? await run("/usr/bin/time", ["-f", "%M", cmd, ...cmdArgs], { stdout: "ignore" }) : await run(cmd, cmdArgs, { stdout: "ignore" });
+  const child = GNU_TIME ? await run("/usr/bin/time", ["-f", "%M %U %S", cmd, ...cmdArgs], { stdout: "ignore" }) : await run(cmd, cmdArgs, { stdout: "ignore" });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (child.status !== 0) throw new Error(`${cmd} ${cmdArgs.join(" ")} failed: ${child.stderr.slice(-500)}`);
-  const rss = Number(child.stderr.trim().split("\n").pop()) / 1024;
-  return { seconds, rss };
+  const [kib, user, sys] = child.stderr.trim().split("\n").pop().split(" ").map(Number);
+  return { seconds, rss: kib / 1024, cpu: user + sys };
 }
 
 const regcliBin = join(root, "bin", "regcli.cjs");
@@ -362,10 +363,37 @@ async function clientScenarios(layout) {
     const node = async () => (await timed(process.execPath, ["-e", "0"])).seconds;
     const cold = await compare("cold start: --version", async () => ({ regcli: [process.execPath, [regcliBin, "--version"]], skopeo: ["skopeo", ["--version"]] }), { node }, Math.max(RUNS, 21));
     notes.push(`cold start: regcli --version ${(cold.regcli * 1000).toFixed(0)} ms median, node -e 0 ${(cold.node * 1000).toFixed(0)} ms median in the same runs`);
+    await seaStartup(src.addr, Math.max(RUNS, 21));
   }
   if (want("sync") || want("sync-shards")) for (const repos of SYNC_REPOS) notes.push(...(await syncScenarios(repos)));
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   src.stop();
+}
+
+/**
+ * Start-up of the standalone executable (scripts/sea.mjs, built here) against `node bin/regcli.cjs`, alternating,
+ * medians: `--version` (which bin/regcli.cjs answers without loading the CLI; the executable always loads it),
+ * `version` (the whole CLI loaded in both) and an `ls` of a loopback registry (one request, so undici and TLS set-up too).
+ */
+async function seaStartup(srcAddr, runs) {
+  const sea = join(work, "regcli-sea");
+  execFileSync(process.execPath, [join(root, "scripts", "sea.mjs"), "--output", sea], { stdio: "ignore" });
+  // CPU time (user + sys) is printed too: on a shared machine it moves less than wall time.
+  console.log(`\n| start-up (${runs} alternating runs) | node bin/regcli.cjs | standalone executable | ratio | CPU: node / executable | node peak RSS | executable peak RSS |`);
+  console.log("|---|---|---|---|---|---|---|");
+  for (const [label, a] of [["--version", ["--version"]], ["version (loads the CLI)", ["version"]], ["ls of a loopback registry", ["--plain-http", "ls", srcAddr]]]) {
+    const r = { node: { t: [], rss: [], cpu: [] }, sea: { t: [], rss: [], cpu: [] } };
+    for (let i = 0; i < runs; i++) {
+      for (const v of i % 2 ? ["sea", "node"] : ["node", "sea"]) {
+        const x = v === "node" ? await timed(process.execPath, [regcliBin, ...a]) : await timed(sea, a);
+        for (const k of ["rss", "cpu"]) r[v][k].push(x[k]);
+        r[v].t.push(x.seconds);
+      }
+    }
+    const [n, e] = [median(r.node.t), median(r.sea.t)];
+    const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
+    console.log(`| ${label} | ${ms(n)} | ${ms(e)} | **${(e / n).toFixed(2)}** | ${ms(median(r.node.cpu))} / ${ms(median(r.sea.cpu))} | ${median(r.node.rss).toFixed(0)} MiB | ${median(r.sea.rss).toFixed(0)} MiB |`);
+  }
 }
 
 /** Run `fn` over `items`, `n` at a time. */

@@ -4,10 +4,10 @@
 // Measured on the 2-core machine, time to a copy's first request: 263 ms median with the earlier ES module bundle
 // in chunks, 191 ms with this file and a cache warmed by `--help` alone, 164 ms with one warmed by a real copy.
 // So the cache is warmed by real commands against a throwaway `regcli serve` on loopback.
-// `tsc` still builds dist/ for the library exports and type declarations.
+// `tsc` still builds dist/ for the type declarations; the library entry, dist/index.js, is bundled here too (below).
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -18,6 +18,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const bundle = join(root, "dist", "regcli.cjs");
 const cache = `${bundle}.v8cache`;
 const bin = join(root, "bin", "regcli.cjs");
+const version = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version;
 
 // What earlier builds left: the ES module bundle and its chunks.
 for (const old of ["dist/chunks", "dist/regcli.mjs", "dist/regcli.mjs.LEGAL.txt", cache]) rmSync(join(root, old), { recursive: true, force: true });
@@ -49,11 +50,31 @@ await build({
   minifySyntax: true,
   legalComments: "linked",
   // The sources are ES modules; in one CommonJS file, import.meta.url is the bundle's own URL.
-  define: { "import.meta.url": "__regcliBundleUrl" },
+  define: { "import.meta.url": "__regcliBundleUrl", __REGCLI_VERSION__: JSON.stringify(version) },
   banner: { js: "var __regcliBundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   plugins: [noHttp2],
   logLevel: "warning",
 });
+
+// The library entry ("regcli" in an import) as one ES module with its dependencies inside, over tsc's dist/index.js:
+// like the CLI bundle, the installed package then needs nothing from the registry (package.json lists no
+// dependencies, so `npm i -g ./regcli-*.tgz --offline` works on a machine with an empty npm cache).
+// The CommonJS dependencies (undici, commander...) require Node built-ins, which an ES module does through createRequire.
+await build({
+  entryPoints: [join(root, "src/index.ts")],
+  outfile: join(root, "dist", "index.js"),
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node20",
+  minifySyntax: true,
+  legalComments: "linked",
+  define: { __REGCLI_VERSION__: JSON.stringify(version) },
+  banner: { js: "import { createRequire as __regcliCreateRequire } from 'node:module'; const require = __regcliCreateRequire(import.meta.url);" },
+  plugins: [noHttp2],
+  logLevel: "warning",
+});
+rmSync(join(root, "dist", "index.js.map"), { force: true }); // tsc's map, for the file just replaced
 
 await warmCodeCache();
 

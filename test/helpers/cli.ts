@@ -106,10 +106,13 @@ export function withoutScriptFrame(typescript: string): string {
 
 const PROXY_VARS = ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"];
 
-/** Run the built regcli binary as a user would, isolated from the developer's Docker config and proxies. */
+/**
+ * Run the built regcli binary as a user would, isolated from the developer's Docker config and proxies. `bin`: an
+ * executable to run instead of `node bin/regcli.cjs` (an installed package's bin, the standalone executable).
+ */
 export async function regcli(
   args: string[],
-  opts: { env?: Record<string, string | undefined>; input?: string | Buffer; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string | undefined>; input?: string | Buffer; cwd?: string; timeoutMs?: number; bin?: string } = {},
 ): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const v of PROXY_VARS) delete env[v];
@@ -125,7 +128,8 @@ export async function regcli(
     if (v === undefined) delete env[k];
     else env[k] = v;
   }
-  const result = await run(process.execPath, [regcliBin, ...args], env, opts.input, opts.timeoutMs ?? 60_000, opts.cwd);
+  const [command, argv] = opts.bin ? [opts.bin, args] : [process.execPath, [regcliBin, ...args]];
+  const result = await run(command, argv, env, opts.input, opts.timeoutMs ?? 60_000, opts.cwd);
   tally("regcli runs");
   if (result.code === 0) tally("regcli runs completed");
   else if (STACK_LINE.test(result.stderr)) tally("regcli runs ending in a stack trace");

@@ -219,9 +219,10 @@ async function waitUntilUp(url: string, dispatcher: Agent, child: ChildProcess, 
 
 export type RegistryServer = "docker-registry" | "regcli";
 
+/** `server: "regcli"` runs `node bin/regcli.cjs serve`, or `regcliBin serve` (an installed or standalone regcli). */
 export async function startRegistry(
   mode: RegistryMode,
-  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer; ca?: TestCa } = {},
+  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer; ca?: TestCa; regcliBin?: string } = {},
 ): Promise<TestRegistry> {
   const dir = await tempDir("regcli-registry-");
   const root = join(dir, "data");
@@ -277,9 +278,9 @@ export async function startRegistry(
     const child =
       opts.server === "regcli"
         ? spawn(
-            process.execPath,
+            opts.regcliBin ?? process.execPath,
             [
-              join(repoRoot, "bin", "regcli.cjs"),
+              ...(opts.regcliBin ? [] : [join(repoRoot, "bin", "regcli.cjs")]),
               "serve",
               "--addr",
               host,
