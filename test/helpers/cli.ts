@@ -17,11 +17,15 @@ export const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const regcliBin = join(repoRoot, "bin", "regcli.cjs");
 
 const tempDirs: string[] = [];
-process.on("exit", () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+process.on("exit", removeTempDirs);
 
-/** A temporary directory removed when the test process exits. */
+/** Remove the temporary directories made so far (after each test file, by the setup file: vitest's forks are
+ *  reused or killed, so the exit handler alone left tens of thousands behind in /tmp). */
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** A temporary directory removed after its test file (or when the test process exits). */
 export async function tempDir(prefix = "regcli-test-"): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.push(dir);
