@@ -34,7 +34,7 @@ interface RawTags {
 }
 interface RawOptions {
   tags?: RawTags;
-  platforms?: string[];
+  platforms?: string[] | "all";
   prune?: boolean;
   "keep-index"?: boolean;
   jobs?: number;
@@ -91,7 +91,7 @@ export function parseSyncConfig(text: string, file: string): SyncEntry[] {
       sources,
       destination: entry.destination,
       tags: tagSpec({ ...defaults.tags, ...entry.tags }),
-      platforms: entry.platforms ?? defaults.platforms ?? [],
+      platforms: platformList(entry.platforms ?? defaults.platforms),
       digests: entry.digests ?? [],
       list: typeof source !== "string",
       prune: entry.prune ?? defaults.prune ?? false,
@@ -143,4 +143,9 @@ function describe(error: ErrorObject): string {
     default:
       return `${where}: ${error.message ?? "invalid"}`;
   }
+}
+
+/** A config's platforms: `all` (whole indexes) is no list, as `--platform all` on the command line. */
+function platformList(platforms: string[] | "all" | undefined): string[] {
+  return platforms === undefined || platforms === "all" ? [] : platforms;
 }

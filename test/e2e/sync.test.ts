@@ -453,6 +453,12 @@ describe("regcli sync", () => {
     expect(inspected.code, inspected.stderr).toBe(0);
     expect(JSON.parse(inspected.stdout)).toMatchObject({ Digest: image.digest, Architecture: "arm64" });
 
+    // platforms: all in a file is the whole index, as --platform all is.
+    await writeFile(file, ["sync:", `  - source: ${src.host}/plat/app`, `    destination: ${dst.host}/plat/all`, "    platforms: all", ""].join("\n"));
+    r = await regcli(["--plain-http", "sync", "--config", file]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await children("plat/all")).digest).toBe(index.manifestDigest);
+
     r = await regcli(["--plain-http", "sync", `${src.host}/plat/app`, `${dst.host}/plat/none`, "--platform", "linux/amd64,windows/amd64", "--keep-index"]);
     expect(r.code).toBe(4);
     expect(r.stdout).toMatch(/failed .*plat\/app:1\.0 .*no windows\/amd64 image/);
