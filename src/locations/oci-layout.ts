@@ -9,7 +9,7 @@ import { isDigest, MediaType, parseManifest, VerifyingStream, verifyBytes, type 
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
 import { makeDirectory } from "../util/files.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob } from "./types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob, ReferrerFilter } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Blobs are read in 256 KiB pieces: a quarter of the syscalls and buffers of the 64 KiB default. */
@@ -173,6 +173,10 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   async listTags(): Promise<string[]> {
     return (await this.names()).map((n) => n.name);
+  }
+
+  async referrers(digest: string, _filter?: ReferrerFilter): Promise<Descriptor[]> {
+    throw new RegcliError("unsupported", `listing referrers of ${digest} in ${this.description} is not built yet`);
   }
 
   // ---- ImageDestination ----

@@ -7,7 +7,7 @@ import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
 import type { MirrorUse } from "../registry/rules.js";
 import { backoffMs } from "../transport/http.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, ListOptions, MountOrigin, OpenBlob } from "./types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, ListOptions, MountOrigin, OpenBlob, ReferrerFilter } from "./types.js";
 
 export interface RepositoryOptions {
   /** Upload in PATCH chunks of this many bytes (--chunk-size); otherwise one streaming PUT per blob. */
@@ -70,6 +70,10 @@ export class RegistryRepository implements ImageSource, ImageDestination {
 
   listTags(options?: ListOptions): Promise<string[]> {
     return this.client.listTags(this.repository, options);
+  }
+
+  async referrers(digest: string, _filter?: ReferrerFilter): Promise<Descriptor[]> {
+    throw new RegcliError("unsupported", `listing referrers of ${digest} in ${this.description} is not built yet`);
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
@@ -272,6 +276,10 @@ export class MirroredSource implements ImageSource {
   listTags(options?: ListOptions): Promise<string[]> {
     // A digest-only mirror is not trusted for what tags point to, so not for the tag list either.
     return this.first((e) => e.listTags(options), "tag");
+  }
+
+  referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]> {
+    return this.first((e) => e.referrers(digest, filter));
   }
 }
 

@@ -27,6 +27,18 @@ export interface ImageSource {
    */
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable>;
   listTags(options?: ListOptions): Promise<string[]>;
+  /**
+   * The manifests whose `subject` is `digest` (OCI 1.1 referrers: signatures, SBOMs, attestations), as descriptors
+   * with artifactType and annotations; empty when there are none. A registry answers from its referrers API, else
+   * from the referrers tag schema (the index tagged `sha256-<hex>`); a layout, archive or the store from its own
+   * record (see OciLayout). With `filter.artifactType`, only those.
+   */
+  referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]>;
+}
+
+/** What a referrers listing may be narrowed to. */
+export interface ReferrerFilter {
+  artifactType?: string;
 }
 
 export interface BlobReadOptions {
@@ -55,6 +67,10 @@ export interface ImageDestination {
   manifestDigest(reference: string): Promise<string | undefined>;
   /** Every tag present (one listing instead of a check per tag, for whole-repository copies). */
   listTags?(): Promise<string[]>;
-  /** Store manifest bytes exactly as given, under a tag or its digest. */
+  /**
+   * Store manifest bytes exactly as given, under a tag or its digest. A manifest with a `subject` is also made
+   * findable by referrers(subject): where the location has no referrers API, it updates the referrers tag schema's
+   * index (a registry) or its own record (a layout, the store).
+   */
   putManifest(manifest: ManifestData, reference: string): Promise<void>;
 }

@@ -149,6 +149,7 @@ export class LocalStore {
       resolve: (reference) => layout.resolve(reference),
       openBlob: (desc, options) => layout.openBlob(desc, options),
       listTags: () => layout.listTags(),
+      referrers: (digest, filter) => layout.referrers(digest, filter),
     };
   }
 
