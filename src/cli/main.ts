@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import { localFileError, RegcliError } from "../errors.js";
 import { strayNetworkError } from "../transport/errors.js";
 import { regcliVersion } from "../version.js";
+import { register as registerArtifact } from "./commands/artifact.js";
 import { register as registerBlob } from "./commands/blob.js";
 import { register as registerCompletion } from "./commands/completion.js";
 import { register as registerConfig } from "./commands/config.js";
@@ -70,6 +71,7 @@ function buildProgram(): Command {
     registerPush,
     registerImages,
     registerExport,
+    registerArtifact,
     registerServe,
     registerLogin,
     registerRatelimit,

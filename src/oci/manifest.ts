@@ -71,7 +71,6 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, wh
   return { bytes, digest: digestOf(bytes), mediaType, parsed };
 }
 
-/** Every blob an image manifest references (config first, then layers). */
 /** A manifest fetched by an index entry must be as long as the entry says (its digest is checked on fetch). */
 export function checkDescriptorSize(desc: Descriptor, manifest: ManifestData, where: string): void {
   if (desc.size !== manifest.bytes.length) {
@@ -79,8 +78,22 @@ export function checkDescriptorSize(desc: Descriptor, manifest: ManifestData, wh
   }
 }
 
+/** Every blob an image manifest references (config first, then layers). */
 export function blobsOf(manifest: ImageManifest): Descriptor[] {
   return [manifest.config, ...manifest.layers];
+}
+
+/**
+ * An OCI artifact rather than a container image: it declares an artifactType, or its config is no image config
+ * (an SBOM, a signature, a Helm chart). Its layers are files, not filesystem layers.
+ */
+export function isArtifact(manifest: ImageManifest): boolean {
+  return manifest.artifactType !== undefined || (manifest.config.mediaType !== MediaType.OciConfig && manifest.config.mediaType !== MediaType.DockerConfig);
+}
+
+/** What an artifact is, for messages and listings: its artifactType, else its config's media type. */
+export function artifactTypeOf(manifest: ImageManifest): string {
+  return manifest.artifactType ?? manifest.config.mediaType;
 }
 
 export function formatPlatform(p: Platform | undefined): string {

@@ -14,6 +14,19 @@ export const MediaType = {
   DockerSchema1Signed: "application/vnd.docker.distribution.manifest.v1+prettyjws",
 } as const;
 
+/** OCI 1.1 artifacts: the artifactType oras gives an artifact that names none, and the layer type of its files. */
+export const UNKNOWN_ARTIFACT_TYPE = "application/vnd.unknown.artifact.v1";
+export const DEFAULT_FILE_MEDIA_TYPE = MediaType.OciLayer;
+/** The file name of an artifact's layer (oras push writes it, oras pull reads it). */
+export const TITLE_ANNOTATION = "org.opencontainers.image.title";
+/** The empty JSON object `{}`: the config of an artifact that has none (image-spec, "Guidelines for Artifact Usage"). */
+export const EMPTY_DESCRIPTOR = {
+  mediaType: MediaType.OciEmpty,
+  digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+  size: 2,
+} as const;
+export const EMPTY_JSON = Buffer.from("{}");
+
 export const INDEX_MEDIA_TYPES: readonly string[] = [MediaType.OciIndex, MediaType.DockerManifestList];
 export const IMAGE_MANIFEST_MEDIA_TYPES: readonly string[] = [MediaType.OciManifest, MediaType.DockerManifest];
 

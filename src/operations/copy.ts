@@ -36,6 +36,8 @@ export interface CopyOptions {
    * repositories (sync: a base layer shared by many repositories crosses the wire once per run).
    */
   mountAcrossRepositories?: boolean;
+  /** Refuse what is not wanted (pull: an artifact), given the manifest chosen to copy (after platform selection). */
+  accept?: (manifest: ManifestData, where: string) => void;
 }
 
 export interface CopyStats {
@@ -103,6 +105,7 @@ export class CopyEngine {
       }
     }
     if (this.options.platforms) manifest = reduceIndex(manifest, this.options.platforms, `${src.description}:${srcRef}`);
+    this.options.accept?.(manifest, `${src.description}:${srcRef}`);
     const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });

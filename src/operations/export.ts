@@ -9,6 +9,7 @@ import type { Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore } from "../store/store.js";
 import { makeDirectory } from "../util/files.js";
+import { refuseArtifact } from "./artifact.js";
 import { resolveImage } from "./inspect.js";
 
 /**
@@ -28,6 +29,7 @@ async function withLayers<T>(ctx: RegistryContext, text: string, platform: Platf
   try {
     const { image } = await resolveImage(opened.source, opened, platform);
     if (image.parsed.kind !== "image") throw new RegcliError("registry", `${opened.display} is not an image`);
+    refuseArtifact(image.parsed.manifest, opened.display);
     const layers = image.parsed.manifest.layers.map((desc) => ({ digest: desc.digest, mediaType: desc.mediaType, open: () => opened.source.openBlob(desc) }));
     return await action(layers);
   } finally {

@@ -11,7 +11,7 @@ import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.
 import { OciLayout } from "../locations/oci-layout.js";
 import { parseSourcePath } from "../locations/parse.js";
 import { CopyEngine } from "./copy.js";
-import { formatPlatform, type ImageConfig, type ManifestData } from "../oci/index.js";
+import { artifactTypeOf, formatPlatform, isArtifact, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
 import { LocalStore, ORIGIN_ANNOTATION } from "../store/store.js";
 
@@ -24,9 +24,11 @@ export interface StoredImage {
   platforms: string[];
   size: number;
   created?: string;
+  /** An OCI artifact (an SBOM, a signature...) rather than an image: its type; it has no platform. */
+  artifactType?: string;
 }
 
-async function describeImage(store: LocalStore, manifest: ManifestData): Promise<{ platforms: string[]; size: number; created?: string }> {
+async function describeImage(store: LocalStore, manifest: ManifestData): Promise<{ platforms: string[]; size: number; created?: string; artifactType?: string }> {
   if (manifest.parsed.kind === "index") {
     const out = { platforms: [] as string[], size: manifest.bytes.length, created: undefined as string | undefined };
     for (const child of manifest.parsed.index.manifests) {
@@ -39,6 +41,8 @@ async function describeImage(store: LocalStore, manifest: ManifestData): Promise
     return out;
   }
   const m = manifest.parsed.manifest;
+  const size = m.config.size + m.layers.reduce((n, l) => n + l.size, 0);
+  if (isArtifact(m)) return { platforms: [], size, artifactType: artifactTypeOf(m), created: m.annotations?.["org.opencontainers.image.created"] };
   let config: ImageConfig = {};
   try {
     config = JSON.parse((await store.layout.readBlob(m.config.digest, 8 * 1024 * 1024)).toString("utf8"));
@@ -47,7 +51,7 @@ async function describeImage(store: LocalStore, manifest: ManifestData): Promise
   }
   return {
     platforms: [formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant })],
-    size: m.config.size + m.layers.reduce((n, l) => n + l.size, 0),
+    size,
     created: config.created,
   };
 }

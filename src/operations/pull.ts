@@ -2,12 +2,13 @@ import { RegcliError } from "../errors.js";
 import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import { registryDestination } from "../locations/registry.js";
-import { hostPlatform, type Platform } from "../oci/index.js";
+import { hostPlatform, type ManifestData, type Platform } from "../oci/index.js";
 import { manifestReference, parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { fullName } from "../locations/image-names.js";
 import { LocalStore } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
+import { refuseArtifact } from "./artifact.js";
 import { transfer } from "./transfer.js";
 
 export interface PullOptions {
@@ -47,7 +48,12 @@ function pullStats(stats: CopyStats): PullStats {
 /** Pull an image from any location (a registry, a layout, an archive) into the local store, or into `output`. */
 export async function pull(ctx: RegistryContext, src: LocationSpec, options: PullOptions = {}): Promise<PullResult & { source: string }> {
   const platform = options.allPlatforms || options.platforms ? undefined : (options.platform ?? hostPlatform());
-  const copyOptions = { platform, platforms: options.platforms, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress };
+  const display = src.kind === "registry" ? src.ref.full : undefined;
+  // Artifacts are not images: their files come with `artifact pull` (a copy keeps them whole).
+  const accept = (m: ManifestData, where: string) => {
+    if (m.parsed.kind === "image") refuseArtifact(m.parsed.manifest, display ?? where);
+  };
+  const copyOptions = { platform, platforms: options.platforms, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, accept };
   if (options.output) {
     const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
     return { ...result, name: result.destination, stats: pullStats(result.stats) };

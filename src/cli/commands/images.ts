@@ -43,7 +43,7 @@ async function showImages(reference: string | undefined, opts: ImagesOptions, cm
     return;
   }
   const rows = [["REPOSITORY", "TAG", "DIGEST", "PLATFORMS", "SIZE", "CREATED"]];
-  for (const i of images) rows.push([i.repository, i.tag, id(i.digest), i.platforms.join(",") || "-", humanSize(i.size), i.created ?? "-"]);
+  for (const i of images) rows.push([i.repository, i.tag, id(i.digest), i.artifactType ? `artifact: ${i.artifactType}` : i.platforms.join(",") || "-", humanSize(i.size), i.created ?? "-"]);
   printLine(table(rows));
 }
 
