@@ -107,10 +107,14 @@ export class OciLayout implements ImageSource, ImageDestination {
     return index.manifests.find((d) => d.annotations?.[REF_NAME] === reference);
   }
 
+  /** The index.json entries that are images (or artifacts): all but the referrers records. */
+  async entries(): Promise<Descriptor[]> {
+    return (await this.readIndex()).manifests.filter((d) => !isReferrersTag(d.annotations?.[REF_NAME]));
+  }
+
   async names(): Promise<Array<{ name: string; descriptor: Descriptor }>> {
-    const index = await this.readIndex();
-    return index.manifests
-      .filter((d) => d.annotations?.[REF_NAME] && !isReferrersTag(d.annotations[REF_NAME]))
+    return (await this.entries())
+      .filter((d) => d.annotations?.[REF_NAME])
       .map((d) => ({ name: d.annotations![REF_NAME]!, descriptor: d }));
   }
 

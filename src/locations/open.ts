@@ -9,8 +9,7 @@ import { LocalStore } from "../store/store.js";
 import { gzipLayers, unpackArchive } from "./archive-reader.js";
 import { ArchiveWriter } from "./archive-writer.js";
 import { CONTAINERD_NAME, displayName, familiarName, findEntry, fullName, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
-import { isReferrersTag } from "./layout-referrers.js";
-import { OciLayout, REF_NAME } from "./oci-layout.js";
+import { OciLayout } from "./oci-layout.js";
 import type { LocationSpec } from "./parse.js";
 import { registryDestination, registrySource } from "./registry.js";
 import type { ImageDestination, ImageSource } from "./types.js";
@@ -60,8 +59,7 @@ const nothing = async () => undefined;
  * layout, e.g. an index's child: oci:DIR@sha256:...); a clear error listing names otherwise.
  */
 async function pick(layout: OciLayout, wanted: string | undefined, display: string): Promise<{ reference: string; identity: ImageIdentity }> {
-  // Referrers records (tags sha256-<hex>) are not images.
-  const entries = (await layout.readIndex()).manifests.filter((d) => !isReferrersTag(d.annotations?.[REF_NAME]));
+  const entries = await layout.entries();
   const names = () => (entries.length ? `names: ${entries.map(displayName).join(", ")}` : undefined);
   const digest = wanted && /(?:^|@)((?:sha256|sha512):[a-f0-9]+)$/.exec(wanted)?.[1];
   if (digest && isDigest(digest)) {
