@@ -177,6 +177,19 @@ describe("artifacts in OCI layouts and the local store", () => {
     ok(await cli(["artifact", "pull", `oci:${layout}:v1`, "-o", out]));
     expect(readFileSync(join(out, "b.bin")).equals(Buffer.alloc(300_000, 7))).toBe(true);
 
+    // attach to the layout's image: a referrer by digest, which the layout's referrers record lists; --config gives
+    // a config blob instead of the empty one, and no artifactType is then required.
+    const cfg = join(src, "cfg.json");
+    writeFileSync(cfg, '{"kind":"review"}');
+    const attached = ok(await cli(["attach", `oci:${layout}:v1`, join(src, "a.txt"), "--artifact-type", "application/vnd.example.review", "--config", `${cfg}:application/vnd.example.config+json`])).stdout.trim();
+    const am = JSON.parse(readFileSync(join(layout, "blobs", "sha256", attached.slice(7)), "utf8"));
+    expect(am.subject).toEqual({ mediaType: OCI_MANIFEST, digest, size: readFileSync(join(layout, "blobs", "sha256", digest.slice(7))).length });
+    expect(am.config).toEqual({ mediaType: "application/vnd.example.config+json", digest: sha256('{"kind":"review"}'), size: 17 });
+    const listed = JSON.parse(ok(await cli(["referrers", `oci:${layout}:v1`, "--format", "json"])).stdout);
+    expect(JSON.stringify(listed)).toContain(attached);
+    const untyped = ok(await cli(["artifact", "push", `oci:${layout}:cfg`, join(src, "a.txt"), "--config", `${cfg}:application/vnd.example.config+json`])).stdout.trim();
+    expect(JSON.parse(readFileSync(join(layout, "blobs", "sha256", untyped.slice(7)), "utf8")).artifactType).toBeUndefined();
+
     // b.bin's blob loses its last byte: the pull fails (exit 5) and a.txt, already verified, is not left either.
     const blob = join(layout, "blobs", "sha256", sha256(Buffer.alloc(300_000, 7)).slice(7));
     writeFileSync(blob, Buffer.alloc(299_999, 7));
