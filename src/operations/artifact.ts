@@ -190,9 +190,9 @@ export interface PullArtifactResult {
  * path separators (a title "a/b" could pass through a symlink planted in DIR) and control characters are refused.
  */
 export function checkTitle(title: string, where: string): string {
-  const bad = title === "" || title === "." || title === ".." || /[/\\]/.test(title) || /[\u0000-\u001f\u007f]/.test(title);
+  const bad = title === "" || title === "." || title === ".." || /[/\\]/.test(title) || /[\u0000-\u001f\u007f]/.test(title) || Buffer.byteLength(title) > 255;
   if (bad) {
-    throw new RegcliError("integrity", `refusing to write the artifact file ${JSON.stringify(title)} of ${where}: its title must be a plain file name (no path, no ..)`);
+    throw new RegcliError("integrity", `refusing to write the artifact file ${JSON.stringify(title)} of ${where}: its title must be a plain file name (no path, no .., at most 255 bytes)`);
   }
   return title;
 }
@@ -243,6 +243,7 @@ export async function pullArtifact(ctx: RegistryContext, spec: LocationSpec, dir
       if (named.some((n) => n.name === name)) throw new RegcliError("integrity", `${opened.display} names two files ${JSON.stringify(name)}`);
       named.push({ desc, name });
     }
+    if (await stat(dir).then((s) => !s.isDirectory(), () => false)) throw new RegcliError("usage", `${dir} is not a directory`, { hint: "give a directory with -o" });
     await writingTo(dir, () => makeDirectory(dir));
     if (!options.force) {
       for (const { name } of named) if (await lstat(join(dir, name)).then(() => true, () => false)) throw exists(join(dir, name));

@@ -123,7 +123,7 @@ describe("artifact push, pull and attach on regcli serve (referrers API)", () =>
   it("pull refuses hostile titles (../x, /etc/x, a/../../x, a/b) before writing anything; untitled layers are skipped with a note", async () => {
     const base = await tempDir("regcli-art-hostile-");
     const out = join(base, "out");
-    for (const [i, title] of ["../x", "/etc/x", "a/../../x", "a/b", "..", ""].entries()) {
+    for (const [i, title] of ["../x", "/etc/x", "a/../../x", "a/b", "..", "", "x".repeat(256)].entries()) {
       await pushRawArtifact(reg, "art/hostile", `t${i}`, ["fine.txt", title]);
       const r = await cli(["artifact", "pull", `${reg.host}/art/hostile:t${i}`, "-o", out]);
       expect(r.code, title).toBe(5);
@@ -136,6 +136,11 @@ describe("artifact push, pull and attach on regcli serve (referrers API)", () =>
     expect(r.stdout).toBe("named.txt\n");
     expect(r.stderr).toMatch(/Skipped 1 layer without a file name/);
     expect(readdirSync(out)).toEqual(["named.txt"]);
+    // -o naming a file: a usage error, not a crash.
+    writeFileSync(join(base, "afile"), "");
+    const notDir = await cli(["artifact", "pull", `${reg.host}/art/hostile:untitled`, "-o", join(base, "afile")]);
+    expect(notDir.code).toBe(2);
+    expect(notDir.stderr).toMatch(/afile is not a directory/);
   });
 
   it("a symlink planted in DIR under a title is never followed: refused without --force, replaced (not written through) with it", async () => {
