@@ -131,6 +131,9 @@ async function resolveSubject(ctx: RegistryContext, target: LocationSpec, subjec
  * name, the empty config unless one is given) to any writable location, optionally as a referrer of a subject.
  */
 export async function pushArtifact(ctx: RegistryContext, target: LocationSpec, files: ArtifactFile[], options: PushArtifactOptions = {}): Promise<PushArtifactResult> {
+  if (!options.byDigest && target.kind === "registry" && target.ref.digest) {
+    throw new RegcliError("usage", `${target.ref.full}: push an artifact to a tag (its digest is its own)`, { hint: "or use regcli attach to store it by digest as a referrer" });
+  }
   const titles = new Set<string>();
   for (const file of files) {
     const title = basename(file.path);
