@@ -115,6 +115,9 @@ describe("artifact push, pull and attach on regcli serve (referrers API)", () =>
     const untyped = await cli(["attach", `${reg.host}/art/app:1.0`, join(src, "notes.txt")]);
     expect(untyped.code).toBe(2);
     expect(untyped.stderr).toMatch(/--artifact-type/);
+    const byDigest = await cli(["artifact", "push", `${reg.host}/art/app@${image.manifestDigest}`, join(src, "notes.txt")]);
+    expect(byDigest.code).toBe(2);
+    expect(byDigest.stderr).toMatch(/push an artifact to a tag/);
     const elsewhere = await cli(["artifact", "push", `${reg.host}/art/other:sig`, join(src, "notes.txt"), "--subject", `${reg.host}/art/app:1.0`]);
     expect(elsewhere.code).toBe(2);
     expect(elsewhere.stderr).toMatch(/same repository/);
@@ -240,5 +243,19 @@ describe("artifacts on docker-registry 2.8.2, and skopeo copying them", () => {
     ok(await regcli(["artifact", "pull", `${serve.host}/charts/app:0.1`, "-o", out]));
     expect(readFileSync(join(out, "chart.tgz")).equals(Buffer.alloc(70_000, 3))).toBe(true);
     expect(readFileSync(join(out, "values.yaml"), "utf8")).toBe("replicas: 2\n");
+  });
+
+  it("attach on Distribution 2.8.2 (no referrers API): every referrer lands in the sha256-<hex> tag index, and referrers lists them", async () => {
+    const image = await makeImage({ layers: 1, layerSize: 2048, seed: "artifact-distribution-subject" });
+    await pushImage(reg, "signed/app", "1.0", image);
+    const sbom = ok(await regcli(["attach", `${reg.host}/signed/app:1.0`, join(src, "values.yaml"), "--artifact-type", "application/spdx+json"])).stdout.trim();
+    const sig = ok(await regcli(["artifact", "push", `${reg.host}/signed/app:sig`, join(src, "values.yaml"), "--artifact-type", "application/vnd.example.sig", "--subject", image.manifestDigest])).stdout.trim();
+    const fallback = JSON.parse((await fetchManifest(reg, "signed/app", `sha256-${image.manifestDigest.slice(7)}`)).body.toString());
+    expect(fallback.manifests.map((d: { digest: string; artifactType: string }) => [d.digest, d.artifactType]).sort()).toEqual(
+      [[sbom, "application/spdx+json"], [sig, "application/vnd.example.sig"]].sort(),
+    );
+    const listed = JSON.parse(ok(await regcli(["referrers", `${reg.host}/signed/app:1.0`, "--format", "json"])).stdout);
+    expect(JSON.stringify(listed)).toContain(sbom);
+    expect(JSON.stringify(listed)).toContain(sig);
   });
 });
