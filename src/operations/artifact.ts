@@ -9,6 +9,7 @@ import { openDestination, openSource, withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageDestination } from "../locations/types.js";
 import {
+  artifactTypeOf,
   DEFAULT_FILE_MEDIA_TYPE,
   EMPTY_DESCRIPTOR,
   EMPTY_JSON,
@@ -274,6 +275,5 @@ export async function pullArtifact(ctx: RegistryContext, spec: LocationSpec, dir
 /** Artifacts are not images: the commands that read a filesystem refuse them, pointing to `artifact pull`. */
 export function refuseArtifact(manifest: ImageManifest, display: string): void {
   if (!isArtifact(manifest)) return;
-  const type = manifest.artifactType ?? manifest.config.mediaType;
-  throw new RegcliError("usage", `${display} is an artifact (${type}), not a container image`, { hint: `get its files with: regcli artifact pull ${display} -o DIR` });
+  throw new RegcliError("usage", `${display} is an artifact (${artifactTypeOf(manifest)}), not a container image`, { hint: `get its files with: regcli artifact pull ${display} -o DIR` });
 }
