@@ -111,6 +111,11 @@ describe("artifact push, pull and attach on regcli serve (referrers API)", () =>
       [[digest, "application/spdx+json"], [signed.stdout.trim(), "application/vnd.example.sig"]].sort(),
     );
 
+    // No files: an artifact of annotations only, whose one layer is the empty descriptor (image-spec's guidance).
+    const review = ok(await cli(["attach", `${reg.host}/art/app:1.0`, "--artifact-type", "application/vnd.example.review", "--annotation", "reviewed=yes"])).stdout.trim();
+    const rm = JSON.parse((await fetchManifest(reg, "art/app", review)).body.toString());
+    expect(rm).toMatchObject({ layers: [EMPTY], config: EMPTY, annotations: { reviewed: "yes" }, subject: { digest: image.manifestDigest } });
+
     // attach needs an artifact type; a subject in another repository could never be found as its referrer.
     const untyped = await cli(["attach", `${reg.host}/art/app:1.0`, join(src, "notes.txt")]);
     expect(untyped.code).toBe(2);
