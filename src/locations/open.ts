@@ -115,8 +115,10 @@ export async function openSource(ctx: RegistryContext, spec: LocationSpec, optio
   }
   if (spec.kind === "store") {
     const store = new LocalStore();
-    const entry = spec.name ? await store.findImage(spec.name) : undefined;
-    if (!entry) return { ...(await openLocation(ctx, spec)), ...(await pick(store.layout, undefined, "the local store")) };
+    // A full digest may also name a manifest the store holds without a name (a referrer, attached by digest).
+    const byDigest = spec.name && isDigest(spec.name) ? spec.name : undefined;
+    const entry = spec.name ? await store.findImage(spec.name).catch((err) => (byDigest && err instanceof RegcliError && err.kind === "not-found" ? undefined : Promise.reject(err))) : undefined;
+    if (!entry) return { ...(await openLocation(ctx, spec)), ...(await pick(store.layout, byDigest, "the local store")), ...(byDigest && { display: `store:${byDigest}` }) };
     // The store as a source carries the image's origin, so a copy to that registry mounts its blobs.
     return { source: await store.sourceFor(entry.name), reference: entry.descriptor.digest, display: `store:${entry.name}`, identity: storeIdentity(entry.name), close: nothing };
   }

@@ -100,7 +100,8 @@ export interface PushArtifactResult {
 function byDigestDisplay(target: LocationSpec, digest: string): string {
   if (target.kind === "registry") return withDigest(target.ref, digest).full;
   if (target.kind === "oci") return `oci:${target.dir}@${digest}`;
-  return `${target.kind === "store" ? "store:" : `${target.flavour}:${target.file}`}@${digest}`;
+  if (target.kind === "store") return `store:${digest}`;
+  return `${target.flavour}:${target.file}@${digest}`;
 }
 
 /** Same place? A subject must be where the artifact is, or its referrers cannot be found. */

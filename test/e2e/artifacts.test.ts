@@ -220,6 +220,10 @@ describe("artifacts in OCI layouts and the local store", () => {
     const out = join(await tempDir("regcli-art-out-"), "out");
     ok(await cli(["artifact", "pull", "store:example.com/docs/readme:1", "-o", out]));
     expect(readFileSync(join(out, "a.txt"), "utf8")).toBe("aaa\n");
+    // attach into the store: an unnamed referrer, read back by its digest.
+    const attached = ok(await cli(["attach", "store:example.com/docs/readme:1", join(src, "b.bin"), "--artifact-type", "application/vnd.example.blob"])).stdout.trim();
+    expect(ok(await cli(["artifact", "pull", `store:${attached}`, "-o", out])).stdout).toBe("b.bin\n");
+    expect(JSON.parse(ok(await cli(["images", "--format", "json"])).stdout)).toHaveLength(1);
     const refused = await cli(["export", "store:example.com/docs/readme:1", "-o", join(out, "x.tar")]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/is an artifact \(application\/vnd\.example\.readme\).*regcli artifact pull/);
