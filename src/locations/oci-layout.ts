@@ -203,9 +203,19 @@ export class OciLayout implements ImageSource, ImageDestination {
     for (const d of (await this.readIndex()).manifests) {
       const tag = d.annotations?.[REF_NAME];
       if (!isReferrersTag(tag)) continue;
-      records.push({ tag: tag!, ...(tag!.startsWith("sha256-") ? { subject: tag!.replace("-", ":") } : {}), referrers: await this.recordEntries(d) });
+      const subject = await this.recordSubject(d);
+      records.push({ tag: tag!, ...(subject ? { subject } : {}), referrers: await this.recordEntries(d) });
     }
     return records;
+  }
+
+  /** The subject a record is for: from its tag (sha256), else from a referrer it lists (the tag cuts longer digests). */
+  private async recordSubject(record: Descriptor): Promise<string | undefined> {
+    const tag = record.annotations![REF_NAME]!;
+    if (tag.startsWith("sha256-")) return tag.replace("-", ":");
+    const first = (await this.recordEntries(record).catch(() => []))[0];
+    const manifest = first && (await this.getManifest(first.digest).catch(() => undefined));
+    return manifest ? referrerEntry(manifest)?.subject : undefined;
   }
 
   /** Add referrers of `subject` to its record (one read-modify-write of index.json under its lock). */
@@ -323,9 +333,11 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   /**
    * Every blob digest reachable from index.json (manifests, their configs, layers and children). With
-   * `dropOrphans`, a referrers record counts only while its subject is reachable from a name or from a kept
-   * record (signatures of signatures); the others are returned as orphans (kept when newer than
-   * `protectNewerThan`: a running pull may not have named its image yet).
+   * `dropOrphans`, a referrers record whose subject manifest is held but reachable neither from a name nor from a
+   * kept record (signatures of signatures) is an orphan: its image was removed. Orphans are returned, not
+   * counted, unless newer than `protectNewerThan` (a running pull may not have named its image yet). A record
+   * whose subject was never held is kept: e.g. the signature of a multi-platform index of which one platform was
+   * pulled (the store keeps that platform's manifest, not the index).
    */
   async reachableBlobs(dropOrphans = false, protectNewerThan?: number): Promise<{ blobs: Set<string>; orphans: Descriptor[] }> {
     const index = await this.readIndex();
@@ -349,7 +361,11 @@ export class OciLayout implements ImageSource, ImageDestination {
     for (let progress = true; progress && pending.length; ) {
       progress = false;
       const subjects = new Set([...seen].map(referrersTag));
-      for (const record of pending.filter((r) => !dropOrphans || subjects.has(r.annotations![REF_NAME]!))) {
+      for (const record of pending) {
+        if (dropOrphans && !subjects.has(record.annotations![REF_NAME]!)) {
+          const subject = await this.recordSubject(record);
+          if (subject && (await this.hasBlob(subject))) continue; // held, not reachable (yet: a later pass may reach it)
+        }
         await visit(record, 0);
         progress = true;
       }

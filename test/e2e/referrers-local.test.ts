@@ -145,6 +145,11 @@ describe("referrers in the local store", () => {
     const home = await tempDir("regcli-home-");
     const store = new LocalStore(home);
     const set = await writeSet(store.layout, image, "localhost/app:v1");
+    // The signature of a multi-platform index of which the store holds one platform only: kept throughout.
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }));
+    const indexSig = artifact({ mediaType: "application/vnd.oci.image.index.v1+json", digest: sha256(index), size: index.length }, SIG, "signature of the index");
+    await writeBlob(store.layout, indexSig.file, "text/plain");
+    await store.layout.putManifest(indexSig.data, indexSig.data.digest);
     const env = { REGCLI_HOME: home };
 
     const images = await regcli(["images", "--format", "json"], { env });
@@ -156,11 +161,12 @@ describe("referrers in the local store", () => {
     const [kept, keptOfSbom] = await libraryReferrers("store:", [{ digest: set.subject }, { digest: set.sbom }], env);
     expect(kept!.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
     expect(keptOfSbom!.map((d) => d.digest)).toEqual([set.sigOfSbom]);
-    expect((await store.layout.referrerRecords()).map((r) => r.subject).sort()).toEqual([set.subject, set.sbom].sort());
+    expect((await store.layout.referrerRecords()).map((r) => r.subject).sort()).toEqual([set.subject, set.sbom, sha256(index)].sort());
 
     const rmi = await regcli(["rmi", "localhost/app:v1"], { env });
     expect(rmi.code, rmi.stderr).toBe(0);
-    expect(await store.layout.referrerRecords()).toEqual([]);
+    expect((await store.layout.referrerRecords()).map((r) => r.subject)).toEqual([sha256(index)]);
+    expect(await store.layout.hasBlob(indexSig.data.digest)).toBe(true);
     for (const d of [set.subject, set.sbom, set.sig, set.sigOfSbom]) expect(await store.layout.hasBlob(d)).toBe(false);
   });
 });
