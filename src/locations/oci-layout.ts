@@ -9,7 +9,8 @@ import { digestOf, isDigest, MediaType, parseManifest, VerifyingStream, verifyBy
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
 import { makeDirectory } from "../util/files.js";
-import { filterReferrers, isReferrersTag, referrerEntry, referrersIndexBytes, referrersTag } from "./layout-referrers.js";
+import { filterReferrers, referrerDescriptor, referrersIndex, referrersIndexBytes, referrersTag, subjectOf } from "../oci/referrers.js";
+import { isReferrersTag } from "./layout-referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob, ReferrerFilter } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -185,13 +186,11 @@ export class OciLayout implements ImageSource, ImageDestination {
   /** From the index tagged `<alg>-<hex>` of `digest` (regctl's ocidir record); [] when there is none. */
   async referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]> {
     const record = await this.find(referrersTag(digest));
-    return record ? filterReferrers(await this.recordEntries(record), filter) : [];
+    return record ? filterReferrers(await this.recordEntries(record), filter?.artifactType) : [];
   }
 
   private async recordEntries(record: Descriptor): Promise<Descriptor[]> {
-    const data = await this.getManifest(record.digest);
-    if (data.parsed.kind !== "index") throw new RegcliError("integrity", `${this.description}: the referrers record ${record.annotations?.[REF_NAME]} is not an index`);
-    return data.parsed.index.manifests;
+    return referrersIndex(await this.getManifest(record.digest), `${this.description} (${record.annotations?.[REF_NAME]})`);
   }
 
   /**
@@ -215,7 +214,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     if (tag.startsWith("sha256-")) return tag.replace("-", ":");
     const first = (await this.recordEntries(record).catch(() => []))[0];
     const manifest = first && (await this.getManifest(first.digest).catch(() => undefined));
-    return manifest ? referrerEntry(manifest)?.subject : undefined;
+    return manifest ? subjectOf(manifest)?.digest : undefined;
   }
 
   /** Add referrers of `subject` to its record (one read-modify-write of index.json under its lock). */
@@ -224,7 +223,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     await this.updateIndex(async (index) => {
       const current = index.manifests.find((d) => d.annotations?.[REF_NAME] === tag);
       const existing = current ? await this.recordEntries(current) : [];
-      const bytes = referrersIndexBytes(existing, added);
+      const bytes = referrersIndexBytes(existing.filter((d) => !added.some((a) => a.digest === d.digest)).concat(added));
       const digest = digestOf(bytes);
       await this.writeBlobBytes(bytes, digest);
       index.manifests = index.manifests.filter((d) => d !== current);
@@ -295,8 +294,8 @@ export class OciLayout implements ImageSource, ImageDestination {
    */
   async putManifest(manifest: ManifestData, reference: string, extraAnnotations: Record<string, string> = {}): Promise<void> {
     await this.writeBlobBytes(manifest.bytes, manifest.digest);
-    const referrer = referrerEntry(manifest);
-    if (referrer) await this.recordReferrers(referrer.subject, [referrer.descriptor]);
+    const subject = subjectOf(manifest);
+    if (subject) await this.recordReferrers(subject.digest, [referrerDescriptor(manifest)]);
     if (isDigest(reference)) return;
     const descriptor: Descriptor = {
       mediaType: manifest.mediaType,

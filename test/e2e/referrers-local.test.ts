@@ -112,6 +112,19 @@ describe("referrers in an OCI layout", () => {
     expect(tags).toEqual(["sha256-" + set.sbom.slice(7), "sha256-" + set.subject.slice(7), "v1"].sort());
   });
 
+  it("regcli referrers lists them on oci:DIR: json, filtered, and the tree with the signature of the SBOM", async () => {
+    const json = await regcli(["referrers", `oci:${dir}:v1`, "--format", "json"]);
+    expect(json.code, json.stderr).toBe(0);
+    const result = JSON.parse(json.stdout) as { subject: string; referrers: Descriptor[] };
+    expect(result.subject).toBe(set.subject);
+    expect(result.referrers.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
+    const filtered = await regcli(["referrers", `oci:${dir}:v1`, "--artifact-type", SBOM, "--format", "json"]);
+    expect((JSON.parse(filtered.stdout) as { referrers: Descriptor[] }).referrers.map((d) => d.digest)).toEqual([set.sbom]);
+    const tree = await regcli(["referrers", `oci:${dir}:v1`, "--format", "tree"]);
+    expect(tree.code, tree.stderr).toBe(0);
+    for (const d of [set.sbom, set.sig, set.sigOfSbom]) expect(tree.stdout).toContain(d);
+  });
+
   it("keeps the record tags out of the names: ls shows v1, and the one image is picked without a tag", async () => {
     const ls = await regcli(["ls", `oci:${dir}`]);
     expect(ls.code, ls.stderr).toBe(0);
@@ -156,6 +169,10 @@ describe("referrers in the local store", () => {
     expect(images.code, images.stderr).toBe(0);
     expect((JSON.parse(images.stdout) as Array<{ name: string }>).map((i) => i.name)).toEqual(["localhost/app:v1"]);
 
+    const cli = await regcli(["referrers", "store:localhost/app:v1", "--format", "json"], { env });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect((JSON.parse(cli.stdout) as { referrers: Descriptor[] }).referrers.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
+
     const prune = await regcli(["image", "prune"], { env });
     expect(prune.code, prune.stderr).toBe(0);
     const [kept, keptOfSbom] = await libraryReferrers("store:", [{ digest: set.subject }, { digest: set.sbom }], env);
@@ -187,6 +204,9 @@ describe("referrers in archives", () => {
     expect(all!.map((d) => d.digest).sort()).toEqual([set!.sbom, set!.sig].sort());
     expect(ofSbom!.map((d) => d.digest)).toEqual([set!.sigOfSbom]);
     expect(results["docker-archive"]).toEqual([[], []]);
+    const cli = await regcli(["referrers", `oci-archive:${join(work, "oci-archive.tar")}`, "--artifact-type", SIG, "--format", "json"]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect((JSON.parse(cli.stdout) as { referrers: Descriptor[] }).referrers.map((d) => d.digest)).toEqual([set!.sig]);
     // The archive is still one image to skopeo.
     const inspect = await skopeo(["inspect", `oci-archive:${join(work, "oci-archive.tar")}:v1`]);
     expect(inspect.code, inspect.stderr).toBe(0);
