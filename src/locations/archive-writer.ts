@@ -5,9 +5,11 @@ import type { Readable, Writable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import tar from "tar-stream";
 import { outputFileError, RegcliError } from "../errors.js";
-import { hostPlatform, isDigest, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
+import { digestOf, hostPlatform, isDigest, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
 import { limiter } from "../util/limit.js";
 import { annotationsFor, familiarName, isBareTag } from "./image-names.js";
+import { referrerEntry, referrersIndexBytes, referrersTag } from "./layout-referrers.js";
+import { REF_NAME } from "./oci-layout.js";
 import type { BlobOutcome, ImageDestination } from "./types.js";
 
 export type ArchiveFlavour = "docker-archive" | "oci-archive";
@@ -36,6 +38,8 @@ export class ArchiveWriter implements ImageDestination {
   private readonly written = new Set<string>();
   private readonly manifests = new Map<string, ManifestData>();
   private readonly named: Array<{ entry: string; desc: Descriptor }> = [];
+  /** oci-archive: the referrers given, by subject digest, recorded at finish() as a layout records them. */
+  private readonly referrers = new Map<string, Descriptor[]>();
 
   /** `file` a path, or a stream (stdout) that gets the tar as it is made and is not ended. */
   constructor(
@@ -101,7 +105,14 @@ export class ArchiveWriter implements ImageDestination {
       }),
     );
     this.manifests.set(manifest.digest, manifest);
-    if (isDigest(reference)) return; // a child, stored by digest
+    // A docker-archive has no place for referrers (docker load would take the record for an image).
+    const referrer = this.flavour === "oci-archive" ? referrerEntry(manifest) : undefined;
+    if (referrer) {
+      const list = this.referrers.get(referrer.subject) ?? [];
+      if (!list.some((d) => d.digest === referrer.descriptor.digest)) list.push(referrer.descriptor);
+      this.referrers.set(referrer.subject, list);
+    }
+    if (isDigest(reference)) return; // a child or a referrer, stored by digest
     this.named.push({ entry: reference, desc: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: annotationsFor(reference) } });
   }
 
@@ -123,6 +134,13 @@ export class ArchiveWriter implements ImageDestination {
   private async finishWriting(): Promise<void> {
     const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: this.named.map((n) => n.desc) };
     await this.serial(async () => {
+      for (const [subject, list] of this.referrers) {
+        const bytes = referrersIndexBytes([], list);
+        const desc: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.length, annotations: { [REF_NAME]: referrersTag(subject) } };
+        if (!this.written.has(desc.digest)) await this.entry(blobName(desc.digest), bytes.length, bytes);
+        this.written.add(desc.digest);
+        index.manifests.push(desc);
+      }
       const layoutMarker = Buffer.from(JSON.stringify({ imageLayoutVersion: "1.0.0" }));
       await this.entry("oci-layout", layoutMarker.length, layoutMarker);
       const indexBytes = Buffer.from(JSON.stringify(index));

@@ -5,10 +5,11 @@ import { pipeline as pipelineCb, type Readable, type Writable } from "node:strea
 import { pipeline } from "node:stream/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { localFileError, RegcliError, writingTo } from "../errors.js";
-import { isDigest, MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
+import { digestOf, isDigest, MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
 import { makeDirectory } from "../util/files.js";
+import { filterReferrers, isReferrersTag, referrerEntry, referrersIndexBytes, referrersTag } from "./layout-referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob, ReferrerFilter } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -29,6 +30,8 @@ export interface LayoutIndex {
  * An OCI Image Layout directory (oci-layout, index.json, blobs/ALG/HEX) as an image location. Blobs appear
  * only once verified (temp file + rename); index.json changes are atomic and serialized between processes.
  * Names live in the index's org.opencontainers.image.ref.name annotations, as skopeo's oci: transport reads them.
+ * Referrers are recorded as regctl's ocidir records them: an index tagged `sha256-<hex>` (see layout-referrers.ts);
+ * those tags are records, not names, and names() leaves them out.
  */
 export class OciLayout implements ImageSource, ImageDestination {
   readonly description: string;
@@ -104,9 +107,13 @@ export class OciLayout implements ImageSource, ImageDestination {
     return index.manifests.find((d) => d.annotations?.[REF_NAME] === reference);
   }
 
+  /** The index.json entries that are images (or artifacts): all but the referrers records. */
+  async entries(): Promise<Descriptor[]> {
+    return (await this.readIndex()).manifests.filter((d) => !isReferrersTag(d.annotations?.[REF_NAME]));
+  }
+
   async names(): Promise<Array<{ name: string; descriptor: Descriptor }>> {
-    const index = await this.readIndex();
-    return index.manifests
+    return (await this.entries())
       .filter((d) => d.annotations?.[REF_NAME])
       .map((d) => ({ name: d.annotations![REF_NAME]!, descriptor: d }));
   }
@@ -175,8 +182,44 @@ export class OciLayout implements ImageSource, ImageDestination {
     return (await this.names()).map((n) => n.name);
   }
 
-  async referrers(digest: string, _filter?: ReferrerFilter): Promise<Descriptor[]> {
-    throw new RegcliError("unsupported", `listing referrers of ${digest} in ${this.description} is not built yet`);
+  /** From the index tagged `<alg>-<hex>` of `digest` (regctl's ocidir record); [] when there is none. */
+  async referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]> {
+    const record = await this.find(referrersTag(digest));
+    return record ? filterReferrers(await this.recordEntries(record), filter) : [];
+  }
+
+  private async recordEntries(record: Descriptor): Promise<Descriptor[]> {
+    const data = await this.getManifest(record.digest);
+    if (data.parsed.kind !== "index") throw new RegcliError("integrity", `${this.description}: the referrers record ${record.annotations?.[REF_NAME]} is not an index`);
+    return data.parsed.index.manifests;
+  }
+
+  /**
+   * Every referrers record: the subject (as its tag names it: `sha256-<hex>`; the digest itself for sha256) and
+   * its referrers. What `images` and friends use to show artifacts, which names() leaves out.
+   */
+  async referrerRecords(): Promise<Array<{ tag: string; subject?: string; referrers: Descriptor[] }>> {
+    const records = [];
+    for (const d of (await this.readIndex()).manifests) {
+      const tag = d.annotations?.[REF_NAME];
+      if (!isReferrersTag(tag)) continue;
+      records.push({ tag: tag!, ...(tag!.startsWith("sha256-") ? { subject: tag!.replace("-", ":") } : {}), referrers: await this.recordEntries(d) });
+    }
+    return records;
+  }
+
+  /** Add referrers of `subject` to its record (one read-modify-write of index.json under its lock). */
+  async recordReferrers(subject: string, added: Descriptor[]): Promise<void> {
+    const tag = referrersTag(subject);
+    await this.updateIndex(async (index) => {
+      const current = index.manifests.find((d) => d.annotations?.[REF_NAME] === tag);
+      const existing = current ? await this.recordEntries(current) : [];
+      const bytes = referrersIndexBytes(existing, added);
+      const digest = digestOf(bytes);
+      await this.writeBlobBytes(bytes, digest);
+      index.manifests = index.manifests.filter((d) => d !== current);
+      index.manifests.push({ mediaType: MediaType.OciIndex, digest, size: bytes.length, annotations: { [REF_NAME]: tag } });
+    });
   }
 
   // ---- ImageDestination ----
@@ -236,9 +279,14 @@ export class OciLayout implements ImageSource, ImageDestination {
     }
   }
 
-  /** Store the manifest bytes; a name (not a digest) also gets an index.json entry, replacing that name. */
+  /**
+   * Store the manifest bytes; a name (not a digest) also gets an index.json entry, replacing that name. A manifest
+   * with a subject is also added to its subject's referrers record.
+   */
   async putManifest(manifest: ManifestData, reference: string, extraAnnotations: Record<string, string> = {}): Promise<void> {
     await this.writeBlobBytes(manifest.bytes, manifest.digest);
+    const referrer = referrerEntry(manifest);
+    if (referrer) await this.recordReferrers(referrer.subject, [referrer.descriptor]);
     if (isDigest(reference)) return;
     const descriptor: Descriptor = {
       mediaType: manifest.mediaType,
@@ -273,8 +321,13 @@ export class OciLayout implements ImageSource, ImageDestination {
     return removed;
   }
 
-  /** Every blob digest reachable from index.json (manifests, their configs, layers and children). */
-  async reachableBlobs(): Promise<Set<string>> {
+  /**
+   * Every blob digest reachable from index.json (manifests, their configs, layers and children). With
+   * `dropOrphans`, a referrers record counts only while its subject is reachable from a name or from a kept
+   * record (signatures of signatures); the others are returned as orphans (kept when newer than
+   * `protectNewerThan`: a running pull may not have named its image yet).
+   */
+  async reachableBlobs(dropOrphans = false, protectNewerThan?: number): Promise<{ blobs: Set<string>; orphans: Descriptor[] }> {
     const index = await this.readIndex();
     const seen = new Set<string>();
     const visit = async (desc: Descriptor, depth: number): Promise<void> => {
@@ -291,16 +344,40 @@ export class OciLayout implements ImageSource, ImageDestination {
       if (data.parsed.kind === "index") for (const child of data.parsed.index.manifests) await visit(child, depth + 1);
       else for (const blob of [data.parsed.manifest.config, ...data.parsed.manifest.layers]) seen.add(blob.digest);
     };
-    for (const desc of index.manifests) await visit(desc, 0);
-    return seen;
+    let pending = index.manifests.filter((d) => isReferrersTag(d.annotations?.[REF_NAME]));
+    for (const desc of index.manifests) if (!pending.includes(desc)) await visit(desc, 0);
+    for (let progress = true; progress && pending.length; ) {
+      progress = false;
+      const subjects = new Set([...seen].map(referrersTag));
+      for (const record of pending.filter((r) => !dropOrphans || subjects.has(r.annotations![REF_NAME]!))) {
+        await visit(record, 0);
+        progress = true;
+      }
+      pending = pending.filter((r) => !seen.has(r.digest));
+    }
+    const orphans: Descriptor[] = [];
+    for (const record of pending) {
+      const mtime = (await stat(this.blobPath(record.digest)).catch(() => undefined))?.mtimeMs ?? 0;
+      if (protectNewerThan !== undefined && mtime >= protectNewerThan) await visit(record, 0);
+      else orphans.push(record);
+    }
+    return { blobs: seen, orphans };
   }
 
-  /** Delete blobs nothing in index.json references (and stale partial files). Returns bytes freed. */
-  async garbageCollect(protectNewerThan?: number): Promise<{ removed: number; bytes: number }> {
+  /**
+   * Delete blobs nothing in index.json references (and stale partial files). Returns bytes freed. With
+   * `dropOrphanReferrers` (the store), referrers records whose subject is gone are removed from index.json first.
+   */
+  async garbageCollect(protectNewerThan?: number, dropOrphanReferrers = false): Promise<{ removed: number; bytes: number }> {
     let removed = 0;
     let bytes = 0;
     await withFileLock(`${this.indexPath}.lock`, async () => {
-      const keep = await this.reachableBlobs();
+      const { blobs: keep, orphans } = await this.reachableBlobs(dropOrphanReferrers, protectNewerThan);
+      if (orphans.length) {
+        const index = await this.readIndex();
+        index.manifests = index.manifests.filter((d) => !orphans.some((o) => o.digest === d.digest && o.annotations?.[REF_NAME] === d.annotations?.[REF_NAME]));
+        await writingTo(this.dir, () => atomicWrite(this.indexPath, JSON.stringify(index)));
+      }
       for (const alg of await readdir(join(this.dir, "blobs")).catch(() => [] as string[])) {
         for (const name of await readdir(join(this.dir, "blobs", alg))) {
           if (name.endsWith(".lock")) continue; // a download in progress (or one whose owner died: harmless)

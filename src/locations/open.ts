@@ -59,7 +59,7 @@ const nothing = async () => undefined;
  * layout, e.g. an index's child: oci:DIR@sha256:...); a clear error listing names otherwise.
  */
 async function pick(layout: OciLayout, wanted: string | undefined, display: string): Promise<{ reference: string; identity: ImageIdentity }> {
-  const entries = (await layout.readIndex()).manifests;
+  const entries = await layout.entries();
   const names = () => (entries.length ? `names: ${entries.map(displayName).join(", ")}` : undefined);
   const digest = wanted && /(?:^|@)((?:sha256|sha512):[a-f0-9]+)$/.exec(wanted)?.[1];
   if (digest && isDigest(digest)) {

@@ -180,7 +180,7 @@ export async function loadImages(input: string | Readable, store = new LocalStor
         throw err;
       }
     }
-    const manifests = (await layout.readIndex()).manifests;
+    const manifests = await layout.entries();
     const chosen = only ? findEntry(manifests, only, display) : undefined;
     if (only && !chosen) throw new RegcliError("not-found", `${display} holds no image called ${only}`);
     const entries = (chosen ? [chosen] : manifests).map((descriptor) => ({ descriptor, ...identityOf(descriptor) }));

@@ -65,7 +65,7 @@ async function namesOf(ctx: RegistryContext, spec: Exclude<LocationSpec, { kind:
       // A layout's or archive's entries by their full name where one is recorded (io.containerd.image.name), else by
       // the tag in ref.name, as skopeo writes them.
       const items: string[] = [];
-      for (const entry of (await opened.layout!.readIndex()).manifests) {
+      for (const entry of await opened.layout!.entries()) {
         const id = identityOf(entry);
         if (id.name ?? id.tag) items.push((id.name ?? id.tag)!);
       }

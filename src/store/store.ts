@@ -156,6 +156,7 @@ export class LocalStore {
   async gc(): Promise<{ removed: number; bytes: number }> {
     await this.layout.init();
     const protect = await this.oldestLiveIngest();
-    return this.layout.garbageCollect(protect === undefined ? undefined : protect - 1000);
+    // Referrers whose image is gone go too: the store holds what `images` can name (see OciLayout.reachableBlobs).
+    return this.layout.garbageCollect(protect === undefined ? undefined : protect - 1000, true);
   }
 }
