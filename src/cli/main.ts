@@ -15,6 +15,7 @@ import { register as registerManifest } from "./commands/manifest.js";
 import { register as registerPull } from "./commands/pull.js";
 import { register as registerPush } from "./commands/push.js";
 import { register as registerRatelimit } from "./commands/ratelimit.js";
+import { register as registerReferrers } from "./commands/referrers.js";
 import { register as registerImages } from "./commands/images.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
@@ -61,6 +62,7 @@ function buildProgram(): Command {
     registerDigest,
     registerConfig,
     registerInspect,
+    registerReferrers,
     registerBlob,
     registerTag,
     registerDelete,

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegcliError } from "../errors.js";
-import { BlobCheck, isDigest, type Descriptor, type ManifestData } from "../oci/index.js";
+import { BlobCheck, filterReferrers, isDigest, referrersIndex, referrersTag, type Descriptor, type ManifestData } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -72,8 +72,29 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return this.client.listTags(this.repository, options);
   }
 
-  async referrers(digest: string, _filter?: ReferrerFilter): Promise<Descriptor[]> {
-    throw new RegcliError("unsupported", `listing referrers of ${digest} in ${this.description} is not built yet`);
+  /**
+   * From the referrers API when the registry has it, else from the referrers tag schema's index (none there: no
+   * referrers). Either answer must be an OCI index; the artifactType filter is applied here when the registry did not.
+   */
+  async referrers(digest: string, filter: ReferrerFilter = {}): Promise<Descriptor[]> {
+    const api = await this.client.getReferrers(this.repository, digest, filter.artifactType);
+    if (api) return api.filtered ? api.manifests : filterReferrers(api.manifests, filter.artifactType);
+    return filterReferrers((await this.fallbackIndex(digest))?.manifests ?? [], filter.artifactType);
+  }
+
+  /** The referrers tag schema's index for `subject` (`sha256-<hex>`) with its digest, or undefined when there is none. */
+  private async fallbackIndex(subject: string): Promise<{ manifests: Descriptor[]; digest: string } | undefined> {
+    const tag = referrersTag(subject);
+    let data: ManifestData;
+    try {
+      // Every manifest type accepted: Distribution answers 404 to an Accept its manifest is not in, and what is
+      // under the tag must be seen to be refused when it is not an index.
+      data = await this.client.getManifest(this.repository, tag);
+    } catch (err) {
+      if (err instanceof RegcliError && err.kind === "not-found") return undefined;
+      throw err;
+    }
+    return { manifests: referrersIndex(data, `${this.description}:${tag}`), digest: data.digest };
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {

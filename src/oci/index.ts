@@ -3,3 +3,4 @@ export * from "./digest.js";
 export * from "./types.js";
 export * from "./manifest.js";
 export * from "./convert.js";
+export * from "./referrers.js";

@@ -2,7 +2,7 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegistryAuth, type CredentialSource } from "../auth/session.js";
 import { RegcliError } from "../errors.js";
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, parseManifest, verifyBytes, type ManifestData } from "../oci/index.js";
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, parseManifest, referrersIndex, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { isPlainHttpServerError, isTransientNetworkError, networkError } from "../transport/errors.js";
 import { backoffMs, readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { registryFailure } from "./errors.js";
@@ -350,6 +350,37 @@ export class RegistryClient {
     return this.fail(res, `untag of ${what}`);
   }
 
+  // ---- referrers ----
+
+  /**
+   * GET /v2/<name>/referrers/<digest>: every page of the referrers API's index (Link rel=next on the same host),
+   * each an OCI image index within the manifest size limit. With `artifactType` the registry is asked to filter;
+   * `filtered` says whether it did (OCI-Filters-Applied). Undefined when the registry has no referrers API: the
+   * distribution spec has registries with the API never answer 404 here, and those without it do (Distribution
+   * 2.8: a plain-text "404 page not found"); the caller then reads the referrers tag schema.
+   */
+  async getReferrers(repo: string, digest: string, artifactType?: string): Promise<{ manifests: Descriptor[]; filtered: boolean } | undefined> {
+    const what = `referrers of ${this.display(repo, digest)}`;
+    const query = artifactType === undefined ? "" : `?${new URLSearchParams({ artifactType })}`;
+    const first = await this.url(`/v2/${repo}/referrers/${digest}${query}`);
+    const manifests: Descriptor[] = [];
+    let filtered = artifactType !== undefined;
+    let pages = 0;
+    try {
+      for await (const { res, bytes } of this.pageBodies(first, { scopes: [pullScope(repo)], headers: { accept: MediaType.OciIndex } }, what, MAX_MANIFEST_BYTES)) {
+        const where = `${this.registry} (${what})`;
+        manifests.push(...referrersIndex(parseManifest(bytes, res.header("content-type"), where), where));
+        const applied = (res.header("oci-filters-applied") ?? "").split(",").map((f) => f.trim());
+        if (!applied.includes("artifactType")) filtered = false;
+        pages++;
+      }
+    } catch (err) {
+      if (err instanceof RegcliError && err.kind === "not-found" && pages === 0) return undefined;
+      throw err;
+    }
+    return { manifests, filtered };
+  }
+
   // ---- blobs ----
 
   async headBlob(repo: string, digest: string): Promise<BlobInfo | undefined> {
@@ -484,13 +515,25 @@ export class RegistryClient {
 
   // ---- listings ----
 
-  private async *pages(first: URL, scopes: string[], what: string, field: "tags" | "repositories"): AsyncGenerator<string[]> {
+  /** Every page of a paginated answer, following `Link: rel=next` on the same host, each read whole within `limit`. */
+  private async *pageBodies(first: URL, opts: Omit<CallOptions, "url" | "method">, what: string, limit: number): AsyncGenerator<{ res: HttpResponse; bytes: Buffer }> {
     let url: URL | undefined = first;
     const seen = new Set<string>();
     while (url) {
       if (seen.has(url.href)) throw new RegcliError("registry", `${this.registry} sent a pagination loop for ${what}`);
       seen.add(url.href);
-      const { res, bytes: body } = await this.getWhole({ method: "GET", url, scopes }, MAX_LIST_PAGE_BYTES, what);
+      const page = await this.getWhole({ ...opts, method: "GET", url }, limit, what);
+      yield page;
+      const next = nextLink(page.res);
+      if (next && next.origin !== url.origin) {
+        throw new RegcliError("registry", `${this.registry} paginated ${what} to another host (${next.host})`);
+      }
+      url = next;
+    }
+  }
+
+  private async *pages(first: URL, scopes: string[], what: string, field: "tags" | "repositories"): AsyncGenerator<string[]> {
+    for await (const { bytes: body } of this.pageBodies(first, { scopes }, what, MAX_LIST_PAGE_BYTES)) {
       let parsed: Record<string, unknown>;
       try {
         parsed = JSON.parse(body.toString("utf8"));
@@ -502,11 +545,6 @@ export class RegistryClient {
         throw new RegcliError("registry", `${this.registry} sent a malformed ${what}`);
       }
       yield (items ?? []).filter((x): x is string => typeof x === "string");
-      const next = nextLink(res);
-      if (next && next.origin !== url.origin) {
-        throw new RegcliError("registry", `${this.registry} paginated ${what} to another host (${next.host})`);
-      }
-      url = next;
     }
   }
 

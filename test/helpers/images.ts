@@ -188,3 +188,39 @@ export async function fetchManifest(
   };
   return { status: res.statusCode, body, contentType: h("content-type"), digest: h("docker-content-digest") };
 }
+
+/**
+ * An OCI 1.1 artifact manifest referring to `subject` (a signature, an SBOM): the empty config, one layer of
+ * `payload`, `artifactType` and annotations; push it with pushImage (by digest). The referrers tag schema index
+ * entry for it is `descriptor`.
+ */
+export function makeReferrer(
+  subject: { digest: string; size: number; mediaType: string },
+  opts: { artifactType: string; payload?: string; annotations?: Record<string, string> },
+): TestImage & { descriptor: Record<string, unknown> } {
+  const config = blob(Buffer.from("{}"), "application/vnd.oci.empty.v1+json");
+  const layer = blob(Buffer.from(opts.payload ?? `${opts.artifactType} of ${subject.digest}`), "application/octet-stream");
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI.manifest,
+      artifactType: opts.artifactType,
+      config: { mediaType: config.mediaType, digest: config.digest, size: config.size },
+      layers: [{ mediaType: layer.mediaType, digest: layer.digest, size: layer.size }],
+      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+      ...(opts.annotations && { annotations: opts.annotations }),
+    }),
+  );
+  const digest = sha256(manifest);
+  return {
+    manifest,
+    manifestDigest: digest,
+    mediaType: OCI.manifest,
+    config,
+    layers: [layer],
+    descriptor: { mediaType: OCI.manifest, digest, size: manifest.length, artifactType: opts.artifactType, ...(opts.annotations && { annotations: opts.annotations }) },
+  };
+}
+
+/** The subject side of makeReferrer for an image or index. */
+export const subjectOf = (m: { manifestDigest: string; manifest: Buffer; mediaType: string }) => ({ digest: m.manifestDigest, size: m.manifest.length, mediaType: m.mediaType });

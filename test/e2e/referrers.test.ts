@@ -1,0 +1,140 @@
+// OCI 1.1 referrers (signatures, SBOMs, attestations) end to end: the referrers API (regcli serve) and the referrers
+// tag schema fallback (Distribution 2.8, which has no API). Each describe block starts its own registries.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dockerConfigDir, regcli } from "../helpers/cli.js";
+import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { makeImage, makeReferrer, pushImage, pushManifest, subjectOf, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+const SBOM = "application/spdx+json";
+const SIG = "application/vnd.dev.cosign.artifact.sig.v1+json";
+const INDEX = "application/vnd.oci.image.index.v1+json";
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const fallbackTag = (digest: string) => digest.replace(":", "-");
+const indexOf = (entries: Array<Record<string, unknown>>) => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: entries }));
+
+describe("referrers: reading them (API and tag schema fallback)", () => {
+  let api: TestRegistry;
+  let plain: TestRegistry;
+  let env: Record<string, string>;
+  let image: TestImage;
+  let sbom: ReturnType<typeof makeReferrer>;
+  let sig: ReturnType<typeof makeReferrer>;
+  let sigOfSbom: ReturnType<typeof makeReferrer>;
+
+  beforeAll(async () => {
+    [api, plain] = await Promise.all([startRegistry("open", { server: "regcli" }), startRegistry("token")]);
+    env = { DOCKER_CONFIG: await dockerConfigDir({ [plain.host]: plain.admin! }) };
+    image = await makeImage({ layers: 1, seed: "referrers-read" });
+    sbom = makeReferrer(subjectOf(image), { artifactType: SBOM, annotations: { "org.opencontainers.image.created": "2026-01-01T00:00:00Z" } });
+    sig = makeReferrer(subjectOf(image), { artifactType: SIG });
+    sigOfSbom = makeReferrer(subjectOf(sbom), { artifactType: SIG });
+    for (const reg of [api, plain]) {
+      await pushImage(reg, "app", "1.0", image);
+      for (const r of [sbom, sig, sigOfSbom]) await pushImage(reg, "app", undefined, r);
+    }
+    // Distribution 2.8 has no referrers API: the index under sha256-<hex> is what a client without it reads.
+    await pushManifest(plain, "app", fallbackTag(image.manifestDigest), indexOf([sbom.descriptor, sig.descriptor]), INDEX);
+    await pushManifest(plain, "app", fallbackTag(sbom.manifestDigest), indexOf([sigOfSbom.descriptor]), INDEX);
+  });
+  afterAll(async () => Promise.all([api?.stop(), plain?.stop()]));
+
+  for (const which of ["api", "plain"] as const) {
+    const reg = () => (which === "api" ? api : plain);
+    it(`${which === "api" ? "regcli serve (referrers API)" : "Distribution 2.8 with token auth (sha256-<hex> fallback)"}: lists, filters and walks the tree`, async () => {
+      const r = await regcli(["referrers", `${reg().host}/app:1.0`, "--format", "json"], { env });
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const listed = JSON.parse(r.stdout);
+      expect(listed.subject).toBe(image.manifestDigest);
+      expect(listed.referrers.map((d: { digest: string }) => d.digest).sort()).toEqual([sbom.manifestDigest, sig.manifestDigest].sort());
+      expect(listed.referrers.find((d: { digest: string }) => d.digest === sbom.manifestDigest)).toEqual(sbom.descriptor);
+
+      const filtered = await regcli(["referrers", `${reg().host}/app@${image.manifestDigest}`, "--artifact-type", SBOM, "--format", "json"], { env });
+      expect(JSON.parse(filtered.stdout).referrers).toEqual([sbom.descriptor]);
+
+      const text = await regcli(["referrers", `${reg().host}/app:1.0`], { env });
+      expect(text.code).toBe(0);
+      expect(text.stdout).toMatch(new RegExp(`^${escape(SBOM)}\\s+${sbom.manifestDigest}\\s+.*org.opencontainers.image.created=2026-01-01T00:00:00Z$`, "m"));
+
+      const tree = await regcli(["referrers", `${reg().host}/app:1.0`, "--format", "tree"], { env });
+      expect(tree.code).toBe(0);
+      const lines = tree.stdout.trimEnd().split("\n");
+      expect(lines[0]).toBe(`${reg().host}/app:1.0@${image.manifestDigest}`);
+      const sbomLine = lines.findIndex((l) => l.includes(sbom.manifestDigest));
+      expect(lines[sbomLine + 1]).toMatch(new RegExp(`^[│ ]   └── ${escape(SIG)} ${sigOfSbom.manifestDigest}`));
+
+      const none = await regcli(["referrers", `${reg().host}/app@${sig.manifestDigest}`, "--format", "json"], { env });
+      expect(none.code).toBe(0);
+      expect(JSON.parse(none.stdout).referrers).toEqual([]);
+    });
+  }
+
+  it("a fallback tag that is not an index is refused (exit 5), not read as no referrers", async () => {
+    const other = await makeImage({ layers: 1, seed: "referrers-not-index" });
+    await pushImage(plain, "app", "other", other);
+    await pushImage(plain, "app", fallbackTag(other.manifestDigest), image);
+    const r = await regcli(["referrers", `${plain.host}/app:other`], { env });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/invalid referrers list from .*app:sha256-.*not an OCI image index/);
+  });
+});
+
+describe("referrers: odd answers through the fault proxy", () => {
+  let reg: TestRegistry;
+  let proxy: FaultProxy;
+  let image: TestImage;
+  let refs: Array<ReturnType<typeof makeReferrer>>;
+
+  beforeAll(async () => {
+    reg = await startRegistry("open", { server: "regcli" });
+    proxy = await startFaultProxy(reg.url);
+    image = await makeImage({ layers: 1, seed: "referrers-proxy" });
+    await pushImage(reg, "app", "1.0", image);
+    refs = [SBOM, SIG, "application/vnd.in-toto+json"].map((t) => makeReferrer(subjectOf(image), { artifactType: t }));
+    for (const r of refs) await pushImage(reg, "app", undefined, r);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await reg?.stop();
+  });
+
+  it("follows Link rel=next pages, and filters itself when the registry did not say it filtered", async () => {
+    const path = `/v2/app/referrers/${image.manifestDigest}`;
+    const page = (entries: Array<Record<string, unknown>>, next?: string) => ({
+      kind: "status" as const,
+      status: 200,
+      headers: { "content-type": INDEX, ...(next && { link: `<${next}>; rel="next"` }) },
+      body: indexOf(entries).toString(),
+    });
+    proxy.rules = [
+      { path: /\/referrers\/.*page=2/, fault: page([refs[2]!.descriptor]) },
+      { path: /\/referrers\//, fault: page([refs[0]!.descriptor, refs[1]!.descriptor], `${path}?page=2`) },
+    ];
+    const all = await regcli(["--plain-http", "referrers", `${proxy.host}/app:1.0`, "--format", "json"]);
+    expect(all.code).toBe(0);
+    expect(JSON.parse(all.stdout).referrers).toEqual(refs.map((r) => r.descriptor));
+    expect(proxy.log.filter((e) => e.path.includes("/referrers/")).length).toBe(2);
+    // No OCI-Filters-Applied on these pages: the filter is applied here.
+    const filtered = await regcli(["--plain-http", "referrers", `${proxy.host}/app:1.0`, "--artifact-type", SIG, "--format", "json"]);
+    expect(JSON.parse(filtered.stdout).referrers).toEqual([refs[1]!.descriptor]);
+  });
+
+  it("a referrers answer that is not an index is refused with exit 5", async () => {
+    proxy.rules = [{ path: /\/referrers\//, fault: { kind: "status", status: 200, headers: { "content-type": "application/vnd.oci.image.manifest.v1+json" }, body: image.manifest.toString() } }];
+    const r = await regcli(["--plain-http", "referrers", `${proxy.host}/app:1.0`]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/invalid referrers list from .*not an OCI image index/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("a listed referrer whose subject is another image is refused when read (tree)", async () => {
+    const stranger = makeReferrer({ digest: refs[0]!.manifestDigest, size: refs[0]!.manifest.length, mediaType: refs[0]!.mediaType }, { artifactType: SIG });
+    await pushImage(reg, "app", undefined, stranger);
+    proxy.rules = [{ path: new RegExp(`/referrers/${image.manifestDigest}`), fault: { kind: "status", status: 200, headers: { "content-type": INDEX }, body: indexOf([stranger.descriptor]).toString() } }];
+    const r = await regcli(["--plain-http", "referrers", `${proxy.host}/app:1.0`, "--format", "tree"]);
+    expect(r.code).toBe(5);
+    expect(r.stderr).toContain(`referrer ${stranger.manifestDigest} listed for ${image.manifestDigest}`);
+  });
+});
