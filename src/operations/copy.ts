@@ -1,6 +1,8 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { checkReferrerSubject, referrerDescriptor } from "../oci/referrers.js";
+import { isReferrersTag } from "../locations/layout-referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
@@ -96,8 +98,6 @@ const IMAGES_PER_JOB = 4;
 const MAX_REFERRER_DEPTH = 8;
 /** cosign's tag schema: the attachments of digest <alg>:<hex> are tagged <alg>-<hex>.sig, .att and .sbom. */
 const COSIGN_SUFFIXES = [".sig", ".att", ".sbom"];
-/** The referrers tag schema's index (distribution-spec 1.1 fallback): written by putManifest, never copied as a tag. */
-export const REFERRERS_FALLBACK_TAG = /^sha(256|512)-[0-9a-f]{64,128}$/;
 
 /** Each source's tag listing, for cosign's tag attachments: listed once per repository (or given by whoever listed it). */
 const sourceTags = new WeakMap<ImageSource, Promise<Set<string>>>();
@@ -266,10 +266,7 @@ export class CopyEngine {
   private async referrerManifest(src: ImageSource, desc: Descriptor, subject: string, tag: string | undefined): Promise<ManifestData> {
     const manifest = await src.getManifest(desc.digest);
     checkDescriptorSize(desc, manifest, src.description);
-    const named = manifest.parsed.kind === "index" ? manifest.parsed.index.subject : manifest.parsed.manifest.subject;
-    if (!tag && named?.digest !== subject) {
-      throw new RegcliError("registry", `${src.description} lists ${desc.digest} as a referrer of ${subject}, but its subject is ${named?.digest ?? "missing"}; refused`);
-    }
+    if (!tag) checkReferrerSubject(manifest, subject, src.description);
     return manifest;
   }
 
@@ -381,8 +378,8 @@ export interface CopyTagsResult {
 export async function copyAllTags(src: ImageSource, dst: ImageDestination, options: CopyOptions = {}): Promise<CopyTagsResult> {
   const [listed, present] = await Promise.all([src.listTags(), presentTags(dst)]);
   knownTags(src, listed);
-  // With referrers, the referrers tag schema's indexes are rewritten by the referrers' copies, not copied as tags.
-  const tags = options.referrers ? listed.filter((t) => !REFERRERS_FALLBACK_TAG.test(t)) : listed;
+  // The referrers tag schema's indexes are records, not images: rebuilt by the referrers' copies, left behind without.
+  const tags = listed.filter((t) => !isReferrersTag(t));
   const engine = new CopyEngine(options);
   // Images are mostly round trips (manifests, existence checks): keep many in flight; the engine bounds the bytes.
   const images = limiter(IMAGES_PER_JOB * Math.max(1, options.jobs ?? DEFAULT_JOBS));
@@ -409,5 +406,5 @@ async function presentTags(dst: ImageDestination): Promise<Set<string> | undefin
 
 /** A manifest's artifact type as the referrers API reports it: artifactType, else (an image) its config's media type. */
 function artifactTypeOf(manifest: ManifestData): string | undefined {
-  return manifest.parsed.kind === "index" ? manifest.parsed.index.artifactType : (manifest.parsed.manifest.artifactType ?? manifest.parsed.manifest.config.mediaType);
+  return referrerDescriptor(manifest).artifactType;
 }

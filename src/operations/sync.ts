@@ -5,7 +5,8 @@ import { parsePlatform, reduceIndex, selectPlatform, type Platform } from "../oc
 import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
-import { CopyEngine, knownTags, REFERRERS_FALLBACK_TAG, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
+import { isReferrersTag } from "../locations/layout-referrers.js";
+import { CopyEngine, knownTags, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { bucketOf, shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";
@@ -259,8 +260,8 @@ async function planRepository(
   // Sharded, every worker lists the source; only one that takes the repository (or some of its tags) goes on.
   const [all, listed] = await Promise.all([src.listTags(), shard ? undefined : destinationTags(dst)]);
   knownTags(src, all);
-  // With referrers, the referrers tag schema's indexes are rewritten by the referrers' copies, not mirrored as tags.
-  const tags = entry.referrers === false ? all : all.filter((t) => !REFERRERS_FALLBACK_TAG.test(t));
+  // The referrers tag schema's indexes are records, not images: rebuilt by the referrers' copies, left behind without.
+  const tags = all.filter((t) => !isReferrersTag(t));
   const mine = shareOf(shard, src.description, tags.length);
   if (!mine()) return [];
   const present = listed ?? (await destinationTags(dst));
