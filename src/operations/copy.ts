@@ -102,6 +102,15 @@ const COSIGN_SUFFIXES = [".sig", ".att", ".sbom"];
 /** Each source's tag listing, for cosign's tag attachments: listed once per repository (or given by whoever listed it). */
 const sourceTags = new WeakMap<ImageSource, Promise<Set<string>>>();
 
+/**
+ * A tag that holds referrers rather than an image: the tag schema's `sha256-<hex>` index, cosign's `.sig`/`.att`/
+ * `.sbom`. Whole-repository copies leave them out of the tags: with referrers they go with their image (the index
+ * rebuilt at the destination by the referrers' copies); without, the index is left behind and cosign's are plain tags.
+ */
+export function isAttachmentTag(tag: string): boolean {
+  return isReferrersTag(tag) || (COSIGN_SUFFIXES.some((suffix) => tag.endsWith(suffix)) && isReferrersTag(tag.slice(0, tag.lastIndexOf("."))));
+}
+
 /** A listing the caller already made: the engine looks for cosign tag attachments in it instead of listing again. */
 export function knownTags(src: ImageSource, tags: string[]): void {
   sourceTags.set(src, Promise.resolve(new Set(tags)));
@@ -167,12 +176,13 @@ export class CopyEngine {
   }
 
   /**
-   * The referrers a copy of `srcRef` would carry, each marked copy or skip (present at the destination), writing
-   * nothing: a dry run's plan. Empty without the referrers option.
+   * The referrers of what `srcRef` names (an image the destination already holds): carried, or with `plan` only
+   * listed, each marked copy or skip (present at the destination). Empty without the referrers option.
    */
-  async planReferrers(src: ImageSource, srcRef: string, dst: ImageDestination): Promise<ReferrerCopy[]> {
+  async copyReferrers(src: ImageSource, srcRef: string, dst: ImageDestination, plan = false): Promise<ReferrerCopy[]> {
+    if (!this.options.referrers) return [];
     const manifest = await this.selected(src, srcRef);
-    return this.carryReferrers(src, dst, manifest, manifest, false);
+    return this.carryReferrers(src, dst, manifest, manifest, !plan);
   }
 
   /** What a copy of `srcRef` writes: the manifest, or with a platform that platform's image, with platforms a reduced index. */
@@ -378,8 +388,7 @@ export interface CopyTagsResult {
 export async function copyAllTags(src: ImageSource, dst: ImageDestination, options: CopyOptions = {}): Promise<CopyTagsResult> {
   const [listed, present] = await Promise.all([src.listTags(), presentTags(dst)]);
   knownTags(src, listed);
-  // The referrers tag schema's indexes are records, not images: rebuilt by the referrers' copies, left behind without.
-  const tags = listed.filter((t) => !isReferrersTag(t));
+  const tags = listed.filter((t) => !(options.referrers ? isAttachmentTag(t) : isReferrersTag(t)));
   const engine = new CopyEngine(options);
   // Images are mostly round trips (manifests, existence checks): keep many in flight; the engine bounds the bytes.
   const images = limiter(IMAGES_PER_JOB * Math.max(1, options.jobs ?? DEFAULT_JOBS));

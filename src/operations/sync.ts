@@ -6,7 +6,7 @@ import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { isReferrersTag } from "../locations/layout-referrers.js";
-import { CopyEngine, knownTags, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
+import { CopyEngine, isAttachmentTag, knownTags, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { bucketOf, shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";
@@ -179,7 +179,7 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
               images(async () => {
                 if (referrers && !stop) {
                   try {
-                    image.referrers = await engineOf(image).planReferrers(src, image.tag, dst);
+                    image.referrers = await engineOf(image).copyReferrers(src, image.tag, dst, true);
                   } catch (err) {
                     image.error = `referrers: ${messageOf(err)}`;
                     failed({ source: image.source, destination: image.destination, tag: image.tag, error: image.error, exitCode: exitCodeOf(err) });
@@ -199,11 +199,16 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
               else if (stop) return;
               else {
                 try {
-                  // A skipped image is asked again (it is there: nothing is written) for referrers that may be new.
-                  const result = await engineOf(image).copy(src, image.tag, dst, image.tag, image.action === "copy");
-                  image.digest = result.digest;
-                  image.status = image.action === "skip" ? "skipped" : "copied";
-                  if (referrers) image.referrers = result.referrers;
+                  if (image.action === "skip") {
+                    // The image is there; its referrers may be new.
+                    image.referrers = await engineOf(image).copyReferrers(src, image.tag, dst);
+                    image.status = "skipped";
+                  } else {
+                    const result = await engineOf(image).copy(src, image.tag, dst, image.tag, true);
+                    image.digest = result.digest;
+                    image.status = "copied";
+                    if (referrers) image.referrers = result.referrers;
+                  }
                 } catch (err) {
                   image.status = "failed";
                   image.error = messageOf(err);
@@ -260,8 +265,8 @@ async function planRepository(
   // Sharded, every worker lists the source; only one that takes the repository (or some of its tags) goes on.
   const [all, listed] = await Promise.all([src.listTags(), shard ? undefined : destinationTags(dst)]);
   knownTags(src, all);
-  // The referrers tag schema's indexes are records, not images: rebuilt by the referrers' copies, left behind without.
-  const tags = all.filter((t) => !isReferrersTag(t));
+  // Referrers' tags go with their images (see isAttachmentTag).
+  const tags = all.filter((t) => !(entry.referrers === false ? isReferrersTag(t) : isAttachmentTag(t)));
   const mine = shareOf(shard, src.description, tags.length);
   if (!mine()) return [];
   const present = listed ?? (await destinationTags(dst));
@@ -292,7 +297,8 @@ async function planRepository(
  * kept (not known to be older). Listed after the copies, so a tag that just arrived counts.
  */
 async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSource & ImageDestination, pair: Pair, plan: SyncImage[], dryRun: boolean): Promise<SyncPrune[]> {
-  const listed = [...(await destinationTags(dst))];
+  // Referrers' tags (the tag schema's index, cosign's .sig/.att/.sbom) belong to their images, not to the filters.
+  const listed = [...(await destinationTags(dst))].filter((t) => !isAttachmentTag(t));
   const planned = new Set(plan.filter((i) => !i.pinned).map((i) => i.tag));
   const fromSource = createdLookup(src);
   const fromDestination = createdLookup(dst);

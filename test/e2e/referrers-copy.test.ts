@@ -241,26 +241,35 @@ describe("copy and sync carry referrers", () => {
     const app = await makeImage({ layers: 1, seed: "ref-sync" });
     await pushImage(dreg, "sync/app", "1", app);
     const first = await attach(dreg, false, "sync/app", pushed(app), SBOM, "sbom for sync");
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const sigTag = await cosignSign(dreg, "sync/app", app.manifestDigest, `${dreg.host}/sync/app`, privateKey);
+    const tagsAt = async (repo: string) => ((JSON.parse((await get(serve, `/v2/${repo}/tags/list`, `repository:${repo}:pull`)).body.toString()) as { tags: string[] }).tags ?? []).sort();
 
     const plan = await run(["sync", "--dry-run", `${dreg.host}/sync/app`, `${serve.host}/sync/app`]);
     ok(plan);
     expect(plan.stdout).toContain(`  copy referrer ${first.digest} ${SBOM}`);
-    expect(plan.stderr).toMatch(/1 image to copy, 0 up to date, 1 referrer to copy/);
+    expect(plan.stdout).toMatch(new RegExp(`  copy tag ${sigTag} sha256:`));
+    expect(plan.stderr).toMatch(/1 image to copy, 0 up to date, 2 referrers to copy/);
     expect(await referrersAt(serve, true, "sync/app", app.manifestDigest)).toEqual([]);
 
     const r = await run(["sync", `${dreg.host}/sync/app`, `${serve.host}/sync/app`]);
     ok(r);
-    expect(r.stderr).toMatch(/1 copied, 0 skipped, 0 failed.*; 1 referrer copied/);
+    expect(r.stderr).toMatch(/1 copied, 0 skipped, 0 failed.*; 2 referrers copied/);
     expect(await referrersAt(serve, true, "sync/app", app.manifestDigest)).toEqual([first.digest]);
-    // The source's referrers tag schema index is not mirrored as a tag: the destination has the API.
-    const tags = await get(serve, "/v2/sync/app/tags/list", "repository:sync/app:pull");
-    expect((JSON.parse(tags.body.toString()) as { tags: string[] }).tags).toEqual(["1"]);
+    await cosignVerify(serve, "sync/app", app.manifestDigest, publicKey);
+    // The source's referrers tag schema index is not mirrored as a tag (the destination has the API); the .sig came with its image.
+    expect(await tagsAt("sync/app")).toEqual(["1", sigTag]);
+    // Prune leaves referrers' tags alone: they are not the filters' to select.
+    await pushImage(dreg, "sync/app", "2", await makeImage({ layers: 1, seed: "ref-sync-2" }));
+    ok(await run(["sync", `${dreg.host}/sync/app`, `${serve.host}/sync/app`]));
+    ok(await run(["sync", "--include", "1", "--prune", "--force", `${dreg.host}/sync/app`, `${serve.host}/sync/app`]));
+    expect(await tagsAt("sync/app")).toEqual(["1", sigTag]);
 
     const second = await attach(dreg, false, "sync/app", pushed(app), SIG, "signature for sync");
-    const again = await run(["sync", "--format", "json", `${dreg.host}/sync/app`, `${serve.host}/sync/app`]);
+    const again = await run(["sync", "--format", "json", "--include", "1", `${dreg.host}/sync/app`, `${serve.host}/sync/app`]);
     ok(again);
     const report = json<{ skipped: number; stats: { referrersCopied: number; referrersExisting: number }; images: Array<{ referrers: Array<{ digest: string; action: string }> }> }>(again.stdout);
-    expect(report).toMatchObject({ skipped: 1, stats: { referrersCopied: 1, referrersExisting: 1 } });
+    expect(report).toMatchObject({ skipped: 1, stats: { referrersCopied: 1, referrersExisting: 2 } });
     expect(report.images[0]!.referrers.find((x) => x.digest === second.digest)?.action).toBe("copy");
     expect(await referrersAt(serve, true, "sync/app", app.manifestDigest)).toEqual([first.digest, second.digest].sort());
 
