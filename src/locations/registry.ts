@@ -1,7 +1,20 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RegcliError } from "../errors.js";
-import { BlobCheck, filterReferrers, isDigest, referrersIndex, referrersTag, type Descriptor, type ManifestData } from "../oci/index.js";
+import {
+  BlobCheck,
+  digestOf,
+  filterReferrers,
+  isDigest,
+  MediaType,
+  referrerDescriptor,
+  referrersIndex,
+  referrersIndexBytes,
+  referrersTag,
+  subjectOf,
+  type Descriptor,
+  type ManifestData,
+} from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import { UploadError, type RegistryClient } from "../registry/client.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -13,6 +26,9 @@ export interface RepositoryOptions {
   /** Upload in PATCH chunks of this many bytes (--chunk-size); otherwise one streaming PUT per blob. */
   chunkSize?: number;
 }
+
+/** Writes of a referrers tag schema index before giving up on keeping an entry in it (see addToFallbackIndex). */
+const MAX_INDEX_WRITES = 10;
 
 /** When a registry asks for chunked uploads (OCI-Chunk-Min-Length) and no --chunk-size was given. */
 const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
@@ -83,9 +99,9 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   }
 
   /** The referrers tag schema's index for `subject` (`sha256-<hex>`) with its digest, or undefined when there is none. */
-  private async fallbackIndex(subject: string): Promise<{ manifests: Descriptor[]; digest: string } | undefined> {
+  private async fallbackIndex(subject: string): Promise<{ manifests: Descriptor[]; etag?: string } | undefined> {
     const tag = referrersTag(subject);
-    let data: ManifestData;
+    let data: ManifestData & { etag?: string };
     try {
       // Every manifest type accepted: Distribution answers 404 to an Accept its manifest is not in, and what is
       // under the tag must be seen to be refused when it is not an index.
@@ -94,7 +110,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
       if (err instanceof RegcliError && err.kind === "not-found") return undefined;
       throw err;
     }
-    return { manifests: referrersIndex(data, `${this.description}:${tag}`), digest: data.digest };
+    return { manifests: referrersIndex(data, `${this.description}:${tag}`), etag: data.etag };
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
@@ -231,8 +247,56 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return (await this.client.headManifest(this.repository, reference))?.digest;
   }
 
+  /**
+   * Store a manifest. One with a subject, on a registry that did not answer with OCI-Subject (no referrers API),
+   * is also added to the subject's referrers tag schema index.
+   */
   async putManifest(manifest: ManifestData, reference: string): Promise<void> {
-    await this.client.putManifest(this.repository, reference, manifest);
+    const put = await this.client.putManifest(this.repository, reference, manifest);
+    const subject = subjectOf(manifest)?.digest;
+    if (!subject || put.subject) return;
+    try {
+      await this.addToFallbackIndex(subject, referrerDescriptor(manifest));
+    } catch (err) {
+      if (!(err instanceof RegcliError)) throw err;
+      throw new RegcliError(err.kind, `${this.description}@${manifest.digest} was pushed, but adding it to the referrers of ${subject} failed: ${err.message}`, {
+        hint: err.hint ?? "push it again: the referrers index is updated then",
+        code: err.code,
+        cause: err,
+      });
+    }
+  }
+
+  /**
+   * Add `entry` to the referrers tag schema index of `subject` by read-modify-write, keeping what concurrent writers
+   * add. Where the registry honours If-Match a lost race is a 412 and is read again. Distribution 2.8 sends ETags
+   * but ignores If-Match, so every write is checked: after a pause longer than our own read-modify-write took, the
+   * index is read again and, if our entry is missing (a writer that read before our write wrote after it), written
+   * again with whatever is there now. The writer whose entry a stale write dropped finds it missing the same way.
+   */
+  private async addToFallbackIndex(subject: string, entry: Descriptor): Promise<void> {
+    const tag = referrersTag(subject);
+    for (let write = 0; write < MAX_INDEX_WRITES; write++) {
+      const started = Date.now();
+      const current = await this.fallbackIndex(subject);
+      if (current?.manifests.some((d) => d.digest === entry.digest)) return;
+      const bytes = referrersIndexBytes([...(current?.manifests ?? []), entry]);
+      try {
+        await this.client.putManifest(this.repository, tag, { bytes, mediaType: MediaType.OciIndex, digest: digestOf(bytes) }, { ifMatch: current?.etag });
+      } catch (err) {
+        if (err instanceof RegcliError && err.code === "PRECONDITION_FAILED") {
+          this.client.debug(`! referrers index ${this.description}:${tag} changed under us; reading it again`);
+          await sleep(Math.random() * 100);
+          continue;
+        }
+        throw err;
+      }
+      const settle = Math.min(3000, Math.max(200, 3 * (Date.now() - started)));
+      await sleep(settle * (1 + Math.random()));
+    }
+    throw new RegcliError("registry", `the referrers index ${this.description}:${tag} kept losing the entry for ${entry.digest} after ${MAX_INDEX_WRITES} writes`, {
+      hint: "other clients are rewriting it without keeping entries; push again when they are done",
+    });
   }
 }
 

@@ -247,7 +247,8 @@ export class RegistryClient {
 
   // ---- manifests ----
 
-  async getManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<ManifestData> {
+  /** The manifest, with the ETag it was served with (for a conditional write back: see putManifest's ifMatch). */
+  async getManifest(repo: string, reference: string, accept: readonly string[] = MANIFEST_ACCEPT): Promise<ManifestData & { etag?: string }> {
     const what = `manifest ${this.display(repo, reference)}`;
     await this.pacer.pace();
     const { res, bytes } = await this.getWhole(
@@ -264,7 +265,8 @@ export class RegistryClient {
     } else if (served && served.startsWith("sha256:")) {
       verifyBytes(bytes, served, `${this.registry} (${what}, Docker-Content-Digest)`);
     }
-    return data;
+    const etag = res.header("etag");
+    return etag ? { ...data, etag } : data;
   }
 
   /** HEAD a manifest: its digest without downloading it (not counted against Docker Hub's pull limit). */
@@ -290,22 +292,37 @@ export class RegistryClient {
     return { digest, mediaType, size, rateLimit: readRateLimit(res) };
   }
 
-  async putManifest(repo: string, reference: string, manifest: Pick<ManifestData, "bytes" | "mediaType" | "digest">): Promise<string> {
+  /**
+   * PUT a manifest. `subject`: the OCI-Subject the registry answered with, which says it has the referrers API and
+   * has indexed the manifest's subject. With `ifMatch` the write is conditional on the tag's current ETag; a
+   * registry that honours it answers 412 when someone else wrote first (thrown with code PRECONDITION_FAILED).
+   */
+  async putManifest(
+    repo: string,
+    reference: string,
+    manifest: Pick<ManifestData, "bytes" | "mediaType" | "digest">,
+    options: { ifMatch?: string } = {},
+  ): Promise<{ digest: string; subject?: string }> {
     const what = `manifest ${this.display(repo, reference)}`;
     const res = await this.call({
       method: "PUT",
       url: await this.url(`/v2/${repo}/manifests/${reference}`),
       scopes: [pushScope(repo)],
-      headers: { "content-type": manifest.mediaType },
+      headers: { "content-type": manifest.mediaType, ...(options.ifMatch && { "if-match": options.ifMatch }) },
       body: manifest.bytes,
     });
+    if (res.status === 412 && options.ifMatch) {
+      await res.body.dump().catch(() => undefined);
+      throw new RegcliError("registry", `${what} changed while it was being updated (HTTP 412)`, { code: "PRECONDITION_FAILED" });
+    }
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) return this.fail(res, `push of ${what}`);
     await res.body.dump().catch(() => undefined);
     const served = res.header("docker-content-digest");
     if (served && served.startsWith("sha256:") && manifest.digest.startsWith("sha256:") && served !== manifest.digest) {
       throw new RegcliError("integrity", `${this.registry} stored ${what} under digest ${served}, expected ${manifest.digest}`);
     }
-    return manifest.digest;
+    const subject = res.header("oci-subject");
+    return { digest: manifest.digest, ...(subject && { subject }) };
   }
 
   async deleteManifest(repo: string, digest: string): Promise<void> {

@@ -1,9 +1,11 @@
 // OCI 1.1 referrers (signatures, SBOMs, attestations) end to end: the referrers API (regcli serve) and the referrers
 // tag schema fallback (Distribution 2.8, which has no API). Each describe block starts its own registries.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { dockerConfigDir, regcli } from "../helpers/cli.js";
+import { dockerConfigDir, regcli, repoRoot } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeReferrer, pushImage, pushManifest, subjectOf, type TestImage } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeReferrer, pushBlob, pushImage, pushManifest, subjectOf, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const SBOM = "application/spdx+json";
@@ -136,5 +138,106 @@ describe("referrers: odd answers through the fault proxy", () => {
     const r = await regcli(["--plain-http", "referrers", `${proxy.host}/app:1.0`, "--format", "tree"]);
     expect(r.code).toBe(5);
     expect(r.stderr).toContain(`referrer ${stranger.manifestDigest} listed for ${image.manifestDigest}`);
+  });
+});
+
+/**
+ * Pushes manifests through regcli's library (RegistryRepository.putManifest, what every command that writes a
+ * manifest uses) in a process of its own, starting at `startAt` (epoch ms) so that several start together.
+ */
+const PUSHER = `
+  import { RegistryContext, registryDestination, parseReference, parseManifest } from "regcli";
+  const { PUSH_TO, PUSH_MANIFESTS, PUSH_AT } = process.env;
+  const ctx = new RegistryContext({ plainHttp: true });
+  const dst = registryDestination(ctx, parseReference(PUSH_TO));
+  await new Promise((r) => setTimeout(r, Math.max(0, Number(PUSH_AT) - Date.now())));
+  for (const b64 of JSON.parse(PUSH_MANIFESTS)) {
+    const m = parseManifest(Buffer.from(b64, "base64"), undefined, "test");
+    await dst.putManifest(m, m.digest);
+  }
+  await ctx.close();`;
+
+async function pushThroughLibrary(repo: string, manifests: Buffer[], startAt = 0): Promise<void> {
+  const env = { ...process.env, DOCKER_CONFIG: await dockerConfigDir(), PUSH_TO: repo, PUSH_MANIFESTS: JSON.stringify(manifests.map((m) => m.toString("base64"))), PUSH_AT: String(startAt) };
+  await promisify(execFile)(process.execPath, ["--input-type=module", "-e", PUSHER], { cwd: repoRoot, env, timeout: 120_000 });
+}
+
+describe("referrers: writing them (OCI-Subject, else the sha256-<hex> index by read-modify-write)", () => {
+  let api: TestRegistry;
+  let plain: TestRegistry;
+  let image: TestImage;
+
+  beforeAll(async () => {
+    [api, plain] = await Promise.all([startRegistry("open", { server: "regcli" }), startRegistry("open")]);
+    image = await makeImage({ layers: 1, seed: "referrers-write" });
+    for (const reg of [api, plain]) await pushImage(reg, "app", "1.0", image);
+  });
+  afterAll(async () => Promise.all([api?.stop(), plain?.stop()]));
+
+  async function pushBlobsOf(reg: TestRegistry, refs: Array<ReturnType<typeof makeReferrer>>): Promise<void> {
+    for (const r of refs) for (const b of [r.config, ...r.layers]) await pushBlob(reg, "app", b);
+  }
+
+  it("a registry with the API (OCI-Subject) gets no fallback tag; one without gets the index with artifactType and annotations", async () => {
+    const sbom = makeReferrer(subjectOf(image), { artifactType: SBOM, annotations: { "org.example.kind": "spdx" } });
+    for (const reg of [api, plain]) {
+      await pushBlobsOf(reg, [sbom]);
+      await pushThroughLibrary(`${reg.host}/app`, [sbom.manifest]);
+      const listed = await regcli(["referrers", `${reg.host}/app:1.0`, "--format", "json"]);
+      expect(listed.stderr).toBe("");
+      expect(JSON.parse(listed.stdout).referrers).toEqual([sbom.descriptor]);
+    }
+    expect((await fetchManifest(api, "app", fallbackTag(image.manifestDigest))).status).toBe(404);
+    const index = await fetchManifest(plain, "app", fallbackTag(image.manifestDigest));
+    expect(index.status).toBe(200);
+    expect(JSON.parse(index.body.toString())).toEqual({ schemaVersion: 2, mediaType: INDEX, manifests: [sbom.descriptor] });
+    // Pushing it again leaves the index as it is.
+    await pushThroughLibrary(`${plain.host}/app`, [sbom.manifest]);
+    expect((await fetchManifest(plain, "app", fallbackTag(image.manifestDigest))).digest).toBe(index.digest);
+  });
+
+  it("the index write is conditional (If-Match on the ETag read): a 412 from a registry that honours it is read again and retried", async () => {
+    const proxy = await startFaultProxy(plain.url);
+    try {
+      const target = await makeImage({ layers: 1, seed: "referrers-if-match" });
+      await pushImage(plain, "app", "if-match", target);
+      const first = makeReferrer(subjectOf(target), { artifactType: SBOM });
+      const second = makeReferrer(subjectOf(target), { artifactType: SIG });
+      await pushBlobsOf(plain, [first, second]);
+      await pushThroughLibrary(`${plain.host}/app`, [first.manifest]);
+      const ifMatch: Array<string | undefined> = [];
+      proxy.rules = [
+        {
+          method: "PUT",
+          path: /\/manifests\/sha256-/,
+          when: (req) => (ifMatch.push(req.headers["if-match"] as string | undefined), true),
+          nth: 1,
+          fault: { kind: "status", status: 412, headers: { "content-type": "application/json" }, body: "{}" },
+        },
+      ];
+      await pushThroughLibrary(`${proxy.host}/app`, [second.manifest]);
+      // Distribution 2.8 sends the manifest's digest, quoted, as its ETag.
+      const etag = `"${(await fetchManifest(plain, "app", fallbackTag(target.manifestDigest))).digest}"`;
+      expect(ifMatch.length).toBe(2);
+      expect(ifMatch[0]).toMatch(/^"sha256:[a-f0-9]{64}"$/);
+      expect(ifMatch[1]).toBe(ifMatch[0]);
+      expect(ifMatch[1]).not.toBe(etag);
+      const listed = await regcli(["referrers", `${plain.host}/app:if-match`, "--format", "json"]);
+      expect(JSON.parse(listed.stdout).referrers).toEqual([first.descriptor, second.descriptor]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("8 processes attaching to one image at once on a registry without the API: all 8 are listed afterwards", async () => {
+    const target = await makeImage({ layers: 1, seed: "referrers-concurrent" });
+    await pushImage(plain, "app", "concurrent", target);
+    const refs = Array.from({ length: 8 }, (_, i) => makeReferrer(subjectOf(target), { artifactType: SIG, payload: `signature ${i}` }));
+    await pushBlobsOf(plain, refs);
+    const startAt = Date.now() + 1500;
+    await Promise.all(refs.map((r) => pushThroughLibrary(`${plain.host}/app`, [r.manifest], startAt)));
+    const listed = await regcli(["referrers", `${plain.host}/app:concurrent`, "--format", "json"]);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout).referrers.map((d: { digest: string }) => d.digest).sort()).toEqual(refs.map((r) => r.manifestDigest).sort());
   });
 });
