@@ -5,13 +5,14 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArchiveWriter } from "../../src/locations/archive-writer.js";
 import { OciLayout } from "../../src/locations/oci-layout.js";
 import { parseManifest, type Descriptor, type ManifestData } from "../../src/oci/index.js";
 import { LocalStore } from "../../src/store/store.js";
 import { regcli, repoRoot, skopeo, tempDir, tool } from "../helpers/cli.js";
-import { makeImage, sha256, type TestImage } from "../helpers/images.js";
+import { makeImage, makeReferrer, pushImage, sha256, subjectOf, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const run = promisify(execFile);
 const EMPTY = Buffer.from("{}");
@@ -210,5 +211,46 @@ describe("referrers in archives", () => {
     // The archive is still one image to skopeo.
     const inspect = await skopeo(["inspect", `oci-archive:${join(work, "oci-archive.tar")}:v1`]);
     expect(inspect.code, inspect.stderr).toBe(0);
+  });
+});
+
+describe("copy --referrers through an oci-archive and the store", () => {
+  let serve: TestRegistry;
+  afterAll(async () => serve?.stop());
+
+  it("regcli serve -> oci-archive -> regcli serve keeps every referrer; the store holds them too", async () => {
+    serve = await startRegistry("open", { server: "regcli" });
+    const img = await makeImage({ layers: 1, seed: "referrers-local-roundtrip" });
+    await pushImage(serve, "app/one", "1", img);
+    const sbom = makeReferrer(subjectOf(img), { artifactType: SBOM, annotations: { "org.example.kind": "sbom" } });
+    const sig = makeReferrer(subjectOf(img), { artifactType: SIG });
+    const sigOfSbom = makeReferrer(subjectOf(sbom), { artifactType: SIG });
+    for (const r of [sbom, sig, sigOfSbom]) await pushImage(serve, "app/one", undefined, r);
+    const work = await tempDir("regcli-refarchive-");
+    const home = await tempDir("regcli-home-");
+    const run = (args: string[]) => regcli(["--plain-http", ...args], { env: { REGCLI_HOME: home }, timeoutMs: 120_000 });
+    const tree = async (where: string) => {
+      const r = await run(["referrers", where, "--format", "json"]);
+      expect(r.code, r.stderr).toBe(0);
+      const top = (JSON.parse(r.stdout) as { referrers: Descriptor[] }).referrers;
+      const below = top.find((d) => d.digest === sbom.manifestDigest) ? await libraryReferrers(where, [{ digest: sbom.manifestDigest }], { REGCLI_HOME: home }) : [[]];
+      return { top: top.map((d) => d.digest).sort(), ofSbom: below[0]!.map((d) => d.digest) };
+    };
+    const expected = { top: [sbom.manifestDigest, sig.manifestDigest].sort(), ofSbom: [sigOfSbom.manifestDigest] };
+
+    const archive = join(work, "one.tar");
+    const out = await run(["copy", "--referrers", `${serve.host}/app/one:1`, `oci-archive:${archive}`]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(await tree(`oci-archive:${archive}`)).toEqual(expected);
+
+    const back = await run(["copy", "--referrers", `oci-archive:${archive}`, `${serve.host}/app/back:1`]);
+    expect(back.code, back.stderr).toBe(0);
+    const listed = await run(["referrers", `${serve.host}/app/back:1`, "--format", "tree"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    for (const d of [sbom, sig, sigOfSbom]) expect(listed.stdout).toContain(d.manifestDigest);
+
+    const stored = await run(["copy", "--referrers", `${serve.host}/app/one:1`, "store:localhost/one:1"]);
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(await tree("store:localhost/one:1")).toEqual(expected);
   });
 });
