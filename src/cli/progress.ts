@@ -29,6 +29,12 @@ export function blobCounts(stats: CopyStats): string {
   return `${plural(stats.blobsUploaded, "blob")} (${humanSize(stats.bytesUploaded)}) uploaded, ${stats.blobsMounted} mounted, ${stats.blobsExisting} already present`;
 }
 
+/** ", 2 referrers copied (1 already present)" when referrers were carried; empty otherwise. */
+export function referrerCounts(stats: CopyStats): string {
+  if (!stats.referrersCopied && !stats.referrersExisting) return "";
+  return `, ${plural(stats.referrersCopied, "referrer")} copied${stats.referrersExisting ? ` (${stats.referrersExisting} already present)` : ""}`;
+}
+
 export function parseProgressMode(value: string | undefined): ProgressMode {
   const mode = (value ?? "auto") as ProgressMode;
   if (!MODES.includes(mode)) throw new RegcliError("usage", `unknown --progress "${value}": use ${MODES.join(", ")}`);
@@ -249,6 +255,9 @@ class BarProgress implements Progress {
         break;
       case "digest-changed":
         this.permanent(err.yellow(digestChangedLine(e)));
+        break;
+      case "referrer":
+        if (!this.images) this.permanent(`${e.skipped ? "Present" : err.green("Copied")} ${e.tag ? `tag ${e.tag}` : `referrer ${shortDigest(e.digest)}`}${e.artifactType ? ` (${e.artifactType})` : ""} of ${shortDigest(e.subject)}`);
         break;
       default:
         break;

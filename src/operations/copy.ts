@@ -1,6 +1,8 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { checkReferrerSubject, referrerDescriptor } from "../oci/referrers.js";
+import { isReferrersTag } from "../locations/layout-referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
@@ -17,7 +19,9 @@ export type CopyEvent =
   | { type: "manifest"; digest: string; mediaType: string; reference: string; skipped: boolean }
   | { type: "image"; source: string; destination: string; digest: string; skipped: boolean }
   /** The image was written under another digest than the source's: converted to `mediaType` (convertToOci). */
-  | { type: "digest-changed"; from: string; to: string; mediaType: string };
+  | { type: "digest-changed"; from: string; to: string; mediaType: string }
+  /** A referrer (or a cosign tag attachment, with `tag`) of `subject` was copied, or was there already. */
+  | { type: "referrer"; subject: string; digest: string; artifactType?: string; tag?: string; skipped: boolean };
 
 export interface CopyOptions {
   /** Copy only this platform of an index (the destination gets that image's manifest). */
@@ -38,6 +42,26 @@ export interface CopyOptions {
   mountAcrossRepositories?: boolean;
   /** Refuse what is not wanted (pull: an artifact), given the manifest chosen to copy (after platform selection). */
   accept?: (manifest: ManifestData, where: string) => void;
+  /** Carry the image's referrers (and cosign's sha256-<hex>.sig/.att/.sbom tags) along; undefined: not. */
+  referrers?: ReferrerOptions;
+}
+
+export interface ReferrerOptions {
+  /**
+   * Only the image's referrers (and tag attachments) of these artifact types; whatever refers to those comes along
+   * whatever its type (the signature of a chosen SBOM). A manifest without artifactType counts as its config's media type.
+   */
+  artifactTypes?: string[];
+}
+
+/** One referrer or tag attachment of a copied image: copied (planned, in a plan) or already at the destination. */
+export interface ReferrerCopy {
+  subject: string;
+  digest: string;
+  artifactType?: string;
+  /** A cosign tag attachment: the tag it is under at both ends. */
+  tag?: string;
+  action: "copy" | "skip";
 }
 
 export interface CopyStats {
@@ -48,6 +72,9 @@ export interface CopyStats {
   /** Bytes this run moved: a blob resumed from a kept partial counts only from where it resumed. */
   bytesUploaded: number;
   manifests: number;
+  /** Referrers and tag attachments this run wrote to the destination, and those it found there already. */
+  referrersCopied: number;
+  referrersExisting: number;
 }
 
 export interface CopyResult {
@@ -56,6 +83,8 @@ export interface CopyResult {
   stats: CopyStats;
   /** The destination already had this image under that reference: nothing was written. */
   skipped: boolean;
+  /** With the referrers option: the image's referrers this call carried or found present (empty otherwise). */
+  referrers: ReferrerCopy[];
 }
 
 export { DEFAULT_JOBS } from "./defaults.js";
@@ -67,6 +96,43 @@ export { DEFAULT_JOBS } from "./defaults.js";
 const SMALL_BLOB_BYTES = 1024 * 1024;
 const SMALL_BLOBS_PER_JOB = 4;
 const IMAGES_PER_JOB = 4;
+/** Signatures of signatures of...: a chain longer than this is refused rather than followed. */
+const MAX_REFERRER_DEPTH = 8;
+/** cosign's tag schema: the attachments of digest <alg>:<hex> are tagged <alg>-<hex>.sig, .att and .sbom. */
+const COSIGN_SUFFIXES = [".sig", ".att", ".sbom"];
+
+/** Each source's tag listing, for cosign's tag attachments: listed once per repository (or given by whoever listed it). */
+const sourceTags = new WeakMap<ImageSource, Promise<Set<string>>>();
+
+/**
+ * A tag that holds referrers rather than an image: the tag schema's `sha256-<hex>` index, cosign's `.sig`/`.att`/
+ * `.sbom`. Whole-repository copies leave them out of the tags: with referrers they go with their image (the index
+ * rebuilt at the destination by the referrers' copies); without, the index is left behind and cosign's are plain tags.
+ */
+export function isAttachmentTag(tag: string): boolean {
+  return isReferrersTag(tag) || (COSIGN_SUFFIXES.some((suffix) => tag.endsWith(suffix)) && isReferrersTag(tag.slice(0, tag.lastIndexOf("."))));
+}
+
+/** A listing the caller already made: the engine looks for cosign tag attachments in it instead of listing again. */
+export function knownTags(src: ImageSource, tags: string[]): void {
+  sourceTags.set(src, Promise.resolve(new Set(tags)));
+}
+
+function tagsOf(src: ImageSource): Promise<Set<string>> {
+  let tags = sourceTags.get(src);
+  if (!tags) {
+    tags = src.listTags().then(
+      (list) => new Set(list),
+      (err: unknown) => {
+        // A repository that cannot list tags (or has none) has no tag attachments.
+        if (err instanceof RegcliError && (err.kind === "not-found" || err.kind === "unsupported")) return new Set<string>();
+        throw err;
+      },
+    );
+    sourceTags.set(src, tags);
+  }
+  return tags;
+}
 
 /**
  * The transfer engine for one operation: each blob digest is handled once however many images share it,
@@ -78,7 +144,9 @@ export class CopyEngine {
   private readonly blobs = new Map<string, Promise<void>>();
   /** With mountAcrossRepositories: "registry\ndigest" -> the first repository it was sent to, and when it is there. */
   private readonly sent = new Map<string, { origin: MountOrigin; done: Promise<void> }>();
-  readonly stats: CopyStats = { blobsUploaded: 0, blobsMounted: 0, blobsExisting: 0, bytesUploaded: 0, manifests: 0 };
+  /** "destination\nsubject" -> the walk over that subject's referrers, so one run carries them once. */
+  private readonly referrerWalks = new Map<string, Promise<void>>();
+  readonly stats: CopyStats = { blobsUploaded: 0, blobsMounted: 0, blobsExisting: 0, bytesUploaded: 0, manifests: 0, referrersCopied: 0, referrersExisting: 0 };
 
   constructor(private readonly options: CopyOptions = {}) {
     const jobs = Math.max(1, options.jobs ?? DEFAULT_JOBS);
@@ -95,6 +163,32 @@ export class CopyEngine {
    * `dstRefAbsent`: the caller knows the destination has nothing under `dstRef`, so it is not asked.
    */
   async copy(src: ImageSource, srcRef: string, dst: ImageDestination, dstRef: string, dstRefAbsent = false): Promise<CopyResult> {
+    const manifest = await this.selected(src, srcRef);
+    const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
+    if (existing === manifest.digest) {
+      this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
+      const referrers = await this.carryReferrers(src, dst, manifest, manifest, true);
+      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats, skipped: true, referrers };
+    }
+    const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
+    if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
+    this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
+    const referrers = await this.carryReferrers(src, dst, manifest, written, true);
+    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats, skipped: false, referrers };
+  }
+
+  /**
+   * The referrers of what `srcRef` names (an image the destination already holds): carried, or with `plan` only
+   * listed, each marked copy or skip (present at the destination). Empty without the referrers option.
+   */
+  async copyReferrers(src: ImageSource, srcRef: string, dst: ImageDestination, plan = false): Promise<ReferrerCopy[]> {
+    if (!this.options.referrers) return [];
+    const manifest = await this.selected(src, srcRef);
+    return this.carryReferrers(src, dst, manifest, manifest, !plan);
+  }
+
+  /** What a copy of `srcRef` writes: the manifest, or with a platform that platform's image, with platforms a reduced index. */
+  private async selected(src: ImageSource, srcRef: string): Promise<ManifestData> {
     let manifest = await src.getManifest(srcRef);
     if (manifest.parsed.kind === "index" && this.options.platform) {
       const child = selectPlatform(manifest.parsed.index, this.options.platform, `${src.description}:${srcRef}`);
@@ -106,19 +200,91 @@ export class CopyEngine {
     }
     if (this.options.platforms) manifest = reduceIndex(manifest, this.options.platforms, `${src.description}:${srcRef}`);
     this.options.accept?.(manifest, `${src.description}:${srcRef}`);
-    const existing = dstRefAbsent ? undefined : await dst.manifestDigest(dstRef).catch(() => undefined);
-    if (existing === manifest.digest) {
-      this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
-      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats, skipped: true };
+    return manifest;
+  }
+
+  /**
+   * The referrers of what was written (the manifest, and an index's children), recursively, each after its subject
+   * is at the destination, and cosign's tag attachments of the same digests. Only digests the destination holds as
+   * the source does: a converted manifest (new digest) is not what its referrers refer to.
+   */
+  private async carryReferrers(src: ImageSource, dst: ImageDestination, manifest: ManifestData, written: ManifestData, write: boolean): Promise<ReferrerCopy[]> {
+    if (!this.options.referrers) return [];
+    const subjects: string[] = [];
+    if (written.digest === manifest.digest) subjects.push(manifest.digest);
+    if (written.parsed.kind === "index" && manifest.parsed.kind === "index") {
+      const kept = new Set(manifest.parsed.index.manifests.map((c) => c.digest));
+      subjects.push(...written.parsed.index.manifests.map((c) => c.digest).filter((d) => kept.has(d)));
     }
-    const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
-    if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
-    this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
-    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats, skipped: false };
+    const found: ReferrerCopy[] = [];
+    await Promise.all(subjects.map((subject) => this.walkReferrers(src, dst, subject, 0, write, found)));
+    return found;
+  }
+
+  private walkReferrers(src: ImageSource, dst: ImageDestination, subject: string, depth: number, write: boolean, found: ReferrerCopy[]): Promise<void> {
+    const key = `${dst.description}\n${subject}`;
+    if (write) {
+      const earlier = this.referrerWalks.get(key);
+      if (earlier) return earlier;
+    }
+    const walk = (async () => {
+      if (depth > MAX_REFERRER_DEPTH) throw new RegcliError("registry", `referrers of ${subject} in ${src.description} nest deeper than ${MAX_REFERRER_DEPTH}`);
+      const types = depth === 0 ? this.options.referrers?.artifactTypes : undefined;
+      const listed = (await src.referrers(subject, types?.length === 1 ? { artifactType: types[0] } : undefined)).filter((d) => !types || types.includes(d.artifactType ?? ""));
+      const tags = await tagsOf(src);
+      const [alg, hex] = subject.split(":");
+      const attachments = COSIGN_SUFFIXES.map((suffix) => `${alg}-${hex}${suffix}`).filter((tag) => tags.has(tag));
+      await Promise.all([
+        ...listed.map(async (desc) => {
+          if (await this.carryOne(src, dst, subject, desc, undefined, write, found)) await this.walkReferrers(src, dst, desc.digest, depth + 1, write, found);
+        }),
+        ...attachments.map(async (tag) => {
+          const desc = await src.resolve(tag);
+          const carried = await this.carryOne(src, dst, subject, desc, tag, write, found, types);
+          if (carried) await this.walkReferrers(src, dst, desc.digest, depth + 1, write, found);
+        }),
+      ]);
+    })();
+    if (write) this.referrerWalks.set(key, walk);
+    return walk;
+  }
+
+  /**
+   * One referrer (or tag attachment, under `tag`) to the destination by digest unless there already. `types`: a tag
+   * attachment is kept only if its artifact type is one of them. Returns whether it was taken (its own referrers follow).
+   */
+  private async carryOne(src: ImageSource, dst: ImageDestination, subject: string, desc: Descriptor, tag: string | undefined, write: boolean, found: ReferrerCopy[], types?: string[]): Promise<boolean> {
+    const reference = tag ?? desc.digest;
+    let manifest: ManifestData | undefined;
+    let artifactType = desc.artifactType;
+    if (types) {
+      manifest = await this.referrerManifest(src, desc, subject, tag);
+      artifactType = artifactTypeOf(manifest);
+      if (!types.includes(artifactType ?? "")) return false;
+    }
+    const present = (await dst.manifestDigest(reference).catch(() => undefined)) === desc.digest;
+    if (!present && write) {
+      manifest ??= await this.referrerManifest(src, desc, subject, tag);
+      artifactType ??= artifactTypeOf(manifest);
+      // Exact bytes: a referrer converted to another digest would no longer be what signed or was signed.
+      await this.copyManifestTree(src, dst, manifest, reference, 0, false);
+    }
+    if (write) this.stats[present ? "referrersExisting" : "referrersCopied"]++;
+    found.push({ subject, digest: desc.digest, ...(artifactType ? { artifactType } : {}), ...(tag ? { tag } : {}), action: present ? "skip" : "copy" });
+    if (write) this.emit({ type: "referrer", subject, digest: desc.digest, ...(artifactType ? { artifactType } : {}), ...(tag ? { tag } : {}), skipped: present });
+    return true;
+  }
+
+  /** A referrer's manifest, refused if it names another subject (a tag attachment has none to check). */
+  private async referrerManifest(src: ImageSource, desc: Descriptor, subject: string, tag: string | undefined): Promise<ManifestData> {
+    const manifest = await src.getManifest(desc.digest);
+    checkDescriptorSize(desc, manifest, src.description);
+    if (!tag) checkReferrerSubject(manifest, subject, src.description);
+    return manifest;
   }
 
   /** Copy a manifest and everything below it; returns what was written (converted, with convertToOci). */
-  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number): Promise<ManifestData> {
+  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number, convert = this.options.convertToOci === true): Promise<ManifestData> {
     const children = new Map<string, Descriptor>();
     if (manifest.parsed.kind === "index") {
       if (depth >= MAX_INDEX_DEPTH) {
@@ -128,7 +294,7 @@ export class CopyEngine {
         manifest.parsed.index.manifests.map(async (child) => {
           const childManifest = await src.getManifest(child.digest);
           checkDescriptorSize(child, childManifest, src.description);
-          const written = await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1);
+          const written = await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1, convert);
           if (written.digest !== child.digest) {
             children.set(child.digest, { ...child, mediaType: written.mediaType, digest: written.digest, size: written.bytes.length });
           }
@@ -137,7 +303,7 @@ export class CopyEngine {
     } else {
       await Promise.all(blobsOf(manifest.parsed.manifest).map((blob) => this.copyBlob(src, dst, blob)));
     }
-    const output = this.options.convertToOci ? toOciManifest(manifest, children) : manifest;
+    const output = convert ? toOciManifest(manifest, children) : manifest;
     const reference = output.digest !== manifest.digest && dstRef === manifest.digest ? output.digest : dstRef;
     await dst.putManifest(output, reference);
     this.stats.manifests++;
@@ -217,21 +383,23 @@ export class CopyEngine {
 }
 
 export interface CopyTagsResult {
-  tags: Array<{ tag: string; digest: string; skipped: boolean }>;
+  tags: Array<{ tag: string; digest: string; skipped: boolean; referrers: ReferrerCopy[] }>;
   stats: CopyStats;
 }
 
 /** Copy every tag of a repository, many images at a time, each shared blob once. */
 export async function copyAllTags(src: ImageSource, dst: ImageDestination, options: CopyOptions = {}): Promise<CopyTagsResult> {
-  const [tags, present] = await Promise.all([src.listTags(), presentTags(dst)]);
+  const [listed, present] = await Promise.all([src.listTags(), presentTags(dst)]);
+  knownTags(src, listed);
+  const tags = listed.filter((t) => !(options.referrers ? isAttachmentTag(t) : isReferrersTag(t)));
   const engine = new CopyEngine(options);
   // Images are mostly round trips (manifests, existence checks): keep many in flight; the engine bounds the bytes.
   const images = limiter(IMAGES_PER_JOB * Math.max(1, options.jobs ?? DEFAULT_JOBS));
   const results = await Promise.all(
     tags.map((tag) =>
       images(async () => {
-        const { digest, skipped } = await engine.copy(src, tag, dst, tag, present ? !present.has(tag) : false);
-        return { tag, digest, skipped };
+        const { digest, skipped, referrers } = await engine.copy(src, tag, dst, tag, present ? !present.has(tag) : false);
+        return { tag, digest, skipped, referrers };
       }),
     ),
   );
@@ -246,4 +414,9 @@ async function presentTags(dst: ImageDestination): Promise<Set<string> | undefin
   } catch (err) {
     return err instanceof RegcliError && err.kind === "not-found" ? new Set() : undefined;
   }
+}
+
+/** A manifest's artifact type as the referrers API reports it: artifactType, else (an image) its config's media type. */
+function artifactTypeOf(manifest: ManifestData): string | undefined {
+  return referrerDescriptor(manifest).artifactType;
 }

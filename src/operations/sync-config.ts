@@ -20,6 +20,10 @@ export interface SyncEntry {
   prune?: boolean;
   /** With platforms: write an index reduced to them (a new digest) instead of copying it whole. */
   keepIndex?: boolean;
+  /** Carry each image's referrers and cosign tag attachments (default true). */
+  referrers?: boolean;
+  /** With referrers: only the images' referrers of these artifact types. */
+  referrerTypes?: string[];
   jobs?: number;
   /** Where the entry is, for messages: "sync.yaml:12". */
   where?: string;
@@ -37,6 +41,8 @@ interface RawOptions {
   platforms?: string[] | "all";
   prune?: boolean;
   "keep-index"?: boolean;
+  referrers?: boolean;
+  "referrers-artifact-types"?: string[];
   jobs?: number;
 }
 interface RawEntry extends RawOptions {
@@ -96,6 +102,8 @@ export function parseSyncConfig(text: string, file: string): SyncEntry[] {
       list: typeof source !== "string",
       prune: entry.prune ?? defaults.prune ?? false,
       keepIndex: entry["keep-index"] ?? defaults["keep-index"] ?? false,
+      referrers: entry.referrers ?? defaults.referrers ?? true,
+      referrerTypes: entry["referrers-artifact-types"] ?? defaults["referrers-artifact-types"] ?? [],
       jobs: entry.jobs ?? defaults.jobs,
       where: at(node?.range?.[0]),
     };

@@ -5,7 +5,8 @@ import { parsePlatform, reduceIndex, selectPlatform, type Platform } from "../oc
 import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
-import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
+import { isReferrersTag } from "../locations/layout-referrers.js";
+import { CopyEngine, isAttachmentTag, knownTags, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { bucketOf, shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";
@@ -31,6 +32,8 @@ export interface SyncImage {
    * platforms' children, a new digest). Absent: one platform copies that platform's image; none, whole indexes.
    */
   indexes?: "whole" | "reduced";
+  /** The image's referrers and cosign tag attachments: copied or present (planned, with --dry-run); absent when off. */
+  referrers?: ReferrerCopy[];
   error?: string;
 }
 
@@ -108,17 +111,16 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
   // One engine per platform choice (the engine copies one platform of every index, or whole indexes), shared by all
   // repositories: each blob is handled once and mounted where this run already sent it.
   const engines = new Map<string, CopyEngine>();
-  const engineFor = (entry: SyncEntry | undefined) => {
-    const choice = entry ? platformChoice(entry) : {};
-    const key = JSON.stringify(choice);
+  const engineFor = (choice: PlatformChoice, referrers: ReferrerOptions | undefined) => {
+    const key = JSON.stringify({ choice, referrers });
     let e = engines.get(key);
     if (!e) {
-      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, ...choice });
+      e = new CopyEngine({ jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, mountAcrossRepositories: true, referrers, ...choice });
       engines.set(key, e);
     }
     return e;
   };
-  const engine = engineFor(undefined);
+  const engine = engineFor({}, undefined);
   const report: SyncReport = { dryRun: options.dryRun === true, shard: options.shard, images: [], prunes: [], failures: [], copied: 0, skipped: 0, pruned: 0, failed: 0, stats: engine.stats };
   let stop = false;
   const failed = (failure: SyncFailure) => {
@@ -167,22 +169,46 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
             failed({ source: src.description, destination: dst.description, error: `prune: ${messageOf(err)}`, exitCode: exitCodeOf(err) });
           }
         };
+        const referrers = referrerOptions(pair.entry);
+        // A pin is that exact manifest: copied as it is (whole), whatever the entry's platforms.
+        const engineOf = (image: SyncImage) => engineFor(image.pinned ? {} : platformChoice(pair.entry), referrers);
         if (options.dryRun) {
-          plan.forEach((image) => options.onImage?.(image));
+          const images = limiter(IMAGES_PER_JOB * jobs);
+          await Promise.all(
+            plan.map((image) =>
+              images(async () => {
+                if (referrers && !stop) {
+                  try {
+                    image.referrers = await engineOf(image).copyReferrers(src, image.tag, dst, true);
+                  } catch (err) {
+                    image.error = `referrers: ${messageOf(err)}`;
+                    failed({ source: image.source, destination: image.destination, tag: image.tag, error: image.error, exitCode: exitCodeOf(err) });
+                  }
+                }
+                options.onImage?.(image);
+              }),
+            ),
+          );
           return prune();
         }
         const images = limiter(IMAGES_PER_JOB * jobs);
-        const repoEngine = engineFor(pair.entry);
         await Promise.all(
           plan.map((image) =>
             images(async () => {
-              if (image.action === "skip") image.status = "skipped";
+              if (image.action === "skip" && !referrers) image.status = "skipped";
               else if (stop) return;
               else {
                 try {
-                  // A pin is that exact manifest: copied as it is (whole), whatever the entry's platforms.
-                  image.digest = (await (image.pinned ? engine : repoEngine).copy(src, image.tag, dst, image.tag, true)).digest;
-                  image.status = "copied";
+                  if (image.action === "skip") {
+                    // The image is there; its referrers may be new.
+                    image.referrers = await engineOf(image).copyReferrers(src, image.tag, dst);
+                    image.status = "skipped";
+                  } else {
+                    const result = await engineOf(image).copy(src, image.tag, dst, image.tag, true);
+                    image.digest = result.digest;
+                    image.status = "copied";
+                    if (referrers) image.referrers = result.referrers;
+                  }
                 } catch (err) {
                   image.status = "failed";
                   image.error = messageOf(err);
@@ -237,7 +263,10 @@ async function planRepository(
 ): Promise<SyncImage[]> {
   const indexes = choice.platforms ? "reduced" : entry.platforms.length > 1 ? "whole" : undefined;
   // Sharded, every worker lists the source; only one that takes the repository (or some of its tags) goes on.
-  const [tags, listed] = await Promise.all([src.listTags(), shard ? undefined : destinationTags(dst)]);
+  const [all, listed] = await Promise.all([src.listTags(), shard ? undefined : destinationTags(dst)]);
+  knownTags(src, all);
+  // Referrers' tags go with their images (see isAttachmentTag).
+  const tags = all.filter((t) => !(entry.referrers === false ? isReferrersTag(t) : isAttachmentTag(t)));
   const mine = shareOf(shard, src.description, tags.length);
   if (!mine()) return [];
   const present = listed ?? (await destinationTags(dst));
@@ -268,7 +297,8 @@ async function planRepository(
  * kept (not known to be older). Listed after the copies, so a tag that just arrived counts.
  */
 async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSource & ImageDestination, pair: Pair, plan: SyncImage[], dryRun: boolean): Promise<SyncPrune[]> {
-  const listed = [...(await destinationTags(dst))];
+  // Referrers' tags (the tag schema's index, cosign's .sig/.att/.sbom) belong to their images, not to the filters.
+  const listed = [...(await destinationTags(dst))].filter((t) => !isAttachmentTag(t));
   const planned = new Set(plan.filter((i) => !i.pinned).map((i) => i.tag));
   const fromSource = createdLookup(src);
   const fromDestination = createdLookup(dst);
@@ -289,6 +319,12 @@ async function planPrune(ctx: RegistryContext, src: ImageSource, dst: ImageSourc
 interface PlatformChoice {
   platform?: Platform;
   platforms?: Platform[];
+}
+
+/** Referrers are carried unless the entry says `referrers: false` (or --no-referrers). */
+function referrerOptions(entry: SyncEntry): ReferrerOptions | undefined {
+  if (entry.referrers === false) return undefined;
+  return entry.referrerTypes?.length ? { artifactTypes: entry.referrerTypes } : {};
 }
 
 function platformChoice(entry: SyncEntry): PlatformChoice {

@@ -2,7 +2,7 @@ import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { copyPlatforms, parsePlatforms } from "../../oci/index.js";
-import { addSideOptions, parseJobs, resolveSides, withContext } from "../context.js";
+import { addSideOptions, collect, parseJobs, resolveSides, withContext } from "../context.js";
 import { err, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -19,19 +19,22 @@ export function register(program: Command): void {
     .option("--platform <os/arch,...|all>", "of a multi-platform index: one platform copies that image alone; several copy the index reduced to them (a new index: its digest changes); all (the default) copies the whole index")
     .option("-a, --all-tags", "copy every tag of the source repository")
     .option("--preserve-digests", "keep exact bytes: Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo), and a legacy docker-archive's uncompressed layers into a registry (default: gzip them)")
+    .option("--referrers", "also copy the image's referrers (signatures, SBOMs, attestations; recursively) and cosign's sha256-<hex>.sig/.att/.sbom tags")
+    .option("--referrers-artifact-type <type>", "with --referrers, only the image's referrers of this artifact type (repeatable; implies --referrers)", collect)
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .addOption(new Option("--format <format>", "text or json (the result on stdout)").choices(["text", "json"]).default("text"));
   addSideOptions(copy)
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy --src-creds reader --dest-authfile ci-auth.json src.example.com/app:1.0 dst.example.com/app:1.0\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy localhost:5000/app:1.0 localhost:5000/app:1.0-intel-arm --platform linux/amd64,linux/arm64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0",
+      "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy --src-creds reader --dest-authfile ci-auth.json src.example.com/app:1.0 dst.example.com/app:1.0\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy localhost:5000/app:1.0 localhost:5000/app:1.0-intel-arm --platform linux/amd64,linux/arm64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0\n  regcli copy --referrers localhost:5000/app:1.0 mirror.example.com/app:1.0",
     )
-    .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
-      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, registryOf, progressFor, blobCounts, COPY_VERBS } = await load();
+    .action(async (from: string, to: string, opts: { platform?: string; allTags?: boolean; jobs: string; format: string; preserveDigests?: boolean; referrers?: boolean; referrersArtifactType?: string[] }, cmd: Command) => {
+      const { registryDestination, registrySource, copyAllTags, transfer, parseLocation, registryOf, progressFor, blobCounts, referrerCounts, COPY_VERBS } = await load();
       const format = parseFormat(opts.format);
       const jobs = parseJobs(opts.jobs);
       const platforms = copyPlatforms(opts.platform ? parsePlatforms(opts.platform) : "all");
       const quiet = cmd.optsWithGlobals().quiet === true;
+      const referrers = opts.referrers || opts.referrersArtifactType ? { artifactTypes: opts.referrersArtifactType } : undefined;
       const src = parseLocation(from, { defaultTag: !opts.allTags });
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
       const sides = await resolveSides(cmd, { source: [registryOf(src)].filter((r) => r !== undefined), destination: [registryOf(dst)].filter((r) => r !== undefined) });
@@ -42,7 +45,7 @@ export function register(program: Command): void {
             if (src.kind !== "registry" || dst.kind !== "registry" || src.ref.tag || src.ref.digest || dst.ref.tag || dst.ref.digest) {
               throw new RegcliError("usage", "--all-tags copies a whole registry repository: give two repositories without tag or digest");
             }
-            const result = await copyAllTags(registrySource(ctx.source, src.ref), registryDestination(ctx.destination, dst.ref), { ...platforms, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
+            const result = await copyAllTags(registrySource(ctx.source, src.ref), registryDestination(ctx.destination, dst.ref), { ...platforms, jobs, referrers, onEvent: progress.onEvent, byteProgress: progress.byteProgress });
             progress.stop();
             if (format === "json") printJson({ source: src.ref.name, destination: dst.ref.name, ...result });
             else for (const t of result.tags) printLine(`${dst.ref.name}:${t.tag} ${t.digest}`);
@@ -52,17 +55,19 @@ export function register(program: Command): void {
               copied === 0
                 ? `${err.green("Up to date:")} ${dst.ref.name} has all ${plural(upToDate, "tag")} of ${src.ref.name}`
                 : `${err.green("Copied")} ${plural(copied, "tag")}${upToDate ? ` (${upToDate} more up to date)` : ""}, ${blobCounts(result.stats)}`;
-            summary(quiet, line, { source: src.ref.name, destination: dst.ref.name, tagsCopied: copied, tagsUpToDate: upToDate, ...result.stats });
+            const carried = referrerCounts(result.stats);
+            summary(quiet, line + (copied === 0 ? carried.replace(/^, /, "; ") : carried), { source: src.ref.name, destination: dst.ref.name, tagsCopied: copied, tagsUpToDate: upToDate, ...result.stats });
             return;
           }
-          const result = await transfer(ctx, src, dst, { ...platforms, jobs, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests });
+          const result = await transfer(ctx, src, dst, { ...platforms, jobs, referrers, onEvent: progress.onEvent, byteProgress: progress.byteProgress, preserveDigests: opts.preserveDigests });
           progress.stop();
           if (format === "json") printJson(result);
           else printLine(result.digest);
           const line = result.skipped
             ? `${err.green("Up to date:")} ${result.destination} already has ${result.source}`
             : `${err.green("Copied")} ${result.source} -> ${result.destination}: ${blobCounts(result.stats)}`;
-          summary(quiet, line, { source: result.source, destination: result.destination, digest: result.digest, skipped: result.skipped, ...result.stats });
+          const carried = referrerCounts(result.stats);
+          summary(quiet, line + (result.skipped ? carried.replace(/^, /, "; ") : carried), { source: result.source, destination: result.destination, digest: result.digest, skipped: result.skipped, ...result.stats });
         }, sides);
       } finally {
         progress.stop();

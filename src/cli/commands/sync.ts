@@ -27,6 +27,8 @@ interface SyncFlags {
   digest?: string[];
   platform?: string;
   keepIndex?: boolean;
+  referrers: boolean;
+  referrersArtifactType?: string[];
   prune?: boolean;
   force?: boolean;
   dryRun?: boolean;
@@ -52,6 +54,8 @@ export function register(program: Command): void {
     .option("--digest <sha256:...>", "also mirror this manifest by digest, with no tag at the destination (repeatable)", collect)
     .option("--platform <os/arch,...|all>", "one platform: copy only its image of multi-platform indexes; several: copy indexes whole (or reduced with --keep-index); all (the default): indexes whole")
     .option("--keep-index", "with --platform, write each index reduced to those platforms' children (a new digest)")
+    .option("--no-referrers", "leave the images' referrers (signatures, SBOMs, attestations) and cosign .sig/.att/.sbom tags behind (default: carried)")
+    .option("--referrers-artifact-type <type>", "only the images' referrers of this artifact type (repeatable)", collect)
     .option("--prune", "after mirroring, delete the destination's tags that the filters no longer select")
     .option("--force", "with prune (--prune or prune: true), delete without asking (needed off a terminal)")
     .option("--dry-run", "print the plan (copy, skip or delete per image) and change nothing")
@@ -119,6 +123,10 @@ export function register(program: Command): void {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
           const indexes = image.indexes === "whole" ? " (indexes copied whole)" : image.indexes === "reduced" ? " (indexes reduced to the platforms: new digest)" : "";
           printLine(`${status} ${image.source} ${image.destination}${image.digest && !image.pinned ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
+          for (const r of image.referrers ?? []) {
+            const done = opts.dryRun ? r.action : r.action === "copy" ? "copied" : "present";
+            printLine(`  ${done} ${r.tag ? `tag ${r.tag}` : "referrer"} ${r.digest}${r.artifactType ? ` ${r.artifactType}` : ""}`);
+          }
         }
         for (const p of report.prunes) {
           const status = opts.dryRun ? "delete" : p.status === "planned" ? "kept" : p.status;
@@ -127,11 +135,12 @@ export function register(program: Command): void {
         for (const f of report.failures.filter((f) => f.tag === undefined)) printLine(`failed ${f.source}${f.destination ? ` ${f.destination}` : ""}: ${f.error}`);
       }
       const toCopy = report.images.filter((i) => i.action === "copy").length;
+      const referrersToCopy = report.images.flatMap((i) => i.referrers ?? []).filter((r) => r.action === "copy").length;
       const of = shard ? ` (shard ${shard.index}/${shard.count})` : "";
       const line = opts.dryRun
-        ? `Plan${of}: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${prunes ? `, ${plural(report.prunes.length, "tag")} to delete` : ""}${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
-        : `${report.failed ? err.red(`Sync incomplete${of}:`) : err.green(`Synced${of}:`)} ${report.copied} copied, ${report.skipped} skipped, ${prunes ? `${report.pruned} pruned, ` : ""}${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present`;
-      summary(quiet, line, { dryRun: report.dryRun, ...(shard && { shard }), copied: report.copied, skipped: report.skipped, pruned: report.pruned, failed: report.failed, ...report.stats });
+        ? `Plan${of}: ${plural(toCopy, "image")} to copy, ${report.skipped} up to date${referrersToCopy ? `, ${plural(referrersToCopy, "referrer")} to copy` : ""}${prunes ? `, ${plural(report.prunes.length, "tag")} to delete` : ""}${report.failed ? `, ${report.failed} failed` : ""} (dry run: nothing changed)`
+        : `${report.failed ? err.red(`Sync incomplete${of}:`) : err.green(`Synced${of}:`)} ${report.copied} copied, ${report.skipped} skipped, ${prunes ? `${report.pruned} pruned, ` : ""}${report.failed} failed; ${plural(report.stats.blobsUploaded, "blob")} uploaded, ${report.stats.blobsMounted} mounted, ${report.stats.blobsExisting} already present${report.stats.referrersCopied ? `; ${plural(report.stats.referrersCopied, "referrer")} copied` : ""}`;
+      summary(quiet, line, { dryRun: report.dryRun, ...(shard && { shard }), ...(report.dryRun && { referrersToCopy }), copied: report.copied, skipped: report.skipped, pruned: report.pruned, failed: report.failed, ...report.stats });
       const first = report.failures[0];
       if (first) {
         const kind = (Object.keys(EXIT_CODES) as ErrorKind[]).find((k) => EXIT_CODES[k] === first.exitCode && k !== "integrity" && k !== "network") ?? "registry";
@@ -147,7 +156,7 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
   const filters = opts.include || opts.exclude || opts.semver || opts.latest || opts.newerThan || opts.digest || opts.platform || opts.keepIndex || opts.prune;
   if (opts.config) {
     if (from || to) throw new RegcliError("usage", "sync takes either --config FILE or SOURCE DESTINATION, not both");
-    if (filters) throw new RegcliError("usage", "with --config, tag filters, digests, platforms and prune go in the file (defaults: or per entry)");
+    if (filters || opts.referrersArtifactType) throw new RegcliError("usage", "with --config, tag filters, digests, platforms, referrer types and prune go in the file (defaults: or per entry)");
     let text: string;
     try {
       text = await readFile(opts.config, "utf8");
@@ -155,7 +164,8 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
       if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new RegcliError("usage", `sync config ${opts.config} does not exist`);
       throw localFileError(e, opts.config, "read") ?? e;
     }
-    return parseConfig(text, opts.config);
+    // --no-referrers turns them off for the whole job.
+    return parseConfig(text, opts.config).map((entry) => (opts.referrers ? entry : { ...entry, referrers: false }));
   }
   if (!from || !to) throw new RegcliError("usage", "sync needs SOURCE and DESTINATION, or --config FILE");
   const tags: TagFilterSpec = {};
@@ -170,7 +180,7 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
   }
   const bad = opts.digest?.find((d) => !isDigest(d));
   if (bad) throw new RegcliError("usage", `--digest ${bad} is not a digest`, { hint: "give sha256: and 64 lowercase hex digits, e.g. from regcli inspect" });
-  return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: platformList(opts.platform), prune: opts.prune === true, keepIndex: opts.keepIndex === true }];
+  return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: platformList(opts.platform), prune: opts.prune === true, keepIndex: opts.keepIndex === true, referrers: opts.referrers, referrerTypes: opts.referrersArtifactType ?? [] }];
 }
 
 /** --platform as the entry's list of platforms; `all` (whole indexes) is no list. */
