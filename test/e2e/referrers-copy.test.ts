@@ -273,6 +273,13 @@ describe("copy and sync carry referrers", () => {
     expect(report.images[0]!.referrers.find((x) => x.digest === second.digest)?.action).toBe("copy");
     expect(await referrersAt(serve, true, "sync/app", app.manifestDigest)).toEqual([first.digest, second.digest].sort());
 
+    // copy --all-tags: the same per image; the .sig goes with its image, the tag schema's index is not a tag.
+    const all = await run(["copy", "--all-tags", "--referrers", `${dreg.host}/sync/app`, `${serve.host}/alltags/app`]);
+    ok(all);
+    expect(all.stderr).toContain("3 referrers copied");
+    expect(await tagsAt("alltags/app")).toEqual(["1", "2", sigTag]);
+    expect(await referrersAt(serve, true, "alltags/app", app.manifestDigest)).toEqual([first.digest, second.digest].sort());
+
     ok(await run(["sync", "--no-referrers", `${dreg.host}/sync/app`, `${serve.host}/sync/bare`]));
     expect(await referrersAt(serve, true, "sync/bare", app.manifestDigest)).toEqual([]);
     const config = join(await tempDir("regcli-ref-sync-"), "sync.yaml");
