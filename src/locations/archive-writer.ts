@@ -8,7 +8,7 @@ import { outputFileError, RegcliError } from "../errors.js";
 import { digestOf, hostPlatform, isDigest, MediaType, platformMatches, type Descriptor, type ManifestData } from "../oci/index.js";
 import { limiter } from "../util/limit.js";
 import { annotationsFor, familiarName, isBareTag } from "./image-names.js";
-import { referrerEntry, referrersIndexBytes, referrersTag } from "./layout-referrers.js";
+import { referrerDescriptor, referrersIndexBytes, referrersTag, subjectOf } from "../oci/referrers.js";
 import { REF_NAME } from "./oci-layout.js";
 import type { BlobOutcome, ImageDestination } from "./types.js";
 
@@ -106,11 +106,11 @@ export class ArchiveWriter implements ImageDestination {
     );
     this.manifests.set(manifest.digest, manifest);
     // A docker-archive has no place for referrers (docker load would take the record for an image).
-    const referrer = this.flavour === "oci-archive" ? referrerEntry(manifest) : undefined;
-    if (referrer) {
-      const list = this.referrers.get(referrer.subject) ?? [];
-      if (!list.some((d) => d.digest === referrer.descriptor.digest)) list.push(referrer.descriptor);
-      this.referrers.set(referrer.subject, list);
+    const subject = this.flavour === "oci-archive" ? subjectOf(manifest)?.digest : undefined;
+    if (subject) {
+      const list = this.referrers.get(subject) ?? [];
+      if (!list.some((d) => d.digest === manifest.digest)) list.push(referrerDescriptor(manifest));
+      this.referrers.set(subject, list);
     }
     if (isDigest(reference)) return; // a child or a referrer, stored by digest
     this.named.push({ entry: reference, desc: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, annotations: annotationsFor(reference) } });
@@ -135,7 +135,7 @@ export class ArchiveWriter implements ImageDestination {
     const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: this.named.map((n) => n.desc) };
     await this.serial(async () => {
       for (const [subject, list] of this.referrers) {
-        const bytes = referrersIndexBytes([], list);
+        const bytes = referrersIndexBytes(list);
         const desc: Descriptor = { mediaType: MediaType.OciIndex, digest: digestOf(bytes), size: bytes.length, annotations: { [REF_NAME]: referrersTag(subject) } };
         if (!this.written.has(desc.digest)) await this.entry(blobName(desc.digest), bytes.length, bytes);
         this.written.add(desc.digest);

@@ -9,7 +9,8 @@ import { digestOf, isDigest, MediaType, parseManifest, VerifyingStream, verifyBy
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
 import { makeDirectory } from "../util/files.js";
-import { filterReferrers, isReferrersTag, referrerEntry, referrersIndexBytes, referrersTag } from "./layout-referrers.js";
+import { filterReferrers, referrerDescriptor, referrersIndex, referrersIndexBytes, referrersTag, subjectOf } from "../oci/referrers.js";
+import { isReferrersTag } from "./layout-referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob, ReferrerFilter } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -185,13 +186,11 @@ export class OciLayout implements ImageSource, ImageDestination {
   /** From the index tagged `<alg>-<hex>` of `digest` (regctl's ocidir record); [] when there is none. */
   async referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]> {
     const record = await this.find(referrersTag(digest));
-    return record ? filterReferrers(await this.recordEntries(record), filter) : [];
+    return record ? filterReferrers(await this.recordEntries(record), filter?.artifactType) : [];
   }
 
   private async recordEntries(record: Descriptor): Promise<Descriptor[]> {
-    const data = await this.getManifest(record.digest);
-    if (data.parsed.kind !== "index") throw new RegcliError("integrity", `${this.description}: the referrers record ${record.annotations?.[REF_NAME]} is not an index`);
-    return data.parsed.index.manifests;
+    return referrersIndex(await this.getManifest(record.digest), `${this.description} (${record.annotations?.[REF_NAME]})`);
   }
 
   /**
@@ -203,9 +202,19 @@ export class OciLayout implements ImageSource, ImageDestination {
     for (const d of (await this.readIndex()).manifests) {
       const tag = d.annotations?.[REF_NAME];
       if (!isReferrersTag(tag)) continue;
-      records.push({ tag: tag!, ...(tag!.startsWith("sha256-") ? { subject: tag!.replace("-", ":") } : {}), referrers: await this.recordEntries(d) });
+      const subject = await this.recordSubject(d);
+      records.push({ tag: tag!, ...(subject ? { subject } : {}), referrers: await this.recordEntries(d) });
     }
     return records;
+  }
+
+  /** The subject a record is for: from its tag (sha256), else from a referrer it lists (the tag cuts longer digests). */
+  private async recordSubject(record: Descriptor): Promise<string | undefined> {
+    const tag = record.annotations![REF_NAME]!;
+    if (tag.startsWith("sha256-")) return tag.replace("-", ":");
+    const first = (await this.recordEntries(record).catch(() => []))[0];
+    const manifest = first && (await this.getManifest(first.digest).catch(() => undefined));
+    return manifest ? subjectOf(manifest)?.digest : undefined;
   }
 
   /** Add referrers of `subject` to its record (one read-modify-write of index.json under its lock). */
@@ -214,7 +223,7 @@ export class OciLayout implements ImageSource, ImageDestination {
     await this.updateIndex(async (index) => {
       const current = index.manifests.find((d) => d.annotations?.[REF_NAME] === tag);
       const existing = current ? await this.recordEntries(current) : [];
-      const bytes = referrersIndexBytes(existing, added);
+      const bytes = referrersIndexBytes(existing.filter((d) => !added.some((a) => a.digest === d.digest)).concat(added));
       const digest = digestOf(bytes);
       await this.writeBlobBytes(bytes, digest);
       index.manifests = index.manifests.filter((d) => d !== current);
@@ -285,8 +294,8 @@ export class OciLayout implements ImageSource, ImageDestination {
    */
   async putManifest(manifest: ManifestData, reference: string, extraAnnotations: Record<string, string> = {}): Promise<void> {
     await this.writeBlobBytes(manifest.bytes, manifest.digest);
-    const referrer = referrerEntry(manifest);
-    if (referrer) await this.recordReferrers(referrer.subject, [referrer.descriptor]);
+    const subject = subjectOf(manifest);
+    if (subject) await this.recordReferrers(subject.digest, [referrerDescriptor(manifest)]);
     if (isDigest(reference)) return;
     const descriptor: Descriptor = {
       mediaType: manifest.mediaType,
@@ -323,9 +332,11 @@ export class OciLayout implements ImageSource, ImageDestination {
 
   /**
    * Every blob digest reachable from index.json (manifests, their configs, layers and children). With
-   * `dropOrphans`, a referrers record counts only while its subject is reachable from a name or from a kept
-   * record (signatures of signatures); the others are returned as orphans (kept when newer than
-   * `protectNewerThan`: a running pull may not have named its image yet).
+   * `dropOrphans`, a referrers record whose subject manifest is held but reachable neither from a name nor from a
+   * kept record (signatures of signatures) is an orphan: its image was removed. Orphans are returned, not
+   * counted, unless newer than `protectNewerThan` (a running pull may not have named its image yet). A record
+   * whose subject was never held is kept: e.g. the signature of a multi-platform index of which one platform was
+   * pulled (the store keeps that platform's manifest, not the index).
    */
   async reachableBlobs(dropOrphans = false, protectNewerThan?: number): Promise<{ blobs: Set<string>; orphans: Descriptor[] }> {
     const index = await this.readIndex();
@@ -349,7 +360,11 @@ export class OciLayout implements ImageSource, ImageDestination {
     for (let progress = true; progress && pending.length; ) {
       progress = false;
       const subjects = new Set([...seen].map(referrersTag));
-      for (const record of pending.filter((r) => !dropOrphans || subjects.has(r.annotations![REF_NAME]!))) {
+      for (const record of pending) {
+        if (dropOrphans && !subjects.has(record.annotations![REF_NAME]!)) {
+          const subject = await this.recordSubject(record);
+          if (subject && (await this.hasBlob(subject))) continue; // held, not reachable (yet: a later pass may reach it)
+        }
         await visit(record, 0);
         progress = true;
       }

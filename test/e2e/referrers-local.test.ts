@@ -5,13 +5,14 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ArchiveWriter } from "../../src/locations/archive-writer.js";
 import { OciLayout } from "../../src/locations/oci-layout.js";
 import { parseManifest, type Descriptor, type ManifestData } from "../../src/oci/index.js";
 import { LocalStore } from "../../src/store/store.js";
 import { regcli, repoRoot, skopeo, tempDir, tool } from "../helpers/cli.js";
-import { makeImage, sha256, type TestImage } from "../helpers/images.js";
+import { makeImage, makeReferrer, pushImage, sha256, subjectOf, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const run = promisify(execFile);
 const EMPTY = Buffer.from("{}");
@@ -112,6 +113,19 @@ describe("referrers in an OCI layout", () => {
     expect(tags).toEqual(["sha256-" + set.sbom.slice(7), "sha256-" + set.subject.slice(7), "v1"].sort());
   });
 
+  it("regcli referrers lists them on oci:DIR: json, filtered, and the tree with the signature of the SBOM", async () => {
+    const json = await regcli(["referrers", `oci:${dir}:v1`, "--format", "json"]);
+    expect(json.code, json.stderr).toBe(0);
+    const result = JSON.parse(json.stdout) as { subject: string; referrers: Descriptor[] };
+    expect(result.subject).toBe(set.subject);
+    expect(result.referrers.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
+    const filtered = await regcli(["referrers", `oci:${dir}:v1`, "--artifact-type", SBOM, "--format", "json"]);
+    expect((JSON.parse(filtered.stdout) as { referrers: Descriptor[] }).referrers.map((d) => d.digest)).toEqual([set.sbom]);
+    const tree = await regcli(["referrers", `oci:${dir}:v1`, "--format", "tree"]);
+    expect(tree.code, tree.stderr).toBe(0);
+    for (const d of [set.sbom, set.sig, set.sigOfSbom]) expect(tree.stdout).toContain(d);
+  });
+
   it("keeps the record tags out of the names: ls shows v1, and the one image is picked without a tag", async () => {
     const ls = await regcli(["ls", `oci:${dir}`]);
     expect(ls.code, ls.stderr).toBe(0);
@@ -141,26 +155,47 @@ describe("referrers in an OCI layout", () => {
 });
 
 describe("referrers in the local store", () => {
-  it("images lists only the image; gc keeps its referrers; rmi drops them with the image", async () => {
+  it("images lists only the image; gc keeps its referrers; save/load carry them; rmi drops them with the image", async () => {
     const home = await tempDir("regcli-home-");
     const store = new LocalStore(home);
     const set = await writeSet(store.layout, image, "localhost/app:v1");
+    // The signature of a multi-platform index of which the store holds one platform only: kept throughout.
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }));
+    const indexSig = artifact({ mediaType: "application/vnd.oci.image.index.v1+json", digest: sha256(index), size: index.length }, SIG, "signature of the index");
+    await writeBlob(store.layout, indexSig.file, "text/plain");
+    await store.layout.putManifest(indexSig.data, indexSig.data.digest);
     const env = { REGCLI_HOME: home };
 
     const images = await regcli(["images", "--format", "json"], { env });
     expect(images.code, images.stderr).toBe(0);
     expect((JSON.parse(images.stdout) as Array<{ name: string }>).map((i) => i.name)).toEqual(["localhost/app:v1"]);
 
+    const cli = await regcli(["referrers", "store:localhost/app:v1", "--format", "json"], { env });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect((JSON.parse(cli.stdout) as { referrers: Descriptor[] }).referrers.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
+
     const prune = await regcli(["image", "prune"], { env });
     expect(prune.code, prune.stderr).toBe(0);
     const [kept, keptOfSbom] = await libraryReferrers("store:", [{ digest: set.subject }, { digest: set.sbom }], env);
     expect(kept!.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
     expect(keptOfSbom!.map((d) => d.digest)).toEqual([set.sigOfSbom]);
-    expect((await store.layout.referrerRecords()).map((r) => r.subject).sort()).toEqual([set.subject, set.sbom].sort());
+    expect((await store.layout.referrerRecords()).map((r) => r.subject).sort()).toEqual([set.subject, set.sbom, sha256(index)].sort());
+
+    // image save --format oci-archive, then image load into another store: the referrers come along.
+    const saved = join(home, "saved.tar");
+    const save = await regcli(["image", "save", "localhost/app:v1", "--format", "oci-archive", "-o", saved], { env });
+    expect(save.code, save.stderr).toBe(0);
+    const other = { REGCLI_HOME: await tempDir("regcli-home-") };
+    const load = await regcli(["image", "load", "-i", saved], { env: other });
+    expect(load.code, load.stderr).toBe(0);
+    const [loaded, loadedOfSbom] = await libraryReferrers("store:", [{ digest: set.subject }, { digest: set.sbom }], other);
+    expect(loaded!.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
+    expect(loadedOfSbom!.map((d) => d.digest)).toEqual([set.sigOfSbom]);
 
     const rmi = await regcli(["rmi", "localhost/app:v1"], { env });
     expect(rmi.code, rmi.stderr).toBe(0);
-    expect(await store.layout.referrerRecords()).toEqual([]);
+    expect((await store.layout.referrerRecords()).map((r) => r.subject)).toEqual([sha256(index)]);
+    expect(await store.layout.hasBlob(indexSig.data.digest)).toBe(true);
     for (const d of [set.subject, set.sbom, set.sig, set.sigOfSbom]) expect(await store.layout.hasBlob(d)).toBe(false);
   });
 });
@@ -181,8 +216,52 @@ describe("referrers in archives", () => {
     expect(all!.map((d) => d.digest).sort()).toEqual([set!.sbom, set!.sig].sort());
     expect(ofSbom!.map((d) => d.digest)).toEqual([set!.sigOfSbom]);
     expect(results["docker-archive"]).toEqual([[], []]);
+    const cli = await regcli(["referrers", `oci-archive:${join(work, "oci-archive.tar")}`, "--artifact-type", SIG, "--format", "json"]);
+    expect(cli.code, cli.stderr).toBe(0);
+    expect((JSON.parse(cli.stdout) as { referrers: Descriptor[] }).referrers.map((d) => d.digest)).toEqual([set!.sig]);
     // The archive is still one image to skopeo.
     const inspect = await skopeo(["inspect", `oci-archive:${join(work, "oci-archive.tar")}:v1`]);
     expect(inspect.code, inspect.stderr).toBe(0);
+  });
+});
+
+describe("copy --referrers through an oci-archive and the store", () => {
+  let serve: TestRegistry;
+  afterAll(async () => serve?.stop());
+
+  it("regcli serve -> oci-archive -> regcli serve keeps every referrer; the store holds them too", async () => {
+    serve = await startRegistry("open", { server: "regcli" });
+    const img = await makeImage({ layers: 1, seed: "referrers-local-roundtrip" });
+    await pushImage(serve, "app/one", "1", img);
+    const sbom = makeReferrer(subjectOf(img), { artifactType: SBOM, annotations: { "org.example.kind": "sbom" } });
+    const sig = makeReferrer(subjectOf(img), { artifactType: SIG });
+    const sigOfSbom = makeReferrer(subjectOf(sbom), { artifactType: SIG });
+    for (const r of [sbom, sig, sigOfSbom]) await pushImage(serve, "app/one", undefined, r);
+    const work = await tempDir("regcli-refarchive-");
+    const home = await tempDir("regcli-home-");
+    const run = (args: string[]) => regcli(["--plain-http", ...args], { env: { REGCLI_HOME: home }, timeoutMs: 120_000 });
+    const tree = async (where: string) => {
+      const r = await run(["referrers", where, "--format", "json"]);
+      expect(r.code, r.stderr).toBe(0);
+      const top = (JSON.parse(r.stdout) as { referrers: Descriptor[] }).referrers;
+      const below = top.find((d) => d.digest === sbom.manifestDigest) ? await libraryReferrers(where, [{ digest: sbom.manifestDigest }], { REGCLI_HOME: home }) : [[]];
+      return { top: top.map((d) => d.digest).sort(), ofSbom: below[0]!.map((d) => d.digest) };
+    };
+    const expected = { top: [sbom.manifestDigest, sig.manifestDigest].sort(), ofSbom: [sigOfSbom.manifestDigest] };
+
+    const archive = join(work, "one.tar");
+    const out = await run(["copy", "--referrers", `${serve.host}/app/one:1`, `oci-archive:${archive}`]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(await tree(`oci-archive:${archive}`)).toEqual(expected);
+
+    const back = await run(["copy", "--referrers", `oci-archive:${archive}`, `${serve.host}/app/back:1`]);
+    expect(back.code, back.stderr).toBe(0);
+    const listed = await run(["referrers", `${serve.host}/app/back:1`, "--format", "tree"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    for (const d of [sbom, sig, sigOfSbom]) expect(listed.stdout).toContain(d.manifestDigest);
+
+    const stored = await run(["copy", "--referrers", `${serve.host}/app/one:1`, "store:localhost/one:1"]);
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(await tree("store:localhost/one:1")).toEqual(expected);
   });
 });
