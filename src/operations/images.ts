@@ -141,7 +141,8 @@ export async function saveImages(texts: string[], output: string | Writable, fla
   const refs = entries.map((e) => parseReference(e.name));
   const writer = new ArchiveWriter(output, flavour);
   try {
-    const engine = new CopyEngine();
+    // An oci-archive holds the images' referrers as a layout does (a docker-archive has no place for them).
+    const engine = new CopyEngine(flavour === "oci-archive" ? { referrers: {} } : {});
     for (const { name, descriptor } of entries) await engine.copy(store.layout, descriptor.digest, writer, name);
     await writer.finish();
   } catch (err) {
@@ -191,7 +192,7 @@ export async function loadImages(input: string | Readable, store = new LocalStor
     const named = entries.filter((e) => e.name);
     const tagOnly = entries.filter((e) => !e.name);
     if (!entries.length) throw new RegcliError("usage", `${display} holds no image to load`);
-    const engine = new CopyEngine();
+    const engine = new CopyEngine({ referrers: {} }); // the archive's referrers of each image come along
     const loaded: Array<{ name: string; digest: string }> = [];
     await store.withIngest(async () => {
       for (const { name, descriptor } of named) {

@@ -1,3 +1,4 @@
+import { RegcliError } from "../errors.js";
 import { openDestination, openSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -12,6 +13,11 @@ export async function transfer(
 ): Promise<CopyResult & { source: string; destination: string }> {
   // Like skopeo: OCI layouts and archives get OCI media types, and registries gzipped layers, unless the user asks
   // to keep the exact bytes.
+  if (options.referrers && dst.kind === "archive" && dst.flavour !== "oci-archive") {
+    throw new RegcliError("unsupported", `a docker-archive has no place for referrers (docker load would take them for images): ${options.referrers.artifactTypes ? "--referrers-artifact-type" : "--referrers"} cannot be kept there`, {
+      hint: "copy to an oci-archive: or oci: layout instead, or leave out --referrers",
+    });
+  }
   const ociTarget = dst.kind === "oci" || (dst.kind === "archive" && dst.flavour === "oci-archive");
   const engineOptions: CopyOptions = { ...options, convertToOci: ociTarget && !options.preserveDigests };
   const source = await openSource(ctx.source, src, { compressLayers: dst.kind === "registry" && !options.preserveDigests });

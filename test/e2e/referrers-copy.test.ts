@@ -2,6 +2,7 @@
 // sha256-<hex>.sig tags go along, between `regcli serve` (referrers API) and docker-registry 2.8.2 (no API: the
 // referrers tag schema), both ways, through an OCI layout, with sync, and across one transient failure.
 import { createPrivateKey, generateKeyPairSync, randomBytes, scryptSync, sign, verify, type KeyObject } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -227,7 +228,7 @@ describe("copy and sync carry referrers", () => {
     else expect(check.code, check.stderr).toBe(0);
   });
 
-  it("into an OCI layout and from it to another registry: the referrers are kept all the way", async () => {
+  it("into an OCI layout or oci-archive and from it to another registry: the referrers are kept all the way; a docker-archive refuses them", async () => {
     const layout = join(await tempDir("regcli-ref-layout-"), "layout");
     ok(await run(["copy", "--referrers", `${serve.host}/app/one:1`, `oci:${layout}:1`]));
     const r = await run(["copy", "--referrers", `oci:${layout}:1`, `${dreg.host}/fromlayout/one:1`]);
@@ -235,6 +236,17 @@ describe("copy and sync carry referrers", () => {
     expect(r.stderr).toContain("3 referrers copied");
     expect(await referrersAt(dreg, false, "fromlayout/one", image.manifestDigest)).toEqual([sbom.digest, sigImage.digest].sort());
     expect(await referrersAt(dreg, false, "fromlayout/one", sbom.digest)).toEqual([sigSbom.digest]);
+
+    // An oci-archive keeps them too; a docker-archive cannot, and says so before writing anything (exit 7).
+    const dir = await tempDir("regcli-ref-archive-");
+    ok(await run(["copy", "--referrers", `${dreg.host}/fromlayout/one:1`, `oci-archive:${join(dir, "one.tar")}:1`]));
+    ok(await run(["copy", "--referrers", `oci-archive:${join(dir, "one.tar")}:1`, `${serve.host}/fromarchive/one:1`]));
+    expect(await referrersAt(serve, true, "fromarchive/one", image.manifestDigest)).toEqual([sbom.digest, sigImage.digest].sort());
+    expect(await referrersAt(serve, true, "fromarchive/one", sbom.digest)).toEqual([sigSbom.digest]);
+    const refused = await run(["copy", "--referrers", `${serve.host}/app/one:1`, `docker-archive:${join(dir, "one-docker.tar")}:app/one:1`]);
+    expect(refused.code, refused.stderr).toBe(7);
+    expect(refused.stderr).toMatch(/docker-archive has no place for referrers.*oci-archive/);
+    expect(existsSync(join(dir, "one-docker.tar"))).toBe(false);
   });
 
   it("sync carries referrers by default: the dry run lists them, a re-run copies only new ones, --no-referrers and referrers: false leave them", async () => {
@@ -272,6 +284,13 @@ describe("copy and sync carry referrers", () => {
     expect(report).toMatchObject({ skipped: 1, stats: { referrersCopied: 1, referrersExisting: 2 } });
     expect(report.images[0]!.referrers.find((x) => x.digest === second.digest)?.action).toBe("copy");
     expect(await referrersAt(serve, true, "sync/app", app.manifestDigest)).toEqual([first.digest, second.digest].sort());
+
+    // copy --all-tags: the same per image; the .sig goes with its image, the tag schema's index is not a tag.
+    const all = await run(["copy", "--all-tags", "--referrers", `${dreg.host}/sync/app`, `${serve.host}/alltags/app`]);
+    ok(all);
+    expect(all.stderr).toContain("3 referrers copied");
+    expect(await tagsAt("alltags/app")).toEqual(["1", "2", sigTag]);
+    expect(await referrersAt(serve, true, "alltags/app", app.manifestDigest)).toEqual([first.digest, second.digest].sort());
 
     ok(await run(["sync", "--no-referrers", `${dreg.host}/sync/app`, `${serve.host}/sync/bare`]));
     expect(await referrersAt(serve, true, "sync/bare", app.manifestDigest)).toEqual([]);

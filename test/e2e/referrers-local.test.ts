@@ -155,7 +155,7 @@ describe("referrers in an OCI layout", () => {
 });
 
 describe("referrers in the local store", () => {
-  it("images lists only the image; gc keeps its referrers; rmi drops them with the image", async () => {
+  it("images lists only the image; gc keeps its referrers; save/load carry them; rmi drops them with the image", async () => {
     const home = await tempDir("regcli-home-");
     const store = new LocalStore(home);
     const set = await writeSet(store.layout, image, "localhost/app:v1");
@@ -180,6 +180,17 @@ describe("referrers in the local store", () => {
     expect(kept!.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
     expect(keptOfSbom!.map((d) => d.digest)).toEqual([set.sigOfSbom]);
     expect((await store.layout.referrerRecords()).map((r) => r.subject).sort()).toEqual([set.subject, set.sbom, sha256(index)].sort());
+
+    // image save --format oci-archive, then image load into another store: the referrers come along.
+    const saved = join(home, "saved.tar");
+    const save = await regcli(["image", "save", "localhost/app:v1", "--format", "oci-archive", "-o", saved], { env });
+    expect(save.code, save.stderr).toBe(0);
+    const other = { REGCLI_HOME: await tempDir("regcli-home-") };
+    const load = await regcli(["image", "load", "-i", saved], { env: other });
+    expect(load.code, load.stderr).toBe(0);
+    const [loaded, loadedOfSbom] = await libraryReferrers("store:", [{ digest: set.subject }, { digest: set.sbom }], other);
+    expect(loaded!.map((d) => d.digest).sort()).toEqual([set.sbom, set.sig].sort());
+    expect(loadedOfSbom!.map((d) => d.digest)).toEqual([set.sigOfSbom]);
 
     const rmi = await regcli(["rmi", "localhost/app:v1"], { env });
     expect(rmi.code, rmi.stderr).toBe(0);

@@ -123,9 +123,9 @@ export function register(program: Command): void {
           const status = opts.dryRun ? image.action : image.status === "planned" ? "not-run" : image.status;
           const indexes = image.indexes === "whole" ? " (indexes copied whole)" : image.indexes === "reduced" ? " (indexes reduced to the platforms: new digest)" : "";
           printLine(`${status} ${image.source} ${image.destination}${image.digest && !image.pinned ? ` ${image.digest}` : ""}${image.error ? `: ${image.error}` : ""}${indexes}`);
-          for (const r of image.referrers ?? []) {
-            const done = opts.dryRun ? r.action : r.action === "copy" ? "copied" : "present";
-            printLine(`  ${done} ${r.tag ? `tag ${r.tag}` : "referrer"} ${r.digest}${r.artifactType ? ` ${r.artifactType}` : ""}`);
+          // The plan shows each referrer (copy or skip); a run, those it copied.
+          for (const r of (image.referrers ?? []).filter((x) => opts.dryRun || x.action === "copy")) {
+            printLine(`  ${opts.dryRun ? r.action : "copied"} ${r.tag ? `tag ${r.tag}` : "referrer"} ${r.digest}${r.artifactType ? ` ${r.artifactType}` : ""}`);
           }
         }
         for (const p of report.prunes) {
