@@ -5,6 +5,7 @@ import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { createdLookup } from "./tag-created.js";
+import { isAttachmentTag } from "./copy.js";
 import { selectTags } from "./tag-filters.js";
 
 /**
@@ -59,7 +60,9 @@ async function planPrune(ctx: RegistryContext, ref: Reference, opts: PruneOption
   }
   const repo = registryDestination(ctx, ref);
   const all = await repo.listTags();
-  const candidates = await selectTags(all, { include: opts.include, exclude: opts.exclude });
+  // Referrers' tags (the tag schema's sha256-<hex> index, cosign's .sig/.att/.sbom) belong to their images: removing
+  // them would hide a kept image's signatures, so they are never candidates.
+  const candidates = await selectTags(all.filter((t) => !isAttachmentTag(t)), { include: opts.include, exclude: opts.exclude });
   const created = createdLookup(repo);
   const kept = new Set<string>();
   if (opts.keepLatest !== undefined) for (const t of await selectTags(candidates, { latest: opts.keepLatest }, created)) kept.add(t);

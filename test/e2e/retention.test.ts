@@ -64,6 +64,17 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("tag prune against 
     expect(await tags("dated")).toEqual(["nightly-new", "nightly-undated", "release-old"]);
   });
 
+  it("never touches referrers' tags: the tag schema's sha256-<hex> index and cosign's .sig/.att/.sbom stay", async () => {
+    const kept = await push("signed", "2.0.0");
+    await push("signed", "1.0.0");
+    const hex = kept.manifestDigest.slice("sha256:".length);
+    for (const tag of [`sha256-${hex}`, `sha256-${hex}.sig`, `sha256-${hex}.att`]) await push("signed", tag);
+    const r = await report("signed", ["--keep-latest", "1", "--force"]);
+    expect(r.candidates.sort()).toEqual(["1.0.0", "2.0.0"]);
+    expect(r.outcomes!.map((o) => o.tag)).toEqual(["1.0.0"]);
+    expect(await tags("signed")).toEqual(["2.0.0", `sha256-${hex}`, `sha256-${hex}.att`, `sha256-${hex}.sig`]);
+  });
+
   it("an index's age is that of this machine's platform's child, else of its first child", async () => {
     const host = hostPlatform();
     const other = { os: "linux", architecture: host.architecture === "s390x" ? "ppc64le" : "s390x" };
