@@ -7,6 +7,7 @@
 // cold: start-up against skopeo's, then the standalone executable (npm run build:sea) against `node bin/regcli.cjs`.
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
 //                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold,sync,sync-shards] [--sync-repos N[,N...]]
+//                          [--skopeo-runs N] (default: --runs)
 //   sync, sync-shards (not in the default set; minutes each): a catalog of N repositories x 3 small tags behind the
 //   25 ms-delay proxy, `regcli sync` vs `skopeo sync --src yaml` over the same list, then 4 `--shard i/4` workers at
 //   once into one destination. --sync-repos: default 100,500 (RSS is printed per size). With only these selected,
@@ -19,7 +20,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import http from "node:http";
 import { freePort, registryUp } from "./lib/loopback.mjs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -36,6 +37,7 @@ const flag = (name, fallback) => {
 };
 const BIG = has("big");
 const RUNS = flag("runs", 3);
+const SKOPEO_RUNS = flag("skopeo-runs", RUNS); // fewer for the sync scenario, where one skopeo run takes minutes
 const LAYERS = flag("layers", 8); // the same for --big
 const LAYER_MIB = flag("layer-mib", BIG ? 256 : 64);
 const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold"];
@@ -219,6 +221,7 @@ async function compare(name, fresh, extra = {}, runs = RUNS) {
   const order = ["regcli", "skopeo", ...Object.keys(extra)];
   for (let i = 0; i < runs; i++) {
     for (const tool of [...order.slice(i % order.length), ...order.slice(0, i % order.length)]) {
+      if (tool === "skopeo" && res.skopeo.t.length >= SKOPEO_RUNS) continue;
       const ctx = await fresh();
       try {
         if (tool in extra) {
@@ -236,6 +239,7 @@ async function compare(name, fresh, extra = {}, runs = RUNS) {
   }
   const m = { regcli: median(res.regcli.t), skopeo: median(res.skopeo.t), regcliRss: median(res.regcli.rss), skopeoRss: median(res.skopeo.rss) };
   for (const [k, times] of Object.entries(extraTimes)) m[k] = median(times);
+  m.runs = res;
   console.log(`| ${name} | ${m.regcli.toFixed(2)} s | ${m.skopeo.toFixed(2)} s | **${(m.regcli / m.skopeo).toFixed(2)}** | ${m.regcliRss.toFixed(0)} MiB | ${m.skopeoRss.toFixed(0)} MiB |`);
   return m;
 }
@@ -487,7 +491,7 @@ async function syncScenarios(repos) {
           },
         };
       });
-      notes.push(`sync ${repos} repositories (${images} images): ratio ${(m.regcli / m.skopeo).toFixed(2)} (target <= 0.2); regcli peak RSS ${m.regcliRss.toFixed(0)} MiB (target < 200 MB, flat across sizes); source requests per image: regcli ${median(requests.regcli).toFixed(2)}, skopeo ${median(requests.skopeo).toFixed(2)}`);
+      notes.push(`sync ${repos} repositories (${images} images): ratio ${(m.regcli / m.skopeo).toFixed(2)} (target <= 0.2); regcli peak RSS ${m.regcliRss.toFixed(0)} MiB (target < 200 MB, flat across sizes); source requests per image: regcli ${median(requests.regcli).toFixed(2)}, skopeo ${median(requests.skopeo).toFixed(2)}; regcli runs: ${m.runs.regcli.t.map((t, i) => `${t.toFixed(2)} s ${m.runs.regcli.rss[i].toFixed(0)} MiB`).join(", ")}; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
     }
     if (want("sync-shards")) {
       const dst = await startServer("docker-registry");

@@ -141,7 +141,8 @@ function tagsOf(src: ImageSource): Promise<Set<string>> {
 export class CopyEngine {
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private readonly smallLimit: <T>(task: () => Promise<T>) => Promise<T>;
-  private readonly blobs = new Map<string, Promise<void>>();
+  /** Destination (description) -> blob digest -> its transfer: each blob is handled once per destination. */
+  private readonly blobs = new Map<string, Map<string, Promise<void>>>();
   /** With mountAcrossRepositories: "registry\ndigest" -> the first repository it was sent to, and when it is there. */
   private readonly sent = new Map<string, { origin: MountOrigin; done: Promise<void> }>();
   /** "destination\nsubject" -> the walk over that subject's referrers, so one run carries them once. */
@@ -311,9 +312,19 @@ export class CopyEngine {
     return output;
   }
 
+  /**
+   * Forget the blobs handled for `dst`, once nothing more is copied there (sync: a repository is done), so that the
+   * engine's memory grows with the distinct blobs of a run (see `sent`), not with its repositories. A later copy to
+   * `dst` still works: the destination is asked again.
+   */
+  release(dst: ImageDestination): void {
+    this.blobs.delete(dst.description);
+  }
+
   private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {
-    const key = `${dst.description}\n${blob.digest}`;
-    let pending = this.blobs.get(key);
+    let handled = this.blobs.get(dst.description);
+    if (!handled) this.blobs.set(dst.description, (handled = new Map()));
+    let pending = handled.get(blob.digest);
     if (!pending) {
       const limit = blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
       const target = this.options.mountAcrossRepositories ? dst.mountOrigin : undefined;
@@ -331,7 +342,7 @@ export class CopyEngine {
         else this.stats.blobsExisting++;
         this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
       }));
-      this.blobs.set(key, pending);
+      handled.set(blob.digest, pending);
       if (sentKey && !earlier) this.sent.set(sentKey, { origin: target!, done: pending });
     }
     return pending;

@@ -13,6 +13,7 @@ import type { SyncEntry } from "./sync-config.js";
 import { createdLookup } from "./tag-created.js";
 import { selectTags } from "./tag-filters.js";
 import { planRemovals, removeTags, type PruneOutcome } from "./tag-prune.js";
+import { heapPacer, type HeapPacer } from "./sync-heap.js";
 
 /** One image of a sync: what the plan says, then what happened. */
 export interface SyncImage {
@@ -107,6 +108,15 @@ interface Pair {
  * (unless failFast).
  */
 export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: SyncOptions = {}): Promise<SyncReport> {
+  const heap = heapPacer();
+  try {
+    return await syncWith(ctx, entries, options, heap);
+  } finally {
+    heap.stop();
+  }
+}
+
+async function syncWith(ctx: RegistryContext, entries: SyncEntry[], options: SyncOptions, heap: HeapPacer): Promise<SyncReport> {
   const jobs = Math.max(1, options.jobs ?? DEFAULT_JOBS);
   // One engine per platform choice (the engine copies one platform of every index, or whole indexes), shared by all
   // repositories: each blob is handled once and mounted where this run already sent it.
@@ -216,9 +226,13 @@ export async function sync(ctx: RegistryContext, entries: SyncEntry[], options: 
                 }
               }
               options.onImage?.(image);
+              heap.check();
             }),
           ),
         );
+        // The repository is done: its blobs' entries go (the engine keeps only where each distinct blob was sent).
+        repoEngine.release(dst);
+        engine.release(dst);
         await prune();
       }),
     ),
