@@ -231,8 +231,7 @@ async function syncWith(ctx: RegistryContext, entries: SyncEntry[], options: Syn
           ),
         );
         // The repository is done: its blobs' entries go (the engine keeps only where each distinct blob was sent).
-        repoEngine.release(dst);
-        engine.release(dst);
+        for (const e of engines.values()) e.release(dst);
         await prune();
       }),
     ),
