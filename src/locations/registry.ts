@@ -27,7 +27,7 @@ export interface RepositoryOptions {
   chunkSize?: number;
 }
 
-/** Writes of a referrers tag schema index before giving up on keeping an entry in it (see addToFallbackIndex). */
+/** Writes of a referrers tag schema index before giving up on keeping an entry in it (see updateFallbackIndex). */
 const MAX_INDEX_WRITES = 10;
 
 /** When a registry asks for chunked uploads (OCI-Chunk-Min-Length) and no --chunk-size was given. */
@@ -99,7 +99,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   }
 
   /** The referrers tag schema's index for `subject` (`sha256-<hex>`) with its digest, or undefined when there is none. */
-  private async fallbackIndex(subject: string): Promise<{ manifests: Descriptor[]; etag?: string } | undefined> {
+  private async fallbackIndex(subject: string): Promise<{ manifests: Descriptor[]; digest: string; etag?: string } | undefined> {
     const tag = referrersTag(subject);
     let data: ManifestData & { etag?: string };
     try {
@@ -110,7 +110,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
       if (err instanceof RegcliError && err.kind === "not-found") return undefined;
       throw err;
     }
-    return { manifests: referrersIndex(data, `${this.description}:${tag}`), etag: data.etag };
+    return { manifests: referrersIndex(data, `${this.description}:${tag}`), digest: data.digest, etag: data.etag };
   }
 
   async putBlob(desc: Descriptor, open: OpenBlob, mountFrom?: MountOrigin): Promise<BlobOutcome> {
@@ -256,7 +256,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     const subject = subjectOf(manifest)?.digest;
     if (!subject || put.subject) return;
     try {
-      await this.addToFallbackIndex(subject, referrerDescriptor(manifest));
+      await this.updateFallbackIndex(subject, { add: referrerDescriptor(manifest) });
     } catch (err) {
       if (!(err instanceof RegcliError)) throw err;
       throw new RegcliError(err.kind, `${this.description}@${manifest.digest} was pushed, but adding it to the referrers of ${subject} failed: ${err.message}`, {
@@ -268,19 +268,40 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   }
 
   /**
-   * Add `entry` to the referrers tag schema index of `subject` by read-modify-write, keeping what concurrent writers
-   * add. Where the registry honours If-Match a lost race is a 412 and is read again. Distribution 2.8 sends ETags
-   * but ignores If-Match, so every write is checked: after a pause longer than our own read-modify-write took, the
-   * index is read again and, if our entry is missing (a writer that read before our write wrote after it), written
-   * again with whatever is there now. The writer whose entry a stale write dropped finds it missing the same way.
+   * Delete a manifest by digest. One with a subject (read first; a manifest regcli cannot parse has none for it)
+   * also leaves its subject's referrers tag schema index, and its own such index goes when it lists nothing (its
+   * referrers were deleted first).
    */
-  private async addToFallbackIndex(subject: string, entry: Descriptor): Promise<void> {
+  async deleteManifest(digest: string): Promise<void> {
+    const manifest = await this.getManifest(digest).catch((err: unknown) => {
+      if (err instanceof RegcliError && err.kind === "registry") return undefined;
+      throw err;
+    });
+    await this.client.deleteManifest(this.repository, digest);
+    const subject = manifest && subjectOf(manifest)?.digest;
+    if (subject) await this.updateFallbackIndex(subject, { remove: digest });
+    const own = await this.fallbackIndex(digest);
+    if (own && own.manifests.length === 0) await this.client.deleteManifest(this.repository, own.digest);
+  }
+
+  /**
+   * Add an entry to (or remove one from) the referrers tag schema index of `subject` by read-modify-write, keeping
+   * what concurrent writers do. Where the registry honours If-Match a lost race is a 412 and is read again.
+   * Distribution 2.8 sends ETags but ignores If-Match, so every write is checked: after a pause longer than our own
+   * read-modify-write took, the index is read again and, if the change is undone (a writer that read before our
+   * write wrote after it), written again onto what is there now. A writer whose change a stale write undid finds
+   * it so the same way. Removing from an index that is not there is nothing to do.
+   */
+  private async updateFallbackIndex(subject: string, change: { add: Descriptor } | { remove: string }): Promise<void> {
     const tag = referrersTag(subject);
+    const digest = "add" in change ? change.add.digest : change.remove;
     for (let write = 0; write < MAX_INDEX_WRITES; write++) {
       const started = Date.now();
       const current = await this.fallbackIndex(subject);
-      if (current?.manifests.some((d) => d.digest === entry.digest)) return;
-      const bytes = referrersIndexBytes([...(current?.manifests ?? []), entry]);
+      const listed = current?.manifests.some((d) => d.digest === digest) ?? false;
+      if ("add" in change ? listed : !listed) return;
+      const manifests = "add" in change ? [...(current?.manifests ?? []), change.add] : current!.manifests.filter((d) => d.digest !== digest);
+      const bytes = referrersIndexBytes(manifests);
       try {
         await this.client.putManifest(this.repository, tag, { bytes, mediaType: MediaType.OciIndex, digest: digestOf(bytes) }, { ifMatch: current?.etag });
       } catch (err) {
@@ -294,8 +315,8 @@ export class RegistryRepository implements ImageSource, ImageDestination {
       const settle = Math.min(3000, Math.max(200, 3 * (Date.now() - started)));
       await sleep(settle * (1 + Math.random()));
     }
-    throw new RegcliError("registry", `the referrers index ${this.description}:${tag} kept losing the entry for ${entry.digest} after ${MAX_INDEX_WRITES} writes`, {
-      hint: "other clients are rewriting it without keeping entries; push again when they are done",
+    throw new RegcliError("registry", `the referrers index ${this.description}:${tag} kept losing the change for ${digest} after ${MAX_INDEX_WRITES} writes`, {
+      hint: "other clients are rewriting it without keeping entries; try again when they are done",
     });
   }
 }

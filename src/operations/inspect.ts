@@ -89,6 +89,8 @@ export interface InspectResult {
   reference: string;
   digest: string;
   mediaType: string;
+  /** How many manifests name this one as their subject (signatures, SBOMs: see `regcli referrers`); absent where the location cannot tell. */
+  referrers?: number;
   platforms?: Array<{ platform: string; digest: string; mediaType: string; size: number }>;
   image: {
     digest: string;
@@ -114,7 +116,7 @@ export interface InspectResult {
 export async function inspect(ctx: RegistryContext, spec: LocationSpec, platform?: Platform): Promise<InspectResult> {
   return withSource(ctx, spec, async (o) => {
     const { top, image, platform: chosen } = await resolveImage(o.source, o, platform);
-    return describe(o.source, o, top, image, chosen);
+    return { ...(await describe(o.source, o, top, image, chosen)), ...(await referrerCount(o.source, top.digest)) };
   });
 }
 
@@ -125,10 +127,11 @@ export async function inspect(ctx: RegistryContext, spec: LocationSpec, platform
 export async function inspectPlatforms(ctx: RegistryContext, spec: LocationSpec, platforms: "all" | Platform[]): Promise<InspectResult[]> {
   return withSource(ctx, spec, async (o) => {
     const top = await o.source.getManifest(o.reference);
-    if (top.parsed.kind === "image") return [await describe(o.source, o, top, top, undefined)];
+    const count = await referrerCount(o.source, top.digest);
+    if (top.parsed.kind === "image") return [{ ...(await describe(o.source, o, top, top, undefined)), ...count }];
     const index = top.parsed.index;
     const wanted = platforms === "all" ? index.manifests : [...new Set(platforms.map((p) => selectPlatform(index, p, o.display)))];
-    return Promise.all(
+    const results = await Promise.all(
       index.manifests
         .filter((d) => wanted.includes(d))
         .map(async (child) => {
@@ -138,7 +141,18 @@ export async function inspectPlatforms(ctx: RegistryContext, spec: LocationSpec,
           return describe(o.source, o, top, image, child.platform);
         }),
     );
+    return results.map((r) => ({ ...r, ...count }));
   });
+}
+
+/** The number of referrers of `digest`, where the location can list them (not yet every local one can). */
+async function referrerCount(source: ImageSource, digest: string): Promise<{ referrers?: number }> {
+  try {
+    return { referrers: (await source.referrers(digest)).length };
+  } catch (err) {
+    if (err instanceof RegcliError && err.kind === "unsupported") return {};
+    throw err;
+  }
 }
 
 async function describe(source: ImageSource, ref: { reference: string; display: string }, top: ManifestData, image: ManifestData, chosen: Platform | undefined): Promise<InspectResult> {

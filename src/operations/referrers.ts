@@ -1,4 +1,4 @@
-import { checkReferrerSubject, type Descriptor } from "../oci/index.js";
+import { checkDescriptorSize, checkReferrerSubject, type Descriptor } from "../oci/index.js";
 import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
@@ -21,8 +21,8 @@ const MAX_DEPTH = 8;
 
 /**
  * The referrers of an image (by tag or digest) in any location, narrowed to `artifactType` at the top level. With
- * `recursive`, each referrer is read (its subject must be the image: a listing naming a manifest about another
- * digest is refused) and its own referrers listed, unfiltered.
+ * `recursive`, each referrer is read (its size and subject must be as listed: a listing naming a manifest about
+ * another digest is refused) and its own referrers listed, unfiltered.
  */
 export async function listReferrers(ctx: RegistryContext, spec: LocationSpec, options: { artifactType?: string; recursive?: boolean } = {}): Promise<ReferrersResult> {
   return withSource(ctx, spec, async (o) => {
@@ -36,7 +36,9 @@ export async function listReferrers(ctx: RegistryContext, spec: LocationSpec, op
 async function descend(source: ImageSource, subject: string, listed: Descriptor[], seen: Set<string>, depth: number): Promise<ReferrerNode[]> {
   const out: ReferrerNode[] = [];
   for (const desc of listed) {
-    checkReferrerSubject(await source.getManifest(desc.digest), subject, source.description);
+    const manifest = await source.getManifest(desc.digest);
+    checkDescriptorSize(desc, manifest, source.description);
+    checkReferrerSubject(manifest, subject, source.description);
     if (seen.has(desc.digest) || depth >= MAX_DEPTH) {
       out.push(desc);
       continue;

@@ -1,5 +1,6 @@
 import { RegcliError } from "../errors.js";
-import { registryDestination } from "../locations/registry.js";
+import { registryDestination, type RegistryRepository } from "../locations/registry.js";
+import type { Descriptor } from "../oci/index.js";
 import { manifestReference, validateTag, withTag, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
@@ -21,38 +22,69 @@ export interface DeletePlan {
   tags: string[];
   /** Why the tags could not all be checked (then other tags may go too). */
   unknown?: string;
+  /**
+   * The manifests referring to it (signatures, SBOMs), and theirs, deepest first: deleted with it when asked
+   * (withReferrers), otherwise they remain.
+   */
+  referrers: Descriptor[];
+  /** Why its referrers could not be listed (only without withReferrers: with it, that stops the delete). */
+  referrersUnknown?: string;
 }
 
 const TAG_CHECKS_AT_ONCE = 8;
 
 /** The manifest a tag or digest names and every tag pointing at it (a HEAD per tag, a few at once). */
-async function planDelete(ctx: RegistryContext, ref: Reference): Promise<DeletePlan> {
+async function planDelete(ctx: RegistryContext, ref: Reference, withReferrers: boolean): Promise<DeletePlan> {
   const client = ctx.client(ref.registry, ref.repository);
   const head = await client.headManifest(ref.repository, manifestReference(ref));
   if (!head) throw new RegcliError("not-found", `manifest ${ref.full} not found`, { code: "MANIFEST_UNKNOWN" });
   const digest = ref.digest ?? head.digest;
+  let referrers: Descriptor[] = [];
+  let referrersUnknown: string | undefined;
+  try {
+    referrers = await referrersBelow(registryDestination(ctx, ref), digest, new Set([digest]));
+  } catch (err) {
+    if (withReferrers || !(err instanceof RegcliError)) throw err;
+    referrersUnknown = `the referrers of ${ref.name}@${digest} could not be listed (${err.message})`;
+  }
+  const plan = { ref, digest, referrers, ...(referrersUnknown && { referrersUnknown }) };
   let all: string[];
   try {
     all = await client.listTags(ref.repository);
   } catch (err) {
-    if (err instanceof RegcliError && err.kind === "not-found") return { ref, digest, tags: [] };
-    return { ref, digest, tags: ref.tag && !ref.digest ? [ref.tag] : [], unknown: `the tags of ${ref.name} could not be listed (${(err as Error).message})` };
+    if (err instanceof RegcliError && err.kind === "not-found") return { ...plan, tags: [] };
+    return { ...plan, tags: ref.tag && !ref.digest ? [ref.tag] : [], unknown: `the tags of ${ref.name} could not be listed (${(err as Error).message})` };
   }
   const limit = limiter(TAG_CHECKS_AT_ONCE);
   const pointing = await Promise.all(
     all.map((t) => limit(async () => (t === ref.tag && !ref.digest ? true : (await client.headManifest(ref.repository, t))?.digest === digest))),
   );
-  return { ref, digest, tags: all.filter((_, i) => pointing[i]) };
+  return { ...plan, tags: all.filter((_, i) => pointing[i]) };
+}
+
+/** Every referrer of `digest`, recursively, each after its own referrers (the order to delete them in). */
+async function referrersBelow(repo: RegistryRepository, digest: string, seen: Set<string>): Promise<Descriptor[]> {
+  const out: Descriptor[] = [];
+  for (const d of await repo.referrers(digest)) {
+    if (seen.has(d.digest)) continue;
+    seen.add(d.digest);
+    out.push(...(await referrersBelow(repo, d.digest, seen)), d);
+  }
+  return out;
 }
 
 /**
  * Delete the manifest a tag or digest names (registries delete by digest; a tag is resolved first), with every
- * tag pointing at it. `approve` sees what goes first and throws to stop.
+ * tag pointing at it, and with `withReferrers` every manifest referring to it, recursively, first. On a registry
+ * without the referrers API the sha256-<hex> indexes are kept in step. `approve` sees what goes first and throws
+ * to stop.
  */
-export async function deleteImage(ctx: RegistryContext, ref: Reference, approve: (plan: DeletePlan) => Promise<void>): Promise<DeletePlan> {
-  const plan = await planDelete(ctx, ref);
+export async function deleteImage(ctx: RegistryContext, ref: Reference, approve: (plan: DeletePlan) => Promise<void>, options: { withReferrers?: boolean } = {}): Promise<DeletePlan> {
+  const plan = await planDelete(ctx, ref, options.withReferrers === true);
   await approve(plan);
-  await ctx.client(ref.registry, ref.repository).deleteManifest(ref.repository, plan.digest);
+  const repo = registryDestination(ctx, ref);
+  for (const d of options.withReferrers ? plan.referrers : []) await repo.deleteManifest(d.digest);
+  await repo.deleteManifest(plan.digest);
   return plan;
 }
 

@@ -241,3 +241,71 @@ describe("referrers: writing them (OCI-Subject, else the sha256-<hex> index by r
     expect(JSON.parse(listed.stdout).referrers.map((d: { digest: string }) => d.digest).sort()).toEqual(refs.map((r) => r.manifestDigest).sort());
   });
 });
+
+describe("referrers: inspect counts them; delete warns that they remain, or deletes them with --with-referrers", () => {
+  let api: TestRegistry;
+  let plain: TestRegistry;
+  beforeAll(async () => {
+    [api, plain] = await Promise.all([startRegistry("open", { server: "regcli" }), startRegistry("open")]);
+  });
+  afterAll(async () => Promise.all([api?.stop(), plain?.stop()]));
+
+  /** An image tagged `tag` with an SBOM and a signature, and a signature of the SBOM, pushed as regcli pushes them. */
+  async function signedImage(reg: TestRegistry, tag: string) {
+    const image = await makeImage({ layers: 1, seed: `referrers-delete-${tag}` });
+    await pushImage(reg, "app", tag, image);
+    const sbom = makeReferrer(subjectOf(image), { artifactType: SBOM, payload: `sbom ${tag}` });
+    const sig = makeReferrer(subjectOf(image), { artifactType: SIG, payload: `sig ${tag}` });
+    const sigOfSbom = makeReferrer(subjectOf(sbom), { artifactType: SIG, payload: `sig of sbom ${tag}` });
+    for (const r of [sbom, sig, sigOfSbom]) for (const b of [r.config, ...r.layers]) await pushBlob(reg, "app", b);
+    await pushThroughLibrary(`${reg.host}/app`, [sbom.manifest, sig.manifest, sigOfSbom.manifest]);
+    return { image, sbom, sig, sigOfSbom };
+  }
+
+  for (const which of ["api", "plain"] as const) {
+    const reg = () => (which === "api" ? api : plain);
+    const label = which === "api" ? "regcli serve (referrers API)" : "Distribution 2.8 (sha256-<hex> fallback)";
+
+    it(`${label}: inspect says how many referrers an image has (text and json)`, async () => {
+      const { image } = await signedImage(reg(), "inspected");
+      const json = await regcli(["inspect", `${reg().host}/app:inspected`, "--format", "json"]);
+      expect(json.code).toBe(0);
+      expect(JSON.parse(json.stdout)).toMatchObject({ digest: image.manifestDigest, referrers: 2 });
+      const text = await regcli(["inspect", `${reg().host}/app:inspected`]);
+      expect(text.stdout).toContain(`Referrers:   2 (list them: regcli referrers ${reg().host}/app:inspected)`);
+      const unsigned = await makeImage({ layers: 1, seed: "referrers-unsigned" });
+      await pushImage(reg(), "app", "unsigned", unsigned);
+      expect(JSON.parse((await regcli(["inspect", `${reg().host}/app:unsigned`, "--format", "json"])).stdout).referrers).toBe(0);
+    });
+
+    it(`${label}: delete warns that referrers remain; --with-referrers asks, then deletes them all, recursively`, async () => {
+      const kept = await signedImage(reg(), "kept");
+      const plainDelete = await regcli(["delete", `${reg().host}/app:kept`]);
+      expect(plainDelete.code).toBe(0);
+      expect(plainDelete.stderr).toContain(`Warning: 3 referrers of ${reg().host}/app@${kept.image.manifestDigest} remain (2 ${SIG}, 1 ${SBOM}): regcli delete --with-referrers deletes them too`);
+      expect((await fetchManifest(reg(), "app", kept.sbom.manifestDigest)).status).toBe(200);
+
+      const { image, sbom, sig, sigOfSbom } = await signedImage(reg(), "gone");
+      const refused = await regcli(["delete", `${reg().host}/app:gone`, "--with-referrers"]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`3 referrers of manifest ${reg().host}/app@${image.manifestDigest} go with it`);
+      expect((await fetchManifest(reg(), "app", sig.manifestDigest)).status).toBe(200);
+
+      const r = await regcli(["delete", `${reg().host}/app:gone`, "--with-referrers", "--force"]);
+      expect(r.stderr).not.toContain("Warning");
+      expect(r.code).toBe(0);
+      expect(r.stdout.trim().split("\n").sort()).toEqual([image, sbom, sig, sigOfSbom].map((m) => m.manifestDigest).sort());
+      for (const m of [image, sbom, sig, sigOfSbom]) expect((await fetchManifest(reg(), "app", m.manifestDigest)).status).toBe(404);
+      // No sha256-<hex> index is left behind for what is gone.
+      for (const m of [image, sbom]) expect((await fetchManifest(reg(), "app", fallbackTag(m.manifestDigest))).status).toBe(404);
+    });
+
+    it(`${label}: deleting one referrer takes it out of the listing`, async () => {
+      const { image, sbom, sig } = await signedImage(reg(), "unsign");
+      const r = await regcli(["delete", `${reg().host}/app@${sig.manifestDigest}`]);
+      expect(r.code).toBe(0);
+      const listed = await regcli(["referrers", `${reg().host}/app:unsign`, "--format", "json"]);
+      expect(JSON.parse(listed.stdout)).toMatchObject({ subject: image.manifestDigest, referrers: [sbom.descriptor] });
+    });
+  }
+});

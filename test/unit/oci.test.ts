@@ -15,6 +15,8 @@ import {
   VerifyingStream,
   MediaType,
   toOciManifest,
+  referrerDescriptor,
+  referrersTag,
 } from "../../src/oci/index.js";
 import { RegcliError } from "../../src/errors.js";
 
@@ -186,5 +188,21 @@ describe("toOciManifest", () => {
   it("leaves OCI documents untouched", () => {
     const m = parseManifest(image(), MediaType.OciManifest, "t");
     expect(toOciManifest(m)).toBe(m);
+  });
+});
+
+describe("referrers", () => {
+  it("the tag schema's tag is <alg>-<ref>, the encoded part cut to 64 characters (sha512)", () => {
+    expect(referrersTag(d)).toBe(d.replace(":", "-"));
+    const long = digestOf("x", "sha512");
+    expect(referrersTag(long)).toBe(`sha512-${long.slice(7, 71)}`);
+  });
+
+  it("an index entry carries the manifest's artifactType, else its config's media type, and its annotations", () => {
+    const subject = { ...desc, mediaType: MediaType.OciManifest };
+    const typed = parseManifest(image({ artifactType: "application/spdx+json", subject, annotations: { a: "b" } }), undefined, "test");
+    expect(referrerDescriptor(typed)).toEqual({ mediaType: MediaType.OciManifest, digest: typed.digest, size: typed.bytes.length, artifactType: "application/spdx+json", annotations: { a: "b" } });
+    const untyped = parseManifest(image({ subject }), undefined, "test");
+    expect(referrerDescriptor(untyped)).toEqual({ mediaType: MediaType.OciManifest, digest: untyped.digest, size: untyped.bytes.length, artifactType: MediaType.OciConfig });
   });
 });

@@ -5,7 +5,7 @@ import { withoutDockerTransport } from "../../locations/parse.js";
 import { parseReference } from "../../reference/index.js";
 import { askYesNo } from "../confirm.js";
 import { withContext } from "../context.js";
-import { err, note, printLine } from "../output.js";
+import { err, note, plural, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
 const load = async () => ({ ...(await import("../../operations/tag.js")) });
@@ -17,19 +17,28 @@ function tagList(tags: string[]): string {
   return tags.length > MAX_TAGS_SHOWN ? `${shown} and ${tags.length - MAX_TAGS_SHOWN} more` : shown;
 }
 
-/** One line on what else goes with the manifest, or undefined when nothing but the named tag does. */
-function collateral(plan: DeletePlan): string | undefined {
+/** The artifact types of some referrers, counted: "2 application/vnd.dev.cosign.artifact.sig.v1+json, 1 application/spdx+json". */
+function referrerKinds(referrers: DeletePlan["referrers"]): string {
+  const counts = new Map<string, number>();
+  for (const d of referrers) counts.set(d.artifactType ?? d.mediaType, (counts.get(d.artifactType ?? d.mediaType) ?? 0) + 1);
+  return [...counts].map(([type, n]) => `${n} ${type}`).join(", ");
+}
+
+/** What else goes with the manifest (other tags; its referrers when asked), or undefined when only the named tag does. */
+function collateral(plan: DeletePlan, withReferrers: boolean): string | undefined {
   const named = plan.ref.digest ? undefined : plan.ref.tag;
   const others = plan.tags.filter((t) => t !== named);
   const manifest = `manifest ${plan.ref.name}@${plan.digest}`;
-  if (plan.unknown) return `${plan.unknown}: other tags may point at ${manifest} and would go with it`;
-  if (!others.length) return undefined;
-  return `${manifest} is ${named ? "also " : ""}tagged ${tagList(others)}: ${others.length === 1 ? "that tag goes" : `those ${others.length} tags go`} with it`;
+  const parts: string[] = [];
+  if (plan.unknown) parts.push(`${plan.unknown}: other tags may point at ${manifest} and would go with it`);
+  else if (others.length) parts.push(`${manifest} is ${named ? "also " : ""}tagged ${tagList(others)}: ${others.length === 1 ? "that tag goes" : `those ${others.length} tags go`} with it`);
+  if (withReferrers && plan.referrers.length) parts.push(`${plural(plan.referrers.length, "referrer")} of ${manifest} go${plan.referrers.length === 1 ? "es" : ""} with it (${referrerKinds(plan.referrers)})`);
+  return parts.length ? parts.join("; ") : undefined;
 }
 
 /** Ask on a terminal, refuse elsewhere without --force, when deleting takes more than the tag named. */
-async function approve(plan: DeletePlan, force: boolean): Promise<void> {
-  const what = collateral(plan);
+async function approve(plan: DeletePlan, force: boolean, withReferrers: boolean): Promise<void> {
+  const what = collateral(plan, withReferrers);
   if (!what) return;
   if (force) return note(what);
   const untag = plan.ref.digest ? "" : `, or regcli untag ${plan.ref.full} to remove only that tag where the registry supports it`;
@@ -43,19 +52,28 @@ export function register(program: Command): void {
     .command("delete")
     .description("delete an image's manifest from its registry, with every tag pointing at it (a tag is resolved to its digest)")
     .argument("<image>", "image reference")
-    .option("-f, --force", "do not ask, even when other tags point at the manifest")
+    .option("-f, --force", "do not ask, even when other tags point at the manifest or referrers go with it")
+    .option("--with-referrers", "also delete the manifests referring to it (signatures, SBOMs, attestations), recursively")
     .addHelpText(
       "after",
       "\nRegistries delete manifests by digest: every tag pointing at the manifest goes too. When other tags would go,\n" +
         "regcli names them and asks (on a terminal) or refuses without --force. `regcli untag IMAGE:TAG` removes only\n" +
-        "the tag where the registry supports it. Registries reclaim blobs in their own GC.\n\nExample:\n  regcli delete localhost:5000/app:old",
+        "the tag where the registry supports it. Referrers (signatures, SBOMs) remain unless --with-referrers is given.\n" +
+        "Registries reclaim blobs in their own GC.\n\nExamples:\n  regcli delete localhost:5000/app:old\n  regcli delete localhost:5000/app:old --with-referrers --force",
     )
-    .action(async (text: string, opts: { force?: boolean }, cmd: Command) => {
+    .action(async (text: string, opts: { force?: boolean; withReferrers?: boolean }, cmd: Command) => {
       const { deleteImage } = await load();
       const ref = parseReference(withoutDockerTransport(text));
       const quiet = cmd.optsWithGlobals().quiet;
-      const plan = await withContext(cmd, ref.registry, (ctx) => deleteImage(ctx, ref, (p) => approve(p, opts.force === true)));
-      if (!quiet) note(`${err.red("Deleted")} ${ref.name}@${plan.digest}${plan.tags.length ? ` (tags ${tagList(plan.tags)})` : ""}`);
+      const withReferrers = opts.withReferrers === true;
+      const plan = await withContext(cmd, ref.registry, (ctx) => deleteImage(ctx, ref, (p) => approve(p, opts.force === true, withReferrers), { withReferrers }));
+      const referrers = withReferrers && plan.referrers.length ? `, ${plural(plan.referrers.length, "referrer")}` : "";
+      if (!quiet) note(`${err.red("Deleted")} ${ref.name}@${plan.digest}${plan.tags.length ? ` (tags ${tagList(plan.tags)})` : ""}${referrers}`);
+      if (!withReferrers && plan.referrers.length) {
+        note(`${err.yellow("Warning:")} ${plural(plan.referrers.length, "referrer")} of ${ref.name}@${plan.digest} remain (${referrerKinds(plan.referrers)}): regcli delete --with-referrers deletes them too`);
+      }
+      if (plan.referrersUnknown) note(`${err.yellow("Warning:")} ${plan.referrersUnknown}; any remain`);
+      for (const d of withReferrers ? plan.referrers : []) printLine(d.digest);
       printLine(plan.digest);
     });
   program

@@ -16,6 +16,7 @@ export function render(r: InspectResult): string[] {
 /** What the reference names: its digest and media type, and an index's platforms. */
 function renderTop(r: InspectResult): string[] {
   const lines = [`Reference:   ${r.reference}`, `Digest:      ${r.digest}`, `Media type:  ${r.mediaType}`];
+  if (r.referrers !== undefined) lines.push(`Referrers:   ${r.referrers}${r.referrers > 0 ? ` (list them: regcli referrers ${r.reference})` : ""}`);
   if (r.platforms) {
     lines.push("Platforms:");
     lines.push(...table(r.platforms.map((p) => ["  " + p.platform, p.digest, humanSize(p.size)])).split("\n"));
