@@ -193,3 +193,15 @@ export function parseJobs(value: string): number {
   if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${value}"`);
   return jobs;
 }
+
+/** --referrers and --referrers-artifact-type, for every command that moves an image (copy, pull, push). */
+export function addReferrerOptions(cmd: Command): Command {
+  return cmd
+    .option("--referrers", "also copy the image's referrers (signatures, SBOMs, attestations; recursively) and cosign's sha256-<hex>.sig/.att/.sbom tags")
+    .option("--referrers-artifact-type <type>", "with --referrers, only the image's referrers of this artifact type (repeatable; implies --referrers)", collect);
+}
+
+/** The referrers to carry, as those flags ask: undefined for none. */
+export function referrerChoice(opts: { referrers?: boolean; referrersArtifactType?: string[] }): { artifactTypes?: string[] } | undefined {
+  return opts.referrers || opts.referrersArtifactType ? { artifactTypes: opts.referrersArtifactType } : undefined;
+}

@@ -7,7 +7,7 @@ import { manifestReference, parseReference, type Reference } from "../reference/
 import type { RegistryContext } from "../registry/context.js";
 import { fullName } from "../locations/image-names.js";
 import { LocalStore } from "../store/store.js";
-import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats } from "./copy.js";
+import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats, type ReferrerOptions } from "./copy.js";
 import { refuseArtifact } from "./artifact.js";
 import { transfer } from "./transfer.js";
 
@@ -24,6 +24,8 @@ export interface PullOptions {
   output?: LocationSpec;
   /** Keep Docker manifests byte for byte in OCI outputs instead of converting them (as skopeo does). */
   preserveDigests?: boolean;
+  /** Also bring the image's referrers (signatures, SBOMs) into the store or output. */
+  referrers?: ReferrerOptions;
   store?: LocalStore;
 }
 
@@ -53,7 +55,7 @@ export async function pull(ctx: RegistryContext, src: LocationSpec, options: Pul
   const accept = (m: ManifestData, where: string) => {
     if (m.parsed.kind === "image") refuseArtifact(m.parsed.manifest, display ?? where);
   };
-  const copyOptions = { platform, platforms: options.platforms, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, accept };
+  const copyOptions = { platform, platforms: options.platforms, jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, accept, referrers: options.referrers };
   if (options.output) {
     const result = await transfer(ctx, src, options.output, { ...copyOptions, preserveDigests: options.preserveDigests });
     return { ...result, name: result.destination, stats: pullStats(result.stats) };
@@ -106,12 +108,12 @@ export async function push(
   ctx: RegistryContext,
   target: Reference,
   from: { kind: "store"; store?: LocalStore } | { kind: "location"; spec: LocationSpec },
-  options: Pick<CopyOptions, "jobs" | "onEvent" | "byteProgress"> & { preserveDigests?: boolean } = {},
+  options: Pick<CopyOptions, "jobs" | "onEvent" | "byteProgress" | "referrers"> & { preserveDigests?: boolean } = {},
 ): Promise<CopyResult> {
   const dst: LocationSpec = { kind: "registry", ref: target };
   if (from.kind === "location") return transfer(ctx, from.spec, dst, options);
   const store = from.store ?? new LocalStore();
-  const engine = new CopyEngine({ jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress });
+  const engine = new CopyEngine({ jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, referrers: options.referrers });
   const name = fullName(target);
   // Blobs of an image pulled from this registry are mounted from the repository they came from.
   const source = await store.sourceFor(name);

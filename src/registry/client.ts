@@ -304,13 +304,24 @@ export class RegistryClient {
     options: { ifMatch?: string } = {},
   ): Promise<{ digest: string; subject?: string }> {
     const what = `manifest ${this.display(repo, reference)}`;
-    const res = await this.call({
-      method: "PUT",
-      url: await this.url(`/v2/${repo}/manifests/${reference}`),
-      scopes: [pushScope(repo)],
-      headers: { "content-type": manifest.mediaType, ...(options.ifMatch && { "if-match": options.ifMatch }) },
-      body: manifest.bytes,
-    });
+    let res: HttpResponse;
+    for (let attempt = 0; ; attempt++) {
+      res = await this.call({
+        method: "PUT",
+        url: await this.url(`/v2/${repo}/manifests/${reference}`),
+        scopes: [pushScope(repo)],
+        headers: { "content-type": manifest.mediaType, ...(options.ifMatch && { "if-match": options.ifMatch }) },
+        body: manifest.bytes,
+      });
+      if (res.status !== 400) break;
+      // Distribution 2.x briefly does not see a blob while another client uploads the same one (8 concurrent
+      // attaches sharing the empty config): a manifest naming it is refused with MANIFEST_BLOB_UNKNOWN although
+      // our upload of it succeeded. Sent again after a pause, it goes through.
+      const failure = await registryFailure(res, `push of ${what}`, this.registry);
+      if (failure.code !== "MANIFEST_BLOB_UNKNOWN" || attempt >= this.retries) throw failure;
+      this.debug(`! push of ${what}: ${failure.message}; retry ${attempt + 1}/${this.retries}`);
+      await sleep(backoffMs(attempt));
+    }
     if (res.status === 412 && options.ifMatch) {
       await res.body.dump().catch(() => undefined);
       throw new RegcliError("registry", `${what} changed while it was being updated (HTTP 412)`, { code: "PRECONDITION_FAILED" });

@@ -28,7 +28,9 @@ export async function registryFailure(res: HttpResponse, what: string, host: str
   } catch {
     res.body.destroy();
   }
-  const first = entries[0];
+  // Distribution 2.x lists DIGEST_INVALID beside the real cause of a refused manifest (MANIFEST_BLOB_UNKNOWN, say):
+  // the other one is reported.
+  const first = entries.find((e) => e.code !== "DIGEST_INVALID") ?? entries[0];
   const code = typeof first?.code === "string" ? shorten(first.code) : undefined;
   const message = typeof first?.message === "string" ? shorten(first.message) : undefined;
   const detail = code ? ` (${code}${message ? `: ${message}` : ""})` : ` (HTTP ${res.status})`;

@@ -267,4 +267,15 @@ describe("artifacts on docker-registry 2.8.2, and skopeo copying them", () => {
     expect(JSON.stringify(listed)).toContain(sbom);
     expect(JSON.stringify(listed)).toContain(sig);
   });
+
+  it("8 regcli attach processes at once to one image on Distribution 2.8.2: all 8 are in the fallback index", async () => {
+    const image = await makeImage({ layers: 1, layerSize: 1024, seed: "artifact-concurrent-attach" });
+    await pushImage(reg, "signed/busy", "1.0", image);
+    const notes = await files(Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`note-${i}.txt`, `attachment ${i}\n`])));
+    const digests = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => ok(await regcli(["attach", `${reg.host}/signed/busy:1.0`, join(notes, `note-${i}.txt`), "--artifact-type", `application/vnd.example.note${i}`], { timeoutMs: 120_000 })).stdout.trim()),
+    );
+    const listed = JSON.parse(ok(await regcli(["referrers", `${reg.host}/signed/busy:1.0`, "--format", "json"])).stdout) as { referrers: Array<{ digest: string }> };
+    expect(listed.referrers.map((d) => d.digest).sort()).toEqual([...digests].sort());
+  });
 });

@@ -264,4 +264,34 @@ describe("copy --referrers through an oci-archive and the store", () => {
     expect(stored.code, stored.stderr).toBe(0);
     expect(await tree("store:localhost/one:1")).toEqual(expected);
   });
+
+  it("pull --referrers into the store, then push --referrers to docker-registry (no referrers API), keeps everything", async () => {
+    serve ??= await startRegistry("open", { server: "regcli" });
+    const registry = await startRegistry("open");
+    try {
+      const img = await makeImage({ layers: 1, seed: "referrers-local-pull-push" });
+      await pushImage(serve, "app/pp", "1", img);
+      const sbom = makeReferrer(subjectOf(img), { artifactType: SBOM });
+      const sigOfSbom = makeReferrer(subjectOf(sbom), { artifactType: SIG });
+      for (const r of [sbom, sigOfSbom]) await pushImage(serve, "app/pp", undefined, r);
+      const home = await tempDir("regcli-home-");
+      const run = (args: string[]) => regcli(["--plain-http", ...args], { env: { REGCLI_HOME: home }, timeoutMs: 120_000 });
+      const name = `${registry.host}/app/pp:1`;
+      // Without --referrers the store gets the image alone; with it, the SBOM and its signature too.
+      let r = await run(["pull", `${serve.host}/app/pp:1`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse((await run(["referrers", `store:${serve.host}/app/pp:1`, "--format", "json"])).stdout).referrers).toEqual([]);
+      r = await run(["pull", "--referrers", `${serve.host}/app/pp:1`]);
+      expect(r.code, r.stderr).toBe(0);
+      r = await run(["image", "tag", `${serve.host}/app/pp:1`, name]);
+      expect(r.code, r.stderr).toBe(0);
+      r = await run(["push", "--referrers", name]);
+      expect(r.code, r.stderr).toBe(0);
+      const tree = await run(["referrers", name, "--format", "tree"]);
+      expect(tree.code, tree.stderr).toBe(0);
+      for (const d of [sbom, sigOfSbom]) expect(tree.stdout).toContain(d.manifestDigest);
+    } finally {
+      await registry.stop();
+    }
+  });
 });

@@ -2,7 +2,7 @@ import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { copyPlatforms, parsePlatforms } from "../../oci/index.js";
-import { addSideOptions, collect, parseJobs, resolveSides, withContext } from "../context.js";
+import { addReferrerOptions, addSideOptions, referrerChoice, parseJobs, resolveSides, withContext } from "../context.js";
 import { err, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -19,11 +19,9 @@ export function register(program: Command): void {
     .option("--platform <os/arch,...|all>", "of a multi-platform index: one platform copies that image alone; several copy the index reduced to them (a new index: its digest changes); all (the default) copies the whole index")
     .option("-a, --all-tags", "copy every tag of the source repository")
     .option("--preserve-digests", "keep exact bytes: Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo), and a legacy docker-archive's uncompressed layers into a registry (default: gzip them)")
-    .option("--referrers", "also copy the image's referrers (signatures, SBOMs, attestations; recursively) and cosign's sha256-<hex>.sig/.att/.sbom tags")
-    .option("--referrers-artifact-type <type>", "with --referrers, only the image's referrers of this artifact type (repeatable; implies --referrers)", collect)
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
     .addOption(new Option("--format <format>", "text or json (the result on stdout)").choices(["text", "json"]).default("text"));
-  addSideOptions(copy)
+  addReferrerOptions(addSideOptions(copy))
     .addHelpText(
       "after",
       "\nExamples:\n  regcli copy docker.io/library/busybox localhost:5000/firstapp\n  regcli copy --src-creds reader --dest-authfile ci-auth.json src.example.com/app:1.0 dst.example.com/app:1.0\n  regcli copy localhost:5000/app:1.0 registry.example.com/team/app:1.0 --platform linux/amd64\n  regcli copy localhost:5000/app:1.0 localhost:5000/app:1.0-intel-arm --platform linux/amd64,linux/arm64\n  regcli copy --all-tags localhost:5000/app localhost:5001/mirror/app\n  regcli copy localhost:5000/app:1.0 oci:./app-layout:1.0\n  regcli copy --referrers localhost:5000/app:1.0 mirror.example.com/app:1.0",
@@ -34,7 +32,7 @@ export function register(program: Command): void {
       const jobs = parseJobs(opts.jobs);
       const platforms = copyPlatforms(opts.platform ? parsePlatforms(opts.platform) : "all");
       const quiet = cmd.optsWithGlobals().quiet === true;
-      const referrers = opts.referrers || opts.referrersArtifactType ? { artifactTypes: opts.referrersArtifactType } : undefined;
+      const referrers = referrerChoice(opts);
       const src = parseLocation(from, { defaultTag: !opts.allTags });
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
       const sides = await resolveSides(cmd, { source: [registryOf(src)].filter((r) => r !== undefined), destination: [registryOf(dst)].filter((r) => r !== undefined) });

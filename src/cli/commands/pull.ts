@@ -3,7 +3,7 @@ import { RegcliError } from "../../errors.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { copyPlatforms, parsePlatforms } from "../../oci/index.js";
 import { parseLocation, registryOf, type LocationSpec } from "../../locations/parse.js";
-import { parseJobs, withContext } from "../context.js";
+import { addReferrerOptions, parseJobs, referrerChoice, withContext } from "../context.js";
 import { err, humanSize, parseFormat, plural, printJson, printLine, summary } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -11,7 +11,7 @@ const load = async () => ({ ...(await import("../../operations/pull.js")), ...(a
 
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command("pull")
     .description("pull an image (from a registry, a layout or an archive) into the local store (or -o DIR: a standalone OCI layout), no daemon needed")
     .argument("<image>", "a registry reference (docker:// optional), oci:DIR[:TAG|@DIGEST], docker-archive:FILE[:NAME], oci-archive:FILE[:TAG]")
@@ -21,8 +21,8 @@ export function register(program: Command): void {
     .option("--preserve-digests", "write Docker manifests into OCI layouts/archives as they are (default: convert to OCI media types, like skopeo)")
     .option("-j, --jobs <n>", "concurrent blob downloads", String(DEFAULT_JOBS))
     .addOption(new Option("--format <format>", "text or json (what is printed); docker-archive or oci-archive (what -o writes)").choices(["text", "json", "docker-archive", "oci-archive"]).default("text"))
-    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull localhost:5000/app:1.0 --platform linux/amd64,linux/arm64\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive")
-    .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean }, cmd: Command) => {
+    .addHelpText("after", "\nExamples:\n  regcli pull busybox\n  regcli pull localhost:5000/app:1.0 --all-platforms\n  regcli pull localhost:5000/app:1.0 --platform linux/amd64,linux/arm64\n  regcli pull busybox -o ./busybox-layout\n  regcli pull busybox -o busybox.tar\n  regcli pull busybox -o busybox-oci.tar --format oci-archive\n  regcli pull localhost:5000/app:1.0 --referrers     # with its signatures and SBOMs")
+    .action(async (text: string, opts: { platform?: string; allPlatforms?: boolean; output?: string; jobs: string; format: string; preserveDigests?: boolean; referrers?: boolean; referrersArtifactType?: string[] }, cmd: Command) => {
       const { pull, progressFor, PULL_VERBS } = await load();
       const archive = opts.format === "docker-archive" || opts.format === "oci-archive" ? opts.format : undefined;
       const format = archive ? "text" : parseFormat(opts.format);
@@ -45,6 +45,7 @@ export function register(program: Command): void {
             allPlatforms: selection === "all",
             output,
             preserveDigests: opts.preserveDigests,
+            referrers: referrerChoice(opts),
             jobs,
             onEvent: progress.onEvent,
             byteProgress: progress.byteProgress,
@@ -63,4 +64,5 @@ export function register(program: Command): void {
         progress.stop();
       }
     });
+  addReferrerOptions(command);
 }
