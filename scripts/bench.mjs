@@ -5,13 +5,15 @@
 // Client scenarios: regcli vs skopeo, alternating, fresh destination each run, plus a "raw limit" row (the big image's
 // blobs streamed registry -> registry by parallel `curl GET | curl PUT` pairs) as the floor for the big copy.
 // cold: start-up against skopeo's, then the standalone executable (npm run build:sea) against `node bin/regcli.cjs`.
+// small: one-shot commands on a small 2-layer image (digest, manifest, ls, tag, copy, mount, pull) against skopeo's,
+//   with `node -e 0` in the same alternation (the floor of any Node program on this machine).
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
-//                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold,sync,sync-shards] [--sync-repos N[,N...]]
+//                          [--scenarios copy,pull,push,tags,tags-delay,mount,raw,cold,small,sync,sync-shards] [--sync-repos N[,N...]]
 //                          [--skopeo-runs N] (default: --runs)
 //   sync, sync-shards (not in the default set; minutes each): a catalog of N repositories x 3 small tags behind the
 //   25 ms-delay proxy, `regcli sync` vs `skopeo sync --src yaml` over the same list, then 4 `--shard i/4` workers at
-//   once into one destination. --sync-repos: default 100,500 (RSS is printed per size). With only these selected,
-//   the ingest scenario and the big layout are skipped.
+//   once into one destination. --sync-repos: default 100,500 (RSS is printed per size). With only these (and small)
+//   selected, the ingest scenario and the big layout are skipped.
 //   --big: 8 x 256 MiB (2 GiB) unless --layers/--layer-mib are given.
 //   --workdir DIR: where registry roots and layouts go (default: the system temp dir). A tmpfs such as /dev/shm
 //   takes the disk's writeback out of the timings, which otherwise adds seconds of noise between runs.
@@ -40,14 +42,14 @@ const RUNS = flag("runs", 3);
 const SKOPEO_RUNS = flag("skopeo-runs", RUNS); // fewer for the sync scenario, where one skopeo run takes minutes
 const LAYERS = flag("layers", 8); // the same for --big
 const LAYER_MIB = flag("layer-mib", BIG ? 256 : 64);
-const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold"];
+const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold", "small"];
 const SYNC_SCENARIOS = ["sync", "sync-shards"];
 const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, ...SYNC_SCENARIOS];
 const SCENARIOS = option("scenarios") === undefined ? DEFAULT_SCENARIOS : option("scenarios").split(",").map((x) => x.trim()).filter(Boolean);
 for (const sc of SCENARIOS) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}; known: ${ALL_SCENARIOS.join(", ")}`);
 const want = (sc) => SCENARIOS.includes(sc);
 const SYNC_REPOS = (option("sync-repos") ?? "100,500").split(",").map(Number);
-const SYNC_ONLY = SCENARIOS.every((sc) => SYNC_SCENARIOS.includes(sc));
+const NO_INGEST = SCENARIOS.every((sc) => [...SYNC_SCENARIOS, "small"].includes(sc)); // none of these uses the big layout
 const PROXY_DELAY_MS = 25;
 const work = mkdtempSync(join(option("workdir") ?? tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -215,7 +217,7 @@ const skopeoCmd = (...a) => ["skopeo", a];
  * (name -> async (ctx) => seconds) joins the same alternation, so a reference such as the raw limit is measured side
  * by side with the tools, not minutes later on a machine whose speed has drifted; its median comes back under its name.
  */
-async function compare(name, fresh, extra = {}, runs = RUNS) {
+async function compare(name, fresh, extra = {}, runs = RUNS, { ms = false } = {}) {
   const res = { regcli: { t: [], rss: [] }, skopeo: { t: [], rss: [] } };
   const extraTimes = Object.fromEntries(Object.keys(extra).map((k) => [k, []]));
   const order = ["regcli", "skopeo", ...Object.keys(extra)];
@@ -240,7 +242,8 @@ async function compare(name, fresh, extra = {}, runs = RUNS) {
   const m = { regcli: median(res.regcli.t), skopeo: median(res.skopeo.t), regcliRss: median(res.regcli.rss), skopeoRss: median(res.skopeo.rss) };
   for (const [k, times] of Object.entries(extraTimes)) m[k] = median(times);
   m.runs = res;
-  console.log(`| ${name} | ${m.regcli.toFixed(2)} s | ${m.skopeo.toFixed(2)} s | **${(m.regcli / m.skopeo).toFixed(2)}** | ${m.regcliRss.toFixed(0)} MiB | ${m.skopeoRss.toFixed(0)} MiB |`);
+  const t = (x) => (ms ? `${(x * 1000).toFixed(0)} ms` : `${x.toFixed(2)} s`);
+  console.log(`| ${name} | ${t(m.regcli)} | ${t(m.skopeo)} | **${(m.regcli / m.skopeo).toFixed(2)}** | ${m.regcliRss.toFixed(0)} MiB | ${m.skopeoRss.toFixed(0)} MiB |`);
   return m;
 }
 
@@ -299,8 +302,10 @@ async function clientScenarios(layout) {
     for (let i = 1; i < 60; i++) execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t${i}`, `${src.addr}/small/app:t${i}`], { stdio: "ignore" });
   }
 
-  console.log(`\n| client scenario (${RUNS} alternating runs, fresh destination each) | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
-  console.log("|---|---|---|---|---|---|");
+  if (SCENARIOS.some((sc) => sc !== "small")) {
+    console.log(`\n| client scenario (${RUNS} alternating runs, fresh destination each) | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
+    console.log("|---|---|---|---|---|---|");
+  }
   const notes = [];
   const freshDest = async (make) => {
     const dst = await startServer("docker-registry");
@@ -369,6 +374,7 @@ async function clientScenarios(layout) {
     notes.push(`cold start: regcli --version ${(cold.regcli * 1000).toFixed(0)} ms median, node -e 0 ${(cold.node * 1000).toFixed(0)} ms median in the same runs`);
     await seaStartup(src.addr, Math.max(RUNS, 21));
   }
+  if (want("small")) notes.push(...(await smallScenarios(s)));
   if (want("sync") || want("sync-shards")) for (const repos of SYNC_REPOS) notes.push(...(await syncScenarios(repos)));
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   src.stop();
@@ -397,6 +403,92 @@ async function seaStartup(srcAddr, runs) {
     const [n, e] = [median(r.node.t), median(r.sea.t)];
     const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
     console.log(`| ${label} | ${ms(n)} | ${ms(e)} | **${(e / n).toFixed(2)}** | ${ms(median(r.node.cpu))} / ${ms(median(r.sea.cpu))} | ${median(r.node.rss).toFixed(0)} MiB | ${median(r.sea.rss).toFixed(0)} MiB |`);
+  }
+}
+
+/**
+ * small: the one-shot commands scripts and CI run most, on a small 2-layer image (4 MiB + 16 KiB layers) in a loopback
+ * docker-registry, regcli vs skopeo, alternating, medians. Equivalent work: regcli is given no --plain-http, so on a
+ * loopback host it tries HTTPS first and falls back to plain HTTP, as skopeo does with --tls-verify=false; one more row
+ * times `regcli --plain-http digest` (no probe). Pairings: digest / `skopeo inspect --format {{.Digest}}`; manifest /
+ * `skopeo inspect --raw`; ls REPO / `skopeo list-tags`; tag / `skopeo copy` of the same manifest to a new tag in the
+ * same repository (both check the blobs are there, then PUT the manifest); copy to a fresh repository on a second
+ * registry; copy to a fresh repository on the same registry (mount); pull -o DIR / `skopeo copy docker:// oci:`.
+ * A wrong answer (digest or manifest not the registry's) fails the run; a missed ratio does not. Returns the notes.
+ */
+async function smallScenarios(s) {
+  const src = await startServer("docker-registry");
+  const dst = await startServer("docker-registry");
+  try {
+    const dir = mkdtempSync(join(work, "small-layout-"));
+    mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+    const layers = [randomBytes(4 * 1024 * 1024), randomBytes(16 * 1024)];
+    const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: layers.map(sha256) } }));
+    for (const b of [...layers, config]) writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: layers.map((b) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(b), size: b.length })) }));
+    writeFileSync(join(dir, "blobs", "sha256", sha256(manifest).slice(7)), manifest);
+    writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "1" } }] }));
+    const image = `${src.addr}/small/app:1`;
+    execFileSync("skopeo", ["copy", "--dest-tls-verify=false", "--preserve-digests", `oci:${dir}:1`, `docker://${image}`], { stdio: "ignore" });
+    rmSync(dir, { recursive: true, force: true });
+
+    // A run that answers wrongly is broken, not slow.
+    const digest = (await runOk(...regcli("digest", image))).toString().trim();
+    const skopeoDigest = (await runOk("skopeo", ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", `docker://${image}`])).toString().trim();
+    if (digest !== sha256(manifest) || skopeoDigest !== digest) throw new Error(`small: digest ${digest} (regcli), ${skopeoDigest} (skopeo), pushed ${sha256(manifest)}`);
+    if (!(await runOk(...regcli("manifest", image))).equals(manifest)) throw new Error("small: regcli manifest differs from the manifest pushed");
+
+    console.log(`\n| small 2-layer image (4 MiB + 16 KiB), ${RUNS} alternating runs, loopback docker-registry | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
+    console.log("|---|---|---|---|---|---|");
+    const same = (regcliCmd, skopeoArgs) => async () => ({ regcli: regcliCmd, skopeo: skopeoCmd(...skopeoArgs) });
+    const opt = { ms: true };
+    const node = async () => (await timed(process.execPath, ["-e", "0"])).seconds;
+    const d = await compare("`digest` / `skopeo inspect --format {{.Digest}}`", same(regcli("digest", image), ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", `docker://${image}`]), { node }, RUNS, opt);
+    const dp = await compare("`--plain-http digest` (no HTTPS probe) / `skopeo inspect --format {{.Digest}}`", same(regcli("--plain-http", "digest", image), ["inspect", "--tls-verify=false", "--format", "{{.Digest}}", `docker://${image}`]), {}, RUNS, opt);
+    const rows = [
+      ["digest", d],
+      ["digest --plain-http", dp],
+      ["manifest", await compare("`manifest` / `skopeo inspect --raw`", same(regcli("manifest", image), ["inspect", "--tls-verify=false", "--raw", `docker://${image}`]), {}, RUNS, opt)],
+      ["ls REPO", await compare("`ls REPO` / `skopeo list-tags`", same(regcli("ls", `${src.addr}/small/app`), ["list-tags", "--tls-verify=false", `docker://${src.addr}/small/app`]), {}, RUNS, opt)],
+      [
+        "tag",
+        await compare("`tag` / `skopeo copy` to a new tag, same repository", async () => {
+          const n = randomBytes(4).toString("hex");
+          return { regcli: regcli("tag", image, `r${n}`), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `docker://${image}`, `docker://${src.addr}/small/app:s${n}`) };
+        }, {}, RUNS, opt),
+      ],
+      [
+        "copy",
+        await compare("`copy` to a fresh repository on another registry / `skopeo copy`", async () => {
+          const n = randomBytes(4).toString("hex");
+          return { regcli: regcli("copy", image, `${dst.addr}/c${n}/r:1`), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `docker://${image}`, `docker://${dst.addr}/c${n}/s:1`) };
+        }, {}, RUNS, opt),
+      ],
+      [
+        "mount",
+        await compare("same-registry `copy` to a fresh repository (mount) / `skopeo copy`", async () => {
+          const n = randomBytes(4).toString("hex");
+          return { regcli: regcli("copy", image, `${src.addr}/m${n}/r:1`), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `docker://${image}`, `docker://${src.addr}/m${n}/s:1`) };
+        }, {}, RUNS, opt),
+      ],
+      [
+        "pull -o layout",
+        await compare("`pull -o DIR` / `skopeo copy docker:// oci:`", async () => {
+          const out = mkdtempSync(join(work, "small-pull-"));
+          return { regcli: regcli("pull", "--preserve-digests", image, "-o", join(out, "r")), skopeo: skopeoCmd("copy", ...s, "--preserve-digests", `docker://${image}`, `oci:${join(out, "s")}:1`), cleanup: () => rmSync(out, { recursive: true, force: true }) };
+        }, {}, RUNS, opt),
+      ],
+    ];
+    const ms = (x) => `${(x * 1000).toFixed(0)} ms`;
+    console.log(`| \`node -e 0\` (alternated with the digest runs) | ${ms(d.node)} | | | | |`);
+    return [
+      `small: ratios regcli / skopeo (target <= 1.5): ${rows.map(([k, m]) => `${k} ${(m.regcli / m.skopeo).toFixed(2)}`).join(", ")}`,
+      `small: digest above node -e 0 (target <= 40 ms): ${ms(d.regcli - d.node)} (digest ${ms(d.regcli)}, node -e 0 ${ms(d.node)}); --plain-http digest above node -e 0 (not alternated with it): ${ms(dp.regcli - d.node)}; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+    ];
+  } finally {
+    src.stop();
+    dst.stop();
   }
 }
 
@@ -523,7 +615,7 @@ async function syncScenarios(repos) {
 try {
   console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; ${execFileSync("skopeo", ["--version"]).toString().trim()}; work dir ${work}`);
   const layout = join(work, "layout");
-  if (!SYNC_ONLY) await ingestScenario(layout);
+  if (!NO_INGEST) await ingestScenario(layout);
   if (!has("ingest-only")) await clientScenarios(layout);
 } finally {
   rmSync(work, { recursive: true, force: true });
