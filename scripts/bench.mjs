@@ -484,7 +484,7 @@ async function smallScenarios(s) {
     console.log(`| \`node -e 0\` (alternated with the digest runs) | ${ms(d.node)} | | | | |`);
     return [
       `small: ratios regcli / skopeo (target <= 1.5): ${rows.map(([k, m]) => `${k} ${(m.regcli / m.skopeo).toFixed(2)}`).join(", ")}`,
-      `small: digest above node -e 0 (target <= 40 ms): ${ms(d.regcli - d.node)} (digest ${ms(d.regcli)}, node -e 0 ${ms(d.node)}); --plain-http digest above node -e 0 (not alternated with it): ${ms(dp.regcli - d.node)}; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
+      `small: digest above node -e 0 (target <= 40 ms): ${ms(d.regcli - d.node)} (digest ${ms(d.regcli)}, node -e 0 ${ms(d.node)}); --plain-http digest above node -e 0 (not alternated with it): ${ms(dp.regcli - d.node)}; node -e 0 / skopeo digest ${(d.node / d.skopeo).toFixed(2)} (a Node program's floor for the ratio); load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`,
     ];
   } finally {
     src.stop();
