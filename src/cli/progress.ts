@@ -56,7 +56,11 @@ function noBarsReason(): string | undefined {
  * The progress renderer a command's flags ask for: bars on a terminal, one line per finished blob otherwise,
  * JSON events (--progress json) for programs, nothing with --quiet. Everything goes to stderr.
  */
-export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progress {
+/**
+ * `eachImage`: the command moves several images (copy --all-tags), so each one that is already up to date gets a
+ * line; a one-image command's summary says it once.
+ */
+export function progressFor(cmd: Command, verbs: Verbs, waiting: string, eachImage = false): Progress {
   switch (resolveProgressMode(cmd)) {
     case "none":
       // Progress off (--quiet too), but a digest never changes silently: that notice is a warning, not progress.
@@ -70,9 +74,9 @@ export function progressFor(cmd: Command, verbs: Verbs, waiting: string): Progre
     case "json":
       return jsonProgress();
     case "plain":
-      return plainProgress(verbs);
+      return plainProgress(verbs, eachImage);
     default:
-      return new BarProgress(verbs, waiting);
+      return new BarProgress(verbs, waiting, false, eachImage);
   }
 }
 
@@ -117,13 +121,13 @@ function digestChangedLine(e: Extract<CopyEvent, { type: "digest-changed" }>): s
 
 const OUTCOME_LABEL = { exists: "Already exists", mounted: "Mounted", uploaded: "" } as const;
 
-function plainProgress(verbs: Verbs): Progress {
+function plainProgress(verbs: Verbs, eachImage: boolean): Progress {
   return {
     onEvent(e) {
       if (e.type === "blob") note(`${shortDigest(e.digest)}: ${OUTCOME_LABEL[e.outcome] || verbs.done} (${humanSize(e.size)})`);
       else if (e.type === "blob-start" && e.offset > 0) note(`${shortDigest(e.digest)}: resuming at ${humanSize(e.offset)} of ${humanSize(e.size)}`);
       else if (e.type === "blob-retry") note(`${shortDigest(e.digest)}: retrying from the start (${e.reason})`);
-      else if (e.type === "image" && e.skipped) note(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
+      else if (e.type === "image" && e.skipped && eachImage) note(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
       else if (e.type === "digest-changed") note(digestChangedLine(e));
     },
     byteProgress: false,
@@ -180,6 +184,8 @@ class BarProgress implements Progress {
     waiting: string,
     /** Many images: no line per blob (the images have theirs), and an images count in the total line. */
     private readonly images = false,
+    /** A line for each image that is already up to date (several images, without their own lines). */
+    private readonly eachImage = false,
   ) {
     // ora is loaded only here, on a terminal: plain and JSON output should not pay for it at start-up.
     void import("ora").then(({ default: ora }) => {
@@ -251,7 +257,7 @@ class BarProgress implements Progress {
         this.permanent(`${shortDigest(e.digest)}: ${err.yellow("retrying")} (${e.reason})`);
         break;
       case "image":
-        if (e.skipped && !this.images) this.permanent(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
+        if (e.skipped && this.eachImage && !this.images) this.permanent(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
         break;
       case "digest-changed":
         this.permanent(err.yellow(digestChangedLine(e)));

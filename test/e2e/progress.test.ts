@@ -144,15 +144,18 @@ describe("progress", () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/Up to date: .*progress\/same:1 already has .*progress\/app:1/);
     expect(again.stderr).not.toMatch(/blobs/);
+    expect(again.stderr.match(/Up to date/g), "said once, by the summary").toHaveLength(1);
     const all = await regcli(["--plain-http", "copy", "--all-tags", `${reg.host}/progress/app`, `${reg.host}/progress/all`]);
     expect(all.code, all.stderr).toBe(0);
     expect(all.stderr).toMatch(/Copied 1 tag, 0 blobs \(0 B\) uploaded, 3 mounted/);
     const allAgain = await regcli(["--plain-http", "copy", "--all-tags", `${reg.host}/progress/app`, `${reg.host}/progress/all`]);
     expect(allAgain.stderr).toMatch(/Up to date: .*progress\/all has all 1 tag of .*progress\/app/);
+    expect(allAgain.stderr).toMatch(/^Up to date .*progress\/all sha256:/m); // several images: a line for each
     const pulled = await regcli(["--plain-http", "pull", source], { env: { REGCLI_HOME: home } });
     expect(pulled.stderr).toMatch(/3 blobs \(.*\) downloaded/);
     const pulledAgain = await regcli(["--plain-http", "pull", source], { env: { REGCLI_HOME: home } });
     expect(pulledAgain.stderr).toMatch(/Up to date: .*progress\/app:1/);
+    expect(pulledAgain.stderr.match(/Up to date/g)).toHaveLength(1);
     const pushed = await regcli(["--plain-http", "push", source], { env: { REGCLI_HOME: home } });
     expect(pushed.code, pushed.stderr).toBe(0);
     expect(pushed.stderr).toMatch(/Up to date: .*progress\/app:1 already has this image/);

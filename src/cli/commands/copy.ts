@@ -36,7 +36,7 @@ export function register(program: Command): void {
       const src = parseLocation(from, { defaultTag: !opts.allTags });
       const dst = parseLocation(to, { defaultTag: !opts.allTags });
       const sides = await resolveSides(cmd, { source: [registryOf(src)].filter((r) => r !== undefined), destination: [registryOf(dst)].filter((r) => r !== undefined) });
-      const progress = progressFor(cmd, COPY_VERBS, `Resolving ${from}`);
+      const progress = progressFor(cmd, COPY_VERBS, `Resolving ${from}`, opts.allTags === true);
       try {
         await withContext(cmd, registryOf(dst), async (ctx) => {
           if (opts.allTags) {
