@@ -6,6 +6,7 @@ import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, parseManifest, referrer
 import { isPlainHttpServerError, isTransientNetworkError, networkError } from "../transport/errors.js";
 import { backoffMs, readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { registryFailure } from "./errors.js";
+import type { SchemeCache } from "./scheme-cache.js";
 import { RatePacer, readRateLimit, type RateLimit } from "./ratelimit.js";
 
 export interface Endpoint {
@@ -71,6 +72,18 @@ function nextLink(res: HttpResponse): URL | undefined {
   return undefined;
 }
 
+/**
+ * Read an answer's body away and let undici take its connection back: a request sent in the same tick would find
+ * the connection still busy and open another one (seen with /v2/ then HEAD: two connections for one command).
+ */
+async function drain(res: HttpResponse): Promise<void> {
+  await res.body.dump().catch(() => undefined);
+  await new Promise(setImmediate);
+}
+
+/** What a registry answers to GET /v2/: OK, or a challenge. */
+const isRegistryAnswer = (status: number) => (status >= 200 && status < 300) || status === 401;
+
 /** One typed method per Distribution API endpoint, for one registry endpoint. */
 export class RegistryClient {
   private base: URL | undefined;
@@ -82,6 +95,8 @@ export class RegistryClient {
     readonly endpoint: Endpoint,
     private readonly transport: HttpTransport,
     private readonly credentials: CredentialSource,
+    /** Where loopback / insecure hosts found speaking plain HTTP are noted, to skip the HTTPS attempt next time. */
+    private readonly schemes?: SchemeCache,
   ) {
     this.pacer = new RatePacer(endpoint.registry, transport.options.notice);
   }
@@ -111,6 +126,23 @@ export class RegistryClient {
 
   private async doPing(): Promise<void> {
     const { host, scheme, loopback } = this.endpoint;
+    const probing = !scheme && loopback;
+    // A host that answered plain HTTP a moment ago is asked over HTTP straight away; any other answer there
+    // (refused, a TLS server's 400, not a registry) means the note is stale: probe again from the start.
+    if (probing && (await this.schemes?.isPlainHttp(host))) {
+      try {
+        const base = new URL(`http://${host}`);
+        const res = await this.transport.send({ method: "GET", url: new URL("/v2/", base) });
+        await drain(res);
+        if (isRegistryAnswer(res.status)) {
+          this.debug(`${host} answered plain HTTP before (cached): no HTTPS attempt`);
+          return this.pinged(base, res);
+        }
+        this.debug(`${host}: cached plain HTTP answered HTTP ${res.status}; probing again`);
+      } catch (err) {
+        this.debug(`${host}: cached plain HTTP failed (${(err as Error).message}); probing again`);
+      }
+    }
     const candidates: string[] = scheme ? [scheme] : loopback ? ["https", "http"] : ["https"];
     let lastError: unknown;
     for (const candidate of candidates) {
@@ -123,19 +155,25 @@ export class RegistryClient {
         if (candidate === "https" && candidates.length > 1 && isPlainHttpServerError(err)) continue;
         throw err;
       }
-      await res.body.dump().catch(() => undefined);
-      this.base = base;
-      this.auth = new RegistryAuth(base, this.transport, this.credentials);
-      if (res.status === 401) {
-        if (!this.auth.learn(res)) {
-          throw new RegcliError("auth", `${this.registry} requires authentication but sent no usable challenge`);
-        }
-        return;
-      }
-      if (res.status >= 200 && res.status < 300) return;
-      throw new RegcliError("registry", `${host} is not a container registry (GET /v2/ answered HTTP ${res.status})`);
+      await drain(res);
+      if (probing) await this.schemes?.remember(host, candidate === "http" && isRegistryAnswer(res.status));
+      return this.pinged(base, res);
     }
     throw lastError;
+  }
+
+  /** Take the answer to GET /v2/ at `base`: the scheme, and the auth challenge if any. */
+  private pinged(base: URL, res: HttpResponse): void {
+    this.base = base;
+    this.auth = new RegistryAuth(base, this.transport, this.credentials);
+    if (res.status === 401) {
+      if (!this.auth.learn(res)) {
+        throw new RegcliError("auth", `${this.registry} requires authentication but sent no usable challenge`);
+      }
+      return;
+    }
+    if (res.status >= 200 && res.status < 300) return;
+    throw new RegcliError("registry", `${this.endpoint.host} is not a container registry (GET /v2/ answered HTTP ${res.status})`);
   }
 
   async baseUrl(): Promise<URL> {

@@ -3,6 +3,7 @@ import { RegcliError } from "../errors.js";
 import { apiHost, isLoopbackHost } from "../reference/index.js";
 import { HttpTransport, type TransportOptions } from "../transport/http.js";
 import { RegistryClient, type Endpoint } from "./client.js";
+import { SchemeCache } from "./scheme-cache.js";
 import { findRule, rewrite, type MirrorUse, type RegistryRule } from "./rules.js";
 
 export interface RegistryContextOptions extends TransportOptions {
@@ -45,6 +46,7 @@ export class RegistryContext {
   private readonly registryHosts: Set<string>;
   private readonly sides: { source?: RegistryContext; destination?: RegistryContext } = {};
   readonly mirrors: string[];
+  private readonly schemes = new SchemeCache();
 
   constructor(
     readonly options: RegistryContextOptions = {},
@@ -104,7 +106,7 @@ export class RegistryContext {
         loopback: isLoopbackHost(registry) || insecure,
       };
       this.registryHosts.add(new URL(`https://${endpoint.host}`).host);
-      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry));
+      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry), this.schemes);
       this.clients.set(key, client);
     }
     return client;

@@ -3,7 +3,7 @@ import { createServer, request as httpRequest, type Server } from "node:http";
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
-import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +20,32 @@ s.listen({ port: 0, host: "127.0.0.1", backlog: 1 }, () => {
 
 function listen(server: Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+}
+
+/** A cache directory (XDG_CACHE_HOME) whose plain-HTTP notes hold these hosts, valid for another minute. */
+async function plainHttpCache(hosts: string[], mode = 0o600): Promise<string> {
+  const dir = await tempDir("regcli-cache-");
+  await mkdir(join(dir, "regcli"));
+  await writeFile(join(dir, "regcli", "plain-http.json"), JSON.stringify(Object.fromEntries(hosts.map((h) => [h, Date.now() + 60_000]))), { mode });
+  await chmod(join(dir, "regcli", "plain-http.json"), mode);
+  return dir;
+}
+
+/** A TCP forwarder on 127.0.0.1 to `upstream` (host:port) that counts the connections made to it. */
+async function countingForwarder(upstream: string): Promise<{ host: string; connections: () => number; close: () => void }> {
+  const [host, port] = upstream.split(":");
+  let connections = 0;
+  const server = createNetServer((client) => {
+    connections++;
+    const up = connect(Number(port), host, () => {
+      up.pipe(client);
+      client.pipe(up);
+    });
+    up.on("error", () => client.destroy());
+    client.on("error", () => up.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections, close: () => server.close() };
 }
 
 describe("TLS", () => {
@@ -53,6 +79,16 @@ describe("TLS", () => {
     const r = await regcli(["--ca-file", reg.caFile!, "digest", `localhost:${port}/secure/app:1.0`]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(image.manifestDigest);
+  });
+
+  it("a cached plain-HTTP note for a host that now speaks TLS is found wrong, probed again and dropped", async () => {
+    const cache = await plainHttpCache([reg.host, "127.0.0.1:1"]);
+    const r = await regcli(["--debug", "--ca-file", reg.caFile!, "digest", `${reg.host}/secure/app:1.0`], { env: { XDG_CACHE_HOME: cache } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(image.manifestDigest);
+    expect(r.stderr).toContain(`> GET http://${reg.host}/v2/`);
+    expect(r.stderr).toContain(`> GET https://${reg.host}/v2/`);
+    expect(Object.keys(JSON.parse(await readFile(join(cache, "regcli", "plain-http.json"), "utf8")))).toEqual(["127.0.0.1:1"]);
   });
 
   it("--plain-http against a TLS registry fails clearly", async () => {
@@ -208,6 +244,56 @@ describe("plain HTTP, mirrors and proxies", () => {
       const r = await regcli(["digest", `${host}/library/busybox`]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toBe(busybox.manifestDigest);
+    }
+  });
+
+  it("a loopback host found speaking plain HTTP is noted in the cache: the next run makes no HTTPS attempt", async () => {
+    const fwd = await countingForwarder(origin.host);
+    try {
+      const env = { XDG_CACHE_HOME: await tempDir("regcli-cache-") };
+      const digest = async () => {
+        const before = fwd.connections();
+        const r = await regcli(["--debug", "digest", `${fwd.host}/library/busybox`], { env });
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout.trim()).toBe(busybox.manifestDigest);
+        return { connections: fwd.connections() - before, https: r.stderr.includes(`> GET https://${fwd.host}/v2/`) };
+      };
+      // First: the TLS attempt on its own connection, then /v2/ and the HEAD over plain HTTP on one more.
+      expect(await digest()).toEqual({ connections: 2, https: true });
+      const file = join(env.XDG_CACHE_HOME, "regcli", "plain-http.json");
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect(Object.keys(JSON.parse(await readFile(file, "utf8")))).toEqual([fwd.host]);
+      expect(await digest()).toEqual({ connections: 1, https: false });
+      // Only that exact host:port: the same registry under another name is probed in full.
+      const other = await regcli(["--debug", "digest", `localhost:${origin.host.split(":")[1]}/library/busybox`], { env });
+      expect(other.stderr).toContain("> GET https://localhost:");
+    } finally {
+      fwd.close();
+    }
+  });
+
+  it("a corrupt cache file, or one others may write, is ignored and never fatal", async () => {
+    const fwd = await countingForwarder(origin.host);
+    try {
+      const corrupt = await plainHttpCache([]);
+      await writeFile(join(corrupt, "regcli", "plain-http.json"), "{not json");
+      const open = await plainHttpCache([fwd.host], 0o666);
+      for (const cache of [corrupt, open]) {
+        const r = await regcli(["--debug", "digest", `${fwd.host}/library/busybox`], { env: { XDG_CACHE_HOME: cache } });
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout.trim()).toBe(busybox.manifestDigest);
+        expect(r.stderr).toContain(`> GET https://${fwd.host}/v2/`);
+      }
+      // Rewritten whole by the full probe, with the owner-only mode.
+      expect(Object.keys(JSON.parse(await readFile(join(corrupt, "regcli", "plain-http.json"), "utf8")))).toEqual([fwd.host]);
+      expect((await stat(join(open, "regcli", "plain-http.json"))).mode & 0o777).toBe(0o600);
+      // A cache directory that cannot be made is no failure either.
+      const blocked = await tempDir("regcli-cache-");
+      await writeFile(join(blocked, "regcli"), "a file, not a directory");
+      const r = await regcli(["digest", `${fwd.host}/library/busybox`], { env: { XDG_CACHE_HOME: blocked } });
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      fwd.close();
     }
   });
 
@@ -518,6 +604,10 @@ pull-from-mirror = "digest-only"
     const plain = `${address}:${(forwarder.address() as AddressInfo).port}`;
     try {
       expect((await regcli(["ls", `${plain}/library/busybox`])).code).toBe(5);
+      // A plain-HTTP note in the cache never downgrades a host that is not allowed the fallback.
+      const noted = await regcli(["--debug", "ls", `${plain}/library/busybox`], { env: { XDG_CACHE_HOME: await plainHttpCache([plain]) } });
+      expect(noted.code).toBe(5);
+      expect(noted.stderr).not.toContain(`http://${plain}`);
       const http = await conf(`[[registry]]\nlocation = "${plain}"\ninsecure = true\n`);
       const tags = await regcli(["ls", `${plain}/library/busybox`], { env: http.env });
       expect(tags.code, tags.stderr).toBe(0);

@@ -127,6 +127,8 @@ export async function regcli(
   // podman/skopeo's auth.json locations too: never the developer's logins.
   delete env.REGISTRY_AUTH_FILE;
   env.XDG_RUNTIME_DIR = env.XDG_CONFIG_HOME = env.DOCKER_CONFIG;
+  // Nor its caches (what a host answered on): each run starts cold unless a test passes its own.
+  env.XDG_CACHE_HOME = env.DOCKER_CONFIG;
   env.NO_COLOR = "1";
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];
