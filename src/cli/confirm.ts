@@ -65,8 +65,9 @@ export async function askSecret(prompt: string): Promise<string | undefined> {
   const tty = openTerminal();
   if (!tty) return undefined;
   const { input } = tty;
-  process.stderr.write(prompt);
+  // Echo goes off before the prompt shows: a password typed the moment "Password:" appears is never echoed.
   input.setRawMode?.(true);
+  process.stderr.write(prompt);
   let interrupted = false;
   try {
     return await new Promise<string | undefined>((resolve) => {
