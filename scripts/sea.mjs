@@ -2,7 +2,7 @@
 // Builds regcli as one executable for machines without Node: a Node single executable application (SEA), i.e. a copy
 // of this Node binary with dist/regcli.cjs injected as its main script (https://nodejs.org/api/single-executable-applications.html).
 //   node scripts/sea.mjs [--output FILE] [--no-snapshot]   (`npm run build:sea` builds first; default FILE: dist/regcli-<os>-<arch>)
-// By default the executable carries a V8 startup snapshot: the bundle's top level (modules, the command tree) is
+// By default the executable carries a V8 startup snapshot: the bundle's top level (the modules it loads at start) is
 // evaluated here at build time, and each start deserializes that heap instead (docs/benchmarks.md, "startup
 // snapshot": `regcli version` and `digest` 10-25 ms faster, `--version` ~5 ms slower). --no-snapshot builds the
 // executable that evaluates the bundle at each start, with V8's code cache made at build time instead.
