@@ -4,7 +4,8 @@
 // each timed run into a fresh, empty registry root, alternating, medians reported with the ratio.
 // Client scenarios: regcli vs skopeo, alternating, fresh destination each run, plus a "raw limit" row (the big image's
 // blobs streamed registry -> registry by parallel `curl GET | curl PUT` pairs) as the floor for the big copy.
-// cold: start-up against skopeo's, then the standalone executable (npm run build:sea) against `node bin/regcli.cjs`.
+// cold: start-up against skopeo's, then the standalone executable (npm run build:sea; with and without its startup
+//   snapshot) against `node bin/regcli.cjs`.
 // small: one-shot commands on a small 2-layer image (digest, manifest, ls, tag, copy, mount, pull) against skopeo's,
 //   with `node -e 0` in the same alternation (the floor of any Node program on this machine).
 //   node scripts/bench.mjs [--runs N] [--layers N] [--layer-mib N] [--big] [--ingest-only]
@@ -381,28 +382,32 @@ async function clientScenarios(layout) {
 }
 
 /**
- * Start-up of the standalone executable (scripts/sea.mjs, built here) against `node bin/regcli.cjs`, alternating,
- * medians: `--version` (which bin/regcli.cjs answers without loading the CLI; the executable always loads it),
- * `version` (the whole CLI loaded in both) and an `ls` of a loopback registry (one request, so undici and TLS set-up too).
+ * Start-up of the standalone executable (scripts/sea.mjs, built here twice: with its startup snapshot, the default,
+ * and with --no-snapshot) against `node bin/regcli.cjs`, alternating, medians: `--version` (which bin/regcli.cjs
+ * answers without loading the CLI; the executables always start it), `version` (the whole CLI loaded in all) and an
+ * `ls` of a loopback registry (one request, so undici and the HTTP set-up too).
  */
 async function seaStartup(srcAddr, runs) {
-  const sea = join(work, "regcli-sea");
-  execFileSync(process.execPath, [join(root, "scripts", "sea.mjs"), "--output", sea], { stdio: "ignore" });
+  const variants = { node: [process.execPath, [regcliBin]], plain: [join(work, "regcli-sea-plain"), []], snapshot: [join(work, "regcli-sea"), []] };
+  execFileSync(process.execPath, [join(root, "scripts", "sea.mjs"), "--output", variants.snapshot[0]], { stdio: "ignore" });
+  execFileSync(process.execPath, [join(root, "scripts", "sea.mjs"), "--no-snapshot", "--output", variants.plain[0]], { stdio: "ignore" });
+  const names = Object.keys(variants);
   // CPU time (user + sys) is printed too: on a shared machine it moves less than wall time.
-  console.log(`\n| start-up (${runs} alternating runs) | node bin/regcli.cjs | standalone executable | ratio | CPU: node / executable | node peak RSS | executable peak RSS |`);
+  console.log(`\n| start-up (${runs} alternating runs) | node bin/regcli.cjs | executable, --no-snapshot | executable, snapshot | snapshot / node | CPU: node / no-snapshot / snapshot | peak RSS: node / no-snapshot / snapshot |`);
   console.log("|---|---|---|---|---|---|---|");
   for (const [label, a] of [["--version", ["--version"]], ["version (loads the CLI)", ["version"]], ["ls of a loopback registry", ["--plain-http", "ls", srcAddr]]]) {
-    const r = { node: { t: [], rss: [], cpu: [] }, sea: { t: [], rss: [], cpu: [] } };
+    const r = Object.fromEntries(names.map((v) => [v, { t: [], rss: [], cpu: [] }]));
     for (let i = 0; i < runs; i++) {
-      for (const v of i % 2 ? ["sea", "node"] : ["node", "sea"]) {
-        const x = v === "node" ? await timed(process.execPath, [regcliBin, ...a]) : await timed(sea, a);
+      for (const v of [...names.slice(i % names.length), ...names.slice(0, i % names.length)]) {
+        const [cmd, pre] = variants[v];
+        const x = await timed(cmd, [...pre, ...a]);
         for (const k of ["rss", "cpu"]) r[v][k].push(x[k]);
         r[v].t.push(x.seconds);
       }
     }
-    const [n, e] = [median(r.node.t), median(r.sea.t)];
     const ms = (s) => `${(s * 1000).toFixed(0)} ms`;
-    console.log(`| ${label} | ${ms(n)} | ${ms(e)} | **${(e / n).toFixed(2)}** | ${ms(median(r.node.cpu))} / ${ms(median(r.sea.cpu))} | ${median(r.node.rss).toFixed(0)} MiB | ${median(r.sea.rss).toFixed(0)} MiB |`);
+    const m = (v, k) => median(r[v][k]);
+    console.log(`| ${label} | ${ms(m("node", "t"))} | ${ms(m("plain", "t"))} | ${ms(m("snapshot", "t"))} | **${(m("snapshot", "t") / m("node", "t")).toFixed(2)}** | ${names.map((v) => ms(m(v, "cpu"))).join(" / ")} | ${names.map((v) => `${m(v, "rss").toFixed(0)} MiB`).join(" / ")} |`);
   }
 }
 

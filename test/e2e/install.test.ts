@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
+import { onTerminal, regcli, repoRoot, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, pushImage, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -153,6 +153,20 @@ describe("the standalone executable (npm run build:sea)", () => {
   it("--version and version print the package's version (baked in: no package.json beside the executable)", async () => {
     expect(ok(await regcli(["--version"], { bin: sea, env: { PATH: noNode } })).stdout).toBe(`${version}\n`);
     expect(ok(await regcli(["version"], { bin: sea, env: { PATH: noNode } })).stdout).toBe(`regcli ${version}\n`);
+  });
+
+  // The executable's startup snapshot holds what the CLI's top level computed at build time (no terminal there); the
+  // colours of stderr must still follow the terminal and NO_COLOR of the run.
+  it("errors are coloured on a terminal and not with NO_COLOR or on a pipe, although the CLI was loaded at build time", async () => {
+    const missing = ["digest", `${serve.host}/missing:1`];
+    const tty = await onTerminal(missing, "", false, { NO_COLOR: "" }, sea);
+    expect(tty.code).toBe(4);
+    expect(tty.screen).toMatch(/^\x1b\[31mregcli: error:\x1b\[39m /);
+    const noColor = await onTerminal(missing, "", false, { NO_COLOR: "1" }, sea);
+    expect(noColor.screen).toMatch(/^regcli: error: /);
+    const piped = await regcli(missing, { bin: sea, env: { PATH: noNode } });
+    expect(piped.code).toBe(4);
+    expect(piped.stderr).toMatch(/^regcli: error: /);
   });
 
   it("ls and copy run against the executable's own `regcli serve`, without Node on PATH", async () => {

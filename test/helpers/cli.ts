@@ -88,11 +88,12 @@ async function typeWhenAsked(input: NodeJS.WritableStream, typescript: string, a
 /**
  * Run regcli on a terminal (through script(1)), typing `answer` (at once, or each part after its prompt); the
  * screen is what the terminal showed. With `stdinPipe`, stdin is a pipe and the answer must come from /dev/tty.
+ * `bin` runs another regcli (the standalone executable) instead of bin/regcli.cjs.
  */
-export async function onTerminal(args: string[], answer: string | Typed[], stdinPipe = false, env: Record<string, string> = {}): Promise<{ code: number; screen: string }> {
+export async function onTerminal(args: string[], answer: string | Typed[], stdinPipe = false, env: Record<string, string> = {}, bin?: string): Promise<{ code: number; screen: string }> {
   const home = await tempDir("regcli-tty-");
   const typescript = join(home, "typescript");
-  const command = (stdinPipe ? "echo not-an-answer | " : "") + [process.execPath, regcliBin, ...args].map((a) => `'${a}'`).join(" ");
+  const command = (stdinPipe ? "echo not-an-answer | " : "") + [...(bin ? [bin] : [process.execPath, regcliBin]), ...args].map((a) => `'${a}'`).join(" ");
   const code = await new Promise<number>((resolve) => {
     const child = spawn("script", ["-qfec", command, typescript], { env: { ...process.env, NO_COLOR: "1", DOCKER_CONFIG: home, XDG_RUNTIME_DIR: home, XDG_CONFIG_HOME: home, REGISTRY_AUTH_FILE: "", ...env }, stdio: ["pipe", "ignore", "ignore"] });
     child.on("close", (c) => resolve(c ?? 1));
