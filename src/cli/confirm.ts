@@ -1,4 +1,5 @@
 import { openSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { ReadStream } from "node:tty";
 import { jsonEventsOn } from "./output.js";
 
@@ -21,8 +22,6 @@ function openTerminal(): { input: TerminalInput; release(): void } | undefined {
 
 /** One line typed on the terminal, shown as typed; undefined at end of input. */
 async function readLine(input: TerminalInput): Promise<string | undefined> {
-  // node:readline loads only when a question is asked, not at every start.
-  const { createInterface } = await import("node:readline");
   const lines = createInterface({ input, terminal: false });
   const answer = await new Promise<string | undefined>((resolve) => {
     lines.once("line", resolve);
