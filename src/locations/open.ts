@@ -6,10 +6,9 @@ import type { RegistryContext } from "../registry/context.js";
 import { isDigest } from "../oci/index.js";
 import { manifestReference, parseReference } from "../reference/index.js";
 import { LocalStore } from "../store/store.js";
-import { gzipLayers, unpackArchive } from "./archive-reader.js";
-import { ArchiveWriter } from "./archive-writer.js";
 import { CONTAINERD_NAME, displayName, familiarName, findEntry, fullName, identityOf, isBareTag, normalizeName, withTagName, type ImageIdentity } from "./image-names.js";
 import { OciLayout } from "./oci-layout.js";
+import type { ArchiveFlavour, ArchiveWriter } from "./archive-writer.js";
 import type { LocationSpec } from "./parse.js";
 import { registryDestination, registrySource } from "./registry.js";
 import type { ImageDestination, ImageSource } from "./types.js";
@@ -53,6 +52,11 @@ export interface OpenSourceOptions {
 }
 
 const nothing = async () => undefined;
+
+// The archive reader and writer (tar-stream, node:zlib) load only when an archive is opened: a one-shot registry
+// command (digest, manifest, ls) never needs them, and loading them is start-up time (docs/benchmarks.md).
+const archiveReader = () => import("./archive-reader.js");
+const archiveWriter = async (file: string, flavour: ArchiveFlavour): Promise<ArchiveWriter> => new (await import("./archive-writer.js")).ArchiveWriter(file, flavour);
 
 /**
  * The one entry of a layout, or the named one (by name, or by the digest of an entry or of any manifest in the
@@ -99,7 +103,7 @@ export async function openLocation(ctx: RegistryContext, spec: LocationSpec): Pr
   const dir = await mkdtemp(join(tmpdir(), "regcli-archive-"));
   const close = () => rm(dir, { recursive: true, force: true });
   try {
-    const { layout, synthesized } = await unpackArchive(spec.file, dir);
+    const { layout, synthesized } = await (await archiveReader()).unpackArchive(spec.file, dir);
     return { source: layout, layout, synthesized, display: `${spec.flavour}:${spec.file}`, close };
   } catch (err) {
     await close();
@@ -127,7 +131,7 @@ export async function openSource(ctx: RegistryContext, spec: LocationSpec, optio
     const wanted = spec.kind === "oci" ? spec.tag : spec.name;
     const picked = await pick(opened.layout!, wanted, opened.display);
     // Legacy docker save layers are gzipped for registries, as docker push does (see OpenSourceOptions).
-    const reference = options.compressLayers && opened.synthesized?.has(picked.reference) ? await gzipLayers(opened.layout!, picked.reference) : picked.reference;
+    const reference = options.compressLayers && opened.synthesized?.has(picked.reference) ? await (await archiveReader()).gzipLayers(opened.layout!, picked.reference) : picked.reference;
     return { source: opened.source, close: opened.close, reference, identity: picked.identity, display: wanted ? `${opened.display}:${wanted}` : opened.display };
   } catch (err) {
     await opened.close();
@@ -194,7 +198,7 @@ export async function openDestination(ctx: RegistryContext, spec: LocationSpec, 
     };
     return { destination, reference: tag, display: `oci:${spec.dir}:${tag}`, finish: nothing, abort: nothing };
   }
-  const writer = new ArchiveWriter(spec.file, spec.flavour);
+  const writer = await archiveWriter(spec.file, spec.flavour);
   const entry = id.name ?? id.tag ?? "latest";
   const shown = id.name ? familiarName(id.name) : entry;
   return { destination: writer, reference: entry, display: `${spec.flavour}:${spec.file}:${shown}`, finish: () => writer.finish(), abort: () => writer.abort() };

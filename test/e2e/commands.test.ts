@@ -1,7 +1,7 @@
 // Every remote command, driven through the built binary, against a real docker-registry in each auth mode.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, onTerminal, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
@@ -721,5 +721,28 @@ describe("start-up", () => {
     const version = await regcli(["--version"]);
     const pkg = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as { version: string };
     expect(version.stdout).toBe(`${pkg.version}\n`);
+  });
+
+  it("a registry digest, manifest or ls does not load the archive code (tar-stream, node:zlib)", async () => {
+    const reg = await startRegistry("open");
+    try {
+      await pushImage(reg, "lazy/app", "1", await makeImage({ layers: 1, layerSize: 1024, format: "oci", seed: "lazy" }));
+      // A preloaded hook records every module the process requires (the bundle requires Node's built-ins through
+      // Module._load), then writes the list at exit.
+      const dir = await tempDir();
+      const hook = join(dir, "spy.cjs");
+      await writeFile(hook, `const M = require("node:module"); const seen = new Set(); const load = M._load;
+M._load = function (request, ...rest) { seen.add(String(request).replace(/^node:/, "")); return load.call(this, request, ...rest); };
+process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(join(dir, "loaded"))}, [...seen].join("\\n")));`);
+      for (const args of [["digest", `${reg.host}/lazy/app:1`], ["manifest", `${reg.host}/lazy/app:1`], ["ls", `${reg.host}/lazy/app`]]) {
+        const r = await regcli(["--plain-http", ...args], { env: { NODE_OPTIONS: `--require ${hook}` } });
+        expect(r.code, r.stderr).toBe(0);
+        const loaded = (await readFile(join(dir, "loaded"), "utf8")).split("\n");
+        expect(loaded, args[0]).toContain("http"); // the hook saw the request being made
+        expect(loaded, args[0]).not.toContain("zlib");
+      }
+    } finally {
+      await reg.stop();
+    }
   });
 });
