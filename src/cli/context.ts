@@ -187,11 +187,16 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** A flag's value that must be a positive integer (--jobs, --latest, -n, --page-size). */
+export function positiveInteger(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
 /** --jobs: a positive integer. */
 export function parseJobs(value: string): number {
-  const jobs = Number(value);
-  if (!Number.isInteger(jobs) || jobs < 1) throw new RegcliError("usage", `--jobs must be a positive integer, got "${value}"`);
-  return jobs;
+  return positiveInteger(value, "--jobs");
 }
 
 /** --referrers and --referrers-artifact-type, for every command that moves an image (copy, pull, push). */

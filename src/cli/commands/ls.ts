@@ -3,7 +3,7 @@ import { RegcliError } from "../../errors.js";
 import { hasLocalTransport, parseLocation, withoutDockerTransport } from "../../locations/parse.js";
 import { parseListTarget } from "../../reference/index.js";
 import type { NameOrder } from "../../operations/tag-filters.js";
-import { collect, withContext } from "../context.js";
+import { collect, positiveInteger, withContext } from "../context.js";
 import { parseFormat, printJson, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -29,15 +29,10 @@ export function register(program: Command): void {
     .action(async (text: string, opts: { format: string; pageSize: string; include?: string[]; sort: string; n?: string; last?: string }, cmd: Command) => {
       const { list, listLocation } = await load();
       const format = parseFormat(opts.format);
-      const count = (value: string, flag: string) => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `${flag} must be a positive integer, got "${value}"`);
-        return n;
-      };
-      let pageSize = count(opts.pageSize, "--page-size");
+      let pageSize = positiveInteger(opts.pageSize, "--page-size");
       if (opts.n !== undefined) {
         if (cmd.getOptionValueSource("pageSize") === "cli") throw new RegcliError("usage", "-n and --page-size exclude each other: -n is the size of the one page");
-        pageSize = count(opts.n, "-n");
+        pageSize = positiveInteger(opts.n, "-n");
       }
       const shape = { include: opts.include, sort: opts.sort as NameOrder };
       const spec = hasLocalTransport(text) ? parseLocation(text) : undefined;

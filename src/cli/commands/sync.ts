@@ -6,7 +6,7 @@ import { formatPlatform, isDigest, parsePlatforms } from "../../oci/index.js";
 import type { SyncEntry } from "../../operations/sync-config.js";
 import type { TagFilterSpec } from "../../operations/tag-filters.js";
 import { askYesNo, canAsk } from "../confirm.js";
-import { addSideOptions, collect, parseJobs, resolveSides, withContext } from "../context.js";
+import { addSideOptions, collect, parseJobs, positiveInteger, resolveSides, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest, summary, writeEvent } from "../output.js";
 import { COPY_VERBS, imageBars, resolveProgressMode, type ImageBars } from "../progress.js";
 
@@ -173,11 +173,7 @@ async function entriesFrom(from: string | undefined, to: string | undefined, opt
   if (opts.exclude) tags.exclude = opts.exclude;
   if (opts.semver) tags.semver = opts.semver;
   if (opts.newerThan) tags.newerThan = opts.newerThan;
-  if (opts.latest !== undefined) {
-    const n = Number(opts.latest);
-    if (!Number.isInteger(n) || n < 1) throw new RegcliError("usage", `--latest must be a positive integer, got "${opts.latest}"`);
-    tags.latest = n;
-  }
+  if (opts.latest !== undefined) tags.latest = positiveInteger(opts.latest, "--latest");
   const bad = opts.digest?.find((d) => !isDigest(d));
   if (bad) throw new RegcliError("usage", `--digest ${bad} is not a digest`, { hint: "give sha256: and 64 lowercase hex digits, e.g. from regcli inspect" });
   return [{ sources: [from], destination: to, tags, digests: opts.digest ?? [], platforms: platformList(opts.platform), prune: opts.prune === true, keepIndex: opts.keepIndex === true, referrers: opts.referrers, referrerTypes: opts.referrersArtifactType ?? [] }];
