@@ -9,8 +9,7 @@ import { digestOf, isDigest, MediaType, parseManifest, VerifyingStream, verifyBy
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
 import { makeDirectory } from "../util/files.js";
-import { filterReferrers, referrerDescriptor, referrersIndex, referrersIndexBytes, referrersTag, subjectOf } from "../oci/referrers.js";
-import { isReferrersTag } from "./layout-referrers.js";
+import { filterReferrers, isReferrersTag, referrerDescriptor, referrersIndex, referrersIndexBytes, referrersTag, subjectOf } from "../oci/referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob, ReferrerFilter } from "./types.js";
 
 const WRITE_BUFFER_BYTES = 1024 * 1024;
@@ -27,11 +26,20 @@ export interface LayoutIndex {
   annotations?: Record<string, string>;
 }
 
+/*
+ * How an OCI layout (a directory, an oci-archive, the local store) records referrers, as regctl's ocidir does:
+ * with the referrers tag schema of distribution-spec 1.1 inside index.json. The referrers of a subject are an
+ * OCI index blob listing one descriptor per referring manifest (mediaType, digest, size, artifactType,
+ * annotations: oci/referrers.ts referrerDescriptor), named by the tag `<alg>-<hex>` of the subject's digest
+ * (referrersTag). Other tools read it as one more tagged index (skopeo, umoci) or as the fallback tag (regctl);
+ * index.json keeps the referrer manifests reachable, so a garbage collection that walks index.json keeps them.
+ */
+
 /**
  * An OCI Image Layout directory (oci-layout, index.json, blobs/ALG/HEX) as an image location. Blobs appear
  * only once verified (temp file + rename); index.json changes are atomic and serialized between processes.
  * Names live in the index's org.opencontainers.image.ref.name annotations, as skopeo's oci: transport reads them.
- * Referrers are recorded as regctl's ocidir records them: an index tagged `sha256-<hex>` (see layout-referrers.ts);
+ * Referrers are recorded as regctl's ocidir records them: an index tagged `sha256-<hex>` (described above);
  * those tags are records, not names, and names() leaves them out.
  */
 export class OciLayout implements ImageSource, ImageDestination {

@@ -12,6 +12,24 @@ export function referrersTag(subject: string): string {
   return `${subject.slice(0, colon).slice(0, 32)}-${subject.slice(colon + 1).slice(0, 64)}`;
 }
 
+/** A tag of the referrers tag schema: a record, not an image name. */
+export function isReferrersTag(name: string | undefined): boolean {
+  return name !== undefined && /^(sha256|sha512)-[a-f0-9]{64}$/.test(name);
+}
+
+/** cosign's tag schema: the attachments of digest <alg>:<hex> are tagged <alg>-<hex>.sig, .att and .sbom. */
+export const COSIGN_SUFFIXES = [".sig", ".att", ".sbom"] as const;
+
+/**
+ * A tag that holds referrers rather than an image: the tag schema's `sha256-<hex>` index, cosign's `.sig`/`.att`/
+ * `.sbom`. Whole-repository copies leave them out of the tags: with referrers they go with their image (the index
+ * rebuilt at the destination by the referrers' copies); without, the index is left behind and cosign's are plain
+ * tags. Retention never removes them.
+ */
+export function isAttachmentTag(tag: string): boolean {
+  return isReferrersTag(tag) || (COSIGN_SUFFIXES.some((suffix) => tag.endsWith(suffix)) && isReferrersTag(tag.slice(0, tag.lastIndexOf("."))));
+}
+
 /** The subject a manifest or index refers to (OCI 1.1 `subject`), if any. */
 export function subjectOf(manifest: ManifestData): Descriptor | undefined {
   return manifest.parsed.kind === "image" ? manifest.parsed.manifest.subject : manifest.parsed.index.subject;

@@ -1,8 +1,7 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
-import { checkReferrerSubject, referrerDescriptor } from "../oci/referrers.js";
-import { isReferrersTag } from "../locations/layout-referrers.js";
+import { checkReferrerSubject, COSIGN_SUFFIXES, isAttachmentTag, isReferrersTag, referrerDescriptor } from "../oci/referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
@@ -98,20 +97,9 @@ const SMALL_BLOBS_PER_JOB = 4;
 const IMAGES_PER_JOB = 4;
 /** Signatures of signatures of...: a chain longer than this is refused rather than followed. */
 const MAX_REFERRER_DEPTH = 8;
-/** cosign's tag schema: the attachments of digest <alg>:<hex> are tagged <alg>-<hex>.sig, .att and .sbom. */
-const COSIGN_SUFFIXES = [".sig", ".att", ".sbom"];
 
 /** Each source's tag listing, for cosign's tag attachments: listed once per repository (or given by whoever listed it). */
 const sourceTags = new WeakMap<ImageSource, Promise<Set<string>>>();
-
-/**
- * A tag that holds referrers rather than an image: the tag schema's `sha256-<hex>` index, cosign's `.sig`/`.att`/
- * `.sbom`. Whole-repository copies leave them out of the tags: with referrers they go with their image (the index
- * rebuilt at the destination by the referrers' copies); without, the index is left behind and cosign's are plain tags.
- */
-export function isAttachmentTag(tag: string): boolean {
-  return isReferrersTag(tag) || (COSIGN_SUFFIXES.some((suffix) => tag.endsWith(suffix)) && isReferrersTag(tag.slice(0, tag.lastIndexOf("."))));
-}
 
 /** A listing the caller already made: the engine looks for cosign tag attachments in it instead of listing again. */
 export function knownTags(src: ImageSource, tags: string[]): void {

@@ -5,8 +5,8 @@ import { parsePlatform, reduceIndex, selectPlatform, type Platform } from "../oc
 import { parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
-import { isReferrersTag } from "../locations/layout-referrers.js";
-import { CopyEngine, isAttachmentTag, knownTags, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
+import { isAttachmentTag, isReferrersTag } from "../oci/referrers.js";
+import { CopyEngine, knownTags, type CopyEvent, type CopyStats, type ReferrerCopy, type ReferrerOptions } from "./copy.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { bucketOf, shareOf, type Shard } from "./shard.js";
 import type { SyncEntry } from "./sync-config.js";

@@ -5,7 +5,7 @@ import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { createdLookup } from "./tag-created.js";
-import { isAttachmentTag } from "./copy.js";
+import { isAttachmentTag } from "../oci/referrers.js";
 import { selectTags } from "./tag-filters.js";
 
 /**
