@@ -201,6 +201,17 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect(ok(await cli(["ls", `${reg.host}/app/docker`])).stdout.split("\n").filter(Boolean).sort()).toEqual(["1.0", "stable"]);
   });
 
+  it("tag takes the new tag as docker tag does, REPO:TAG of the same repository; another repository points at copy", async () => {
+    const r = ok(await cli(["tag", `${reg.host}/app/docker:1.0`, `docker://${reg.host}/app/docker:stable`]));
+    expect(r.stdout.trim()).toBe(dockerImage.manifestDigest);
+    expect((await fetchManifest(reg, "app/docker", "stable")).body.equals(dockerImage.manifest)).toBe(true);
+    const other = await cli(["tag", `${reg.host}/app/docker:1.0`, `${reg.host}/elsewhere/docker:2`]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain(`regcli copy ${reg.host}/app/docker:1.0 ${reg.host}/elsewhere/docker:2`);
+    expect(other.stderr.trim().split("\n")).toHaveLength(1);
+    expect((await cli(["tag", `${reg.host}/app/docker:1.0`, `${reg.host}/app/docker`])).code).toBe(2);
+  });
+
   it("copy within the registry keeps digests for images and indexes", async () => {
     const r = ok(await cli(["copy", `${reg.host}/app/docker:1.0`, `${reg.host}/copies/docker:1.0`]));
     expect(r.stdout.trim()).toBe(dockerImage.manifestDigest);

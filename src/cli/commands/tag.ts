@@ -2,7 +2,7 @@ import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { withoutDockerTransport } from "../../locations/parse.js";
 import type { PruneOutcome, PrunePlan } from "../../operations/tag-prune.js";
-import { parseReference } from "../../reference/index.js";
+import { parseReference, type Reference } from "../../reference/index.js";
 import { askYesNo } from "../confirm.js";
 import { collect, withContext } from "../context.js";
 import { err, note, parseFormat, plural, printJson, printLine, shortDigest } from "../output.js";
@@ -79,18 +79,29 @@ function registerPrune(tagCommand: Command): void {
     });
 }
 
+/** The new tag: a bare tag, or a reference (docker tag's habit) that must name the source's repository and a tag. */
+function tagOf(text: string, source: Reference): string {
+  if (!/[/:@]/.test(text)) return text;
+  const target = parseReference(withoutDockerTransport(text), { defaultTag: false });
+  if (target.name !== source.name) {
+    throw new RegcliError("usage", `tag adds a tag in ${source.name}; ${target.name} is another repository`, { hint: `copy it there instead: regcli copy ${source.full} ${target.full}` });
+  }
+  if (!target.tag || target.digest) throw new RegcliError("usage", `${text} names no tag to add`, { hint: `e.g. regcli tag ${source.full} stable` });
+  return target.tag;
+}
+
 export function register(program: Command): void {
   const tagCommand = program
     .command("tag")
     .description("add a tag to an image in place (the same manifest under a new tag; no blob moves); `tag prune`: retention")
     .argument("<image>", "image reference")
-    .argument("<tag>", "the new tag, in the same repository")
+    .argument("<tag>", "the new tag (or the same repository with it: REPO:TAG, as docker tag takes)")
     .addHelpText("after", "\nA first argument of exactly `prune` is the prune subcommand (see regcli tag prune --help); to retag the image\nprune, write it with its tag (prune:latest).\n\nExample:\n  regcli tag localhost:5000/app:1.0 stable")
     .action(async (text: string, newTag: string, _opts: unknown, cmd: Command) => {
       const { tag } = await load();
       const ref = parseReference(withoutDockerTransport(text));
       const quiet = cmd.optsWithGlobals().quiet;
-      const result = await withContext(cmd, ref.registry, (ctx) => tag(ctx, ref, newTag));
+      const result = await withContext(cmd, ref.registry, (ctx) => tag(ctx, ref, tagOf(newTag, ref)));
       if (!quiet) note(`${err.green("Tagged")} ${result.target.full}`);
       printLine(result.digest);
     });
