@@ -1,6 +1,7 @@
 import { RegcliError } from "../errors.js";
 import { registryDestination, type RegistryRepository } from "../locations/registry.js";
-import type { Descriptor } from "../oci/index.js";
+import { isIndexMediaType, type Descriptor } from "../oci/index.js";
+import { isReferrersTag } from "../oci/referrers.js";
 import { manifestReference, validateTag, withTag, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
@@ -22,6 +23,8 @@ export interface DeletePlan {
   tags: string[];
   /** Why the tags could not all be checked (then other tags may go too). */
   unknown?: string;
+  /** Tagged indexes listing the manifest as a child: deleting it leaves them pointing at nothing. */
+  parents: { tag: string; digest: string }[];
   /**
    * The manifests referring to it (signatures, SBOMs), and theirs, deepest first: deleted with it when asked
    * (withReferrers), otherwise they remain.
@@ -47,7 +50,7 @@ async function planDelete(ctx: RegistryContext, ref: Reference, withReferrers: b
     if (withReferrers || !(err instanceof RegcliError)) throw err;
     referrersUnknown = `the referrers of ${ref.name}@${digest} could not be listed (${err.message})`;
   }
-  const plan = { ref, digest, referrers, ...(referrersUnknown && { referrersUnknown }) };
+  const plan = { ref, digest, referrers, parents: [], ...(referrersUnknown && { referrersUnknown }) };
   let all: string[];
   try {
     all = await client.listTags(ref.repository);
@@ -56,10 +59,20 @@ async function planDelete(ctx: RegistryContext, ref: Reference, withReferrers: b
     return { ...plan, tags: ref.tag && !ref.digest ? [ref.tag] : [], unknown: `the tags of ${ref.name} could not be listed (${(err as Error).message})` };
   }
   const limit = limiter(TAG_CHECKS_AT_ONCE);
-  const pointing = await Promise.all(
-    all.map((t) => limit(async () => (t === ref.tag && !ref.digest ? true : (await client.headManifest(ref.repository, t))?.digest === digest))),
-  );
-  return { ...plan, tags: all.filter((_, i) => pointing[i]) };
+  const heads = await Promise.all(all.map((t) => limit(async () => (t === ref.tag && !ref.digest ? { digest, mediaType: head.mediaType } : await client.headManifest(ref.repository, t)))));
+  const tags = all.filter((_, i) => heads[i]?.digest === digest);
+  // An index tagged elsewhere in the repository that lists the manifest would be left pointing at nothing.
+  const indexes = new Map<string, string[]>();
+  heads.forEach((h, i) => {
+    if (h && h.digest !== digest && isIndexMediaType(h.mediaType) && !isReferrersTag(all[i])) indexes.set(h.digest, [...(indexes.get(h.digest) ?? []), all[i]!]);
+  });
+  const repo = registryDestination(ctx, ref);
+  const listing = await Promise.all([...indexes.keys()].map((d) => limit(async () => (await repo.getManifest(d)).parsed)));
+  const parents = [...indexes].flatMap(([indexDigest, names], i) => {
+    const parsed = listing[i]!;
+    return parsed.kind === "index" && parsed.index.manifests.some((m) => m.digest === digest) ? names.map((tag) => ({ tag, digest: indexDigest })) : [];
+  });
+  return { ...plan, tags, parents };
 }
 
 /** Every referrer of `digest`, recursively, each after its own referrers (the order to delete them in). */

@@ -276,6 +276,19 @@ describe.each(targets)("remote commands against %s (%s)", (server, mode) => {
     expect(missing.code).toBe(4);
   });
 
+  it("delete of an index's child names the tagged index it would break and refuses without --force", async () => {
+    ok(await cli(["copy", `${reg.host}/app/multi:1.0`, `${reg.host}/parents/multi:1.0`]));
+    const child = index.images[0]!.manifestDigest;
+    const refused = await cli(["delete", `${reg.host}/parents/multi@${child}`]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toMatch(/the index tagged 1\.0 lists it as a child and would point at a missing manifest; nothing deleted/);
+    expect((await fetchManifest(reg, "parents/multi", child)).status).toBe(200);
+    const forced = ok(await cli(["delete", "--force", `${reg.host}/parents/multi@${child}`]));
+    expect(forced.stderr).toMatch(/index tagged 1\.0 lists it/);
+    expect((await fetchManifest(reg, "parents/multi", child)).status).toBe(404);
+  });
+
   it("untag removes only the tag where the registry can, and says so clearly where it cannot", async () => {
     ok(await cli(["copy", `${reg.host}/app/oci:1.0`, `${reg.host}/untag/oci:a`]));
     ok(await cli(["tag", `${reg.host}/untag/oci:a`, "b"]));

@@ -32,6 +32,7 @@ function collateral(plan: DeletePlan, withReferrers: boolean): string | undefine
   const parts: string[] = [];
   if (plan.unknown) parts.push(`${plan.unknown}: other tags may point at ${manifest} and would go with it`);
   else if (others.length) parts.push(`${manifest} is ${named ? "also " : ""}tagged ${tagList(others)}: ${others.length === 1 ? "that tag goes" : `those ${others.length} tags go`} with it`);
+  if (plan.parents.length) parts.push(`the ${plan.parents.length === 1 ? "index" : "indexes"} tagged ${tagList(plan.parents.map((p) => p.tag))} list${plan.parents.length === 1 ? "s" : ""} it as a child and would point at a missing manifest`);
   if (withReferrers && plan.referrers.length) parts.push(`${plural(plan.referrers.length, "referrer")} of ${manifest} go${plan.referrers.length === 1 ? "es" : ""} with it (${referrerKinds(plan.referrers)})`);
   return parts.length ? parts.join("; ") : undefined;
 }
@@ -56,10 +57,10 @@ export function register(program: Command): void {
     .option("--with-referrers", "also delete the manifests referring to it (signatures, SBOMs, attestations), recursively")
     .addHelpText(
       "after",
-      "\nRegistries delete manifests by digest: every tag pointing at the manifest goes too. When other tags would go,\n" +
-        "regcli names them and asks (on a terminal) or refuses without --force. `regcli untag IMAGE:TAG` removes only\n" +
-        "the tag where the registry supports it. Referrers (signatures, SBOMs) remain unless --with-referrers is given.\n" +
-        "Registries reclaim blobs in their own GC.\n\nExamples:\n  regcli delete localhost:5000/app:old\n  regcli delete localhost:5000/app:old --with-referrers --force",
+      "\nRegistries delete manifests by digest: every tag pointing at the manifest goes too. When other tags would go (or\n" +
+        "a tagged index lists the manifest as a child and would break), regcli names them and asks (on a terminal) or\n" +
+        "refuses without --force. `regcli untag IMAGE:TAG` removes only the tag where the registry supports it.\n" +
+        "Referrers (signatures, SBOMs) remain unless --with-referrers is given. Registries reclaim blobs in their own GC.\n\nExamples:\n  regcli delete localhost:5000/app:old\n  regcli delete localhost:5000/app:old --with-referrers --force",
     )
     .action(async (text: string, opts: { force?: boolean; withReferrers?: boolean }, cmd: Command) => {
       const { deleteImage } = await load();
