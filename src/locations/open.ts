@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { RegcliError } from "../errors.js";
@@ -185,7 +185,9 @@ export async function openDestination(ctx: RegistryContext, spec: LocationSpec, 
     return { destination: store.layout, reference: id.name, display: `store:${id.name}`, finish: end, abort: end };
   }
   if (spec.kind === "oci") {
-    const layout = new OciLayout(resolve(spec.dir), `oci:${spec.dir}`);
+    const dir = resolve(spec.dir);
+    const created = !(await stat(dir).catch(() => undefined));
+    const layout = new OciLayout(dir, `oci:${spec.dir}`);
     await layout.init();
     // ref.name as skopeo writes it (the given name, else the tag), and the full name beside it as Docker 25 does.
     const tag = spec.tag ?? id.tag ?? "latest";
@@ -196,7 +198,9 @@ export async function openDestination(ctx: RegistryContext, spec: LocationSpec, 
       manifestDigest: (reference) => layout.manifestDigest(reference),
       putManifest: (manifest, reference) => layout.putManifest(manifest, reference, reference === tag ? extra : {}),
     };
-    return { destination, reference: tag, display: `oci:${spec.dir}:${tag}`, finish: nothing, abort: nothing };
+    // A layout this write created and could not complete is removed, not left as an empty or partial skeleton.
+    const abort = created ? () => rm(dir, { recursive: true, force: true }) : nothing;
+    return { destination, reference: tag, display: `oci:${spec.dir}:${tag}`, finish: nothing, abort };
   }
   const writer = await archiveWriter(spec.file, spec.flavour);
   const entry = id.name ?? id.tag ?? "latest";

@@ -94,6 +94,15 @@ describe("artifact push, pull and attach on regcli serve (referrers API)", () =>
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr).toBe(`regcli: error: ${ref} is an artifact (application/vnd.example.docs), not a container image; get its files with: regcli artifact pull ${ref} -o DIR\n`);
     }
+    // pull -o DIR: a layout the refused pull created is removed again; one that was there keeps what it held.
+    const fresh = join(await tempDir(), "layout");
+    expect((await cli(["pull", ref, "-o", fresh])).code).toBe(2);
+    expect(existsSync(fresh)).toBe(false);
+    const kept = join(await tempDir(), "kept");
+    ok(await cli(["pull", `${reg.host}/art/app:1.0`, "-o", kept]));
+    const before = readFileSync(join(kept, "index.json"), "utf8");
+    expect((await cli(["pull", ref, "-o", kept])).code).toBe(2);
+    expect(readFileSync(join(kept, "index.json"), "utf8")).toBe(before);
   });
 
   it("attach stores a referrer by digest (no tag) in the image's repository; --subject does the same under a tag", async () => {

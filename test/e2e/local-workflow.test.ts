@@ -422,8 +422,7 @@ describe("local write failures: full disk, read-only file system", () => {
     await emptyFull();
     const layout = join(full, "layout");
     expectIoError(await regcli(["pull", ref, "-o", layout]), layout, NO_SPACE);
-    expect((await leftovers(layout)).filter((f) => f.endsWith(".partial"))).toEqual([]);
-    expect(JSON.parse(await readFile(join(layout, "index.json"), "utf8")).manifests).toEqual([]);
+    expect(await leftovers(full)).toEqual([]);
     await emptyFull();
     const home = await tempDir("regcli-home-");
     ok(await regcli(["pull", ref], { env: { REGCLI_HOME: home } }));
