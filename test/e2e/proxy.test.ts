@@ -1,12 +1,13 @@
 // regcli serve --proxy: a pull-through cache in front of a real Distribution registry (token auth, through the fault
 // proxy to count and break upstream requests), with skopeo and regcli as its clients.
-import { readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeIndex, pushImage, pushIndex, type TestImage, type TestIndex } from "../helpers/images.js";
+import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const ALL_TYPES = [
@@ -37,6 +38,26 @@ function blobGets(fp: FaultProxy): Map<string, number> {
 }
 
 const blobsOf = (img: TestImage) => [img.config, ...img.layers];
+
+/** What the cache holds: blob files (no partial ones). */
+const cachedBlobs = (reg: TestRegistry) => (existsSync(join(reg.root, "blobs", "sha256")) ? readdirSync(join(reg.root, "blobs", "sha256")) : []);
+const partials = (reg: TestRegistry) => (existsSync(join(reg.root, "proxy", "partial")) ? readdirSync(join(reg.root, "proxy", "partial")) : []);
+
+/** GET a blob through the cache: its status and the digest of the bytes received, or the error that cut it. */
+async function pullBlob(url: string): Promise<{ status: number; digest?: string; bytes: number; error?: string }> {
+  const res = await request(url);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  try {
+    for await (const chunk of res.body) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+  } catch (err) {
+    return { status: res.statusCode, bytes, error: (err as Error).message };
+  }
+  return { status: res.statusCode, digest: `sha256:${hash.digest("hex")}`, bytes };
+}
 
 describe("regcli serve --proxy: a pull-through cache of a token-auth registry", () => {
   let upstream: TestRegistry;
@@ -72,5 +93,171 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(blobGets(fp).size).toBe(0);
     const layer = image.layers[0]!;
     expect(readFileSync(join(dir, "warm", "blobs", "sha256", layer.digest.slice(7)))).toEqual(layer.data);
+  });
+
+  it("32 clients pulling one cold image at once: one upstream GET per blob and per manifest, every client gets the right bytes", async () => {
+    const big = await makeImage({ layers: 2, layerSize: 3 * 1024 * 1024, seed: "proxy-32" });
+    await pushImage(upstream, "team/crowd", "1.0", big);
+    fp.reset();
+    // Upstream answers blob GETs late, so all 32 clients ask while the one fetch is in flight.
+    fp.rules = [{ method: "GET", path: /\/blobs\/sha256:/, fault: { kind: "delay", ms: 400 } }];
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          const m = await call(`${cache.url}/v2/team/crowd/manifests/1.0`, "GET", { accept: ALL_TYPES });
+          const blobs = await Promise.all(blobsOf(big).map((b) => pullBlob(`${cache.url}/v2/team/crowd/blobs/${b.digest}`)));
+          return { manifest: m.h("docker-content-digest"), blobs: blobs.map((b) => b.digest) };
+        }),
+      );
+      for (const r of results) {
+        expect(r.manifest).toBe(big.manifestDigest);
+        expect(r.blobs).toEqual(blobsOf(big).map((b) => b.digest));
+      }
+    } finally {
+      fp.rules = [];
+    }
+    const gets = blobGets(fp);
+    for (const b of blobsOf(big)) expect(gets.get(b.digest)).toBe(1);
+    expect(fp.log.filter((e) => e.method === "GET" && e.path.includes("/manifests/")).length).toBe(1);
+    expect(partials(cache)).toEqual([]);
+  });
+
+  it("a tag is served from the cache within --proxy-ttl and revalidated with a HEAD after it: a retag upstream shows then", async () => {
+    const first = await makeImage({ seed: "proxy-ttl-1" });
+    const second = await makeImage({ seed: "proxy-ttl-2" });
+    await pushImage(upstream, "team/moving", "latest", first);
+    const url = `${cache.url}/v2/team/moving/manifests/latest`;
+    expect((await call(url, "GET", { accept: ALL_TYPES })).h("docker-content-digest")).toBe(first.manifestDigest);
+    const cachedAt = Date.now();
+    await pushImage(upstream, "team/moving", "latest", second);
+    fp.reset();
+    const within = await call(url, "GET", { accept: ALL_TYPES });
+    expect(Date.now() - cachedAt).toBeLessThan(2000); // the test's own precondition: still within the TTL
+    expect(within.h("docker-content-digest")).toBe(first.manifestDigest);
+    expect(fp.log.filter((e) => e.path.includes("/manifests/"))).toEqual([]);
+    await new Promise((r) => setTimeout(r, 2100 - (Date.now() - cachedAt)));
+    const after = await call(url, "GET", { accept: ALL_TYPES });
+    expect(after.h("docker-content-digest")).toBe(second.manifestDigest);
+    expect(sha256(after.body)).toBe(second.manifestDigest);
+    // Unchanged after another TTL: one HEAD upstream, no GET.
+    await new Promise((r) => setTimeout(r, 2100));
+    fp.reset();
+    expect((await call(url, "GET", { accept: ALL_TYPES })).h("docker-content-digest")).toBe(second.manifestDigest);
+    expect(fp.log.filter((e) => e.path.includes("/manifests/")).map((e) => e.method)).toEqual(["HEAD"]);
+  });
+
+  it("asks upstream with the client's Accept: a manifest list, or the amd64 manifest for a client without lists; HEAD by tag works cold", async () => {
+    const amd64 = await makeImage({ seed: "proxy-list-amd64", format: "docker" });
+    const arm64 = await makeImage({ seed: "proxy-list-arm64", format: "docker", platform: { os: "linux", architecture: "arm64" } });
+    const list = makeIndex([amd64, arm64], "docker");
+    await pushIndex(upstream, "team/list", "1.0", list);
+    const head = await call(`${cache.url}/v2/team/list/manifests/1.0`, "HEAD", { accept: ALL_TYPES });
+    expect(head.status).toBe(200);
+    expect(head.h("docker-content-digest")).toBe(list.manifestDigest);
+    expect(head.h("content-type")).toBe(list.mediaType);
+    const narrow = await call(`${cache.url}/v2/team/list/manifests/1.0`, "GET", { accept: "application/vnd.docker.distribution.manifest.v2+json" });
+    expect(narrow.status).toBe(200);
+    expect(narrow.h("content-type")).toBe("application/vnd.docker.distribution.manifest.v2+json");
+    expect(narrow.h("docker-content-digest")).toBe(amd64.manifestDigest);
+    // The narrow answer did not replace what the tag names for clients that take lists.
+    const full = await call(`${cache.url}/v2/team/list/manifests/1.0`, "GET", { accept: ALL_TYPES });
+    expect(full.h("docker-content-digest")).toBe(list.manifestDigest);
+    const dir = await tempDir();
+    const all = await skopeo(["copy", "--all", "--src-tls-verify=false", `docker://${cache.host}/team/list:1.0`, `oci:${dir}:1.0`]);
+    expect(all.code, all.stderr).toBe(0);
+    const multi = await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${cache.host}/team/multi:1.0`]);
+    expect(multi.code, multi.stderr).toBe(0);
+    expect(sha256(Buffer.from(multi.stdout))).toBe(index.manifestDigest);
+  });
+
+  it("refuses pushes and deletes: every repository is a read-only cache of upstream", async () => {
+    const post = await call(`${cache.url}/v2/team/app/blobs/uploads/`, "POST");
+    expect(post.status).toBe(405);
+    expect(JSON.parse(post.text).errors[0].code).toBe("UNSUPPORTED");
+    const del = await call(`${cache.url}/v2/team/app/manifests/${image.manifestDigest}`, "DELETE");
+    expect(del.status).toBe(405);
+  });
+
+  it("a blob whose bytes fail their digest is cut short for the client and never cached; the next pull fetches it again", async () => {
+    const img = await makeImage({ layers: 1, layerSize: 512 * 1024, seed: "proxy-flip" });
+    await pushImage(upstream, "team/flip", "1.0", img);
+    const layer = img.layers[0]!;
+    fp.reset();
+    fp.rules = [{ method: "GET", path: new RegExp(`/blobs/${layer.digest}`), times: 1, fault: { kind: "flip", at: 1000 } }];
+    const bad = await pullBlob(`${cache.url}/v2/team/flip/blobs/${layer.digest}`);
+    fp.rules = [];
+    expect(bad.error).toBeDefined();
+    expect(bad.bytes).toBeLessThan(layer.size);
+    expect(cachedBlobs(cache)).not.toContain(layer.digest.slice(7));
+    expect(partials(cache)).toEqual([]);
+    const good = await pullBlob(`${cache.url}/v2/team/flip/blobs/${layer.digest}`);
+    expect(good.digest).toBe(layer.digest);
+    expect(cachedBlobs(cache)).toContain(layer.digest.slice(7));
+  });
+
+  it("a blob fetch cut mid-way while upstream answers 503 is resumed with Range; the client gets it whole, never half", async () => {
+    const img = await makeImage({ layers: 1, layerSize: 2 * 1024 * 1024, seed: "proxy-cut" });
+    await pushImage(upstream, "team/cut", "1.0", img);
+    const layer = img.layers[0]!;
+    fp.reset();
+    fp.rules = [
+      { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), nth: 1, fault: { kind: "reset-response", after: 700_000 } },
+      { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), when: (r) => r.headers.range !== undefined, times: 2, fault: { kind: "status", status: 503 } },
+    ];
+    const got = await pullBlob(`${cache.url}/v2/team/cut/blobs/${layer.digest}`);
+    fp.rules = [];
+    expect(got.error).toBeUndefined();
+    expect(got.digest).toBe(layer.digest);
+    const gets = fp.log.filter((e) => e.method === "GET" && e.path.includes(layer.digest));
+    expect(gets.at(-1)!.range).toMatch(/^bytes=\d+-$/);
+    expect(Number(/^bytes=(\d+)-$/.exec(gets.at(-1)!.range!)![1])).toBeGreaterThan(0);
+    expect(fp.bytesSent(new RegExp(layer.digest), "GET")).toBeLessThan(layer.size + 700_000);
+    expect(partials(cache)).toEqual([]);
+  });
+
+  it("a fetch that gives up while upstream is down cuts its clients and keeps the partial file; the next pull resumes it with Range", async () => {
+    const img = await makeImage({ layers: 1, layerSize: 2 * 1024 * 1024, seed: "proxy-down-mid" });
+    await pushImage(upstream, "team/downmid", "1.0", img);
+    const layer = img.layers[0]!;
+    fp.reset();
+    fp.rules = [
+      { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), nth: 1, fault: { kind: "reset-response", after: 1_000_000 } },
+      { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), when: (r) => r.headers.range !== undefined, fault: { kind: "status", status: 503 } },
+    ];
+    const cut = await pullBlob(`${cache.url}/v2/team/downmid/blobs/${layer.digest}`);
+    expect(cut.error).toBeDefined();
+    expect(cut.bytes).toBeLessThan(layer.size);
+    expect(cachedBlobs(cache)).not.toContain(layer.digest.slice(7));
+    expect(partials(cache)).toEqual([layer.digest.slice(7)]);
+    fp.rules = []; // upstream is back
+    fp.reset();
+    const whole = await pullBlob(`${cache.url}/v2/team/downmid/blobs/${layer.digest}`);
+    expect(whole.digest).toBe(layer.digest);
+    const gets = fp.log.filter((e) => e.method === "GET" && e.path.includes(layer.digest));
+    expect(gets.map((e) => e.range)).toEqual([expect.stringMatching(/^bytes=[1-9]\d*-$/)]);
+    expect(fp.bytesSent(new RegExp(layer.digest), "GET")).toBeLessThan(layer.size);
+    expect(partials(cache)).toEqual([]);
+  });
+
+  it("upstream down: a cached tag is served with a Warning header and a log line, an uncached one answers 503 with a clear message", async () => {
+    const url = `${cache.url}/v2/team/app/manifests/1.0`;
+    expect((await call(url, "GET", { accept: ALL_TYPES })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 2100)); // past the TTL: upstream must be asked
+    await fp.close();
+    const stale = await call(url, "GET", { accept: ALL_TYPES });
+    expect(stale.status).toBe(200);
+    expect(stale.h("docker-content-digest")).toBe(image.manifestDigest);
+    expect(stale.h("warning")).toBe('110 - "Response is Stale"');
+    const cold = await call(`${cache.url}/v2/team/never-pulled/manifests/1.0`, "GET", { accept: ALL_TYPES });
+    expect(cold.status).toBe(503);
+    const error = JSON.parse(cold.text).errors[0];
+    expect(error.code).toBe("UNAVAILABLE");
+    expect(error.message).toContain("is unavailable");
+    const coldBlob = await call(`${cache.url}/v2/team/never-pulled/blobs/${sha256("nothing")}`);
+    expect(coldBlob.status).toBe(503);
+    // Cached blobs keep being served.
+    expect((await pullBlob(`${cache.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).digest).toBe(image.layers[0]!.digest);
+    const log = readdirSync(join(cache.root, "..")).filter((f) => f.startsWith("registry-")).map((f) => readFileSync(join(cache.root, "..", f), "utf8")).join("");
+    expect(log).toMatch(/warning: serving cached manifest team\/app:1\.0 \(sha256:[a-f0-9]{64}\) without revalidation/);
   });
 });
