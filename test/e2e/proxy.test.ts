@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, skopeo, tempDir } from "../helpers/cli.js";
+import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
@@ -35,6 +35,13 @@ function blobGets(fp: FaultProxy): Map<string, number> {
     if (m && e.method === "GET") counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
   }
   return counts;
+}
+
+/** regcli serve with these flags, isolated from the developer's logins (its own DOCKER_CONFIG, maybe with some). */
+async function startCache(serveArgs: string[], opts: { stdin?: string; auths?: Record<string, { username: string; password: string }> } = {}): Promise<TestRegistry> {
+  const config = await dockerConfigDir(opts.auths);
+  const env = { DOCKER_CONFIG: config, XDG_CONFIG_HOME: config, XDG_RUNTIME_DIR: config, REGCLI_CONFIG: join(config, "regcli-config.json") };
+  return startRegistry("open", { server: "regcli", serveArgs, stdin: opts.stdin, env, deleteEnabled: false });
 }
 
 const blobsOf = (img: TestImage) => [img.config, ...img.layers];
@@ -72,7 +79,7 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     index = makeIndex([await makeImage({ seed: "proxy-amd64" }), await makeImage({ seed: "proxy-arm64", platform: { os: "linux", architecture: "arm64" } })]);
     await pushImage(upstream, "team/app", "1.0", image);
     await pushIndex(upstream, "team/multi", "1.0", index);
-    cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy", fp.url, "--proxy-ttl", "2s"] });
+    cache = await startCache(["--proxy", fp.url, "--proxy-ttl", "2s"]);
   });
   afterAll(async () => {
     await cache?.stop();
@@ -259,5 +266,104 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect((await pullBlob(`${cache.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).digest).toBe(image.layers[0]!.digest);
     const log = readdirSync(join(cache.root, "..")).filter((f) => f.startsWith("registry-")).map((f) => readFileSync(join(cache.root, "..", f), "utf8")).join("");
     expect(log).toMatch(/warning: serving cached manifest team\/app:1\.0 \(sha256:[a-f0-9]{64}\) without revalidation/);
+  });
+});
+
+describe("regcli serve --proxy: upstream credentials", () => {
+  let upstream: TestRegistry;
+  let image: TestImage;
+  const caches: TestRegistry[] = [];
+  beforeAll(async () => {
+    upstream = await startRegistry("basic");
+    image = await makeImage({ seed: "proxy-creds" });
+    await pushImage(upstream, "private/app", "1.0", image);
+  });
+  afterAll(async () => {
+    for (const c of caches) await c.stop();
+    await upstream?.stop();
+  });
+
+  it("--proxy-username/--proxy-password-stdin reach upstream and never a client: no header or body of any answer carries them", async () => {
+    const { username, password } = upstream.admin!;
+    const cache = await startCache(["--proxy", upstream.url, "--proxy-username", username, "--proxy-password-stdin"], { stdin: `${password}\n` });
+    caches.push(cache);
+    const dir = await tempDir();
+    const pulled = await skopeo(["copy", "--src-tls-verify=false", `docker://${cache.host}/private/app:1.0`, `oci:${dir}:1.0`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const answers = await Promise.all([
+      call(`${cache.url}/v2/`),
+      call(`${cache.url}/v2/_catalog`),
+      call(`${cache.url}/v2/private/app/tags/list`),
+      call(`${cache.url}/v2/private/app/manifests/1.0`, "GET", { accept: ALL_TYPES }),
+      call(`${cache.url}/v2/private/app/manifests/1.0`, "HEAD", { accept: ALL_TYPES }),
+      call(`${cache.url}/v2/private/app/blobs/${image.config.digest}`),
+      call(`${cache.url}/v2/private/app/manifests/missing`, "GET", { accept: ALL_TYPES }),
+      call(`${cache.url}/v2/private/missing/manifests/1.0`, "GET", { accept: ALL_TYPES }),
+      call(`${cache.url}/v2/private/app/blobs/${sha256("missing")}`),
+      call(`${cache.url}/v2/private/app/blobs/uploads/`, "POST"),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200, 404, 404, 404, 405]);
+    const secrets = [password, Buffer.from(`${username}:${password}`).toString("base64"), "basic-realm"];
+    for (const a of answers) {
+      const text = `${JSON.stringify(a.headers)}\n${a.text}`;
+      for (const secret of secrets) expect(text).not.toContain(secret);
+      expect(a.h("www-authenticate")).toBeUndefined();
+      expect(a.h("authorization")).toBeUndefined();
+    }
+    expect(JSON.parse(answers[2]!.text).tags).toEqual(["1.0"]);
+  });
+
+  it("takes the upstream's credentials from the usual sources (a Docker config.json login)", async () => {
+    const cache = await startCache(["--proxy", upstream.url], { auths: { [upstream.host]: upstream.admin! } });
+    caches.push(cache);
+    const m = await call(`${cache.url}/v2/private/app/manifests/1.0`, "GET", { accept: ALL_TYPES });
+    expect(m.status).toBe(200);
+    expect(m.h("docker-content-digest")).toBe(image.manifestDigest);
+  });
+
+  it("without credentials upstream refuses: 403 DENIED naming the upstream, not a challenge to the client", async () => {
+    const cache = await startCache(["--proxy", upstream.url]);
+    caches.push(cache);
+    const m = await call(`${cache.url}/v2/private/app/manifests/1.0`, "GET", { accept: ALL_TYPES });
+    expect(m.status).toBe(403);
+    expect(m.h("www-authenticate")).toBeUndefined();
+    const error = JSON.parse(m.text).errors[0];
+    expect(error.code).toBe("DENIED");
+    expect(error.message).toContain(`upstream ${upstream.host}/private/app refused the cache's credentials`);
+  });
+});
+
+describe("regcli serve --proxy-namespace: cached namespaces beside the server's own repositories, TLS upstream with --ca-file", () => {
+  let upstream: TestRegistry;
+  let cache: TestRegistry;
+  let image: TestImage;
+  beforeAll(async () => {
+    upstream = await startRegistry("tls");
+    image = await makeImage({ seed: "proxy-ns" });
+    await pushImage(upstream, "team/app", "1.0", image);
+    await pushImage(upstream, "team/app", "2.0", image);
+    await pushImage(upstream, "solo", "1.0", image);
+    cache = await startCache(["--proxy-namespace", `up=https://${upstream.host}`, "--ca-file", upstream.caFile!]);
+  });
+  afterAll(async () => {
+    await cache?.stop();
+    await upstream?.stop();
+  });
+
+  it("up/... is read from upstream (tags listed from there), other names are pushed and pulled as usual, pushes into up/ are refused", async () => {
+    const dir = await tempDir();
+    const pulled = await regcli(["copy", `${cache.host}/up/team/app:1.0`, `oci:${dir}:1.0`]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const solo = await call(`${cache.url}/v2/up/solo/manifests/1.0`, "GET", { accept: ALL_TYPES });
+    expect(solo.h("docker-content-digest")).toBe(image.manifestDigest);
+    expect(JSON.parse((await call(`${cache.url}/v2/up/team/app/tags/list`)).text).tags).toEqual(["1.0", "2.0"]);
+    const pushed = await regcli(["copy", `oci:${dir}:1.0`, `${cache.host}/own/app:1.0`]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    expect((await call(`${cache.url}/v2/own/app/manifests/1.0`, "GET", { accept: ALL_TYPES })).h("docker-content-digest")).toBe(image.manifestDigest);
+    const refused = await regcli(["copy", `oci:${dir}:1.0`, `${cache.host}/up/team/app:3.0`]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain("read-only cache");
+    // The server's own repository was not looked for upstream.
+    expect((await call(`${cache.url}/v2/own/other/manifests/1.0`, "GET", { accept: ALL_TYPES })).status).toBe(404);
   });
 });
