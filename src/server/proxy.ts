@@ -207,6 +207,15 @@ class BlobFetch extends EventEmitter {
 
   async run(up: UpstreamRepository, storage: RegistryStorage, log: (line: string) => void): Promise<void> {
     try {
+      const cached = await stat(this.finalPath).catch(() => undefined);
+      if (cached) {
+        // A fetch that finished just before this one was asked for.
+        await storage.commitBlob(this.digest, this.path, this.names);
+        this.size = this.written = cached.size;
+        this.state = "done";
+        this.announce(cached.size);
+        return;
+      }
       const size = await up.blobSize(this.digest);
       if (size === undefined) throw new RegcliError("not-found", `blob ${this.digest} not found in ${up.description}`);
       this.size = size;

@@ -9,6 +9,8 @@ import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { proxyOptions } from "../../src/operations/serve.js";
+import { RegistryContext } from "../../src/registry/context.js";
 
 const ALL_TYPES = [
   "application/vnd.oci.image.index.v1+json",
@@ -246,6 +248,34 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(partials(cache)).toEqual([]);
   });
 
+  it("upstream killed mid-blob and restarted: the fetch resumes with Range and the client gets the blob whole", async () => {
+    const img = await makeImage({ layers: 1, layerSize: 4 * 1024 * 1024, seed: "proxy-kill" });
+    await pushImage(upstream, "team/kill", "1.0", img);
+    const layer = img.layers[0]!;
+    const impatient = await startCache(["--proxy", fp.url, "--timeout", "2"]);
+    try {
+      fp.reset();
+      // The first GET stops sending after 1 MiB: that is where upstream dies.
+      fp.rules = [{ method: "GET", path: new RegExp(`/blobs/${layer.digest}`), nth: 1, fault: { kind: "stall", after: 1024 * 1024 } }];
+      const pending = pullBlob(`${impatient.url}/v2/team/kill/blobs/${layer.digest}`);
+      for (let i = 0; i < 200 && fp.bytesSent(new RegExp(layer.digest), "GET") < 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 25));
+      await upstream.kill();
+      await new Promise((r) => setTimeout(r, 2500));
+      await upstream.restart();
+      const got = await pending;
+      fp.rules = [];
+      expect(got.error).toBeUndefined();
+      expect(got.digest).toBe(layer.digest);
+      const answered = fp.log.filter((e) => e.method === "GET" && e.path.includes(layer.digest) && e.status === 206);
+      expect(answered.map((e) => e.range)).toEqual([expect.stringMatching(/^bytes=[1-9]\d*-$/)]);
+      expect(fp.bytesSent(new RegExp(layer.digest), "GET")).toBeLessThan(layer.size + 100_000);
+      expect(partials(impatient)).toEqual([]);
+    } finally {
+      fp.rules = [];
+      await impatient.stop();
+    }
+  });
+
   it("upstream down: a cached tag is served with a Warning header and a log line, an uncached one answers 503 with a clear message", async () => {
     const url = `${cache.url}/v2/team/app/manifests/1.0`;
     expect((await call(url, "GET", { accept: ALL_TYPES })).status).toBe(200);
@@ -365,5 +395,40 @@ describe("regcli serve --proxy-namespace: cached namespaces beside the server's 
     expect(refused.stderr).toContain("read-only cache");
     // The server's own repository was not looked for upstream.
     expect((await call(`${cache.url}/v2/own/other/manifests/1.0`, "GET", { accept: ALL_TYPES })).status).toBe(404);
+  });
+});
+
+describe("regcli serve --proxy: names and flags", () => {
+  it("Docker Hub's one-part names are its official images (library/NAME), as the Docker daemon sends them", async () => {
+    const context = new RegistryContext();
+    try {
+      const hub = proxyOptions({ context, upstream: "https://registry-1.docker.io", namespaces: [{ name: "ghcr", url: "https://ghcr.io" }], ttlMs: 1000 });
+      expect(hub.upstream("alpine")?.description).toBe("docker.io/library/alpine");
+      expect(hub.upstream("library/alpine")?.description).toBe("docker.io/library/alpine");
+      expect(hub.upstream("bitnami/redis")?.description).toBe("docker.io/bitnami/redis");
+      expect(hub.upstream("ghcr/owner/tool")?.description).toBe("ghcr.io/owner/tool");
+      const own = proxyOptions({ context, namespaces: [{ name: "hub", url: "https://index.docker.io" }], ttlMs: 1000 });
+      expect(own.upstream("hub/alpine")?.description).toBe("docker.io/library/alpine");
+      expect(own.upstream("mine/app")).toBeUndefined();
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("refuses bad proxy flags with exit 2 and one line", async () => {
+    const root = await tempDir();
+    const cases: Array<[string[], string, string]> = [
+      [["--proxy", "http://127.0.0.1:1", "--proxy-ttl", "soon"], "", 'invalid duration "soon"'],
+      [["--proxy-namespace", "Hub=https://x.example"], "", "invalid --proxy-namespace"],
+      [["--proxy", "ftp://x.example"], "", "expected an http:// or https:// URL"],
+      [["--proxy-username", "u", "--proxy-password-stdin"], "pw\n", "need --proxy or --proxy-namespace"],
+      [["--proxy", "http://127.0.0.1:1", "--proxy-username", "u"], "", "go together"],
+    ];
+    for (const [flags, input, message] of cases) {
+      const r = await regcli(["serve", "--addr", "127.0.0.1:0", "--root", root, ...flags], { input, timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(message);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
   });
 });
