@@ -248,6 +248,22 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(partials(cache)).toEqual([]);
   });
 
+  it("upstream rate limiting (429 with Retry-After) is waited out, and the client gets its answer", async () => {
+    const img = await makeImage({ seed: "proxy-429" });
+    await pushImage(upstream, "team/limited", "1.0", img);
+    fp.reset();
+    fp.rules = [{ method: "GET", path: /\/team\/limited\/(manifests|blobs)\//, times: 2, fault: { kind: "status", status: 429, headers: { "retry-after": "1" } } }];
+    const started = Date.now();
+    const m = await call(`${cache.url}/v2/team/limited/manifests/1.0`, "GET", { accept: ALL_TYPES });
+    const b = await pullBlob(`${cache.url}/v2/team/limited/blobs/${img.layers[0]!.digest}`);
+    fp.rules = [];
+    expect(m.status).toBe(200);
+    expect(m.h("docker-content-digest")).toBe(img.manifestDigest);
+    expect(b.digest).toBe(img.layers[0]!.digest);
+    expect(fp.log.filter((e) => e.status === 429)).toHaveLength(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+  });
+
   it("upstream killed mid-blob and restarted: the fetch resumes with Range and the client gets the blob whole", async () => {
     const img = await makeImage({ layers: 1, layerSize: 4 * 1024 * 1024, seed: "proxy-kill" });
     await pushImage(upstream, "team/kill", "1.0", img);
