@@ -308,6 +308,9 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(error.message).toContain("is unavailable");
     const coldBlob = await call(`${cache.url}/v2/team/never-pulled/blobs/${sha256("nothing")}`);
     expect(coldBlob.status).toBe(503);
+    // Tag lists come from what the cache holds; a repository it never saw is upstream's failure, not a 404.
+    expect(JSON.parse((await call(`${cache.url}/v2/team/app/tags/list`)).text).tags).toEqual(["1.0"]);
+    expect((await call(`${cache.url}/v2/team/never-pulled/tags/list`)).status).toBe(503);
     // Cached blobs keep being served.
     expect((await pullBlob(`${cache.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).digest).toBe(image.layers[0]!.digest);
     const log = readdirSync(join(cache.root, "..")).filter((f) => f.startsWith("registry-")).map((f) => readFileSync(join(cache.root, "..", f), "utf8")).join("");
