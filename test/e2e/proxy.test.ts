@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
-import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { proxyOptions } from "../../src/operations/serve.js";
@@ -360,6 +360,30 @@ describe("regcli serve --proxy: upstream credentials", () => {
       expect(a.h("authorization")).toBeUndefined();
     }
     expect(JSON.parse(answers[2]!.text).tags).toEqual(["1.0"]);
+  });
+
+  it("follows upstream's blob redirect to a storage host without sending it the upstream credentials", async () => {
+    const { username, password } = upstream.admin!;
+    const storageBackend = await startRegistry("open");
+    const storage = await startStorageHost(storageBackend.url);
+    const fp = await startFaultProxy(upstream.url);
+    try {
+      await pushImage(storageBackend, "private/app", "1.0", image);
+      const layer = image.layers[0]!;
+      fp.rules = [{ method: "GET", path: /\/blobs\/sha256:/, fault: { kind: "redirect", to: storage.url } }];
+      const cache = await startCache(["--proxy", fp.url, "--proxy-username", username, "--proxy-password-stdin"], { stdin: `${password}\n` });
+      caches.push(cache);
+      const got = await pullBlob(`${cache.url}/v2/private/app/blobs/${layer.digest}`);
+      expect(got.digest).toBe(layer.digest);
+      const fetched = storage.log.filter((e) => e.path.includes(layer.digest) && e.method === "GET");
+      expect(fetched.length).toBeGreaterThan(0);
+      expect(fetched.every((e) => !e.authorization)).toBe(true);
+      expect(fp.log.some((e) => e.path.includes(layer.digest) && e.authorization)).toBe(true);
+    } finally {
+      await fp.close();
+      await storage.close();
+      await storageBackend.stop();
+    }
   });
 
   it("takes the upstream's credentials from the usual sources (a Docker config.json login)", async () => {
