@@ -165,7 +165,8 @@ export class PullThroughCache {
 
 /**
  * What a client is told when upstream failed: not found stays 404, a refusal of our credentials is 403 (the client's
- * own credentials would not help), rate limiting 429, anything else (unreachable, 5xx after retries) 503.
+ * own credentials would not help), rate limiting 429, bytes that fail their digest 502, anything else (unreachable,
+ * 5xx after retries, an answer too large or invalid) 503.
  */
 export function upstreamFailure(err: unknown, what: string, notFoundCode: string, up?: UpstreamRepository): never {
   if (!(err instanceof RegcliError)) throw err;
@@ -173,6 +174,7 @@ export function upstreamFailure(err: unknown, what: string, notFoundCode: string
   if (err.kind === "not-found") throw new StorageError(404, notFoundCode, `${what} is not known to ${from}`);
   if (err.kind === "auth") throw new StorageError(403, "DENIED", `${from} refused the cache's credentials for ${what}: ${err.message}`);
   if (err.code === "429" || err.code === "TOOMANYREQUESTS") throw new StorageError(429, "TOOMANYREQUESTS", `${from} is rate limiting ${what}`);
+  if (err.kind === "integrity") throw new StorageError(502, "UNKNOWN", `${from} sent a bad ${what}: ${err.message}`);
   throw new StorageError(503, "UNAVAILABLE", `${from} is unavailable for ${what}: ${err.message}`);
 }
 

@@ -248,6 +248,32 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(partials(cache)).toEqual([]);
   });
 
+  it("an upstream manifest over 4 MiB or failing its digest is refused, never cached", async () => {
+    const img = await makeImage({ seed: "proxy-bad-manifest" });
+    await pushImage(upstream, "team/bad", "1.0", img);
+    fp.rules = [
+      {
+        method: "GET",
+        path: /\/team\/bad\/manifests\/1\.0/,
+        fault: { kind: "status", status: 200, headers: { "content-type": img.mediaType }, body: " ".repeat(4 * 1024 * 1024 + 1) },
+      },
+      // Another image's manifest where this digest was asked for.
+      { method: "GET", path: new RegExp(`/team/bad/manifests/${img.manifestDigest}`), fault: { kind: "status", status: 200, headers: { "content-type": image.mediaType }, body: image.manifest.toString() } },
+    ];
+    try {
+      const huge = await call(`${cache.url}/v2/team/bad/manifests/1.0`, "GET", { accept: ALL_TYPES });
+      expect(huge.status).toBe(503);
+      expect(JSON.parse(huge.text).errors[0].message).toContain("too large");
+      const flipped = await call(`${cache.url}/v2/team/bad/manifests/${img.manifestDigest}`, "GET", { accept: ALL_TYPES });
+      expect(flipped.status).toBe(502);
+      expect(JSON.parse(flipped.text).errors[0].message).toContain("digest");
+    } finally {
+      fp.rules = [];
+    }
+    expect(existsSync(join(cache.root, "repositories", "team", "bad"))).toBe(false);
+    expect((await call(`${cache.url}/v2/team/bad/manifests/1.0`, "GET", { accept: ALL_TYPES })).h("docker-content-digest")).toBe(img.manifestDigest);
+  });
+
   it("upstream rate limiting (429 with Retry-After) is waited out, and the client gets its answer", async () => {
     const img = await makeImage({ seed: "proxy-429" });
     await pushImage(upstream, "team/limited", "1.0", img);
