@@ -352,6 +352,7 @@ describe("regcli serve --proxy: upstream credentials", () => {
     upstream = await startRegistry("basic");
     image = await makeImage({ seed: "proxy-creds" });
     await pushImage(upstream, "private/app", "1.0", image);
+    await pushImage(upstream, "private/other", "1.0", image);
   });
   afterAll(async () => {
     for (const c of caches) await c.stop();
@@ -386,6 +387,7 @@ describe("regcli serve --proxy: upstream credentials", () => {
       expect(a.h("authorization")).toBeUndefined();
     }
     expect(JSON.parse(answers[2]!.text).tags).toEqual(["1.0"]);
+    expect(JSON.parse(answers[1]!.text).repositories).toEqual(["private/app", "private/other"]); // upstream's catalog
   });
 
   it("follows upstream's blob redirect to a storage host without sending it the upstream credentials", async () => {
