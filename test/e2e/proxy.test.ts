@@ -321,6 +321,7 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
   it("upstream down: a cached tag is served with a Warning header and a log line, an uncached one answers 503 with a clear message", async () => {
     const url = `${cache.url}/v2/team/app/manifests/1.0`;
     expect((await call(url, "GET", { accept: ALL_TYPES })).status).toBe(200);
+    expect((await pullBlob(`${cache.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).digest).toBe(image.layers[0]!.digest);
     await new Promise((r) => setTimeout(r, 2100)); // past the TTL: upstream must be asked
     await fp.close();
     const stale = await call(url, "GET", { accept: ALL_TYPES });
