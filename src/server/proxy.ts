@@ -94,9 +94,7 @@ export class PullThroughCache {
     const usable = record && cached && fits(cached.mediaType) ? { ...cached, digest: record.digest } : undefined;
     if (usable && Date.now() - record!.checkedAt < this.options.ttlMs) return usable;
     const stale = (err: unknown): CachedManifest => {
-      if (!usable || (err instanceof RegcliError && err.kind === "not-found") || !(err instanceof RegcliError)) {
-        return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
-      }
+      if (!usable || !(err instanceof RegcliError) || err.kind === "not-found") return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
       this.log(`warning: serving cached ${what} (${usable.digest}) without revalidation: ${err.message}`);
       return { ...usable, stale: true };
     };
