@@ -35,6 +35,9 @@ export interface TestRegistry {
   authHeader(scope: string): Promise<string | undefined>;
   /** The undici dispatcher to reach it (trusts the test CA in tls mode). */
   dispatcher: Agent;
+  /** Kill the server (SIGKILL), keeping its storage; restart() starts it again on the same address. */
+  kill(): Promise<void>;
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -222,7 +225,17 @@ export type RegistryServer = "docker-registry" | "regcli";
 /** `server: "regcli"` runs `node bin/regcli.cjs serve`, or `regcliBin serve` (an installed or standalone regcli). */
 export async function startRegistry(
   mode: RegistryMode,
-  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer; ca?: TestCa; regcliBin?: string } = {},
+  opts: {
+    proxyRemoteUrl?: string;
+    deleteEnabled?: boolean;
+    server?: RegistryServer;
+    ca?: TestCa;
+    regcliBin?: string;
+    /** regcli serve only: more flags (--proxy URL...), its standard input (--proxy-password-stdin) and environment. */
+    serveArgs?: string[];
+    stdin?: string;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<TestRegistry> {
   const dir = await tempDir("regcli-registry-");
   const root = join(dir, "data");
@@ -275,7 +288,7 @@ export async function startRegistry(
     const logFile = join(dir, `registry-${attempt}.log`);
     const { openSync } = await import("node:fs");
     const fd = openSync(logFile, "a");
-    const child =
+    const launch = () =>
       opts.server === "regcli"
         ? spawn(
             opts.regcliBin ?? process.execPath,
@@ -289,11 +302,14 @@ export async function startRegistry(
               ...(opts.deleteEnabled ?? true ? ["--delete"] : []),
               ...(mode === "basic" ? ["--htpasswd", join(dir, "htpasswd")] : []),
               ...(tlsFiles ? ["--tls-cert", tlsFiles.cert, "--tls-key", tlsFiles.key] : []),
+              ...(opts.serveArgs ?? []),
             ],
-            { stdio: ["ignore", fd, fd] },
+            { stdio: [opts.stdin === undefined ? "ignore" : "pipe", fd, fd], env: { ...process.env, ...opts.env } },
           )
         : spawn("docker-registry", ["serve", config], { stdio: ["ignore", fd, fd] });
+    let child = launch();
     children.add(child);
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
     try {
       await waitUntilUp(url, dispatcher, child, logFile);
     } catch (err) {
@@ -326,6 +342,18 @@ export async function startRegistry(
       issued: issuer?.issued,
       authHeader,
       dispatcher,
+      async kill() {
+        const exited = child.exitCode === null ? new Promise((r) => child.once("exit", r)) : undefined;
+        child.kill("SIGKILL");
+        await exited;
+        children.delete(child);
+      },
+      async restart() {
+        child = launch();
+        children.add(child);
+        if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
+        await waitUntilUp(url, dispatcher, child, logFile);
+      },
       async stop() {
         child.kill("SIGTERM");
         await new Promise((r) => setTimeout(r, 50));
