@@ -50,14 +50,15 @@ export function register(program: Command): void {
     });
   cmd
     .command("gc")
-    .description("remove blobs that no manifest references (--root as for serve)")
+    .description("remove blobs that no manifest references (--root as for serve); in a --proxy cache, also cached manifests past the TTL")
     .option("--dry-run", "only list what would be removed")
     .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
     .action(async (opts: { dryRun?: boolean }, gc: Command) => {
       const { garbageCollect } = await load();
       const { root } = gc.optsWithGlobals<{ root: string }>();
       const r = await garbageCollect(root, opts.dryRun === true);
-      for (const digest of r.blobs) printLine(digest);
-      note(opts.dryRun ? `${r.blobs.length} blobs would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}`);
+      for (const line of [...r.manifests, ...r.blobs]) printLine(line);
+      const expired = r.manifests.length ? ` and ${r.manifests.length} expired cached manifests` : "";
+      note(opts.dryRun ? `${r.blobs.length} blobs${expired} would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}${expired}`);
     });
 }
