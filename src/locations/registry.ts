@@ -47,12 +47,13 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     this.mountOrigin = { registry: client.registry, repository };
   }
 
-  getManifest(reference: string): Promise<ManifestData> {
-    return this.client.getManifest(this.repository, reference);
+  /** With `accept`, the manifest types asked for (a pull-through cache asks as its client asked); default every type. */
+  getManifest(reference: string, accept?: readonly string[]): Promise<ManifestData> {
+    return this.client.getManifest(this.repository, reference, accept);
   }
 
-  async resolve(reference: string): Promise<Descriptor> {
-    const head = await this.client.headManifest(this.repository, reference);
+  async resolve(reference: string, accept?: readonly string[]): Promise<Descriptor> {
+    const head = await this.client.headManifest(this.repository, reference, accept);
     if (!head) throw new RegcliError("not-found", `manifest ${this.description}${reference.includes(":") ? "@" : ":"}${reference} not found`, { code: "MANIFEST_UNKNOWN" });
     return { mediaType: head.mediaType ?? "", digest: head.digest, size: head.size };
   }
@@ -86,6 +87,11 @@ export class RegistryRepository implements ImageSource, ImageDestination {
 
   listTags(options?: ListOptions): Promise<string[]> {
     return this.client.listTags(this.repository, options);
+  }
+
+  /** A blob's size (HEAD), or undefined when the repository does not have it. */
+  async blobSize(digest: string): Promise<number | undefined> {
+    return (await this.client.headBlob(this.repository, digest))?.size;
   }
 
   /**

@@ -1,12 +1,46 @@
 import { stat } from "node:fs/promises";
 import { RegcliError } from "../errors.js";
+import { RegistryRepository } from "../locations/registry.js";
+import { registryOfUrl, type RegistryContext } from "../registry/context.js";
 import { htpasswdAuthenticator } from "../server/htpasswd.js";
+import type { ProxyOptions } from "../server/proxy.js";
 import { RegistryServer, type ServeOptions } from "../server/server.js";
 import { cacheRoots } from "../server/retention.js";
 import { RegistryStorage } from "../server/storage.js";
 
-export interface ServeSettings extends Omit<ServeOptions, "authenticate"> {
+export interface ServeSettings extends Omit<ServeOptions, "authenticate" | "proxy"> {
   htpasswd?: string;
+  proxy?: ProxySettings;
+}
+
+/** A pull-through cache: --proxy URL (every repository), --proxy-namespace NAME=URL (repositories under NAME/). */
+export interface ProxySettings {
+  /** The upstream side's clients (tokens, retries, --ca-file), with --proxy-username's credential bound to its registry. */
+  context: RegistryContext;
+  upstream?: string;
+  namespaces: Array<{ name: string; url: string }>;
+  ttlMs: number;
+}
+
+/** The registry an upstream URL's credentials are under (Docker Hub's API host is docker.io). */
+export function proxyRegistry(url: string): string {
+  return registryOfUrl(url, "upstream URL").registry;
+}
+
+/** Which upstream repository each repository of the server reads from; Docker Hub's official images are library/NAME. */
+function proxyOptions(p: ProxySettings): ProxyOptions {
+  const repository = (url: string, name: string) => {
+    const client = p.context.urlClient(url, "upstream URL");
+    return new RegistryRepository(client, client.registry === "docker.io" && !name.includes("/") ? `library/${name}` : name);
+  };
+  return {
+    ttlMs: p.ttlMs,
+    upstream: (name) => {
+      for (const ns of p.namespaces) if (name.startsWith(`${ns.name}/`)) return repository(ns.url, name.slice(ns.name.length + 1));
+      return p.upstream === undefined ? undefined : repository(p.upstream, name);
+    },
+    catalog: p.upstream === undefined ? undefined : () => p.context.urlClient(p.upstream!, "upstream URL").catalog(),
+  };
 }
 
 /** Local failures: a full disk, a denied or read-only path, a quota. */
@@ -40,7 +74,11 @@ function startFailure(err: unknown, settings: ServeSettings): unknown {
 }
 
 export async function serve(settings: ServeSettings): Promise<{ server: RegistryServer; url: string }> {
-  const server = new RegistryServer({ ...settings, authenticate: settings.htpasswd ? htpasswdAuthenticator(settings.htpasswd) : undefined });
+  const server = new RegistryServer({
+    ...settings,
+    authenticate: settings.htpasswd ? htpasswdAuthenticator(settings.htpasswd) : undefined,
+    proxy: settings.proxy && proxyOptions(settings.proxy),
+  });
   const address = await server.start().catch((err: unknown) => {
     throw startFailure(err, settings);
   });

@@ -1,5 +1,8 @@
 import semver from "semver";
 import { RegcliError } from "../errors.js";
+import { parseDuration } from "../util/duration.js";
+
+export { parseDuration };
 
 /**
  * Which tags of a repository a sync or a retention run keeps: composable filters as people think of them
@@ -49,17 +52,6 @@ export function tagVersion(tag: string): semver.SemVer | undefined {
   const m = VERSION.exec(tag);
   if (!m) return undefined;
   return semver.parse(`${m[1]}.${m[2] ?? 0}.${m[3] ?? 0}${m[4] ?? ""}${m[5] ?? ""}`) ?? undefined;
-}
-
-const UNITS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 };
-
-/** A duration such as "90m", "12h", "30d" or "2w" in milliseconds; a usage error naming the value otherwise. */
-export function parseDuration(text: string): number {
-  const m = /^\s*(\d+)\s*([mhdw])\s*$/.exec(text);
-  if (!m || Number(m[1]) <= 0) {
-    throw new RegcliError("usage", `invalid duration "${text}"`, { hint: "give a positive whole number and a unit: m (minutes), h, d or w (weeks), e.g. 30d" });
-  }
-  return Number(m[1]) * UNITS[m[2]!]!;
 }
 
 function checkSpec(spec: TagFilterSpec): void {

@@ -160,32 +160,46 @@ export class RegistryContext {
 
   /** Clients for regcli's own docker.io mirrors (URLs, as Docker's registry-mirrors), in order. */
   private mirrorClients(): RegistryClient[] {
-    return this.mirrors.map((text) => {
-      let url: URL;
-      try {
-        url = new URL(text.includes("://") ? text : `https://${text}`);
-      } catch {
-        throw new RegcliError("usage", `invalid registry mirror "${text}": expected a URL such as https://mirror.example.com`);
-      }
-      const key = `mirror:${url.protocol}//${url.host}`;
-      let client = this.clients.get(key);
-      if (!client) {
-        const endpoint: Endpoint = {
-          registry: url.host,
-          host: url.host,
-          scheme: url.protocol === "http:" ? "http" : "https",
-          loopback: isLoopbackHost(url.host),
-        };
-        const insecure = this.options.insecureRegistries?.includes(url.host) ?? false;
-        this.registryHosts.add(url.host);
-        client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(url.host));
-        this.clients.set(key, client);
-      }
-      return client;
-    });
+    return this.mirrors.map((text) => this.urlClient(text, "registry mirror"));
+  }
+
+  /**
+   * The client for a registry given as a URL (a mirror, `regcli serve --proxy`'s upstream): its scheme as written,
+   * its credentials looked up under its registry name (Docker Hub's API host is docker.io).
+   */
+  urlClient(text: string, what: string): RegistryClient {
+    const { url, registry } = registryOfUrl(text, what);
+    const key = `mirror:${url.protocol}//${url.host}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      const endpoint: Endpoint = {
+        registry,
+        host: registry === "docker.io" ? apiHost(registry) : url.host,
+        scheme: url.protocol === "http:" ? "http" : "https",
+        loopback: isLoopbackHost(url.host),
+      };
+      const insecure = this.options.insecureRegistries?.includes(url.host) ?? false;
+      this.registryHosts.add(url.host);
+      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry));
+      this.clients.set(key, client);
+    }
+    return client;
   }
 
   async close(abort = false): Promise<void> {
     await Promise.all([this.transports.secure.close(abort), this.transports.insecure?.close(abort)]);
   }
+}
+
+/** A registry URL ("https://registry-1.docker.io", "http://127.0.0.1:5001") and the registry name its credentials are under. */
+export function registryOfUrl(text: string, what: string): { url: URL; registry: string } {
+  let url: URL;
+  try {
+    url = new URL(text.includes("://") ? text : `https://${text}`);
+  } catch {
+    throw new RegcliError("usage", `invalid ${what} "${text}": expected a URL such as https://mirror.example.com`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new RegcliError("usage", `invalid ${what} "${text}": expected an http:// or https:// URL`);
+  const hub = url.host === apiHost("docker.io") || url.host === "index.docker.io" || url.host === "docker.io";
+  return { url, registry: hub ? "docker.io" : url.host };
 }

@@ -5,6 +5,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
+import { PullThroughCache, type ProxyOptions, type UpstreamRepository } from "./proxy.js";
 import { RegistryStorage, StorageError } from "./storage.js";
 
 export interface ServeOptions {
@@ -19,6 +20,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Uploads untouched this long are removed (default one day). */
   uploadExpiryMs?: number;
+  /** A pull-through cache (--proxy, --proxy-namespace): which repositories are read from which upstream. */
+  proxy?: ProxyOptions;
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -83,11 +86,13 @@ function paginate(items: string[], url: URL, path: string): { page: string[]; li
 /** An OCI Distribution Spec 1.1 registry on a directory (`regcli serve`). */
 export class RegistryServer {
   readonly storage: RegistryStorage;
+  private readonly cache: PullThroughCache | undefined;
   private server: Server | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly options: ServeOptions) {
     this.storage = new RegistryStorage(options.root);
+    this.cache = options.proxy && new PullThroughCache(this.storage, options.proxy, (line) => options.log?.(line));
   }
 
   async start(): Promise<AddressInfo> {
@@ -148,8 +153,10 @@ export class RegistryServer {
     return this.options.authenticate!(decoded.slice(0, colon), decoded.slice(colon + 1));
   }
 
-  private write(): void {
+  private write(name: string): void {
     if (this.options.readOnly) throw new HttpError(405, "UNSUPPORTED", "the registry is read-only");
+    const up = this.cache?.upstream(name);
+    if (up) throw new HttpError(405, "UNSUPPORTED", `${name} is a read-only cache of ${up.description}`);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -162,13 +169,18 @@ export class RegistryServer {
       return;
     }
     if (path === "/v2/_catalog" && method === "GET") {
-      const { page, link } = paginate(await this.storage.repositories(), url, "/v2/_catalog");
+      const { page, link } = paginate(await this.fromUpstream(this.cache?.options.catalog, "the catalog", () => this.storage.repositories()), url, "/v2/_catalog");
       return json(res, 200, { repositories: page }, link ? { link } : {});
     }
     if ((m = ROUTES.tags.exec(path)) && method === "GET") {
       const name = m[1]!;
-      if (!(await this.storage.repositoryExists(name))) throw new HttpError(404, "NAME_UNKNOWN", `repository ${name} is not known`);
-      const { page, link } = paginate(await this.storage.tags(name), url, `/v2/${name}/tags/list`);
+      const up = this.cache?.upstream(name);
+      const local = async () => {
+        if (!(await this.storage.repositoryExists(name))) throw new HttpError(404, "NAME_UNKNOWN", `repository ${name} is not known`);
+        return this.storage.tags(name);
+      };
+      const tags = await this.fromUpstream(up && (() => up.listTags()), `the tags of ${name}`, local);
+      const { page, link } = paginate(tags, url, `/v2/${name}/tags/list`);
       return json(res, 200, { name, tags: page }, link ? { link } : {});
     }
     if ((m = ROUTES.referrers.exec(path)) && method === "GET") return this.referrers(res, m[1]!, m[2]!, url);
@@ -179,6 +191,22 @@ export class RegistryServer {
     throw new HttpError(404, "NOT_FOUND", `no route for ${method} ${path}`);
   }
 
+  /**
+   * A listing from upstream when it answers (Distribution's proxy does the same), else what the cache holds. Only
+   * "not found" from upstream is final.
+   */
+  private async fromUpstream<T>(upstream: (() => Promise<T>) | undefined, what: string, local: () => Promise<T>): Promise<T> {
+    if (!upstream) return local();
+    try {
+      return await upstream();
+    } catch (err) {
+      if (!(err instanceof RegcliError)) throw err;
+      if (err.kind === "not-found") throw new HttpError(404, "NAME_UNKNOWN", err.message);
+      this.options.log?.(`warning: ${what} from the cache only: ${err.message}`);
+      return local();
+    }
+  }
+
   private async manifest(req: IncomingMessage, res: ServerResponse, method: string, name: string, reference: string): Promise<void> {
     const byDigest = reference.includes(":");
     if (byDigest ? !DIGEST.test(reference) : !TAG.test(reference)) {
@@ -187,6 +215,8 @@ export class RegistryServer {
       if (method === "GET" || method === "HEAD") throw new HttpError(404, "MANIFEST_UNKNOWN", `manifest ${name}:${reference} is not known`);
       throw new HttpError(400, byDigest ? "DIGEST_INVALID" : "TAG_INVALID", `invalid reference ${reference}`);
     }
+    const up = this.cache?.upstream(name);
+    if (up && (method === "GET" || method === "HEAD")) return this.cachedManifest(req, res, method, up, name, reference);
     if (method === "GET" || method === "HEAD") {
       const digest = await this.storage.resolve(name, reference);
       const found = digest ? await this.storage.getManifest(name, digest) : undefined;
@@ -202,7 +232,7 @@ export class RegistryServer {
     }
     if (method === "PUT") return this.putManifest(req, res, name, reference, byDigest);
     if (method === "DELETE") {
-      this.write();
+      this.write(name);
       if (!this.options.deleteEnabled) throw new HttpError(405, "UNSUPPORTED", "deletes are disabled (start with --delete)");
       if (byDigest) {
         if (!(await this.storage.deleteManifest(name, reference))) throw new HttpError(404, "MANIFEST_UNKNOWN", `manifest ${reference} is not known`);
@@ -215,8 +245,26 @@ export class RegistryServer {
     throw new HttpError(405, "UNSUPPORTED", `${method} is not supported on manifests`);
   }
 
+  private async cachedManifest(req: IncomingMessage, res: ServerResponse, method: string, up: UpstreamRepository, name: string, reference: string): Promise<void> {
+    const accept = (req.headers.accept ?? "")
+      .split(",")
+      .map((t) => t.split(";")[0]!.trim().toLowerCase())
+      .filter(Boolean);
+    const any = accept.length === 0 || accept.some((t) => t === "*/*" || t === "application/*");
+    const found = await this.cache!.manifest(up, name, reference, any ? undefined : accept);
+    const headers: Record<string, string> = {
+      "content-type": found.mediaType,
+      "content-length": String(found.bytes.length),
+      "docker-content-digest": found.digest,
+      etag: `"${found.digest}"`,
+    };
+    if (found.stale) headers.warning = '110 - "Response is Stale"';
+    res.writeHead(200, headers);
+    res.end(method === "HEAD" ? undefined : found.bytes);
+  }
+
   private async putManifest(req: IncomingMessage, res: ServerResponse, name: string, reference: string, byDigest: boolean): Promise<void> {
-    this.write();
+    this.write(name);
     const bytes = await readBody(req, MAX_MANIFEST_BYTES).catch((err) => {
       if (err instanceof HttpError && err.code === "SIZE_INVALID") throw new HttpError(413, "MANIFEST_INVALID", `manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
       throw err;
@@ -268,8 +316,13 @@ export class RegistryServer {
 
   private async referrers(res: ServerResponse, name: string, subject: string, url: URL): Promise<void> {
     if (!DIGEST.test(subject)) throw new HttpError(400, "DIGEST_INVALID", `invalid digest ${subject}`);
-    let manifests = await this.storage.referrers(name, subject);
     const filter = url.searchParams.get("artifactType");
+    const up = this.cache?.upstream(name);
+    if (up) {
+      const manifests = await this.fromUpstream(() => up.referrers(subject, { artifactType: filter ?? undefined }), `the referrers of ${name}@${subject}`, async (): Promise<unknown[]> => this.storage.referrers(name, subject));
+      return json(res, 200, { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }, filter ? { "oci-filters-applied": "artifactType" } : {}, "application/vnd.oci.image.index.v1+json");
+    }
+    let manifests = await this.storage.referrers(name, subject);
     const headers: Record<string, string> = {};
     if (filter) {
       manifests = manifests.filter((d) => d.artifactType === filter);
@@ -281,14 +334,19 @@ export class RegistryServer {
   private async blob(req: IncomingMessage, res: ServerResponse, method: string, name: string, digest: string): Promise<void> {
     if (!DIGEST.test(digest)) throw new HttpError(400, "DIGEST_INVALID", `invalid digest ${digest}`);
     if (method === "DELETE") {
-      this.write();
+      this.write(name);
       if (!this.options.deleteEnabled) throw new HttpError(405, "UNSUPPORTED", "deletes are disabled (start with --delete)");
       if (!(await this.storage.unlinkBlob(name, digest))) throw new HttpError(404, "BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
       res.writeHead(202, { "content-length": "0" }).end();
       return;
     }
     if (method !== "GET" && method !== "HEAD") throw new HttpError(405, "UNSUPPORTED", `${method} is not supported on blobs`);
-    const size = await this.storage.blobSize(name, digest);
+    const up = this.cache?.upstream(name);
+    let size: number | undefined;
+    let open = (range?: { start: number; end: number }) => this.storage.openBlob(digest, range);
+    if (up && method === "HEAD") size = await this.cache!.blobSize(up, name, digest);
+    else if (up) ({ size, open } = await this.cache!.blob(up, name, digest));
+    else size = await this.storage.blobSize(name, digest);
     if (size === undefined) throw new HttpError(404, "BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
     const headers: Record<string, string> = {
       "content-type": "application/octet-stream",
@@ -307,16 +365,16 @@ export class RegistryServer {
       }
       res.writeHead(206, { ...headers, "content-length": String(end - start + 1), "content-range": `bytes ${start}-${end}/${size}` });
       if (method === "HEAD") return void res.end();
-      await pipeline(this.storage.openBlob(digest, { start, end }), res);
+      await pipeline(open({ start, end }), res);
       return;
     }
     res.writeHead(200, { ...headers, "content-length": String(size) });
     if (method === "HEAD") return void res.end();
-    await pipeline(this.storage.openBlob(digest), res);
+    await pipeline(open(), res);
   }
 
   private async startUpload(req: IncomingMessage, res: ServerResponse, name: string, url: URL): Promise<void> {
-    this.write();
+    this.write(name);
     const mount = url.searchParams.get("mount");
     const from = url.searchParams.get("from");
     if (mount && from && DIGEST.test(mount) && new RegExp(`^${NAME}$`).test(from)) {
@@ -353,7 +411,7 @@ export class RegistryServer {
       res.writeHead(204, { "content-length": "0" }).end();
       return;
     }
-    this.write();
+    this.write(name);
     if (method === "PATCH") {
       const cr = req.headers["content-range"];
       if (cr !== undefined) {

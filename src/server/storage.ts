@@ -114,6 +114,33 @@ export class RegistryStorage {
     return true;
   }
 
+  // ---- the pull-through cache (regcli serve --proxy) ----
+
+  /** Where a blob fetched from upstream is written until verified; kept after a failed fetch, which the next one resumes. */
+  partialBlobPath(digest: string): string {
+    return join(this.root, "proxy", "partial", hexOf(digest));
+  }
+
+  /** Make a verified blob visible (rename from `path`) and link it to `names`. */
+  async commitBlob(digest: string, path: string, names: Iterable<string>): Promise<void> {
+    if (await exists(this.blobPath(digest))) await rm(path, { force: true });
+    else await rename(path, this.blobPath(digest));
+    for (const name of names) await this.linkBlob(name, digest);
+  }
+
+  /** The digest a tag names and when it was last fetched or confirmed from upstream (the tag file's mtime). */
+  async tagRecord(name: string, tag: string): Promise<{ digest: string; checkedAt: number } | undefined> {
+    const file = this.tagFile(name, tag);
+    const [digest, info] = await Promise.all([readFile(file, "utf8").catch(() => undefined), stat(file).catch(() => undefined)]);
+    return digest && info ? { digest, checkedAt: info.mtimeMs } : undefined;
+  }
+
+  /** Note that upstream confirmed a cached tag now. */
+  async touchTag(name: string, tag: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.tagFile(name, tag), now, now);
+  }
+
   // ---- uploads ----
 
   async startUpload(name: string): Promise<string> {
@@ -393,7 +420,7 @@ export class RegistryStorage {
   }
 }
 
-async function hashFile(path: string): Promise<Hash> {
+export async function hashFile(path: string): Promise<Hash> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
   return hash;

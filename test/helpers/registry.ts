@@ -222,7 +222,17 @@ export type RegistryServer = "docker-registry" | "regcli";
 /** `server: "regcli"` runs `node bin/regcli.cjs serve`, or `regcliBin serve` (an installed or standalone regcli). */
 export async function startRegistry(
   mode: RegistryMode,
-  opts: { proxyRemoteUrl?: string; deleteEnabled?: boolean; server?: RegistryServer; ca?: TestCa; regcliBin?: string } = {},
+  opts: {
+    proxyRemoteUrl?: string;
+    deleteEnabled?: boolean;
+    server?: RegistryServer;
+    ca?: TestCa;
+    regcliBin?: string;
+    /** regcli serve only: more flags (--proxy URL...), its standard input (--proxy-password-stdin) and environment. */
+    serveArgs?: string[];
+    stdin?: string;
+    env?: Record<string, string>;
+  } = {},
 ): Promise<TestRegistry> {
   const dir = await tempDir("regcli-registry-");
   const root = join(dir, "data");
@@ -289,11 +299,13 @@ export async function startRegistry(
               ...(opts.deleteEnabled ?? true ? ["--delete"] : []),
               ...(mode === "basic" ? ["--htpasswd", join(dir, "htpasswd")] : []),
               ...(tlsFiles ? ["--tls-cert", tlsFiles.cert, "--tls-key", tlsFiles.key] : []),
+              ...(opts.serveArgs ?? []),
             ],
-            { stdio: ["ignore", fd, fd] },
+            { stdio: [opts.stdin === undefined ? "ignore" : "pipe", fd, fd], env: { ...process.env, ...opts.env } },
           )
         : spawn("docker-registry", ["serve", config], { stdio: ["ignore", fd, fd] });
     children.add(child);
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
     try {
       await waitUntilUp(url, dispatcher, child, logFile);
     } catch (err) {
