@@ -79,9 +79,15 @@ export async function serve(settings: ServeSettings): Promise<{ server: Registry
     authenticate: settings.htpasswd ? htpasswdAuthenticator(settings.htpasswd) : undefined,
     proxy: settings.proxy && proxyOptions(settings.proxy),
   });
-  const address = await server.start().catch((err: unknown) => {
-    throw startFailure(err, settings);
-  });
+  const p = settings.proxy;
+  // What `serve gc` needs to know of the cache without these flags: which repositories it holds, and its TTL.
+  const scope = p && { ttlMs: p.ttlMs, ...(p.upstream === undefined ? { namespaces: p.namespaces.map((n) => n.name) } : {}) };
+  const address = await server
+    .start()
+    .then(async (a) => (await server.storage.recordCacheScope(scope), a))
+    .catch((err: unknown) => {
+      throw startFailure(err, settings);
+    });
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return { server, url: `${settings.tlsCert ? "https" : "http"}://${host}:${address.port}` };
 }

@@ -45,7 +45,7 @@ describe("regcli serve --proxy as a docker.io mirror", () => {
     oci = makeIndex([await makeImage({ seed: "mirror-oci-amd64" }), await makeImage({ seed: "mirror-oci-arm64", platform: { os: "linux", architecture: "arm64" } })], "oci");
     await pushIndex(upstream, "library/tiny", "latest", list);
     await pushIndex(upstream, "library/ociapp", "1", oci);
-    cache = await startRegistry("open", { server: process.env.MIRROR_SERVER === "docker-registry" ? undefined : "regcli", proxyRemoteUrl: upstream.url });
+    cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy", upstream.url] });
   });
   let upstreamDown = false;
   afterAll(async () => Promise.all([cache?.stop(), upstreamDown ? undefined : upstream?.stop()]));

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { parseDuration } from "../../util/duration.js";
-import { collect, createContext, credentialFromFlags, type Sides } from "../context.js";
+import { collect, createContext, credentialFromFlags, parseSize, type Sides } from "../context.js";
 import { humanSize, note, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -21,6 +21,7 @@ interface ServeFlags {
   proxyUsername?: string;
   proxyPasswordStdin?: boolean;
   proxyTtl: string;
+  proxyMaxSize?: string;
 }
 
 /** NAME=URL of --proxy-namespace. */
@@ -49,6 +50,7 @@ export function register(program: Command): void {
     .option("--proxy-username <user>", "upstream user name (with --proxy-password-stdin); otherwise the upstream's credentials from the usual sources")
     .option("--proxy-password-stdin", "read the upstream password or token from standard input")
     .option("--proxy-ttl <duration>", "serve a cached tag this long before asking upstream again (e.g. 30s, 5m, 1h)", "5m")
+    .option("--proxy-max-size <size>", "keep the storage under SIZE (e.g. 10GiB) by evicting the least recently used cached blobs that no manifest within --proxy-ttl needs")
     .addHelpText(
       "after",
       "\nExamples:\n  regcli serve --addr 127.0.0.1:5000 --root ./registry-data &\n  regcli serve --addr 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --htpasswd ./htpasswd --delete\n  regcli serve --addr 0.0.0.0:5000 --root ./cache --proxy https://registry-1.docker.io\n  regcli serve --proxy-namespace hub=https://registry-1.docker.io --proxy-namespace ghcr=https://ghcr.io\n  regcli serve gc --root ./registry-data --dry-run\n\nWith --proxy, manifests and blobs are fetched from upstream once and then served from --root; tags are\nasked about again (HEAD) after --proxy-ttl, digests never. When upstream is down, cached tags are served\nwith a Warning header and uncached ones answer 503. --ca-file, --retries and --timeout apply to upstream.",
@@ -59,6 +61,8 @@ export function register(program: Command): void {
       const namespaces = (opts.proxyNamespace ?? []).map(parseNamespace);
       const proxying = opts.proxy !== undefined || namespaces.length > 0;
       if (!proxying && (opts.proxyUsername || opts.proxyPasswordStdin)) throw new RegcliError("usage", "--proxy-username and --proxy-password-stdin need --proxy or --proxy-namespace");
+      if (!proxying && opts.proxyMaxSize !== undefined) throw new RegcliError("usage", "--proxy-max-size needs --proxy or --proxy-namespace");
+      const cacheMaxBytes = opts.proxyMaxSize === undefined ? undefined : parseSize(opts.proxyMaxSize, "--proxy-max-size");
       let proxy: Parameters<typeof serve>[0]["proxy"];
       if (proxying) {
         if (Boolean(opts.proxyUsername) !== Boolean(opts.proxyPasswordStdin)) throw new RegcliError("usage", "--proxy-username and --proxy-password-stdin go together (passwords are never taken as arguments)");
@@ -83,6 +87,7 @@ export function register(program: Command): void {
         deleteEnabled: opts.delete,
         log: note,
         proxy,
+        cacheMaxBytes,
       });
       const caching = [...(opts.proxy ? [`a cache of ${opts.proxy}`] : []), ...namespaces.map((n) => `${n.name}/ caching ${n.url}`)];
       note(`regcli serve: listening on ${url}, storage ${opts.root}${opts.readOnly ? ", read-only" : ""}${opts.delete ? ", deletes allowed" : ""}${caching.length ? `, ${caching.join(", ")}` : ""}`);
