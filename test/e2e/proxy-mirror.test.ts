@@ -99,12 +99,16 @@ describe("regcli serve --proxy as a docker.io mirror", () => {
           const direct = await call(`${upstream.url}/v2/${repo}/manifests/${tag}`, method, accept);
           const proxied = await call(`${cache.url}/v2/${repo}/manifests/${tag}`, method, accept);
           const what = `${method} ${repo}:${tag} Accept: ${accept}`;
+          // Distribution rewrites a list for a client that takes neither lists nor schema 2 into a Docker schema 1
+          // manifest, which regcli does not handle (deprecated); the cache must not pass anything else off for it.
+          if (direct.type === SCHEMA1) {
+            expect(proxied.status, what).not.toBe(200);
+            continue;
+          }
           expect(proxied.status, what).toBe(direct.status);
           if (direct.status !== 200) continue;
           expect([proxied.type, proxied.digest], what).toEqual([direct.type, direct.digest]);
-          // Distribution rewrites a list for a client that takes neither lists nor schema 2 into a schema 1
-          // manifest signed afresh on every request: only its digest (the payload's) is stable.
-          if (method === "GET" && direct.type !== SCHEMA1) expect(proxied.body.equals(direct.body), what).toBe(true);
+          if (method === "GET") expect(proxied.body.equals(direct.body), what).toBe(true);
         }
       }
     }
