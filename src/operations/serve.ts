@@ -28,7 +28,7 @@ export function proxyRegistry(url: string): string {
 }
 
 /** Which upstream repository each repository of the server reads from; Docker Hub's official images are library/NAME. */
-function proxyOptions(p: ProxySettings): ProxyOptions {
+export function proxyOptions(p: ProxySettings): ProxyOptions {
   const repository = (url: string, name: string) => {
     const client = p.context.urlClient(url, "upstream URL");
     return new RegistryRepository(client, client.registry === "docker.io" && !name.includes("/") ? `library/${name}` : name);

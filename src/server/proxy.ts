@@ -49,6 +49,8 @@ export interface CachedBlob {
  */
 export class PullThroughCache {
   private readonly fetches = new Map<string, BlobFetch>();
+  /** Manifest requests being answered: the same one asked again meanwhile waits for that answer (one upstream request). */
+  private readonly manifests = new Map<string, Promise<CachedManifest>>();
 
   constructor(
     private readonly storage: RegistryStorage,
@@ -65,7 +67,17 @@ export class PullThroughCache {
    * for (undefined: anything): upstream is asked the same, and a cached manifest of another type is not served.
    * A tag is cached only from an answer to a request that accepted every manifest type.
    */
-  async manifest(up: UpstreamRepository, name: string, reference: string, accept: string[] | undefined): Promise<CachedManifest> {
+  manifest(up: UpstreamRepository, name: string, reference: string, accept: string[] | undefined): Promise<CachedManifest> {
+    const key = `${name}\n${reference}\n${accept?.join(",") ?? "*"}`;
+    let pending = this.manifests.get(key);
+    if (!pending) {
+      pending = this.answerManifest(up, name, reference, accept).finally(() => this.manifests.delete(key));
+      this.manifests.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async answerManifest(up: UpstreamRepository, name: string, reference: string, accept: string[] | undefined): Promise<CachedManifest> {
     const asked = accept ?? MANIFEST_ACCEPT;
     const fits = (mediaType: string) => accept === undefined || accept.includes(mediaType);
     const what = `manifest ${name}${reference.includes(":") ? "@" : ":"}${reference}`;
@@ -195,6 +207,15 @@ class BlobFetch extends EventEmitter {
 
   async run(up: UpstreamRepository, storage: RegistryStorage, log: (line: string) => void): Promise<void> {
     try {
+      const cached = await stat(this.finalPath).catch(() => undefined);
+      if (cached) {
+        // A fetch that finished just before this one was asked for.
+        await storage.commitBlob(this.digest, this.path, this.names);
+        this.size = this.written = cached.size;
+        this.state = "done";
+        this.announce(cached.size);
+        return;
+      }
       const size = await up.blobSize(this.digest);
       if (size === undefined) throw new RegcliError("not-found", `blob ${this.digest} not found in ${up.description}`);
       this.size = size;

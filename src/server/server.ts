@@ -179,7 +179,7 @@ export class RegistryServer {
       return;
     }
     if (path === "/v2/_catalog" && method === "GET") {
-      const { page, link } = paginate(await this.fromUpstream(this.cache?.options.catalog, "the catalog", () => this.storage.repositories()), url, "/v2/_catalog");
+      const { page, link } = paginate(await this.fromUpstream(this.cache?.options.catalog && (async () => (await this.cache!.options.catalog!()).sort()), "the catalog", () => this.storage.repositories()), url, "/v2/_catalog");
       return json(res, 200, { repositories: page }, link ? { link } : {});
     }
     if ((m = ROUTES.tags.exec(path)) && method === "GET") {
@@ -189,7 +189,7 @@ export class RegistryServer {
         if (!(await this.storage.repositoryExists(name))) throw new HttpError(404, "NAME_UNKNOWN", `repository ${name} is not known`);
         return this.storage.tags(name);
       };
-      const tags = await this.fromUpstream(up && (() => up.listTags()), `the tags of ${name}`, local);
+      const tags = await this.fromUpstream(up && (async () => (await up.listTags()).sort()), `the tags of ${name}`, local);
       const { page, link } = paginate(tags, url, `/v2/${name}/tags/list`);
       return json(res, 200, { name, tags: page }, link ? { link } : {});
     }

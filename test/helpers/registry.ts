@@ -35,6 +35,9 @@ export interface TestRegistry {
   authHeader(scope: string): Promise<string | undefined>;
   /** The undici dispatcher to reach it (trusts the test CA in tls mode). */
   dispatcher: Agent;
+  /** Kill the server (SIGKILL), keeping its storage; restart() starts it again on the same address. */
+  kill(): Promise<void>;
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -285,7 +288,7 @@ export async function startRegistry(
     const logFile = join(dir, `registry-${attempt}.log`);
     const { openSync } = await import("node:fs");
     const fd = openSync(logFile, "a");
-    const child =
+    const launch = () =>
       opts.server === "regcli"
         ? spawn(
             opts.regcliBin ?? process.execPath,
@@ -304,6 +307,7 @@ export async function startRegistry(
             { stdio: [opts.stdin === undefined ? "ignore" : "pipe", fd, fd], env: { ...process.env, ...opts.env } },
           )
         : spawn("docker-registry", ["serve", config], { stdio: ["ignore", fd, fd] });
+    let child = launch();
     children.add(child);
     if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
     try {
@@ -338,6 +342,18 @@ export async function startRegistry(
       issued: issuer?.issued,
       authHeader,
       dispatcher,
+      async kill() {
+        const exited = child.exitCode === null ? new Promise((r) => child.once("exit", r)) : undefined;
+        child.kill("SIGKILL");
+        await exited;
+        children.delete(child);
+      },
+      async restart() {
+        child = launch();
+        children.add(child);
+        if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
+        await waitUntilUp(url, dispatcher, child, logFile);
+      },
       async stop() {
         child.kill("SIGTERM");
         await new Promise((r) => setTimeout(r, 50));
