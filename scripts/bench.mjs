@@ -677,7 +677,7 @@ async function proxyScenario(layout) {
   const rows = { direct: [], "regcli-serve cold": [], "regcli-serve warm": [], "docker-registry cold": [], "docker-registry warm": [] };
   const serverRss = { "regcli-serve": [], "docker-registry": [] };
   const upstreamGets = { "regcli-serve": [], "docker-registry": [] };
-  const order = ["direct", "regcli-serve", "docker-registry"].filter((k) => !(process.env.BENCH_SKIP ?? "").split(",").includes(k));
+  const order = ["direct", "regcli-serve", "docker-registry"];
   try {
     for (let i = 0; i < RUNS; i++) {
       for (const kind of [...order.slice(i % order.length), ...order.slice(0, i % order.length)]) {
