@@ -84,7 +84,7 @@ export class PullThroughCache {
     if (reference.includes(":")) {
       const cached = await this.storage.getManifest(name, reference);
       if (cached) return { ...cached, digest: reference };
-      const got = await up.getManifest(reference, asked).catch((err: unknown) => upstreamFailure(err, up, what, "MANIFEST_UNKNOWN"));
+      const got = await up.getManifest(reference, asked).catch((err: unknown) => upstreamFailure(err, what, "MANIFEST_UNKNOWN", up));
       await this.storage.putManifest(name, got.digest, got.bytes, got.mediaType);
       return got;
     }
@@ -95,7 +95,7 @@ export class PullThroughCache {
     if (usable && Date.now() - record!.checkedAt < this.options.ttlMs) return usable;
     const stale = (err: unknown): CachedManifest => {
       if (!usable || (err instanceof RegcliError && err.kind === "not-found") || !(err instanceof RegcliError)) {
-        return upstreamFailure(err, up, what, "MANIFEST_UNKNOWN");
+        return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
       }
       this.log(`warning: serving cached ${what} (${usable.digest}) without revalidation: ${err.message}`);
       return { ...usable, stale: true };
@@ -129,7 +129,7 @@ export class PullThroughCache {
   async blobSize(up: UpstreamRepository, name: string, digest: string): Promise<number> {
     const local = await this.localBlob(name, digest);
     if (local) return local.size;
-    const size = await up.blobSize(digest).catch((err: unknown) => upstreamFailure(err, up, `blob ${name}@${digest}`, "BLOB_UNKNOWN"));
+    const size = await up.blobSize(digest).catch((err: unknown) => upstreamFailure(err, `blob ${name}@${digest}`, "BLOB_UNKNOWN", up));
     if (size === undefined) throw new StorageError(404, "BLOB_UNKNOWN", `blob ${digest} is not in ${up.description}`);
     return size;
   }
@@ -146,7 +146,7 @@ export class PullThroughCache {
       fetch = started;
     }
     fetch.names.add(name);
-    const size = await fetch.sized.catch((err: unknown) => upstreamFailure(err, up, `blob ${name}@${digest}`, "BLOB_UNKNOWN"));
+    const size = await fetch.sized.catch((err: unknown) => upstreamFailure(err, `blob ${name}@${digest}`, "BLOB_UNKNOWN", up));
     const f = fetch;
     return { size, open: (range) => new FetchReader(f, range?.start ?? 0, range?.end ?? size - 1) };
   }
@@ -165,14 +165,16 @@ export class PullThroughCache {
 
 /**
  * What a client is told when upstream failed: not found stays 404, a refusal of our credentials is 403 (the client's
- * own credentials would not help), rate limiting 429, anything else (unreachable, 5xx after retries) 503.
+ * own credentials would not help), rate limiting 429, bytes that fail their digest 502, anything else (unreachable,
+ * 5xx after retries, an answer too large or invalid) 503.
  */
-function upstreamFailure(err: unknown, up: UpstreamRepository, what: string, notFoundCode: string): never {
+export function upstreamFailure(err: unknown, what: string, notFoundCode: string, up?: UpstreamRepository): never {
   if (!(err instanceof RegcliError)) throw err;
-  const from = `upstream ${up.description}`;
+  const from = up ? `upstream ${up.description}` : "upstream";
   if (err.kind === "not-found") throw new StorageError(404, notFoundCode, `${what} is not known to ${from}`);
   if (err.kind === "auth") throw new StorageError(403, "DENIED", `${from} refused the cache's credentials for ${what}: ${err.message}`);
   if (err.code === "429" || err.code === "TOOMANYREQUESTS") throw new StorageError(429, "TOOMANYREQUESTS", `${from} is rate limiting ${what}`);
+  if (err.kind === "integrity") throw new StorageError(502, "UNKNOWN", `${from} sent a bad ${what}: ${err.message}`);
   throw new StorageError(503, "UNAVAILABLE", `${from} is unavailable for ${what}: ${err.message}`);
 }
 

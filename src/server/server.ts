@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
 import { CacheRetention } from "./retention.js";
-import { PullThroughCache, type ProxyOptions, type UpstreamRepository } from "./proxy.js";
+import { PullThroughCache, upstreamFailure, type ProxyOptions, type UpstreamRepository } from "./proxy.js";
 import { RegistryStorage, StorageError } from "./storage.js";
 
 export interface ServeOptions {
@@ -179,7 +179,9 @@ export class RegistryServer {
       return;
     }
     if (path === "/v2/_catalog" && method === "GET") {
-      const { page, link } = paginate(await this.fromUpstream(this.cache?.options.catalog && (async () => (await this.cache!.options.catalog!()).sort()), "the catalog", () => this.storage.repositories()), url, "/v2/_catalog");
+      const catalog = this.cache?.options.catalog;
+      const repositories = await this.fromUpstream(catalog && (async () => (await catalog()).sort()), "the catalog", () => this.storage.repositories());
+      const { page, link } = paginate(repositories, url, "/v2/_catalog");
       return json(res, 200, { repositories: page }, link ? { link } : {});
     }
     if ((m = ROUTES.tags.exec(path)) && method === "GET") {
@@ -211,7 +213,7 @@ export class RegistryServer {
 
   /**
    * A listing from upstream when it answers (Distribution's proxy does the same), else what the cache holds. Only
-   * "not found" from upstream is final.
+   * "not found" from upstream is final; what the cache does not hold either is upstream's failure.
    */
   private async fromUpstream<T>(upstream: (() => Promise<T>) | undefined, what: string, local: () => Promise<T>): Promise<T> {
     if (!upstream) return local();
@@ -220,8 +222,12 @@ export class RegistryServer {
     } catch (err) {
       if (!(err instanceof RegcliError)) throw err;
       if (err.kind === "not-found") throw new HttpError(404, "NAME_UNKNOWN", err.message);
+      const cached = await local().catch((missing: unknown) => {
+        if (missing instanceof HttpError && missing.status === 404) upstreamFailure(err, what, "NAME_UNKNOWN");
+        throw missing;
+      });
       this.options.log?.(`warning: ${what} from the cache only: ${err.message}`);
-      return local();
+      return cached;
     }
   }
 
@@ -337,11 +343,10 @@ export class RegistryServer {
     if (!DIGEST.test(subject)) throw new HttpError(400, "DIGEST_INVALID", `invalid digest ${subject}`);
     const filter = url.searchParams.get("artifactType");
     const up = this.cache?.upstream(name);
-    if (up) {
-      const manifests = await this.fromUpstream(() => up.referrers(subject, { artifactType: filter ?? undefined }), `the referrers of ${name}@${subject}`, async (): Promise<unknown[]> => this.storage.referrers(name, subject));
-      return json(res, 200, { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests }, filter ? { "oci-filters-applied": "artifactType" } : {}, "application/vnd.oci.image.index.v1+json");
-    }
-    let manifests = await this.storage.referrers(name, subject);
+    const local = () => this.storage.referrers(name, subject);
+    let manifests = up
+      ? await this.fromUpstream(async () => (await up.referrers(subject, { artifactType: filter ?? undefined })) as unknown as Array<Record<string, unknown>>, `the referrers of ${name}@${subject}`, local)
+      : await local();
     const headers: Record<string, string> = {};
     if (filter) {
       manifests = manifests.filter((d) => d.artifactType === filter);

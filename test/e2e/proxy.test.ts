@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
-import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
+import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { proxyOptions } from "../../src/operations/serve.js";
@@ -248,6 +248,32 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(partials(cache)).toEqual([]);
   });
 
+  it("an upstream manifest over 4 MiB or failing its digest is refused, never cached", async () => {
+    const img = await makeImage({ seed: "proxy-bad-manifest" });
+    await pushImage(upstream, "team/bad", "1.0", img);
+    fp.rules = [
+      {
+        method: "GET",
+        path: /\/team\/bad\/manifests\/1\.0/,
+        fault: { kind: "status", status: 200, headers: { "content-type": img.mediaType }, body: " ".repeat(4 * 1024 * 1024 + 1) },
+      },
+      // Another image's manifest where this digest was asked for.
+      { method: "GET", path: new RegExp(`/team/bad/manifests/${img.manifestDigest}`), fault: { kind: "status", status: 200, headers: { "content-type": image.mediaType }, body: image.manifest.toString() } },
+    ];
+    try {
+      const huge = await call(`${cache.url}/v2/team/bad/manifests/1.0`, "GET", { accept: ALL_TYPES });
+      expect(huge.status).toBe(503);
+      expect(JSON.parse(huge.text).errors[0].message).toContain("too large");
+      const flipped = await call(`${cache.url}/v2/team/bad/manifests/${img.manifestDigest}`, "GET", { accept: ALL_TYPES });
+      expect(flipped.status).toBe(502);
+      expect(JSON.parse(flipped.text).errors[0].message).toContain("digest");
+    } finally {
+      fp.rules = [];
+    }
+    expect(existsSync(join(cache.root, "repositories", "team", "bad"))).toBe(false);
+    expect((await call(`${cache.url}/v2/team/bad/manifests/1.0`, "GET", { accept: ALL_TYPES })).h("docker-content-digest")).toBe(img.manifestDigest);
+  });
+
   it("upstream rate limiting (429 with Retry-After) is waited out, and the client gets its answer", async () => {
     const img = await makeImage({ seed: "proxy-429" });
     await pushImage(upstream, "team/limited", "1.0", img);
@@ -308,6 +334,9 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(error.message).toContain("is unavailable");
     const coldBlob = await call(`${cache.url}/v2/team/never-pulled/blobs/${sha256("nothing")}`);
     expect(coldBlob.status).toBe(503);
+    // Tag lists come from what the cache holds; a repository it never saw is upstream's failure, not a 404.
+    expect(JSON.parse((await call(`${cache.url}/v2/team/app/tags/list`)).text).tags).toEqual(["1.0"]);
+    expect((await call(`${cache.url}/v2/team/never-pulled/tags/list`)).status).toBe(503);
     // Cached blobs keep being served.
     expect((await pullBlob(`${cache.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).digest).toBe(image.layers[0]!.digest);
     const log = readdirSync(join(cache.root, "..")).filter((f) => f.startsWith("registry-")).map((f) => readFileSync(join(cache.root, "..", f), "utf8")).join("");
@@ -323,6 +352,7 @@ describe("regcli serve --proxy: upstream credentials", () => {
     upstream = await startRegistry("basic");
     image = await makeImage({ seed: "proxy-creds" });
     await pushImage(upstream, "private/app", "1.0", image);
+    await pushImage(upstream, "private/other", "1.0", image);
   });
   afterAll(async () => {
     for (const c of caches) await c.stop();
@@ -357,6 +387,31 @@ describe("regcli serve --proxy: upstream credentials", () => {
       expect(a.h("authorization")).toBeUndefined();
     }
     expect(JSON.parse(answers[2]!.text).tags).toEqual(["1.0"]);
+    expect(JSON.parse(answers[1]!.text).repositories).toEqual(["private/app", "private/other"]); // upstream's catalog
+  });
+
+  it("follows upstream's blob redirect to a storage host without sending it the upstream credentials", async () => {
+    const { username, password } = upstream.admin!;
+    const storageBackend = await startRegistry("open");
+    const storage = await startStorageHost(storageBackend.url);
+    const fp = await startFaultProxy(upstream.url);
+    try {
+      await pushImage(storageBackend, "private/app", "1.0", image);
+      const layer = image.layers[0]!;
+      fp.rules = [{ method: "GET", path: /\/blobs\/sha256:/, fault: { kind: "redirect", to: storage.url } }];
+      const cache = await startCache(["--proxy", fp.url, "--proxy-username", username, "--proxy-password-stdin"], { stdin: `${password}\n` });
+      caches.push(cache);
+      const got = await pullBlob(`${cache.url}/v2/private/app/blobs/${layer.digest}`);
+      expect(got.digest).toBe(layer.digest);
+      const fetched = storage.log.filter((e) => e.path.includes(layer.digest) && e.method === "GET");
+      expect(fetched.length).toBeGreaterThan(0);
+      expect(fetched.every((e) => !e.authorization)).toBe(true);
+      expect(fp.log.some((e) => e.path.includes(layer.digest) && e.authorization)).toBe(true);
+    } finally {
+      await fp.close();
+      await storage.close();
+      await storageBackend.stop();
+    }
   });
 
   it("takes the upstream's credentials from the usual sources (a Docker config.json login)", async () => {
