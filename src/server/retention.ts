@@ -70,9 +70,9 @@ export class CacheRetention {
     private readonly options: RetentionOptions,
   ) {}
 
-  /** Measure the storage (and trim it if it is over the size already); write uses every `flushMs`. */
-  async start(flushMs = 60_000): Promise<void> {
-    await this.pass();
+  /** Measure the storage in the background (and trim it if it is over the size already); write uses every `flushMs`. */
+  start(flushMs = 60_000): void {
+    void this.trim();
     this.timer = setInterval(() => void this.flush().catch(() => undefined), flushMs);
     this.timer.unref();
   }

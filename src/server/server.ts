@@ -119,7 +119,7 @@ export class RegistryServer {
     await this.storage.expireUploads(expiry);
     this.expiryTimer = setInterval(() => void this.storage.expireUploads(expiry).catch(() => undefined), Math.min(expiry, 3600_000));
     this.expiryTimer.unref();
-    await this.retention?.start();
+    this.retention?.start();
     return this.server.address() as AddressInfo;
   }
 

@@ -58,6 +58,15 @@ describe("regcli serve --proxy-max-size", () => {
     return stored(root);
   }
 
+  it("is a usage error without --proxy or with a value that is not a size", async () => {
+    const root = join(await tempDir(), "never-made");
+    const alone = await regcli(["serve", "--root", root, "--proxy-max-size", "10GiB"]);
+    expect([alone.code, alone.stderr.trim()]).toEqual([2, "regcli: error: --proxy-max-size needs --proxy or --proxy-namespace"]);
+    const bad = await regcli(["serve", "--root", root, "--proxy", upstream.url, "--proxy-max-size", "lots"]);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, 'regcli: error: --proxy-max-size must be a size such as 16MiB, got "lots"']);
+    expect(existsSync(root)).toBe(false);
+  });
+
   it("removes the least recently used blobs of manifests past the TTL until the storage fits", async () => {
     // Images of 2 x 12 MiB: a third does not fit beside two under 64 MiB.
     const cache = await cacheOf("64MiB");
