@@ -290,6 +290,34 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
   });
 
+  it("bytes of a blob still being fetched are never all given out before it is verified: a range ends only with the fetch", async () => {
+    const img = await makeImage({ layers: 1, layerSize: 1024 * 1024, seed: "proxy-unverified" });
+    await pushImage(upstream, "team/unverified", "1.0", img);
+    const layer = img.layers[0]!;
+    const impatient = await startCache(["--proxy", fp.url, "--timeout", "2"]);
+    try {
+      fp.reset();
+      // The fetch gets 200 KB, stalls until --timeout, and resumes into bytes that fail the digest.
+      fp.rules = [
+        { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), nth: 1, fault: { kind: "stall", after: 200_000 } },
+        { method: "GET", path: new RegExp(`/blobs/${layer.digest}`), when: (r) => r.headers.range !== undefined, fault: { kind: "flip", at: 1000 } },
+      ];
+      const whole = pullBlob(`${impatient.url}/v2/team/unverified/blobs/${layer.digest}`);
+      for (let i = 0; i < 200 && fp.bytesSent(new RegExp(layer.digest), "GET") < 200_000; i++) await new Promise((r) => setTimeout(r, 25));
+      // The first 1000 bytes are on disk already, but the range is not completed until the blob is verified.
+      const range = await request(`${impatient.url}/v2/team/unverified/blobs/${layer.digest}`, { headers: { range: "bytes=0-999" } });
+      expect(range.statusCode).toBe(206);
+      const rangeBody = await range.body.arrayBuffer().then((b) => ({ bytes: b.byteLength }), (err: Error) => ({ error: err.message }));
+      expect(rangeBody).toHaveProperty("error");
+      expect((await whole).error).toBeDefined();
+      expect(fp.log.some((e) => e.fault === "flip")).toBe(true);
+      expect(cachedBlobs(impatient)).not.toContain(layer.digest.slice(7));
+    } finally {
+      fp.rules = [];
+      await impatient.stop();
+    }
+  });
+
   it("upstream killed mid-blob and restarted: the fetch resumes with Range and the client gets the blob whole", async () => {
     const img = await makeImage({ layers: 1, layerSize: 4 * 1024 * 1024, seed: "proxy-kill" });
     await pushImage(upstream, "team/kill", "1.0", img);
@@ -321,6 +349,7 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
   it("upstream down: a cached tag is served with a Warning header and a log line, an uncached one answers 503 with a clear message", async () => {
     const url = `${cache.url}/v2/team/app/manifests/1.0`;
     expect((await call(url, "GET", { accept: ALL_TYPES })).status).toBe(200);
+    expect((await pullBlob(`${cache.url}/v2/team/app/blobs/${image.layers[0]!.digest}`)).digest).toBe(image.layers[0]!.digest);
     await new Promise((r) => setTimeout(r, 2100)); // past the TTL: upstream must be asked
     await fp.close();
     const stale = await call(url, "GET", { accept: ALL_TYPES });
