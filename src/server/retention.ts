@@ -11,17 +11,20 @@ export interface CacheScope {
  * The manifests a cache's storage must keep, and those it may drop. Kept: every manifest of the server's own
  * repositories; in cached repositories, a tag's manifest while upstream confirmed the tag within the TTL, and a
  * manifest fetched or served within it; and whatever these reach (an index's children). `used`: uses not yet
- * written to disk.
+ * written to disk. `cachedOnly`: blobs linked to cached repositories and to none of the server's own (a blob pushed
+ * or mounted into its own repository before the manifest that will reference it is the server's, not the cache's).
  */
 export async function cacheRoots(
   storage: RegistryStorage,
   scope: CacheScope,
   now = Date.now(),
   used: (digest: string) => number = () => 0,
-): Promise<{ keep: Set<string>; manifests: Set<string>; expired: Array<[string, string]> }> {
+): Promise<{ keep: Set<string>; manifests: Set<string>; expired: Array<[string, string]>; cachedOnly: Set<string> }> {
   const roots: Array<[string, string]> = [];
   const cachedRevisions: Array<[string, string]> = [];
   const manifests = new Set<string>();
+  const cachedLinks = new Set<string>();
+  const ownLinks = new Set<string>();
   for (const repo of await storage.repositories()) {
     const revisions = await storage.revisions(repo);
     for (const digest of revisions) manifests.add(digest);
@@ -38,8 +41,12 @@ export async function cacheRoots(
       if (now - Math.max(await storage.manifestTime(repo, digest), used(digest)) < scope.ttlMs) roots.push([repo, digest]);
     }
   }
+  for (const repo of await storage.repositories("_layers")) {
+    for (const digest of await storage.linkedBlobs(repo)) (scope.cached(repo) ? cachedLinks : ownLinks).add(digest);
+  }
   const keep = await storage.reachable(roots);
-  return { keep, manifests, expired: cachedRevisions.filter(([, digest]) => !keep.has(digest)) };
+  const cachedOnly = new Set([...cachedLinks].filter((digest) => !ownLinks.has(digest)));
+  return { keep, manifests, expired: cachedRevisions.filter(([, digest]) => !keep.has(digest)), cachedOnly };
 }
 
 export interface RetentionOptions extends CacheScope {
@@ -147,9 +154,9 @@ export class CacheRetention {
     const max = this.options.maxBytes;
     if (this.total <= max) return;
     const lastUse = (digest: string, mtimeMs: number) => Math.max(mtimeMs, this.uses.get(digest) ?? 0);
-    const { keep, manifests } = await cacheRoots(this.storage, this.options, Date.now(), (d) => this.uses.get(d) ?? 0);
+    const { keep, manifests, cachedOnly } = await cacheRoots(this.storage, this.options, Date.now(), (d) => this.uses.get(d) ?? 0);
     const candidates = blobs
-      .filter((b) => !keep.has(b.digest) && !manifests.has(b.digest))
+      .filter((b) => cachedOnly.has(b.digest) && !keep.has(b.digest) && !manifests.has(b.digest))
       .sort((a, b) => lastUse(a.digest, a.mtimeMs) - lastUse(b.digest, b.mtimeMs));
     let removed = 0;
     let freed = 0;

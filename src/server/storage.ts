@@ -278,13 +278,14 @@ export class RegistryStorage {
     return exists(join(this.repoDir(name), "_manifests"));
   }
 
-  async repositories(): Promise<string[]> {
+  /** Repositories with manifests; with `marker` "_layers", those with blobs linked (a push may not have a manifest yet). */
+  async repositories(marker: "_manifests" | "_layers" = "_manifests"): Promise<string[]> {
     const out: string[] = [];
     const walk = async (dir: string, prefix: string) => {
       for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
         if (!entry.isDirectory() || entry.name.startsWith("_")) continue;
         const name = prefix ? `${prefix}/${entry.name}` : entry.name;
-        if (await exists(join(dir, entry.name, "_manifests"))) out.push(name);
+        if (await exists(join(dir, entry.name, marker))) out.push(name);
         await walk(join(dir, entry.name), name);
       }
     };
@@ -352,6 +353,12 @@ export class RegistryStorage {
   /** The digests of the manifests a repository holds. */
   async revisions(name: string): Promise<string[]> {
     const hexes = await readdir(join(this.repoDir(name), "_manifests", "revisions")).catch(() => [] as string[]);
+    return hexes.filter((hex) => !hex.endsWith(".tmp")).map((hex) => `sha256:${hex}`);
+  }
+
+  /** The blobs linked to a repository (pushed, mounted or cached there). */
+  async linkedBlobs(name: string): Promise<string[]> {
+    const hexes = await readdir(join(this.repoDir(name), "_layers")).catch(() => [] as string[]);
     return hexes.filter((hex) => !hex.endsWith(".tmp")).map((hex) => `sha256:${hex}`);
   }
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
-import { makeImage, pushImage, sha256, type TestImage } from "../helpers/images.js";
+import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const MiB = 1024 * 1024;
@@ -24,6 +24,17 @@ function age(path: string, ms: number): void {
   const s = statSync(path);
   if (s.isDirectory()) for (const entry of readdirSync(path)) age(join(path, entry), ms);
   else utimesSync(path, new Date(s.atimeMs - ms), new Date(s.mtimeMs - ms));
+}
+
+/** Wait until the storage is under `max` bytes (eviction runs after a pull's last blob), or as small as it gets. */
+async function settled(root: string, max: number): Promise<Map<string, number>> {
+  for (let i = 0, last = -1; i < 100; i++) {
+    const now = total(stored(root));
+    if (now <= max || now === last) break;
+    last = now;
+    await sleep(100);
+  }
+  return stored(root);
 }
 
 async function pull(host: string, ref: string): Promise<void> {
@@ -47,17 +58,6 @@ describe("regcli serve --proxy-max-size", () => {
   const layers = (n: string) => images[n]!.layers.map((l) => l.digest);
   const TTL_MS = 4000;
   const cacheOf = (maxSize: string) => startRegistry("open", { server: "regcli", serveArgs: ["--proxy", upstream.url, "--proxy-ttl", `${TTL_MS / 1000}s`, "--proxy-max-size", maxSize] });
-  /** Wait until the storage is under `max` bytes (eviction runs after a pull's last blob), or as small as it gets. */
-  async function settled(root: string, max: number): Promise<Map<string, number>> {
-    for (let i = 0, last = -1; i < 100; i++) {
-      const now = total(stored(root));
-      if (now <= max || now === last) break;
-      last = now;
-      await sleep(100);
-    }
-    return stored(root);
-  }
-
   it("is a usage error without --proxy or with a value that is not a size", async () => {
     const root = join(await tempDir(), "never-made");
     const alone = await regcli(["serve", "--root", root, "--proxy-max-size", "10GiB"]);
@@ -108,6 +108,36 @@ describe("regcli serve --proxy-max-size", () => {
       expect(sha256(Buffer.concat(chunks))).toBe(layers("a")[0]);
     } finally {
       await cache.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size beside the server's own repositories", () => {
+  it("never evicts a cached blob that a push to an own repository has mounted, even before its manifest arrives", async () => {
+    const upstream = await startRegistry("open");
+    const cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy-namespace", `hub=${upstream.url}`, "--proxy-ttl", "2s", "--proxy-max-size", "3MiB"] });
+    try {
+      const base = await makeImage({ seed: "own-base", layers: 2, layerSize: 2 * MiB });
+      const small = await makeImage({ seed: "own-trigger", layers: 1, layerSize: 16 * 1024 });
+      const app = await makeImage({ seed: "own-app", sharedBase: base.layers[0], layers: 1, layerSize: 1 * MiB });
+      await pushImage(upstream, "library/base", "1", base);
+      await pushImage(upstream, "library/small", "1", small);
+      await pull(cache.host, "hub/library/base:1");
+      // A push of app (FROM the cached base) to the server's own repository: the base layer is mounted, app's
+      // own blobs uploaded; the manifest comes last.
+      const mount = await request(`${cache.url}/v2/own/app/blobs/uploads/?mount=${base.layers[0]!.digest}&from=hub/library/base`, { method: "POST" });
+      await mount.body.dump();
+      expect(mount.statusCode).toBe(201);
+      for (const b of [app.config, app.layers[1]!]) await pushBlob(cache, "own/app", b);
+      await sleep(2500); // base's manifest is past the TTL
+      await pull(cache.host, "hub/library/small:1"); // the cache grows over 3 MiB: base's blobs may go, but not the mounted one
+      const after = await settled(cache.root, 3 * MiB);
+      expect(after.has(base.layers[1]!.digest), "base's other layer").toBe(false);
+      expect(after.has(base.layers[0]!.digest), "the mounted layer").toBe(true);
+      await pushManifest(cache, "own/app", "1", app.manifest, app.mediaType);
+    } finally {
+      await cache.stop();
+      await upstream.stop();
     }
   }, 120_000);
 });
