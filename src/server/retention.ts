@@ -55,8 +55,8 @@ export interface RetentionOptions extends CacheScope {
 }
 
 /**
- * `--proxy-max-size`: keeps a cache's storage under a size by removing the least recently used cached blobs that
- * no manifest within its TTL needs. Uses are counted in memory and written to the blobs' mtimes in batches (never a
+ * `--proxy-max-size`: keeps a cache's storage under a size by removing the least recently used cached blobs (linked
+ * to cached repositories only) that no manifest within its TTL needs. Uses are counted in memory and written to the blobs' mtimes in batches (never a
  * write per read); a blob being served is never removed. Manifests themselves stay (small, and what lets a cached
  * tag be served while upstream is down); `serve gc` removes expired ones.
  */
