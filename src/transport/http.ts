@@ -308,6 +308,9 @@ export async function readLimited(res: HttpResponse, limit: number, what: string
     const chunks: Buffer[] = [];
     let total = 0;
     const body = res.body;
+    // Already read away (an error answer to a HEAD, dumped first): no 'end' is coming.
+    if (body.readableEnded) return resolve(Buffer.alloc(0));
+    if (body.destroyed) return reject(new Error("the response body was already discarded"));
     body.on("data", (chunk: Buffer) => {
       total += chunk.length;
       if (total > limit) {

@@ -153,6 +153,29 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     fp.reset();
     expect((await call(url, "GET", { accept: ALL_TYPES })).h("docker-content-digest")).toBe(second.manifestDigest);
     expect(fp.log.filter((e) => e.path.includes("/manifests/")).map((e) => e.method)).toEqual(["HEAD"]);
+    // By digest: never asked about again, whatever the TTL.
+    fp.reset();
+    expect((await call(`${cache.url}/v2/team/moving/manifests/${first.manifestDigest}`, "GET", { accept: ALL_TYPES })).status).toBe(200);
+    expect(fp.log.filter((e) => e.path.includes("/manifests/"))).toEqual([]);
+  });
+
+  it("upstream answering 5xx after the retries: the cached tag is served stale, with a Warning", async () => {
+    const img = await makeImage({ seed: "proxy-5xx" });
+    await pushImage(upstream, "team/flaky", "1.0", img);
+    const url = `${cache.url}/v2/team/flaky/manifests/1.0`;
+    expect((await call(url, "GET", { accept: ALL_TYPES })).h("warning")).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 2100));
+    fp.reset();
+    fp.rules = [{ path: /\/team\/flaky\/manifests\//, fault: { kind: "status", status: 503 } }];
+    try {
+      const stale = await call(url, "GET", { accept: ALL_TYPES });
+      expect(stale.status).toBe(200);
+      expect(stale.h("docker-content-digest")).toBe(img.manifestDigest);
+      expect(stale.h("warning")).toBe('110 - "Response is Stale"');
+      expect(fp.log.filter((e) => e.status === 503).length).toBeGreaterThan(1); // retried before giving up
+    } finally {
+      fp.rules = [];
+    }
   });
 
   it("asks upstream with the client's Accept: a manifest list, or the amd64 manifest for a client without lists; HEAD by tag works cold", async () => {

@@ -107,6 +107,12 @@ describe("transfer faults against docker-registry through the fault proxy", () =
     expect(failed.code).toBe(5);
     expect(failed.stderr).toMatch(/after 3 tries/);
     expect(proxy.log.filter((e) => /\/manifests\//.test(e.path)).length).toBe(3);
+    // The same for a HEAD (no body to read the registry's error from): reported, not waited on forever.
+    proxy.reset();
+    proxy.rules = [{ method: "HEAD", path: /\/manifests\//, fault: { kind: "status", status: 500 } }];
+    const head = await regcli(["--plain-http", "--retries", "2", "digest", `${proxy.host}/big/app:1`], { timeoutMs: 20_000 });
+    expect(head.code, head.stderr).toBe(5);
+    expect(head.stderr).toMatch(/after 3 tries/);
   });
 
   it("a 502, a 504 and a 429 without Retry-After are retried with backoff; the pull completes verified", async () => {
