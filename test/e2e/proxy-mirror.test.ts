@@ -1,7 +1,7 @@
 // `regcli serve --proxy` as the docker.io mirror of real clients: podman (registries.conf [[registry.mirror]]),
 // containerd's ctr (hosts.toml, the resolver Docker's containerd image store uses) and what the Docker daemon sends
 // to a registry-mirrors entry. The loopback "docker.io" upstream is a docker-registry holding library/ images.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,6 +67,7 @@ describe("regcli serve --proxy as a docker.io mirror", () => {
     expect(pull.code, pull.stderr).toBe(0);
     expect(pull.stdout.trim()).toBe(amd64.config.digest.slice(7));
     expect(digest).toBe(list.manifestDigest);
+    for (const b of [amd64.config, ...amd64.layers]) expect(existsSync(join(cache.root, "blobs", "sha256", b.digest.slice(7))), `${b.digest} cached`).toBe(true);
   }, 120_000);
 
   it("answers the Docker daemon's manifest GET by tag (its Accept headers) and containerd's HEAD by tag (?ns=docker.io) as the upstream does", async () => {
