@@ -15,6 +15,10 @@
 //   25 ms-delay proxy, `regcli sync` vs `skopeo sync --src yaml` over the same list, then 4 `--shard i/4` workers at
 //   once into one destination. --sync-repos: default 100,500 (RSS is printed per size). With only these (and small)
 //   selected, the ingest scenario and the big layout are skipped.
+//   proxy (not in the default set): pull-through caches. An upstream docker-registry holds the big image; skopeo pulls
+//   it (docker:// -> oci:) directly, through a fresh `regcli serve --proxy` (cold, then warm) and through a fresh
+//   docker-registry in proxy mode (proxy.remoteurl; cold, then warm), alternating, medians; every pull is checked
+//   against the upstream's manifest digest and blob GETs reaching the upstream are counted.
 //   --big: 8 x 256 MiB (2 GiB) unless --layers/--layer-mib are given.
 //   --workdir DIR: where registry roots and layouts go (default: the system temp dir). A tmpfs such as /dev/shm
 //   takes the disk's writeback out of the timings, which otherwise adds seconds of noise between runs.
@@ -45,12 +49,12 @@ const LAYERS = flag("layers", 8); // the same for --big
 const LAYER_MIB = flag("layer-mib", BIG ? 256 : 64);
 const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold", "small"];
 const SYNC_SCENARIOS = ["sync", "sync-shards"];
-const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, ...SYNC_SCENARIOS];
+const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, ...SYNC_SCENARIOS, "proxy"];
 const SCENARIOS = option("scenarios") === undefined ? DEFAULT_SCENARIOS : option("scenarios").split(",").map((x) => x.trim()).filter(Boolean);
 for (const sc of SCENARIOS) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}; known: ${ALL_SCENARIOS.join(", ")}`);
 const want = (sc) => SCENARIOS.includes(sc);
 const SYNC_REPOS = (option("sync-repos") ?? "100,500").split(",").map(Number);
-const NO_INGEST = SCENARIOS.every((sc) => [...SYNC_SCENARIOS, "small"].includes(sc)); // none of these uses the big layout
+const NO_INGEST = SCENARIOS.every((sc) => [...SYNC_SCENARIOS, "small", "proxy"].includes(sc)); // none of these needs the ingest run
 const PROXY_DELAY_MS = 25;
 const work = mkdtempSync(join(option("workdir") ?? tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -93,16 +97,19 @@ function makeLayout(dir) {
   writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "bench" } }] }));
 }
 
-async function startServer(kind) {
+/** `proxy`: the upstream's host:port, making the server a pull-through cache of it. */
+async function startServer(kind, { proxy } = {}) {
   const port = await freePort();
   const dir = mkdtempSync(join(work, `${kind}-`));
   const addr = `127.0.0.1:${port}`;
   let child;
   if (kind === "regcli-serve") {
-    child = spawn(process.execPath, [join(root, "bin", "regcli.cjs"), "serve", "--addr", addr, "--root", join(dir, "data")], { stdio: "ignore" });
+    const proxyArgs = proxy ? ["--proxy", `http://${proxy}`] : [];
+    child = spawn(process.execPath, [join(root, "bin", "regcli.cjs"), "serve", "--addr", addr, "--root", join(dir, "data"), ...proxyArgs], { stdio: "ignore" });
   } else {
     const config = join(dir, "config.yml");
-    writeFileSync(config, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "data")}}\nhttp:\n  addr: ${addr}\n`);
+    const proxyConfig = proxy ? `proxy: {remoteurl: http://${proxy}}\n` : "";
+    writeFileSync(config, `version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage:\n  filesystem: {rootdirectory: ${join(dir, "data")}}\nhttp:\n  addr: ${addr}\n${proxyConfig}`);
     child = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
   }
   await registryUp(addr);
@@ -303,7 +310,7 @@ async function clientScenarios(layout) {
     for (let i = 1; i < 60; i++) execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t${i}`, `${src.addr}/small/app:t${i}`], { stdio: "ignore" });
   }
 
-  if (SCENARIOS.some((sc) => sc !== "small")) {
+  if (SCENARIOS.some((sc) => sc !== "small" && sc !== "proxy")) {
     console.log(`\n| client scenario (${RUNS} alternating runs, fresh destination each) | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
     console.log("|---|---|---|---|---|---|");
   }
@@ -622,6 +629,7 @@ try {
   const layout = join(work, "layout");
   if (!NO_INGEST) await ingestScenario(layout);
   if (!has("ingest-only")) await clientScenarios(layout);
+  if (want("proxy")) await proxyScenario(layout);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
@@ -638,4 +646,71 @@ async function ingestScenario(layout) {
   console.log(row("docker-registry"));
   const ratio = median(r["regcli-serve"].times) / median(r["docker-registry"].times);
   console.log(`\nratio regcli-serve / docker-registry (time): ${ratio.toFixed(2)}  (target: <= 1.00)`);
+}
+
+/**
+ * proxy: skopeo pulls the big image (docker:// -> oci:, --preserve-digests) from an upstream docker-registry directly,
+ * through a fresh `regcli serve --proxy` (cold: empty cache; warm: the same pull again) and through a fresh
+ * docker-registry in proxy mode the same way, in an alternating order, medians. The upstream sits behind a counting
+ * (0 ms) proxy for all three, so each cold pull's upstream blob GETs are counted and the direct pull pays the same hop.
+ * A pull whose manifest digest is not the upstream's fails the run.
+ */
+async function proxyScenario(layout) {
+  if (!existsSync(join(layout, "index.json"))) makeLayout(layout);
+  const upstream = await startServer("docker-registry");
+  const counter = await startDelayProxy(upstream.addr, 0);
+  const image = "big/app:1";
+  execFileSync("skopeo", ["copy", "--dest-tls-verify=false", "--preserve-digests", `oci:${layout}:bench`, `docker://${upstream.addr}/${image}`], { stdio: "ignore" });
+  const expected = JSON.parse(readFileSync(join(layout, "index.json"), "utf8")).manifests[0].digest;
+  const blobGets = () => counter.log.filter((l) => /^GET \/v2\/.+\/blobs\/sha256:/.test(l)).length;
+  const pull = async (from) => {
+    const dir = mkdtempSync(join(work, "proxy-pull-"));
+    try {
+      const r = await timed("skopeo", ["copy", "--src-tls-verify=false", "--preserve-digests", `docker://${from}/${image}`, `oci:${dir}:x`]);
+      const got = JSON.parse(readFileSync(join(dir, "index.json"), "utf8")).manifests[0].digest;
+      if (got !== expected) throw new Error(`proxy: pull from ${from} gave manifest ${got}, upstream has ${expected}`);
+      return r;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  const rows = { direct: [], "regcli-serve cold": [], "regcli-serve warm": [], "docker-registry cold": [], "docker-registry warm": [] };
+  const serverRss = { "regcli-serve": [], "docker-registry": [] };
+  const upstreamGets = { "regcli-serve": [], "docker-registry": [] };
+  const order = ["direct", "regcli-serve", "docker-registry"];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      for (const kind of [...order.slice(i % order.length), ...order.slice(0, i % order.length)]) {
+        if (kind === "direct") {
+          rows.direct.push((await pull(counter.addr)).seconds);
+          continue;
+        }
+        const cache = await startServer(kind, { proxy: counter.addr });
+        try {
+          const before = blobGets();
+          rows[`${kind} cold`].push((await pull(cache.addr)).seconds);
+          upstreamGets[kind].push(blobGets() - before);
+          rows[`${kind} warm`].push((await pull(cache.addr)).seconds);
+          serverRss[kind].push(cache.peakRssMiB());
+        } finally {
+          cache.stop();
+        }
+      }
+    }
+  } finally {
+    counter.stop();
+    upstream.stop();
+  }
+  const direct = median(rows.direct);
+  console.log(`\n| skopeo pull of ${LAYERS}x${LAYER_MIB} MiB (${RUNS} alternating runs, fresh cache each) | median | / direct | target | cache peak RSS | upstream blob GETs (cold) | runs |`);
+  console.log("|---|---|---|---|---|---|---|");
+  const target = { direct: "", "regcli-serve cold": "<= 1.1", "regcli-serve warm": "<= 0.8", "docker-registry cold": "(anchor)", "docker-registry warm": "(anchor)" };
+  for (const [name, times] of Object.entries(rows)) {
+    if (!times.length) continue;
+    const kind = name.split(" ")[0];
+    const rss = serverRss[kind] ? `${median(serverRss[kind]).toFixed(0)} MiB` : "";
+    const gets = name.endsWith("cold") ? upstreamGets[kind].join(", ") : "";
+    console.log(`| ${name === "direct" ? "direct from upstream" : `through ${name}`} | ${median(times).toFixed(2)} s | **${(median(times) / direct).toFixed(2)}** | ${target[name]} | ${rss} | ${gets} | ${times.map((t) => t.toFixed(2)).join(", ")} |`);
+  }
+  console.log(`\nproxy: ${LAYERS + 1} blobs in the image; load average ${loadavg().map((x) => x.toFixed(1)).join(" ")}`);
 }

@@ -5,6 +5,7 @@ import { registryOfUrl, type RegistryContext } from "../registry/context.js";
 import { htpasswdAuthenticator } from "../server/htpasswd.js";
 import type { ProxyOptions } from "../server/proxy.js";
 import { RegistryServer, type ServeOptions } from "../server/server.js";
+import { cacheRoots } from "../server/retention.js";
 import { RegistryStorage } from "../server/storage.js";
 
 export interface ServeSettings extends Omit<ServeOptions, "authenticate" | "proxy"> {
@@ -78,15 +79,25 @@ export async function serve(settings: ServeSettings): Promise<{ server: Registry
     authenticate: settings.htpasswd ? htpasswdAuthenticator(settings.htpasswd) : undefined,
     proxy: settings.proxy && proxyOptions(settings.proxy),
   });
-  const address = await server.start().catch((err: unknown) => {
-    throw startFailure(err, settings);
-  });
+  const p = settings.proxy;
+  // What `serve gc` needs to know of the cache without these flags: which repositories it holds, and its TTL.
+  const scope = p && { ttlMs: p.ttlMs, ...(p.upstream === undefined ? { namespaces: p.namespaces.map((n) => n.name) } : {}) };
+  const address = await server
+    .start()
+    .then(async (a) => (await server.storage.recordCacheScope(scope), a))
+    .catch((err: unknown) => {
+      throw startFailure(err, settings);
+    });
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return { server, url: `${settings.tlsCert ? "https" : "http"}://${host}:${address.port}` };
 }
 
-/** Blobs no manifest references; removed unless `dryRun`. */
-export async function garbageCollect(root: string, dryRun: boolean): Promise<{ blobs: string[]; bytes: number }> {
+/**
+ * Blobs no manifest references; removed unless `dryRun`. In a pull-through cache's storage (as `regcli serve --proxy`
+ * recorded it), cached manifests count only while within the TTL: expired ones go too (`manifests`, as NAME@DIGEST),
+ * with their tags, and the blobs only they needed.
+ */
+export async function garbageCollect(root: string, dryRun: boolean): Promise<{ blobs: string[]; bytes: number; manifests: string[] }> {
   const storage = new RegistryStorage(root);
   if (!(await storage.hasLayout())) {
     const missing = await stat(root).then(() => false, () => true);
@@ -94,8 +105,14 @@ export async function garbageCollect(root: string, dryRun: boolean): Promise<{ b
       hint: "give --root the directory regcli serve was started with",
     });
   }
-  const blobs = await storage.unreferencedBlobs();
+  const scope = await storage.cacheScope();
+  const cache = scope ? await cacheRoots(storage, scope) : undefined;
+  const blobs = await storage.unreferencedBlobs(cache?.keep);
+  const expired = cache?.expired ?? [];
   let bytes = 0;
-  for (const digest of blobs) bytes += dryRun ? 0 : await storage.removeBlob(digest);
-  return { blobs, bytes };
+  if (!dryRun) {
+    for (const [name, digest] of expired) await storage.deleteManifest(name, digest);
+    for (const digest of blobs) bytes += await storage.removeBlob(digest);
+  }
+  return { blobs, bytes, manifests: expired.map(([name, digest]) => `${name}@${digest}`) };
 }

@@ -5,6 +5,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
+import { CacheRetention } from "./retention.js";
 import { PullThroughCache, upstreamFailure, type ProxyOptions, type UpstreamRepository } from "./proxy.js";
 import { RegistryStorage, StorageError } from "./storage.js";
 
@@ -22,6 +23,8 @@ export interface ServeOptions {
   uploadExpiryMs?: number;
   /** A pull-through cache (--proxy, --proxy-namespace): which repositories are read from which upstream. */
   proxy?: ProxyOptions;
+  /** With `proxy`: keep the storage's blobs under this many bytes by evicting cached ones (--proxy-max-size). */
+  cacheMaxBytes?: number;
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -87,12 +90,17 @@ function paginate(items: string[], url: URL, path: string): { page: string[]; li
 export class RegistryServer {
   readonly storage: RegistryStorage;
   private readonly cache: PullThroughCache | undefined;
+  private readonly retention: CacheRetention | undefined;
   private server: Server | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly options: ServeOptions) {
     this.storage = new RegistryStorage(options.root);
     this.cache = options.proxy && new PullThroughCache(this.storage, options.proxy, (line) => options.log?.(line));
+    const proxy = options.proxy;
+    if (proxy && options.cacheMaxBytes !== undefined) {
+      this.retention = new CacheRetention(this.storage, { maxBytes: options.cacheMaxBytes, ttlMs: proxy.ttlMs, cached: (name) => proxy.upstream(name) !== undefined, log: (line) => options.log?.(line) });
+    }
   }
 
   async start(): Promise<AddressInfo> {
@@ -111,11 +119,13 @@ export class RegistryServer {
     await this.storage.expireUploads(expiry);
     this.expiryTimer = setInterval(() => void this.storage.expireUploads(expiry).catch(() => undefined), Math.min(expiry, 3600_000));
     this.expiryTimer.unref();
+    this.retention?.start();
     return this.server.address() as AddressInfo;
   }
 
   async stop(): Promise<void> {
     clearInterval(this.expiryTimer);
+    await this.retention?.stop();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections?.();
   }
@@ -189,7 +199,15 @@ export class RegistryServer {
     if ((m = ROUTES.manifest.exec(path))) return this.manifest(req, res, method, m[1]!, m[2]!);
     if ((m = ROUTES.uploads.exec(path)) && method === "POST") return this.startUpload(req, res, m[1]!, url);
     if ((m = ROUTES.upload.exec(path))) return this.upload(req, res, method, m[1]!, m[2]!, url);
-    if ((m = ROUTES.blob.exec(path))) return this.blob(req, res, method, m[1]!, m[2]!);
+    if ((m = ROUTES.blob.exec(path))) {
+      // The cache's retention never evicts a blob while it is served, and counts the use.
+      const release = method === "GET" ? this.retention?.serving(m[2]!) : undefined;
+      try {
+        return await this.blob(req, res, method, m[1]!, m[2]!);
+      } finally {
+        release?.();
+      }
+    }
     throw new HttpError(404, "NOT_FOUND", `no route for ${method} ${path}`);
   }
 
@@ -258,6 +276,7 @@ export class RegistryServer {
       .filter(Boolean);
     const any = accept.length === 0 || accept.some((t) => t === "*/*" || t === "application/*");
     const found = await this.cache!.manifest(up, name, reference, any ? undefined : accept);
+    this.retention?.serving(found.digest)(); // a use: a manifest fetched by digest stays within the TTL of its last use
     const headers: Record<string, string> = {
       "content-type": found.mediaType,
       "content-length": String(found.bytes.length),

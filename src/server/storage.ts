@@ -278,13 +278,14 @@ export class RegistryStorage {
     return exists(join(this.repoDir(name), "_manifests"));
   }
 
-  async repositories(): Promise<string[]> {
+  /** Repositories with manifests; with `marker` "_layers", those with blobs linked (a push may not have a manifest yet). */
+  async repositories(marker: "_manifests" | "_layers" = "_manifests"): Promise<string[]> {
     const out: string[] = [];
     const walk = async (dir: string, prefix: string) => {
       for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
         if (!entry.isDirectory() || entry.name.startsWith("_")) continue;
         const name = prefix ? `${prefix}/${entry.name}` : entry.name;
-        if (await exists(join(dir, entry.name, "_manifests"))) out.push(name);
+        if (await exists(join(dir, entry.name, marker))) out.push(name);
         await walk(join(dir, entry.name), name);
       }
     };
@@ -326,30 +327,97 @@ export class RegistryStorage {
     return out;
   }
 
-  // ---- garbage collection ----
+  // ---- garbage collection and cache retention ----
 
-  /** Blobs that no manifest in any repository references (manifests themselves included). */
-  async unreferencedBlobs(): Promise<string[]> {
+  private scopeFile(): string {
+    return join(this.root, "proxy", "scope.json");
+  }
+
+  /**
+   * Record which repositories are a pull-through cache (`namespaces`: those under these names; undefined: all) and
+   * its TTL, so that `serve gc` treats them as a cache without the server's flags; undefined clears it.
+   */
+  async recordCacheScope(scope: { ttlMs: number; namespaces?: string[] } | undefined): Promise<void> {
+    if (scope) await atomicWrite(this.scopeFile(), JSON.stringify(scope));
+    else await rm(this.scopeFile(), { force: true });
+  }
+
+  /** The cache scope recorded by the last `serve --proxy` on this root, if any. */
+  async cacheScope(): Promise<{ ttlMs: number; cached(name: string): boolean } | undefined> {
+    const text = await readFile(this.scopeFile(), "utf8").catch(() => undefined);
+    if (text === undefined) return undefined;
+    const { ttlMs, namespaces } = JSON.parse(text) as { ttlMs: number; namespaces?: string[] };
+    return { ttlMs, cached: (name) => !namespaces || namespaces.some((ns) => name === ns || name.startsWith(`${ns}/`)) };
+  }
+
+  /** The digests of the manifests a repository holds. */
+  async revisions(name: string): Promise<string[]> {
+    const hexes = await readdir(join(this.repoDir(name), "_manifests", "revisions")).catch(() => [] as string[]);
+    return hexes.filter((hex) => !hex.endsWith(".tmp")).map((hex) => `sha256:${hex}`);
+  }
+
+  /** The blobs linked to a repository (pushed, mounted or cached there). */
+  async linkedBlobs(name: string): Promise<string[]> {
+    const hexes = await readdir(join(this.repoDir(name), "_layers")).catch(() => [] as string[]);
+    return hexes.filter((hex) => !hex.endsWith(".tmp")).map((hex) => `sha256:${hex}`);
+  }
+
+  /** When a manifest of `name` was last stored or (for a cache) used: the later of its revision's and its blob's mtime. */
+  async manifestTime(name: string, digest: string): Promise<number> {
+    const times = await Promise.all([this.revisionLink(name, digest), this.blobPath(digest)].map((p) => stat(p).then((s) => s.mtimeMs, () => 0)));
+    return Math.max(...times);
+  }
+
+  /**
+   * Every digest `roots` (repository, manifest digest) reach: the manifests themselves, an index's child manifests
+   * in the same repository, and each image manifest's config and layers.
+   */
+  async reachable(roots: Iterable<readonly [string, string]>): Promise<Set<string>> {
     const keep = new Set<string>();
-    for (const repo of await this.repositories()) {
-      const revs = await readdir(join(this.repoDir(repo), "_manifests", "revisions")).catch(() => [] as string[]);
-      for (const hex of revs) {
-        const digest = `sha256:${hex}`;
-        keep.add(digest);
-        const m = await this.getManifest(repo, digest);
-        if (!m) continue;
-        try {
-          const doc = JSON.parse(m.bytes.toString("utf8")) as { config?: { digest: string }; layers?: Array<{ digest: string }>; manifests?: Array<{ digest: string }> };
-          if (doc.config) keep.add(doc.config.digest);
-          for (const l of doc.layers ?? []) keep.add(l.digest);
-          for (const c of doc.manifests ?? []) keep.add(c.digest);
-        } catch {
-          /* not JSON: nothing more it references */
-        }
+    const queue = [...roots];
+    for (let next = queue.pop(); next; next = queue.pop()) {
+      const [repo, digest] = next;
+      if (keep.has(digest)) continue;
+      keep.add(digest);
+      const m = await this.getManifest(repo, digest);
+      if (!m) continue;
+      try {
+        const doc = JSON.parse(m.bytes.toString("utf8")) as { config?: { digest: string }; layers?: Array<{ digest: string }>; manifests?: Array<{ digest: string }> };
+        if (doc.config) keep.add(doc.config.digest);
+        for (const l of doc.layers ?? []) keep.add(l.digest);
+        for (const c of doc.manifests ?? []) queue.push([repo, c.digest]);
+      } catch {
+        /* not JSON: nothing more it references */
       }
     }
-    const all = await readdir(join(this.root, "blobs", "sha256")).catch(() => [] as string[]);
-    return all.filter((hex) => !hex.endsWith(".tmp") && !keep.has(`sha256:${hex}`)).map((hex) => `sha256:${hex}`);
+    return keep;
+  }
+
+  /** Every blob file with its size and mtime (which a cache moves forward when the blob is used). */
+  async blobEntries(): Promise<Array<{ digest: string; size: number; mtimeMs: number }>> {
+    const dir = join(this.root, "blobs", "sha256");
+    const out: Array<{ digest: string; size: number; mtimeMs: number }> = [];
+    for (const hex of await readdir(dir).catch(() => [] as string[])) {
+      if (hex.endsWith(".tmp")) continue;
+      const s = await stat(join(dir, hex)).catch(() => undefined);
+      if (s?.isFile()) out.push({ digest: `sha256:${hex}`, size: s.size, mtimeMs: s.mtimeMs });
+    }
+    return out;
+  }
+
+  /** Record when blobs were last used (their mtime), in one pass for many uses. */
+  async touchBlobs(times: Map<string, number>): Promise<void> {
+    for (const [digest, ms] of times) await utimes(this.blobPath(digest), new Date(ms), new Date(ms)).catch(() => undefined);
+  }
+
+  /** Blobs (manifests included) outside `keep`; by default what any manifest of any repository reaches. */
+  async unreferencedBlobs(keep?: Set<string>): Promise<string[]> {
+    if (!keep) {
+      const roots: Array<[string, string]> = [];
+      for (const repo of await this.repositories()) for (const digest of await this.revisions(repo)) roots.push([repo, digest]);
+      keep = await this.reachable(roots);
+    }
+    return (await this.blobEntries()).map((b) => b.digest).filter((digest) => !keep.has(digest));
   }
 
   async removeBlob(digest: string): Promise<number> {

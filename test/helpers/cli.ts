@@ -152,15 +152,15 @@ export async function skopeo(args: string[], opts: { env?: Record<string, string
   return run("skopeo", args, env, undefined, opts.timeoutMs ?? 120_000);
 }
 
-/** Another client (ctr, podman...), isolated from proxies and from regcli's test credentials (DOCKER_CONFIG). */
-export async function tool(command: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+/** Another client (ctr, podman...), isolated from proxies and from regcli's test credentials (DOCKER_CONFIG); `env` adds to its environment. */
+export async function tool(command: string, args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const v of [...PROXY_VARS, "DOCKER_CONFIG"]) delete env[v];
-  return run(command, args, env, undefined, opts.timeoutMs ?? 120_000);
+  return run(command, args, { ...env, ...opts.env }, undefined, opts.timeoutMs ?? 120_000);
 }
 
 /** podman with private storage in `dir` (docs: outside-clients.md): vfs, its own runroot and tmpdir, no events. */
-export async function podman(dir: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+export async function podman(dir: string, args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<CliResult> {
   for (const sub of ["root", "run", "tmp"]) mkdirSync(join(dir, sub), { recursive: true });
   const storage = ["--storage-driver", "vfs", "--root", join(dir, "root"), "--runroot", join(dir, "run")];
   return tool("podman", [...storage, "--events-backend", "none", "--cgroup-manager", "cgroupfs", "--tmpdir", join(dir, "tmp"), ...args], opts);

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { parseDuration } from "../../util/duration.js";
-import { collect, createContext, credentialFromFlags, type Sides } from "../context.js";
+import { collect, createContext, credentialFromFlags, parseSize, type Sides } from "../context.js";
 import { humanSize, note, printLine } from "../output.js";
 
 /** Operations load when a command runs, not when the CLI starts. */
@@ -21,6 +21,7 @@ interface ServeFlags {
   proxyUsername?: string;
   proxyPasswordStdin?: boolean;
   proxyTtl: string;
+  proxyMaxSize?: string;
 }
 
 /** NAME=URL of --proxy-namespace. */
@@ -49,9 +50,10 @@ export function register(program: Command): void {
     .option("--proxy-username <user>", "upstream user name (with --proxy-password-stdin); otherwise the upstream's credentials from the usual sources")
     .option("--proxy-password-stdin", "read the upstream password or token from standard input")
     .option("--proxy-ttl <duration>", "serve a cached tag this long before asking upstream again (e.g. 30s, 5m, 1h)", "5m")
+    .option("--proxy-max-size <size>", "keep the storage under SIZE (e.g. 10GiB) by evicting the least recently used cached blobs that no manifest within --proxy-ttl needs")
     .addHelpText(
       "after",
-      "\nExamples:\n  regcli serve --addr 127.0.0.1:5000 --root ./registry-data &\n  regcli serve --addr 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --htpasswd ./htpasswd --delete\n  regcli serve --addr 0.0.0.0:5000 --root ./cache --proxy https://registry-1.docker.io\n  regcli serve --proxy-namespace hub=https://registry-1.docker.io --proxy-namespace ghcr=https://ghcr.io\n  regcli serve gc --root ./registry-data --dry-run\n\nWith --proxy, manifests and blobs are fetched from upstream once and then served from --root; tags are\nasked about again (HEAD) after --proxy-ttl, digests never. When upstream is down, cached tags are served\nwith a Warning header and uncached ones answer 503. --ca-file, --retries and --timeout apply to upstream.",
+      "\nExamples:\n  regcli serve --addr 127.0.0.1:5000 --root ./registry-data &\n  regcli serve --addr 0.0.0.0:5443 --tls-cert cert.pem --tls-key key.pem --htpasswd ./htpasswd --delete\n  regcli serve --addr 0.0.0.0:5000 --root ./cache --proxy https://registry-1.docker.io\n  regcli serve --proxy-namespace hub=https://registry-1.docker.io --proxy-namespace ghcr=https://ghcr.io\n  regcli serve gc --root ./registry-data --dry-run\n\nWith --proxy, manifests and blobs are fetched from upstream once and then served from --root; tags are\nasked about again (HEAD) after --proxy-ttl, digests never. When upstream is down, cached tags are served\nwith a Warning header and uncached ones answer 503. --ca-file, --retries and --timeout apply to upstream.\n--proxy-max-size SIZE (e.g. 50GiB) removes the least recently used cached blobs that no manifest within\n--proxy-ttl needs once the storage is over SIZE; serve gc also removes cached manifests past --proxy-ttl.\n\nAs the docker.io mirror of a Docker daemon (/etc/docker/daemon.json, then restart dockerd):\n  { \"registry-mirrors\": [\"http://cache.lan:5000\"] }\nof podman, skopeo and buildah (registries.conf):\n  [[registry]]\n  prefix = \"docker.io\"\n  location = \"docker.io\"\n  [[registry.mirror]]\n  location = \"cache.lan:5000\"\n  insecure = true     # plain HTTP; leave out when serving with --tls-cert",
     )
     .action(async (opts: ServeFlags, command: Command) => {
       const { serve, proxyRegistry } = await load();
@@ -59,6 +61,8 @@ export function register(program: Command): void {
       const namespaces = (opts.proxyNamespace ?? []).map(parseNamespace);
       const proxying = opts.proxy !== undefined || namespaces.length > 0;
       if (!proxying && (opts.proxyUsername || opts.proxyPasswordStdin)) throw new RegcliError("usage", "--proxy-username and --proxy-password-stdin need --proxy or --proxy-namespace");
+      if (!proxying && opts.proxyMaxSize !== undefined) throw new RegcliError("usage", "--proxy-max-size needs --proxy or --proxy-namespace");
+      const cacheMaxBytes = opts.proxyMaxSize === undefined ? undefined : parseSize(opts.proxyMaxSize, "--proxy-max-size");
       let proxy: Parameters<typeof serve>[0]["proxy"];
       if (proxying) {
         if (Boolean(opts.proxyUsername) !== Boolean(opts.proxyPasswordStdin)) throw new RegcliError("usage", "--proxy-username and --proxy-password-stdin go together (passwords are never taken as arguments)");
@@ -83,6 +87,7 @@ export function register(program: Command): void {
         deleteEnabled: opts.delete,
         log: note,
         proxy,
+        cacheMaxBytes,
       });
       const caching = [...(opts.proxy ? [`a cache of ${opts.proxy}`] : []), ...namespaces.map((n) => `${n.name}/ caching ${n.url}`)];
       note(`regcli serve: listening on ${url}, storage ${opts.root}${opts.readOnly ? ", read-only" : ""}${opts.delete ? ", deletes allowed" : ""}${caching.length ? `, ${caching.join(", ")}` : ""}`);
@@ -94,14 +99,15 @@ export function register(program: Command): void {
     });
   cmd
     .command("gc")
-    .description("remove blobs that no manifest references (--root as for serve)")
+    .description("remove blobs that no manifest references (--root as for serve); in a --proxy cache, also cached manifests past the TTL")
     .option("--dry-run", "only list what would be removed")
     .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
     .action(async (opts: { dryRun?: boolean }, gc: Command) => {
       const { garbageCollect } = await load();
       const { root } = gc.optsWithGlobals<{ root: string }>();
       const r = await garbageCollect(root, opts.dryRun === true);
-      for (const digest of r.blobs) printLine(digest);
-      note(opts.dryRun ? `${r.blobs.length} blobs would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}`);
+      for (const line of [...r.manifests, ...r.blobs]) printLine(line);
+      const expired = r.manifests.length ? ` and ${r.manifests.length} expired cached manifests` : "";
+      note(opts.dryRun ? `${r.blobs.length} blobs${expired} would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}${expired}`);
     });
 }

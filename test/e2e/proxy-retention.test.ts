@@ -1,0 +1,191 @@
+// Retention of `regcli serve --proxy`: --proxy-max-size evicts the least recently used cached blobs that no
+// manifest within its TTL needs (never one being served), and `serve gc` treats cached manifests past the TTL as
+// expired. Real upstream (docker-registry), real content sizes (layers of a few MiB), clients are regcli and HTTP.
+import { existsSync, readdirSync, statSync, utimesSync } from "node:fs";
+import { join } from "node:path";
+import { request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { regcli, tempDir } from "../helpers/cli.js";
+import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The blobs in a serve root, digest -> size. */
+function stored(root: string): Map<string, number> {
+  const dir = join(root, "blobs", "sha256");
+  return new Map(readdirSync(dir).filter((h) => !h.endsWith(".tmp")).map((h) => [`sha256:${h}`, statSync(join(dir, h)).size]));
+}
+const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** Move the times of every file under `path` back by `ms`: what the cache stored then was used and checked that long ago. */
+function age(path: string, ms: number): void {
+  const s = statSync(path);
+  if (s.isDirectory()) for (const entry of readdirSync(path)) age(join(path, entry), ms);
+  else utimesSync(path, new Date(s.atimeMs - ms), new Date(s.mtimeMs - ms));
+}
+
+/** Wait until the storage is under `max` bytes (eviction runs after a pull's last blob), or as small as it gets. */
+async function settled(root: string, max: number): Promise<Map<string, number>> {
+  for (let i = 0, last = -1; i < 100; i++) {
+    const now = total(stored(root));
+    if (now <= max || now === last) break;
+    last = now;
+    await sleep(100);
+  }
+  return stored(root);
+}
+
+async function pull(host: string, ref: string): Promise<void> {
+  const out = await tempDir("regcli-pulled-");
+  const r = await regcli(["copy", `${host}/${ref}`, `oci:${out}:x`]);
+  expect(r.code, r.stderr).toBe(0);
+}
+
+describe("regcli serve --proxy-max-size", () => {
+  let upstream: TestRegistry;
+  const images: Record<string, TestImage> = {};
+  beforeAll(async () => {
+    upstream = await startRegistry("open");
+    for (const name of ["a", "b", "c"]) {
+      images[name] = await makeImage({ seed: `retention-${name}`, layers: 2, layerSize: 12 * MiB });
+      await pushImage(upstream, `library/${name}`, "1", images[name]!);
+    }
+  });
+  afterAll(async () => upstream?.stop());
+
+  const layers = (n: string) => images[n]!.layers.map((l) => l.digest);
+  const TTL_MS = 4000;
+  const cacheOf = (maxSize: string) => startRegistry("open", { server: "regcli", serveArgs: ["--proxy", upstream.url, "--proxy-ttl", `${TTL_MS / 1000}s`, "--proxy-max-size", maxSize] });
+  it("is a usage error without --proxy or with a value that is not a size", async () => {
+    const root = join(await tempDir(), "never-made");
+    const alone = await regcli(["serve", "--root", root, "--proxy-max-size", "10GiB"]);
+    expect([alone.code, alone.stderr.trim()]).toEqual([2, "regcli: error: --proxy-max-size needs --proxy or --proxy-namespace"]);
+    const bad = await regcli(["serve", "--root", root, "--proxy", upstream.url, "--proxy-max-size", "lots"]);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, 'regcli: error: --proxy-max-size must be a size such as 16MiB, got "lots"']);
+    expect(existsSync(root)).toBe(false);
+  });
+
+  it("removes the least recently used blobs of manifests past the TTL until the storage fits", async () => {
+    // Images of 2 x 12 MiB: a third does not fit beside two under 64 MiB.
+    const cache = await cacheOf("64MiB");
+    try {
+      await pull(cache.host, "library/a:1");
+      await pull(cache.host, "library/b:1");
+      await sleep(TTL_MS + 500); // a's and b's tags are past the TTL
+      // a's layers are used again (by a client that knows their digests): b's are now the least recently used.
+      for (const d of layers("a")) await request(`http://${cache.host}/v2/library/a/blobs/${d}`).then((r) => r.body.dump());
+      await pull(cache.host, "library/c:1"); // 72 MiB: something must go
+      const after = await settled(cache.root, 64 * MiB);
+      expect(total(after)).toBeLessThanOrEqual(64 * MiB);
+      for (const d of [...layers("a"), ...layers("c")]) expect(after.has(d), `${d}: recently used`).toBe(true);
+      expect(layers("b").filter((d) => !after.has(d)).length, "b's layers removed").toBeGreaterThan(0);
+      // Manifests stay; b pulls again, what went fetched from upstream anew.
+      await pull(cache.host, "library/b:1");
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+
+  it("never removes a blob while a client is reading it; within the TTL nothing goes, over the size or not", async () => {
+    const cache = await cacheOf("30MiB");
+    try {
+      await pull(cache.host, "library/a:1");
+      await sleep(TTL_MS + 500); // a is past the TTL
+      // A client starts reading a's first layer and stalls there.
+      const slow = await request(`http://${cache.host}/v2/library/a/blobs/${layers("a")[0]}`, { highWaterMark: 16 * 1024 });
+      expect(slow.statusCode).toBe(200);
+      const reader = slow.body[Symbol.asyncIterator](); // (breaking out of a for await would end the download)
+      const chunks: Buffer[] = [(await reader.next()).value as Buffer];
+      await pull(cache.host, "library/b:1"); // 48 MiB over 30: only a's blobs may go, and not the one being read
+      const after = await settled(cache.root, 30 * MiB);
+      expect(after.has(layers("a")[1]!), "a's second layer").toBe(false);
+      expect(after.has(layers("a")[0]!), "a's first layer, being read").toBe(true);
+      for (const d of layers("b")) expect(after.has(d), `${d}: within the TTL`).toBe(true);
+      // The stalled client gets every byte.
+      for (let r = await reader.next(); !r.done; r = await reader.next()) chunks.push(r.value as Buffer);
+      expect(sha256(Buffer.concat(chunks))).toBe(layers("a")[0]);
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size beside the server's own repositories", () => {
+  it("never evicts a cached blob that a push to an own repository has mounted, even before its manifest arrives", async () => {
+    const upstream = await startRegistry("open");
+    const cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy-namespace", `hub=${upstream.url}`, "--proxy-ttl", "2s", "--proxy-max-size", "3MiB"] });
+    try {
+      const base = await makeImage({ seed: "own-base", layers: 2, layerSize: 2 * MiB });
+      const small = await makeImage({ seed: "own-trigger", layers: 1, layerSize: 16 * 1024 });
+      const app = await makeImage({ seed: "own-app", sharedBase: base.layers[0], layers: 1, layerSize: 1 * MiB });
+      await pushImage(upstream, "library/base", "1", base);
+      await pushImage(upstream, "library/small", "1", small);
+      await pull(cache.host, "hub/library/base:1");
+      // A push of app (FROM the cached base) to the server's own repository: the base layer is mounted, app's
+      // own blobs uploaded; the manifest comes last.
+      const mount = await request(`${cache.url}/v2/own/app/blobs/uploads/?mount=${base.layers[0]!.digest}&from=hub/library/base`, { method: "POST" });
+      await mount.body.dump();
+      expect(mount.statusCode).toBe(201);
+      for (const b of [app.config, app.layers[1]!]) await pushBlob(cache, "own/app", b);
+      await sleep(2500); // base's manifest is past the TTL
+      await pull(cache.host, "hub/library/small:1"); // the cache grows over 3 MiB: base's blobs may go, but not the mounted one
+      const after = await settled(cache.root, 3 * MiB);
+      expect(after.has(base.layers[1]!.digest), "base's other layer").toBe(false);
+      expect(after.has(base.layers[0]!.digest), "the mounted layer").toBe(true);
+      await pushManifest(cache, "own/app", "1", app.manifest, app.mediaType);
+    } finally {
+      await cache.stop();
+      await upstream.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve gc on a cache", () => {
+  let upstream: TestRegistry;
+  let a: TestImage;
+  let b: TestImage;
+  let own: TestImage;
+  beforeAll(async () => {
+    upstream = await startRegistry("open");
+    [a, b, own] = await Promise.all(["gc-a", "gc-b", "gc-own"].map((seed) => makeImage({ seed, layers: 2, layerSize: 2 * MiB })));
+    await pushImage(upstream, "library/a", "1", a);
+    await pushImage(upstream, "library/b", "1", b);
+    await pushImage(upstream, "team/own", "1", own);
+  });
+  afterAll(async () => upstream?.stop());
+
+  it("counts cached manifests only within the TTL: expired ones go with the blobs only they need; the server's own images stay", async () => {
+    const cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy-namespace", `hub=${upstream.url}`, "--proxy-ttl", "1m"] });
+    try {
+      const pushed = await regcli(["copy", `${upstream.host}/team/own:1`, `${cache.host}/own/app:1`]);
+      expect(pushed.code, pushed.stderr).toBe(0);
+      await pull(cache.host, "hub/library/a:1");
+      await pull(cache.host, "hub/library/b:1");
+      age(cache.root, 10 * 60_000); // all of it stored 10 minutes ago
+      await pull(cache.host, "hub/library/a:1"); // revalidated with upstream: a's tag is within the TTL again
+
+      const dry = await regcli(["serve", "gc", "--root", cache.root, "--dry-run"]);
+      expect(dry.code, dry.stderr).toBe(0);
+      const digests = (img: TestImage) => [img.manifestDigest, img.config.digest, ...img.layers.map((l) => l.digest)];
+      expect(dry.stdout.trim().split("\n").sort()).toEqual([`hub/library/b@${b.manifestDigest}`, ...digests(b)].sort());
+      expect(dry.stderr).toContain("1 expired cached manifests");
+      for (const d of digests(b)) expect(existsSync(join(cache.root, "blobs", "sha256", d.slice(7))), "a dry run removes nothing").toBe(true);
+
+      const gc = await regcli(["serve", "gc", "--root", cache.root]);
+      expect(gc.code, gc.stderr).toBe(0);
+      const left = stored(cache.root);
+      for (const d of digests(b)) expect(left.has(d)).toBe(false);
+      for (const d of [...digests(a), ...digests(own)]) expect(left.has(d)).toBe(true);
+      const again = await regcli(["serve", "gc", "--root", cache.root, "--dry-run"]);
+      expect(again.stdout).toBe("");
+      // The server's own image is whole; b is fetched from upstream again.
+      const ownManifest = await regcli(["manifest", `${cache.host}/own/app:1`]);
+      expect(ownManifest.stdoutBuffer.equals(own.manifest)).toBe(true);
+      await pull(cache.host, "hub/library/b:1");
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+});
