@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, realpath, rename, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { chmod, mkdir, open, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { localFileError, RegcliError } from "../errors.js";
@@ -109,7 +110,7 @@ function findKeyed<T>(map: Record<string, T>, registry: string): [string, T] | u
 async function readConfig(path: string): Promise<DockerConfig | undefined> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new RegcliError("usage", `cannot read ${path}: ${(err as Error).message}`);

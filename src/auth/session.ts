@@ -97,13 +97,13 @@ export class RegistryAuth {
     if (!pending) {
       pending = (async () => {
         const storeKey = await this.storeKey(challenge, key);
-        const stored = !fresh && storeKey ? await this.store!.get(storeKey) : undefined;
+        const stored = !fresh && storeKey ? this.store!.get(storeKey) : undefined;
         if (stored) {
           this.transport.options.debug?.(`token for "${key}" from the cache (${Math.round((stored.expiresAt - Date.now()) / 1000)} s left)`);
           return stored;
         }
         const token = await this.fetchToken(challenge, scopes);
-        if (storeKey) void this.store!.put(this.base.host, [storeKey], token);
+        if (storeKey) this.store!.put(this.base.host, [storeKey], token);
         return token;
       })()
         .then((token) => {
@@ -141,7 +141,7 @@ export class RegistryAuth {
     const rejected = this.tokens.get(scopeKey(scopes));
     if (rejected && this.challenge?.scheme === "bearer") {
       const storeKey = await this.storeKey(this.challenge, scopeKey(scopes));
-      if (storeKey) await this.store!.drop(storeKey, rejected.header);
+      if (storeKey) this.store!.drop(storeKey, rejected.header);
     }
     this.learn(res);
     const wanted = [...scopes];
@@ -154,7 +154,7 @@ export class RegistryAuth {
     if (token && scopeKey(wanted) !== scopeKey(scopes)) {
       this.tokens.set(scopeKey(scopes), token);
       const storeKey = this.challenge?.scheme === "bearer" ? await this.storeKey(this.challenge, scopeKey(scopes)) : undefined;
-      if (storeKey) void this.store!.put(this.base.host, [storeKey], token);
+      if (storeKey) this.store!.put(this.base.host, [storeKey], token);
     }
     return header;
   }

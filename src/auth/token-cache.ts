@@ -38,9 +38,6 @@ export interface TokenKey {
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 
 export class TokenCache {
-  /** This process's changes, one after another: two written at once would each lose the other's entry. */
-  private writing: Promise<void> = Promise.resolve();
-
   constructor(private readonly file = join(cacheHome(), "tokens.json")) {}
 
   static key(k: TokenKey): string {
@@ -48,9 +45,9 @@ export class TokenCache {
     return JSON.stringify([k.origin, k.realm, k.service ?? "", k.scope, who]);
   }
 
-  private async read(): Promise<Record<string, Entry>> {
+  private read(): Record<string, Entry> {
     const entries: Record<string, Entry> = {};
-    const parsed = await readCacheFile(this.file, MAX_FILE_BYTES);
+    const parsed = readCacheFile(this.file, MAX_FILE_BYTES);
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return entries;
     const now = Date.now();
     for (const [key, e] of Object.entries(parsed as Record<string, Partial<Entry> | null>)) {
@@ -61,49 +58,44 @@ export class TokenCache {
     return entries;
   }
 
-  async get(key: string): Promise<StoredToken | undefined> {
-    const entry = (await this.read())[key];
+  get(key: string): StoredToken | undefined {
+    const entry = this.read()[key];
     return entry && { header: entry.header, expiresAt: entry.expiresAt };
   }
 
   /** Keep `token` for `host` under each of `keys`. */
-  put(host: string, keys: string[], token: StoredToken): Promise<void> {
+  put(host: string, keys: string[], token: StoredToken): void {
     const expiresAt = Math.min(token.expiresAt, Date.now() + TOKEN_CACHE_MAX_TTL_MS);
-    return this.update((entries) => {
+    this.update((entries) => {
       for (const key of keys) entries[key] = { host, header: token.header, expiresAt };
     });
   }
 
   /** Drop the token under `key` if it is still `header` (the registry rejected it). */
-  drop(key: string, header: string): Promise<void> {
-    return this.update((entries) => {
+  drop(key: string, header: string): void {
+    this.update((entries) => {
       if (entries[key]?.header === header) delete entries[key];
     });
   }
 
   /** Drop every token kept for `host` (host[:port]): after a logout, none of them may be used. */
-  forget(host: string): Promise<void> {
+  forget(host: string): void {
     // Kept under the URL's host, which leaves out the scheme's default port.
     const names = new Set([host, new URL(`https://${host}`).host, new URL(`http://${host}`).host]);
-    return this.update((entries) => {
+    this.update((entries) => {
       for (const [key, e] of Object.entries(entries)) if (names.has(e.host)) delete entries[key];
     });
   }
 
   /** Read, change and write back the file (expired entries left out, the MAX_ENTRIES latest to expire kept). */
-  private update(change: (entries: Record<string, Entry>) => void): Promise<void> {
-    this.writing = this.writing.then(() => this.apply(change));
-    return this.writing;
-  }
-
-  private async apply(change: (entries: Record<string, Entry>) => void): Promise<void> {
-    const entries = await this.read();
+  private update(change: (entries: Record<string, Entry>) => void): void {
+    const entries = this.read();
     const before = JSON.stringify(entries);
     change(entries);
     if (JSON.stringify(entries) === before) return;
     const kept = Object.entries(entries)
       .sort(([, a], [, b]) => b.expiresAt - a.expiresAt)
       .slice(0, MAX_ENTRIES);
-    await writeCacheFile(this.file, Object.fromEntries(kept));
+    writeCacheFile(this.file, Object.fromEntries(kept));
   }
 }

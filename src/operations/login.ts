@@ -11,6 +11,6 @@ export async function login(ctx: RegistryContext, registry: string, credential: 
 
 /** Remove the stored credentials, and the tokens earlier runs kept for the registry. */
 export async function logout(registry: string, options?: CredentialOptions): Promise<boolean> {
-  await new TokenCache().forget(apiHost(registry));
+  new TokenCache().forget(apiHost(registry));
   return eraseCredential(registry, options);
 }

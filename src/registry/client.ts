@@ -134,7 +134,7 @@ export class RegistryClient {
     const probing = !scheme && loopback;
     // A host that answered plain HTTP a moment ago is asked over HTTP straight away; any other answer there
     // (refused, a TLS server's 400, not a registry) means the note is stale: probe again from the start.
-    if (probing && (await this.schemes?.isPlainHttp(host))) {
+    if (probing && this.schemes?.isPlainHttp(host)) {
       try {
         const base = new URL(`http://${host}`);
         const res = await this.transport.send({ method: "GET", url: new URL("/v2/", base) });
@@ -161,7 +161,7 @@ export class RegistryClient {
         throw err;
       }
       await drain(res);
-      if (probing) await this.schemes?.remember(host, candidate === "http" && isRegistryAnswer(res.status));
+      if (probing) this.schemes?.remember(host, candidate === "http" && isRegistryAnswer(res.status));
       return this.pinged(base, res);
     }
     throw lastError;

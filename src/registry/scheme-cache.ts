@@ -14,9 +14,9 @@ const MAX_FILE_BYTES = 64 * 1024;
 export class SchemeCache {
   constructor(private readonly file = join(cacheHome(), "plain-http.json")) {}
 
-  private async read(): Promise<Record<string, number>> {
+  private read(): Record<string, number> {
     const entries: Record<string, number> = {};
-    const parsed = await readCacheFile(this.file, MAX_FILE_BYTES);
+    const parsed = readCacheFile(this.file, MAX_FILE_BYTES);
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return entries;
     const now = Date.now();
     for (const [host, until] of Object.entries(parsed)) {
@@ -26,16 +26,16 @@ export class SchemeCache {
   }
 
   /** Whether `host` (host:port, exactly) answered over plain HTTP less than the lifetime ago. */
-  async isPlainHttp(host: string): Promise<boolean> {
-    return Object.hasOwn(await this.read(), host);
+  isPlainHttp(host: string): boolean {
+    return Object.hasOwn(this.read(), host);
   }
 
   /** Record the answer of a full probe: plain HTTP (remembered) or not (forgotten). */
-  async remember(host: string, plainHttp: boolean): Promise<void> {
-    const entries = await this.read();
+  remember(host: string, plainHttp: boolean): void {
+    const entries = this.read();
     if (!plainHttp && !Object.hasOwn(entries, host)) return;
     if (plainHttp) entries[host] = Date.now() + SCHEME_CACHE_TTL_MS;
     else delete entries[host];
-    await writeCacheFile(this.file, entries);
+    writeCacheFile(this.file, entries);
   }
 }
