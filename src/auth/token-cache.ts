@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { crypto } from "../util/builtins.js";
 import { cacheHome, readCacheFile, writeCacheFile } from "../util/files.js";
 
 /**
@@ -35,7 +35,7 @@ export interface TokenKey {
   username: string | undefined;
 }
 
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const sha256 = (text: string) => crypto().createHash("sha256").update(text).digest("hex");
 
 export class TokenCache {
   constructor(private readonly file = join(cacheHome(), "tokens.json")) {}
