@@ -1,9 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, realpath, rename, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { chmod, mkdir, open, realpath, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { localFileError, RegcliError } from "../errors.js";
-import { childProcess } from "../util/builtins.js";
+import { childProcess, crypto } from "../util/builtins.js";
 
 export interface Credential {
   username?: string;
@@ -109,7 +109,7 @@ function findKeyed<T>(map: Record<string, T>, registry: string): [string, T] | u
 async function readConfig(path: string): Promise<DockerConfig | undefined> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new RegcliError("usage", `cannot read ${path}: ${(err as Error).message}`);
@@ -137,7 +137,7 @@ async function writeConfigAtomically(path: string, config: DockerConfig): Promis
     // missing: create it where asked
   }
   const dir = dirname(target);
-  const temp = join(dir, `.${basename(target)}.${randomBytes(6).toString("hex")}.tmp`);
+  const temp = join(dir, `.${basename(target)}.${crypto().randomBytes(6).toString("hex")}.tmp`);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const handle = await open(temp, "wx", 0o600);

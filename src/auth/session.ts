@@ -3,6 +3,7 @@ import { RegcliError } from "../errors.js";
 import { readLimited, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { parseWWWAuthenticate, type Challenge } from "./challenge.js";
 import type { Credential } from "./credentials.js";
+import { TokenCache, type StoredToken } from "./token-cache.js";
 
 export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
 const TOKEN_EXPIRY_MARGIN_MS = 10_000;
@@ -10,10 +11,7 @@ const TOKEN_EXPIRY_MARGIN_MS = 10_000;
 /** Where credentials for a registry come from; resolved lazily, at most once per registry and process. */
 export type CredentialSource = () => Promise<Credential | undefined>;
 
-interface CachedToken {
-  header: string;
-  expiresAt: number;
-}
+type CachedToken = StoredToken;
 
 function isLoopbackOrPrivate(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, "").toLowerCase();
@@ -45,6 +43,8 @@ export class RegistryAuth {
     private readonly base: URL,
     private readonly transport: HttpTransport,
     private readonly credentials: CredentialSource,
+    /** Tokens kept between runs (see TokenCache); none: each run asks the token service. */
+    private readonly store?: TokenCache,
   ) {}
 
   /** Record the challenge from a /v2/ ping or a 401; returns whether one was found. */
@@ -83,26 +83,66 @@ export class RegistryAuth {
     const key = scopeKey(scopes);
     const cached = this.tokens.get(key);
     if (!fresh && cached && cached.expiresAt > Date.now()) return cached.header;
-    return (await this.fetchShared(key, challenge, scopes)).header;
+    return (await this.fetchShared(key, challenge, scopes, fresh)).header;
   }
 
-  /** Concurrent requests that need the same token wait for one fetch instead of each asking the realm. */
-  private fetchShared(key: string, challenge: Challenge, scopes: string[]): Promise<CachedToken> {
-    let pending = this.fetching.get(key);
+  /**
+   * Concurrent requests that need the same token wait for one fetch instead of each asking the realm. Unless
+   * `fresh`, a token kept by an earlier run for the same registry, realm, service, scopes and user is taken first.
+   */
+  private fetchShared(key: string, challenge: Challenge, scopes: string[], fresh: boolean): Promise<CachedToken> {
+    // Anyone may wait for a fresh fetch; a fresh one never waits for a look-up that may find the rejected token.
+    const pendingKey = fresh ? `fresh ${key}` : key;
+    let pending = this.fetching.get(`fresh ${key}`) ?? this.fetching.get(pendingKey);
     if (!pending) {
-      pending = this.fetchToken(challenge, scopes)
+      pending = (async () => {
+        const storeKey = await this.storeKey(challenge, key);
+        const stored = !fresh && storeKey ? this.store!.get(storeKey) : undefined;
+        if (stored) {
+          this.transport.options.debug?.(`token for "${key}" from the cache (${Math.round((stored.expiresAt - Date.now()) / 1000)} s left)`);
+          return stored;
+        }
+        const token = await this.fetchToken(challenge, scopes);
+        if (storeKey) this.store!.put(this.base.host, [storeKey], token);
+        return token;
+      })()
         .then((token) => {
           this.tokens.set(key, token);
           return token;
         })
-        .finally(() => this.fetching.delete(key));
-      this.fetching.set(key, pending);
+        .finally(() => this.fetching.delete(pendingKey));
+      this.fetching.set(pendingKey, pending);
     }
     return pending;
   }
 
+  /** The credentials the token service at `realm` may receive (see realmMayReceiveCredentials). */
+  private async credentialFor(realm: URL): Promise<Credential | undefined> {
+    const cred = await this.getCredential();
+    return cred && this.realmMayReceiveCredentials(realm) ? cred : undefined;
+  }
+
+  /** Where a token for `scope` (a scopeKey) is kept between runs; undefined when it is not. */
+  private async storeKey(challenge: Challenge, scope: string): Promise<string | undefined> {
+    if (!this.store) return undefined;
+    let realm: URL;
+    try {
+      realm = new URL(challenge.params.realm ?? "");
+    } catch {
+      return undefined;
+    }
+    const cred = await this.credentialFor(realm);
+    return TokenCache.key({ origin: this.base.origin, realm: realm.href, service: challenge.params.service, scope, username: cred ? (cred.username ?? "") : undefined });
+  }
+
   /** A 401 came back: learn its challenge and get a fresh header (once). Undefined means nothing more to try. */
   async refresh(res: HttpResponse, scopes: string[]): Promise<string | undefined> {
+    // The token sent was rejected: an earlier run's copy of it is of no more use.
+    const rejected = this.tokens.get(scopeKey(scopes));
+    if (rejected && this.challenge?.scheme === "bearer") {
+      const storeKey = await this.storeKey(this.challenge, scopeKey(scopes));
+      if (storeKey) this.store!.drop(storeKey, rejected.header);
+    }
     this.learn(res);
     const wanted = [...scopes];
     const extra = this.challenge?.params.scope;
@@ -111,7 +151,11 @@ export class RegistryAuth {
     // The fresh token covers `scopes` too: cache it under them, or later requests for `scopes` keep sending the
     // rejected token whenever the challenge names the access differently (Distribution: "push,pull" or "pull").
     const token = this.tokens.get(scopeKey(wanted));
-    if (token) this.tokens.set(scopeKey(scopes), token);
+    if (token && scopeKey(wanted) !== scopeKey(scopes)) {
+      this.tokens.set(scopeKey(scopes), token);
+      const storeKey = this.challenge?.scheme === "bearer" ? await this.storeKey(this.challenge, scopeKey(scopes)) : undefined;
+      if (storeKey) this.store!.put(this.base.host, [storeKey], token);
+    }
     return header;
   }
 
@@ -135,8 +179,7 @@ export class RegistryAuth {
     }
     const service = challenge.params.service;
     const uniqueScopes = [...new Set(scopes)];
-    let cred = await this.getCredential();
-    if (cred && !this.realmMayReceiveCredentials(realm)) cred = undefined;
+    const cred = await this.credentialFor(realm);
 
     let res: HttpResponse;
     if (cred?.identityToken) {

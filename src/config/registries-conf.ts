@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { localFileError, RegcliError } from "../errors.js";
@@ -28,13 +28,13 @@ async function sources(env: NodeJS.ProcessEnv): Promise<Sources> {
   if (env.CONTAINERS_REGISTRIES_CONF) {
     return { main: env.CONTAINERS_REGISTRIES_CONF, required: true, dirs: envDir ? [envDir] : [SYSTEM_DIR, userDir] };
   }
-  if (await stat(userFile).then(() => true, () => false)) return { main: userFile, required: false, dirs: envDir ? [envDir] : [userDir] };
+  if (statSync(userFile, { throwIfNoEntry: false })) return { main: userFile, required: false, dirs: envDir ? [envDir] : [userDir] };
   return { main: SYSTEM_FILE, required: false, dirs: envDir ? [envDir] : [SYSTEM_DIR, userDir] };
 }
 
 async function dropIns(dir: string): Promise<string[]> {
   try {
-    const entries = await readdir(dir, { withFileTypes: true });
+    const entries = readdirSync(dir, { withFileTypes: true });
     return entries.filter((e) => !e.isDirectory() && e.name.endsWith(".conf")).map((e) => join(dir, e.name)).sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
@@ -117,7 +117,7 @@ function v1Rules(table: Record<string, unknown>, path: string): RegistryRule[] {
 async function readRules(path: string, required: boolean, dropIn: boolean): Promise<RegistryRule[] | undefined> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
       if (!required) return undefined;

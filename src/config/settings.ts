@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { RegcliError } from "../errors.js";
@@ -37,7 +37,7 @@ export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promis
   const path = settingsPath(env);
   let file: Record<string, unknown> = {};
   try {
-    file = JSON.parse(await readFile(path, "utf8"));
+    file = JSON.parse(readFileSync(path, "utf8"));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== "ENOENT") {

@@ -3,11 +3,11 @@ import { readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises
 import { join } from "node:path";
 import { pipeline as pipelineCb, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createHash, randomBytes } from "node:crypto";
 import { localFileError, RegcliError, writingTo } from "../errors.js";
 import { digestOf, isDigest, MediaType, parseManifest, VerifyingStream, verifyBytes, type Descriptor, type ManifestData } from "../oci/index.js";
 import { withFileLock } from "../store/lock.js";
 import { algorithmOf } from "../oci/digest.js";
+import { crypto } from "../util/builtins.js";
 import { makeDirectory } from "../util/files.js";
 import { filterReferrers, isReferrersTag, referrerDescriptor, referrersIndex, referrersIndexBytes, referrersTag, subjectOf } from "../oci/referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, OpenBlob, ReferrerFilter } from "./types.js";
@@ -258,7 +258,7 @@ export class OciLayout implements ImageSource, ImageDestination {
       if (await this.hasBlob(desc.digest, desc.size)) return "exists";
       const held = await stat(partial).then((s) => s.size, () => 0);
       const offset = held > 0 && held < desc.size ? held : 0;
-      const prefixHash = createHash(algorithmOf(desc.digest));
+      const prefixHash = crypto().createHash(algorithmOf(desc.digest));
       if (offset > 0) {
         for await (const chunk of createReadStream(partial, { end: offset - 1 })) prefixHash.update(chunk as Buffer);
       }
@@ -436,7 +436,7 @@ async function exists(path: string): Promise<boolean> {
 
 /** Write a file so that readers see either the old content or the new, never a part. */
 export async function atomicWrite(path: string, data: string | Buffer): Promise<void> {
-  const temp = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
+  const temp = `${path}.${process.pid}-${crypto().randomBytes(4).toString("hex")}.tmp`;
   try {
     await writeFile(temp, data, { mode: 0o644 });
     await rename(temp, path);

@@ -1,4 +1,5 @@
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { crypto } from "../util/builtins.js";
 import { Transform, type TransformCallback } from "node:stream";
 import { RegcliError } from "../errors.js";
 
@@ -17,7 +18,7 @@ export function algorithmOf(digest: string): "sha256" | "sha512" {
 }
 
 export function digestOf(data: Uint8Array | string, algorithm: "sha256" | "sha512" = "sha256"): string {
-  return `${algorithm}:${createHash(algorithm).update(data).digest("hex")}`;
+  return `${algorithm}:${crypto().createHash(algorithm).update(data).digest("hex")}`;
 }
 
 /**
@@ -38,7 +39,7 @@ export class BlobCheck {
   ) {
     algorithmOf(expectedDigest);
     this.received = start?.offset ?? 0;
-    this.hash = start && start.offset > 0 ? start.prefixHash : createHash(algorithmOf(expectedDigest));
+    this.hash = start && start.offset > 0 ? start.prefixHash : crypto().createHash(algorithmOf(expectedDigest));
   }
 
   get bytes(): number {

@@ -7,6 +7,7 @@ import { isPlainHttpServerError, isTransientNetworkError, networkError } from ".
 import { backoffMs, readLimited, type HttpMethod, type HttpResponse, type HttpTransport } from "../transport/http.js";
 import { registryFailure } from "./errors.js";
 import type { SchemeCache } from "./scheme-cache.js";
+import type { TokenCache } from "../auth/token-cache.js";
 import { RatePacer, readRateLimit, type RateLimit } from "./ratelimit.js";
 
 export interface Endpoint {
@@ -42,6 +43,8 @@ interface CallOptions {
   followRedirects?: boolean;
   /** Safe to send again after a network failure (see HttpRequest.idempotent). */
   idempotent?: boolean;
+  /** Ask the token service even when a token is at hand (login checks the credentials themselves). */
+  freshToken?: boolean;
 }
 
 const MAX_LIST_PAGE_BYTES = 16 * 1024 * 1024;
@@ -97,6 +100,8 @@ export class RegistryClient {
     private readonly credentials: CredentialSource,
     /** Where loopback / insecure hosts found speaking plain HTTP are noted, to skip the HTTPS attempt next time. */
     private readonly schemes?: SchemeCache,
+    /** Where Bearer tokens are kept between runs. */
+    private readonly tokens?: TokenCache,
   ) {
     this.pacer = new RatePacer(endpoint.registry, transport.options.notice);
   }
@@ -129,7 +134,7 @@ export class RegistryClient {
     const probing = !scheme && loopback;
     // A host that answered plain HTTP a moment ago is asked over HTTP straight away; any other answer there
     // (refused, a TLS server's 400, not a registry) means the note is stale: probe again from the start.
-    if (probing && (await this.schemes?.isPlainHttp(host))) {
+    if (probing && this.schemes?.isPlainHttp(host)) {
       try {
         const base = new URL(`http://${host}`);
         const res = await this.transport.send({ method: "GET", url: new URL("/v2/", base) });
@@ -156,7 +161,7 @@ export class RegistryClient {
         throw err;
       }
       await drain(res);
-      if (probing) await this.schemes?.remember(host, candidate === "http" && isRegistryAnswer(res.status));
+      if (probing) this.schemes?.remember(host, candidate === "http" && isRegistryAnswer(res.status));
       return this.pinged(base, res);
     }
     throw lastError;
@@ -165,7 +170,7 @@ export class RegistryClient {
   /** Take the answer to GET /v2/ at `base`: the scheme, and the auth challenge if any. */
   private pinged(base: URL, res: HttpResponse): void {
     this.base = base;
-    this.auth = new RegistryAuth(base, this.transport, this.credentials);
+    this.auth = new RegistryAuth(base, this.transport, this.credentials, this.tokens);
     if (res.status === 401) {
       if (!this.auth.learn(res)) {
         throw new RegcliError("auth", `${this.registry} requires authentication but sent no usable challenge`);
@@ -215,7 +220,7 @@ export class RegistryClient {
     // Credentials go only to the registry's own origin, never to a Location on another host.
     const sameOrigin = opts.url.origin === this.base!.origin;
     const headers = { ...opts.headers };
-    const header = sameOrigin ? await auth.header(opts.scopes) : undefined;
+    const header = sameOrigin ? await auth.header(opts.scopes, opts.freshToken) : undefined;
     if (header) headers.authorization = header;
     const send = () =>
       this.transport.send({
@@ -638,7 +643,7 @@ export class RegistryClient {
     await this.ping();
     const auth = this.auth!;
     if (!auth.scheme) return;
-    const res = await this.call({ method: "GET", url: await this.url("/v2/"), scopes: [] });
+    const res = await this.call({ method: "GET", url: await this.url("/v2/"), scopes: [], freshToken: true });
     await res.body.dump().catch(() => undefined);
     if (res.status === 401 || res.status === 403) {
       throw new RegcliError("auth", `login to ${this.registry} failed: invalid username or password`);

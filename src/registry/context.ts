@@ -1,3 +1,4 @@
+import { TokenCache } from "../auth/token-cache.js";
 import { getCredential, type Credential, type CredentialOptions } from "../auth/credentials.js";
 import { RegcliError } from "../errors.js";
 import { apiHost, isLoopbackHost } from "../reference/index.js";
@@ -47,6 +48,7 @@ export class RegistryContext {
   private readonly sides: { source?: RegistryContext; destination?: RegistryContext } = {};
   readonly mirrors: string[];
   private readonly schemes = new SchemeCache();
+  private readonly tokens: TokenCache;
 
   constructor(
     readonly options: RegistryContextOptions = {},
@@ -59,6 +61,7 @@ export class RegistryContext {
       this.options = { ...options, certDirFor: (host) => ({ dir: this.registryHosts.has(host) ? certDir : undefined, explicit: true }) };
     }
     this.transports = shared?.transports ?? { secure: new HttpTransport(this.options) };
+    this.tokens = shared?.tokens ?? new TokenCache();
     this.mirrors = options.mirrors ?? [];
   }
 
@@ -106,7 +109,7 @@ export class RegistryContext {
         loopback: isLoopbackHost(registry) || insecure,
       };
       this.registryHosts.add(new URL(`https://${endpoint.host}`).host);
-      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry), this.schemes);
+      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry), this.schemes, this.tokens);
       this.clients.set(key, client);
     }
     return client;
@@ -180,7 +183,7 @@ export class RegistryContext {
       };
       const insecure = this.options.insecureRegistries?.includes(url.host) ?? false;
       this.registryHosts.add(url.host);
-      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry));
+      client = new RegistryClient(endpoint, this.transportFor(insecure), this.credentialsFor(registry), undefined, this.tokens);
       this.clients.set(key, client);
     }
     return client;

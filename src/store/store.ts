@@ -1,13 +1,13 @@
 import { readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { RegcliError, writingTo } from "../errors.js";
 import { normalizeName } from "../locations/image-names.js";
 import { OciLayout, REF_NAME } from "../locations/oci-layout.js";
 import type { ImageSource, MountOrigin } from "../locations/types.js";
 import type { Descriptor } from "../oci/index.js";
 import { parseReference, type Reference } from "../reference/index.js";
+import { crypto } from "../util/builtins.js";
 import { makeDirectory } from "../util/files.js";
 import { alive } from "./lock.js";
 
@@ -57,7 +57,7 @@ export class LocalStore {
 
   /** Register a writer until the returned function is called (withIngest, for writes that span calls). */
   async beginIngest(): Promise<() => Promise<void>> {
-    const marker = join(this.ingestDir, `${process.pid}-${randomBytes(4).toString("hex")}`);
+    const marker = join(this.ingestDir, `${process.pid}-${crypto().randomBytes(4).toString("hex")}`);
     const end = () => rm(marker, { force: true }).catch(() => undefined);
     try {
       await writingTo(this.home, async () => {

@@ -1,5 +1,7 @@
+import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, stat } from "node:fs/promises";
-import { dirname } from "node:path";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
 
 /**
  * `mkdir -p`, but failing with the real reason: Node's recursive mkdir reports ENOENT where the directory could
@@ -15,5 +17,51 @@ export async function makeDirectory(path: string, mode?: number): Promise<void> 
     while (dirname(missing) !== missing && !(await stat(dirname(missing)).then(() => true, () => false))) missing = dirname(missing);
     await mkdir(missing, { mode });
     await mkdir(path, { recursive: true, mode });
+  }
+}
+
+/** regcli's cache directory: ${XDG_CACHE_HOME:-~/.cache}/regcli. */
+export function cacheHome(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "regcli");
+}
+
+// The cache files are read and written synchronously: they are small, and a one-shot command that touched them
+// through fs/promises started libuv's thread pool (four threads, joined again at exit) for these reads alone.
+
+/**
+ * A JSON cache file's content, or undefined when it cannot be trusted: missing, unreadable, larger than
+ * `maxBytes`, not a regular file, owned by another user, writable by group or others, or not JSON.
+ */
+export function readCacheFile(file: string, maxBytes: number): unknown {
+  let fd: number | undefined;
+  try {
+    // Not blocking on a FIFO put in its place: it is then no regular file, and ignored.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > maxBytes || (st.mode & 0o022) !== 0) return undefined;
+    if (process.getuid && st.uid !== process.getuid()) return undefined;
+    return JSON.parse(readFileSync(fd, "utf8"));
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Replace a cache file whole (owner-only, written beside it and renamed into place); failing is silent. */
+export function writeCacheFile(file: string, content: unknown): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  const removeTemp = () => rmSync(temp, { force: true });
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    removeTemp();
+    writeFileSync(temp, JSON.stringify(content), { mode: 0o600, flag: "wx" });
+    renameSync(temp, file);
+  } catch {
+    try {
+      removeTemp();
+    } catch {
+      // no directory to remove it from
+    }
   }
 }

@@ -1,6 +1,6 @@
 // Auth negotiation end to end: Basic and token registries, credentials from config.json and podman/skopeo's
 // auth.json, login/logout (on a terminal too), per-side credentials of copy and sync.
-import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, onTerminal, regcli, skopeo, tempDir } from "../helpers/cli.js";
@@ -116,6 +116,77 @@ describe("token auth (Docker Hub scheme)", () => {
     const swapped = await regcli(["copy", "--src-creds", creds(reg.admin!), "--dest-creds", creds(reg.reader!), `${reg.host}/public/app:1.0`, `${reg.host}/sides/app:swapped`], { env });
     expect(swapped.code).toBe(3);
     expect((await fetchManifest(reg, "sides/app", "swapped")).status).not.toBe(200);
+  });
+
+  describe("tokens kept between runs (${XDG_CACHE_HOME}/regcli/tokens.json)", () => {
+    const image = () => `${reg.host}/public/app:1.0`;
+    /** Run regcli with this cache and config; returns how many tokens the token service issued meanwhile. */
+    const tokensFor = async (args: string[], env: { XDG_CACHE_HOME: string; DOCKER_CONFIG?: string }) => {
+      const before = reg.issued!.count;
+      const r = await regcli(args, { env });
+      expect(r.code, r.stderr).toBe(0);
+      return reg.issued!.count - before;
+    };
+    const entries = async (cache: string) => JSON.parse(await readFile(join(cache, "regcli", "tokens.json"), "utf8")) as Record<string, { host: string; header: string; expiresAt: number }>;
+
+    it("the next run for the same registry, scope and user asks no token service; another scope, user or host does", async () => {
+      const cache = await tempDir("regcli-cache-");
+      const admin = { XDG_CACHE_HOME: cache, DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: reg.admin! }) };
+      expect(await tokensFor(["digest", image()], admin)).toBe(1);
+      expect(await tokensFor(["digest", image()], admin)).toBe(0);
+      expect(await tokensFor(["manifest", image()], admin)).toBe(0);
+      const file = join(cache, "regcli", "tokens.json");
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      const text = await readFile(file, "utf8");
+      expect(text).not.toContain(reg.admin!.password);
+      expect(text).not.toContain(`"${reg.admin!.username}"`);
+      // Another scope (the catalog), another user, no user: each its own token.
+      expect(await tokensFor(["ls", reg.host], admin)).toBe(1);
+      const reader = { XDG_CACHE_HOME: cache, DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: reg.reader! }) };
+      expect(await tokensFor(["digest", image()], reader)).toBe(1);
+      expect(await tokensFor(["digest", image()], reader)).toBe(0);
+      expect(await tokensFor(["digest", image()], { XDG_CACHE_HOME: cache })).toBe(1);
+      expect(await tokensFor(["digest", image()], { XDG_CACHE_HOME: cache })).toBe(0);
+      // The same registry under another name is another host.
+      expect(await tokensFor(["digest", `localhost:${reg.host.split(":")[1]}/public/app:1.0`], { XDG_CACHE_HOME: cache })).toBe(1);
+    });
+
+    it("a kept token the registry rejects is dropped and replaced; an expired, corrupt or others-writable file is ignored", async () => {
+      const cache = await tempDir("regcli-cache-");
+      const env = { XDG_CACHE_HOME: cache, DOCKER_CONFIG: await dockerConfigDir({ [reg.host]: reg.admin! }) };
+      const file = join(cache, "regcli", "tokens.json");
+      expect(await tokensFor(["digest", image()], env)).toBe(1);
+      const rewrite = async (change: (e: { header: string; expiresAt: number }) => void) => {
+        const all = await entries(cache);
+        Object.values(all).forEach(change);
+        await writeFile(file, JSON.stringify(all));
+      };
+      await rewrite((e) => (e.header = "Bearer not-a-token"));
+      expect(await tokensFor(["digest", image()], env)).toBe(1);
+      expect(Object.values(await entries(cache)).map((e) => e.header)).not.toContain("Bearer not-a-token");
+      expect(await tokensFor(["digest", image()], env)).toBe(0);
+      await rewrite((e) => (e.expiresAt = Date.now() - 1000));
+      expect(await tokensFor(["digest", image()], env)).toBe(1);
+      await chmod(file, 0o666);
+      expect(await tokensFor(["digest", image()], env)).toBe(1);
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      await writeFile(file, "{not json");
+      expect(await tokensFor(["digest", image()], env)).toBe(1);
+      expect(await tokensFor(["digest", image()], env)).toBe(0);
+    });
+
+    it("login asks the token service even with a token at hand; logout drops the registry's tokens", async () => {
+      const cache = await tempDir("regcli-cache-");
+      const env = { XDG_CACHE_HOME: cache, DOCKER_CONFIG: await tempDir() };
+      const login = (password: string) => regcli(["login", reg.host, "-u", reg.admin!.username, "--password-stdin"], { env, input: `${password}\n` });
+      expect((await login(reg.admin!.password)).code).toBe(0);
+      expect(await tokensFor(["digest", image()], env)).toBe(1);
+      expect(Object.values(await entries(cache)).filter((e) => e.host === reg.host)).not.toHaveLength(0);
+      const wrong = await login("wrong-password");
+      expect(wrong.code, wrong.stderr).toBe(3);
+      expect((await regcli(["logout", reg.host], { env })).code).toBe(0);
+      expect(Object.values(await entries(cache)).filter((e) => e.host === reg.host)).toHaveLength(0);
+    });
   });
 
   it("--username/--password-stdin override config.json for one command", async () => {

@@ -1,5 +1,5 @@
 // Every remote command, driven through the built binary, against a real docker-registry in each auth mode.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -747,7 +747,7 @@ describe("start-up", () => {
     expect(version.stdout).toBe(`${pkg.version}\n`);
   });
 
-  it("a registry digest, manifest or ls does not load the archive code (tar-stream, node:zlib)", async () => {
+  it("a registry digest, manifest or ls does not load the archive code (tar-stream, node:zlib); digest and ls not node:crypto", async () => {
     const reg = await startRegistry("open");
     try {
       await pushImage(reg, "lazy/app", "1", await makeImage({ layers: 1, layerSize: 1024, format: "oci", seed: "lazy" }));
@@ -764,6 +764,31 @@ process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(join(
         const loaded = (await readFile(join(dir, "loaded"), "utf8")).split("\n");
         expect(loaded, args[0]).toContain("http"); // the hook saw the request being made
         expect(loaded, args[0]).not.toContain("zlib");
+        // Nothing to hash: the manifest is read whole and checked, the digest comes from the registry's answer.
+        if (args[0] !== "manifest") expect(loaded, args[0]).not.toContain("crypto");
+      }
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it("a registry digest, manifest or ls starts no libuv thread pool: as many threads as `node -e 0`", async () => {
+    const reg = await startRegistry("open");
+    try {
+      await pushImage(reg, "pool/app", "1", await makeImage({ layers: 1, layerSize: 1024, format: "oci", seed: "pool" }));
+      // The thread pool's four threads start at the first fs/promises (or dns) call and live until exit.
+      const dir = await tempDir();
+      const hook = join(dir, "threads.cjs");
+      await writeFile(hook, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(join(dir, "threads"))}, String(require("node:fs").readdirSync("/proc/self/task").length)));`);
+      const threads = async () => Number(await readFile(join(dir, "threads"), "utf8"));
+      execFileSync(process.execPath, ["--require", hook, "-e", "0"]);
+      const floor = await threads();
+      // The default digest twice: the first probes HTTPS and notes the plain-HTTP answer, the second reads the note.
+      const env = { NODE_OPTIONS: `--require ${hook}`, XDG_CACHE_HOME: await tempDir() };
+      for (const args of [["--plain-http", "digest", `${reg.host}/pool/app:1`], ["--plain-http", "manifest", `${reg.host}/pool/app:1`], ["--plain-http", "ls", `${reg.host}/pool/app`], ["digest", `${reg.host}/pool/app:1`], ["digest", `${reg.host}/pool/app:1`]]) {
+        const r = await regcli(args, { env });
+        expect(r.code, r.stderr).toBe(0);
+        expect(await threads(), args.join(" ")).toBe(floor);
       }
     } finally {
       await reg.stop();
