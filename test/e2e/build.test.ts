@@ -1,13 +1,13 @@
 // Building images without a daemon: append and mutate on every location, single images and indexes, checked by
 // outside readers (skopeo inspect, umoci unpack) and regcli export.
 import { execFile } from "node:child_process";
-import { chmod, link, mkdir, readFile, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, copyFile, link, mkdir, readFile, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { gunzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
-import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, sha256 } from "../helpers/images.js";
+import { dockerConfigDir, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
+import { fetchManifest, makeImage, makeIndex, makeTar, pushBlob, pushImage, pushIndex, pushManifest, sha256 } from "../helpers/images.js";
 import { startRegistry, type RegistryServer, type TestRegistry } from "../helpers/registry.js";
 import { differences, snapshot } from "../helpers/tree.js";
 
@@ -63,6 +63,34 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("mutate against %s"
     }
     const after = await config(`${reg.host}/build/multi:2`, "linux/arm64");
     expect(after.rootfs).toEqual(before.rootfs);
+  });
+
+  it("sets entrypoint and cmd as Docker does, keeping a Docker base's media types", async () => {
+    ok(await cli(["mutate", `${reg.host}/build/docker:1`, "-t", `${reg.host}/build/docker:entry`, "--entrypoint", '["/app","--serve"]', "--workdir", "/srv"], { SOURCE_DATE_EPOCH: "1700000000" }));
+    let c = await config(`${reg.host}/build/docker:entry`);
+    // A new entrypoint resets the inherited cmd (["--serve"] in the base), as a Dockerfile's ENTRYPOINT does.
+    expect(c.config).toMatchObject({ Entrypoint: ["/app", "--serve"], Cmd: null, WorkingDir: "/srv" });
+    expect(c.created).toBe("2023-11-14T22:13:20Z");
+    expect(c.history.at(-1)).toEqual({ created: "2023-11-14T22:13:20Z", created_by: 'regcli mutate ENTRYPOINT ["/app","--serve"] WORKDIR /srv', comment: "regcli", empty_layer: true });
+    ok(await cli(["mutate", `${reg.host}/build/docker:entry`, "--cmd", "echo hi"]));
+    c = await config(`${reg.host}/build/docker:entry`);
+    expect(c.config).toMatchObject({ Entrypoint: ["/app", "--serve"], Cmd: ["/bin/sh", "-c", "echo hi"] });
+    const m = JSON.parse(ok(await cli(["manifest", `${reg.host}/build/docker:entry`])).stdout) as { mediaType: string; config: { mediaType: string } };
+    expect(m.mediaType).toBe("application/vnd.docker.distribution.manifest.v2+json");
+    expect(m.config.mediaType).toBe("application/vnd.docker.container.image.v1+json");
+  });
+
+  it("annotations alone leave the config as it is; nothing to change, or no tag to write back to, is a usage error", async () => {
+    const base = JSON.parse(ok(await cli(["manifest", `${reg.host}/build/docker:1`])).stdout) as { config: { digest: string } };
+    ok(await cli(["mutate", `${reg.host}/build/docker:1`, "-t", `${reg.host}/build/docker:annotated`, "--annotation", "org.opencontainers.image.source=https://example.com/app"]));
+    const m = JSON.parse(ok(await cli(["manifest", `${reg.host}/build/docker:annotated`])).stdout) as { config: { digest: string }; annotations: Record<string, string> };
+    expect(m.config.digest).toBe(base.config.digest);
+    expect(m.annotations).toEqual({ "org.opencontainers.image.source": "https://example.com/app" });
+    expect((await cli(["mutate", `${reg.host}/build/docker:1`, "-t", `${reg.host}/build/docker:x`])).code).toBe(2);
+    const digest = ok(await cli(["digest", `${reg.host}/build/docker:1`])).stdout.trim();
+    const byDigest = await cli(["mutate", `${reg.host}/build/docker@${digest}`, "--env", "A=1"]);
+    expect(byDigest.code).toBe(2);
+    expect(byDigest.stderr).toContain("give the target with -t");
   });
 });
 
@@ -242,4 +270,83 @@ describe("append on every location", () => {
     expect(missing.code).toBe(6);
     expect(missing.stderr).toContain("nothing-here");
   }, 120_000);
+});
+
+/** A distroless-like base (as gcr.io/distroless/static:nonroot): passwd and group files, /tmp, a home, no shell. */
+async function pushDistrolessLike(reg: TestRegistry, repo: string, tag: string): Promise<void> {
+  const rootfs = await makeTar([
+    { name: "etc/", type: "directory" },
+    { name: "etc/passwd", data: "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" },
+    { name: "etc/group", data: "root:x:0:\nnonroot:x:65532:\n" },
+    { name: "home/", type: "directory" },
+    { name: "home/nonroot/", type: "directory", mode: 0o700 },
+    { name: "tmp/", type: "directory", mode: 0o1777 },
+  ]);
+  const layer = gzipSync(rootfs);
+  const config = Buffer.from(JSON.stringify({
+    architecture: "amd64", os: "linux", created: "1970-01-01T00:00:00Z",
+    config: { User: "65532", Env: ["PATH=/usr/local/bin:/usr/bin:/bin"], WorkingDir: "/home/nonroot" },
+    rootfs: { type: "layers", diff_ids: [sha256(rootfs)] },
+    history: [{ created: "1970-01-01T00:00:00Z", created_by: "bazel build @distroless//static:nonroot" }],
+  }));
+  for (const data of [config, layer]) await pushBlob(reg, repo, { digest: sha256(data), data });
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length },
+    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(layer), size: layer.length }],
+  }));
+  await pushManifest(reg, repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json");
+}
+
+describe("the README's ko-style example (Building images), against regcli serve", () => {
+  let reg: TestRegistry;
+  let home: string;
+
+  beforeAll(async () => {
+    reg = await startRegistry("open", { server: "regcli" });
+    home = await tempDir("regcli-home-");
+    await pushDistrolessLike(reg, "distroless/static", "nonroot");
+  });
+  afterAll(async () => reg?.stop());
+
+  /** The example exactly as the README shows it, its registry moved to the test's, in a fresh checkout. */
+  async function runExample(): Promise<{ checkout: string; digest: string; stderr: string }> {
+    const readme = await readFile(join(repoRoot, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Building images"));
+    const script = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    expect(script).toContain("regcli append localhost:5000/distroless/static:nonroot --layer ./ko");
+    const checkout = await tempDir("regcli-ko-");
+    // A static binary to ship (catatonit, from podman's dependencies), committed at a fixed time.
+    await mkdir(join(checkout, "out"));
+    await copyFile("/usr/bin/catatonit", join(checkout, "out/hello"));
+    const git = (args: string[]) => run("git", ["-c", "user.name=ci", "-c", "user.email=ci@example.com", ...args], { cwd: checkout, env: { ...process.env, GIT_COMMITTER_DATE: "1700000000 +0000", GIT_AUTHOR_DATE: "1700000000 +0000" } });
+    await git(["init", "-q"]);
+    await git(["add", "out"]);
+    await git(["commit", "-q", "-m", "hello"]);
+    const config = await dockerConfigDir();
+    const env = { PATH: process.env.PATH, HOME: checkout, REGCLI_HOME: home, DOCKER_CONFIG: config, XDG_CONFIG_HOME: config, XDG_CACHE_HOME: config, NO_COLOR: "1" };
+    const prelude = `regcli() { "${process.execPath}" "${join(repoRoot, "bin", "regcli.cjs")}" "$@"; }\nset -e\n`;
+    const { stdout, stderr } = await run("bash", ["-c", prelude + script.replaceAll("localhost:5000", reg.host)], { cwd: checkout, env, maxBuffer: 16 << 20 });
+    return { checkout, digest: stdout.trim().split("\n").at(-1)!, stderr };
+  }
+
+  it("builds, pushes and runs; the same commit gives the same digest", async () => {
+    const first = await runExample();
+    const cli = (args: string[]) => regcli(["--plain-http", ...args], { env: { REGCLI_HOME: home } });
+    expect(ok(await cli(["digest", `${reg.host}/hello:1.0`])).stdout.trim()).toBe(first.digest);
+    const c = JSON.parse(ok(await cli(["config", `${reg.host}/hello:1.0`])).stdout) as Config;
+    expect(c.config).toMatchObject({ Entrypoint: ["/ko-app/hello"], User: "65532", WorkingDir: "/home/nonroot" });
+    expect(c.created).toBe("2023-11-14T22:13:20Z");
+    expect(c.rootfs.diff_ids).toHaveLength(2);
+    expect(c.history.map((h) => h.created_by)).toEqual(["bazel build @distroless//static:nonroot", "regcli append", 'regcli mutate ENTRYPOINT ["/ko-app/hello"]']);
+    // The binary runs from the unpacked image, with no shell in it.
+    const layout = join(first.checkout, "verify");
+    ok(await cli(["copy", `${reg.host}/hello:1.0`, `oci:${layout}:hello`]));
+    await run("umoci", ["unpack", ...(asRoot ? [] : ["--rootless"]), "--image", `${layout}:hello`, join(first.checkout, "bundle")]);
+    const rootfs = join(first.checkout, "bundle", "rootfs");
+    expect((await readFile(join(rootfs, "ko-app/hello"))).equals(await readFile("/usr/bin/catatonit"))).toBe(true);
+    if (asRoot) expect((await run("chroot", [rootfs, "/ko-app/hello", "--version"])).stdout).toContain("catatonit");
+    // Another checkout of the same commit, another day: the same image.
+    expect((await runExample()).digest).toBe(first.digest);
+  }, 240_000);
 });
