@@ -1,6 +1,7 @@
 // New images from old ones, without I/O: config edits, layers appended to a config, and the manifest that names
 // them, in the media-type family (Docker schema 2 or OCI) of the base. The model is crane's pkg/v1/mutate.
 import { RegcliError } from "../errors.js";
+import { layerMediaType } from "./compress.js";
 import { digestOf } from "./digest.js";
 import { parseManifest } from "./manifest.js";
 import { MediaType, type LayerCompression } from "./media-types.js";
@@ -172,13 +173,16 @@ export function familyOf(manifestMediaType: string): Family {
   return manifestMediaType === MediaType.DockerManifest ? "docker" : "oci";
 }
 
-/** The layer media type for this family and compression; Docker schema 2 has no zstd layer type. */
-export function layerMediaType(family: Family, compression: LayerCompression): string {
-  if (family === "oci") return compression === "none" ? MediaType.OciLayer : compression === "gzip" ? MediaType.OciLayerGzip : MediaType.OciLayerZstd;
+/**
+ * The media type of a new layer in an image of this family: a Docker schema 2 image keeps Docker's layer types
+ * (gzip or plain tar); it has no zstd type, and an OCI zstd layer in it would make a manifest of mixed families.
+ */
+export function familyLayerType(family: Family, compression: LayerCompression): string {
+  if (family === "oci") return layerMediaType(compression);
   if (compression === "zstd") {
     throw new RegcliError("unsupported", "a Docker schema 2 image has no zstd layer type", { hint: "use --compress gzip, or copy the base to OCI media types first (regcli copy BASE oci:DIR)" });
   }
-  return compression === "none" ? "application/vnd.docker.image.rootfs.diff.tar" : MediaType.DockerLayerGzip;
+  return compression === "none" ? "application/vnd.docker.image.rootfs.diff.tar" : layerMediaType(compression, true);
 }
 
 /** Config bytes as written: compact JSON (its digest is what the manifest names). */

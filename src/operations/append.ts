@@ -5,12 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline as pipelineCb, Transform, Writable, type Readable, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip, createGzip } from "node:zlib";
 import { localFileError, RegcliError } from "../errors.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { OpenBlob } from "../locations/types.js";
+import { compressor, decompressor, detectCompression } from "../oci/compress.js";
 import { VerifyingStream, type Descriptor, type LayerCompression } from "../oci/index.js";
-import { appendToConfig, layerMediaType } from "../oci/mutate.js";
+import { appendToConfig, familyLayerType } from "../oci/mutate.js";
 import { packDirectory, type PackOptions } from "../oci/pack.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
@@ -52,25 +52,10 @@ async function sniff(path: string): Promise<LayerCompression> {
   const handle = await open(path, "r");
   try {
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
-    const head = buffer.subarray(0, bytesRead);
-    if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-    if (head.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return "zstd";
-    return "none";
+    return detectCompression(buffer.subarray(0, bytesRead));
   } finally {
     await handle.close();
   }
-}
-
-function decompressor(compression: LayerCompression, input: string): Transform[] {
-  if (compression === "gzip") return [createGunzip()];
-  if (compression === "zstd") throw new RegcliError("unsupported", `${input} is zstd-compressed, which regcli cannot read yet`, { hint: "give the tar or tar.gz" });
-  return [];
-}
-
-function compressor(compression: LayerCompression): Transform[] {
-  if (compression === "gzip") return [createGzip({ level: GZIP_LEVEL })];
-  if (compression === "zstd") throw new RegcliError("unsupported", "--compress zstd is not available yet", { hint: "use --compress gzip or none" });
-  return [];
 }
 
 /**
@@ -98,16 +83,17 @@ export async function prepareLayer(input: string, temp: string, compression: Lay
           callback(null, chunk);
         },
       });
-      await pipeline([raw, tee, ...decompressor(given, input), uncompressed, new Writable({ write: (_chunk, _enc, done) => done() })]);
+      await pipeline([raw, tee, await decompressor(given), uncompressed, new Writable({ write: (_chunk, _enc, done) => done() })]);
       return { input, kind, file: input, digest: compressed.digest(), size: compressed.bytes, diffId: uncompressed.digest(), compression };
     }
     const file = join(temp, `layer-${Math.random().toString(36).slice(2)}`);
     const source: Readable = kind === "directory" ? packDirectory(input, pack) : createReadStream(input, { highWaterMark: 256 * 1024 });
-    await pipeline([source, ...(kind === "tar" ? decompressor(given, input) : []), uncompressed, ...compressor(compression), compressed, createWriteStream(file, { flags: "wx", highWaterMark: 256 * 1024 })]);
+    const level = compression === "gzip" ? GZIP_LEVEL : undefined;
+    await pipeline([source, await decompressor(given), uncompressed, await compressor(compression, level), compressed, createWriteStream(file, { flags: "wx", highWaterMark: 256 * 1024 })]);
     return { input, kind, file, digest: compressed.digest(), size: compressed.bytes, diffId: uncompressed.digest(), compression };
   } catch (err) {
     if (err instanceof RegcliError) throw err;
-    if ((err as { code?: string }).code === "Z_DATA_ERROR") throw new RegcliError("usage", `--layer ${input}: not a valid gzip stream`);
+    if ((err as { code?: string }).code === "Z_DATA_ERROR") throw new RegcliError("usage", `--layer ${input}: not a valid ${given} stream`);
     throw localFileError(err, (err as { path?: string }).path ?? input, "read") ?? err;
   }
 }
@@ -148,7 +134,7 @@ export async function appendLayers(ctx: RegistryContext, source: LocationSpec, t
       ...options,
       edit: async (image) => {
         if (image.manifest.parsed.kind !== "image") throw new RegcliError("general", "not an image manifest");
-        const added: Descriptor[] = prepared.map((l) => ({ mediaType: layerMediaType(image.family, l.compression), digest: l.digest, size: l.size }));
+        const added: Descriptor[] = prepared.map((l) => ({ mediaType: familyLayerType(image.family, l.compression), digest: l.digest, size: l.size }));
         return {
           config: appendToConfig(image.config, prepared.map((l) => ({ diffId: l.diffId, createdBy: "regcli append", comment: `layer from a ${l.kind}` })), options.created),
           layers: [...image.manifest.parsed.manifest.layers, ...added],

@@ -288,6 +288,32 @@ describe("append on every location", () => {
     expect((JSON.parse(ok(await cli(["config", `${reg.host}/loc/from-archive:6`])).stdout) as Config).rootfs.diff_ids).toHaveLength(7);
   }, 240_000);
 
+  it("zstd: --compress zstd writes an OCI zstd layer, a .tar.zst is read (and kept as it is when zstd is asked), a Docker base refuses it", async () => {
+    const tree = await appTree(join(work, "zstd-tree"));
+    const zst = join(work, "extra.tar.zst");
+    await run("bash", ["-c", `tar -C "${join(work, "zstd-tree")}" -c etc | zstd -q -o "${zst}"`]);
+    const target = `oci:${join(work, "zstd-layout")}`;
+    ok(await cli(["append", `${reg.host}/loc/base:1`, "--layer", tree, "--layer", zst, "--compress", "zstd", "-t", `${target}:zstd`]));
+    const m = JSON.parse(ok(await cli(["manifest", `${target}:zstd`, "--platform", "linux/amd64"])).stdout) as Manifest;
+    expect(m.layers.slice(-2).map((l) => l.mediaType)).toEqual(Array(2).fill("application/vnd.oci.image.layer.v1.tar+zstd"));
+    expect(m.layers.at(-1)!.digest).toBe(sha256(await readFile(zst)));
+    const c = JSON.parse(ok(await cli(["config", `${target}:zstd`, "--platform", "linux/amd64"])).stdout) as Config;
+    for (const [i, layer] of m.layers.slice(-2).entries()) {
+      const blob = join(work, `zstd-blob-${i}`);
+      ok(await cli(["blob", `${target}@${layer.digest}`, "-o", blob]));
+      expect(c.rootfs.diff_ids.at(i - 2)).toBe(sha256((await run("zstd", ["-dc", blob], { encoding: "buffer", maxBuffer: 64 << 20 })).stdout));
+    }
+    expect(ok(await cli(["cat", `${target}:zstd`, "/etc/app.yaml", "--platform", "linux/amd64"])).stdout).toBe("listen: 8080\n");
+    // A .tar.zst onto the default gzip: recompressed, its diff_id the same.
+    ok(await cli(["append", `${reg.host}/loc/base:1`, "--layer", zst, "-t", `${target}:gzip`]));
+    const g = JSON.parse(ok(await cli(["config", `${target}:gzip`, "--platform", "linux/amd64"])).stdout) as Config;
+    expect(g.rootfs.diff_ids.at(-1)).toBe(c.rootfs.diff_ids.at(-1));
+    await pushImage(reg, "loc/docker", "1", await makeImage({ seed: "loc-docker", format: "docker" }));
+    const refused = await cli(["append", `${reg.host}/loc/docker:1`, "--layer", tree, "--compress", "zstd", "-t", `${reg.host}/loc/docker:zstd`]);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toContain("no zstd layer type");
+  }, 180_000);
+
   it("refuses device files and fifos unless asked, and what is not a directory or a tar", async () => {
     const dir = join(work, "with-fifo");
     await mkdir(dir, { recursive: true });

@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { appendToConfig, createdTime, editConfig, layerMediaType, parseCommandLine, parsePort } from "../../src/oci/mutate.js";
+import { appendToConfig, createdTime, editConfig, familyLayerType, parseCommandLine, parsePort } from "../../src/oci/mutate.js";
 import {
   digestOf,
   MAX_MANIFEST_BYTES,
@@ -242,8 +242,8 @@ describe("config edits (oci/mutate.ts)", () => {
     expect(parsePort("8080")).toBe("8080/tcp");
     expect(parsePort("53/UDP")).toBe("53/udp");
     expect(() => parsePort("70000")).toThrow();
-    expect(layerMediaType("docker", "gzip")).toBe("application/vnd.docker.image.rootfs.diff.tar.gzip");
-    expect(layerMediaType("oci", "none")).toBe("application/vnd.oci.image.layer.v1.tar");
-    expect(() => layerMediaType("docker", "zstd")).toThrow(/no zstd layer type/);
+    expect(familyLayerType("docker", "gzip")).toBe("application/vnd.docker.image.rootfs.diff.tar.gzip");
+    expect(familyLayerType("oci", "none")).toBe("application/vnd.oci.image.layer.v1.tar");
+    expect(() => familyLayerType("docker", "zstd")).toThrow(/no zstd layer type/);
   });
 });
