@@ -18,6 +18,7 @@ import { register as registerPush } from "./commands/push.js";
 import { register as registerRatelimit } from "./commands/ratelimit.js";
 import { register as registerReferrers } from "./commands/referrers.js";
 import { register as registerImages } from "./commands/images.js";
+import { register as registerIndex } from "./commands/image-index.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
@@ -72,6 +73,7 @@ function buildProgram(): Command {
     registerPull,
     registerPush,
     registerImages,
+    registerIndex,
     registerExport,
     registerArtifact,
     registerServe,
