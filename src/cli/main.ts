@@ -23,6 +23,7 @@ import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
 import { register as registerTag } from "./commands/tag.js";
+import { register as registerMutate } from "./commands/mutate.js";
 import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js";
 import { completionReply } from "./completion.js";
 import { MODES } from "./progress.js";
@@ -67,6 +68,7 @@ function buildProgram(): Command {
     registerReferrers,
     registerBlob,
     registerTag,
+    registerMutate,
     registerDelete,
     registerCopy,
     registerSync,

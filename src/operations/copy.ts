@@ -2,7 +2,7 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import { checkReferrerSubject, COSIGN_SUFFIXES, isAttachmentTag, isReferrersTag, referrerDescriptor } from "../oci/referrers.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "../locations/types.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 
@@ -311,31 +311,67 @@ export class CopyEngine {
     this.blobs.delete(dst.description);
   }
 
-  private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {
+  /** Blobs of `src` to `dst` without their manifest (an operation that writes its own: rewriteImage), each once. */
+  async copyBlobs(src: ImageSource, dst: ImageDestination, blobs: Descriptor[]): Promise<void> {
+    await Promise.all(blobs.map((blob) => this.copyBlob(src, dst, blob)));
+  }
+
+  /**
+   * A blob that is in no source (a new layer, a new config) to `dst`, once per destination however many images
+   * name it; `open` is called only when the destination lacks it.
+   */
+  putBlob(dst: ImageDestination, blob: Descriptor, open: OpenBlob): Promise<void> {
+    return this.once(dst, blob, () => this.limitFor(blob)(async () => this.count(blob, await dst.putBlob(blob, async (options) => {
+      const stream = await open(options);
+      this.emit({ type: "blob-start", digest: blob.digest, size: blob.size, offset: options?.offset ?? 0 });
+      return stream;
+    }), 0)));
+  }
+
+  /** A manifest an operation made (not copied) to `dst` under `reference`. */
+  async putManifest(dst: ImageDestination, manifest: ManifestData, reference: string): Promise<void> {
+    await dst.putManifest(manifest, reference);
+    this.stats.manifests++;
+    this.emit({ type: "manifest", digest: manifest.digest, mediaType: manifest.mediaType, reference, skipped: false });
+  }
+
+  private limitFor(blob: Descriptor): <T>(task: () => Promise<T>) => Promise<T> {
+    return blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
+  }
+
+  /** Each blob once per destination: the transfer started first is the one every later caller waits for. */
+  private once(dst: ImageDestination, blob: Descriptor, start: () => Promise<void>): Promise<void> {
     let handled = this.blobs.get(dst.description);
     if (!handled) this.blobs.set(dst.description, (handled = new Map()));
     let pending = handled.get(blob.digest);
-    if (!pending) {
-      const limit = blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
+    if (!pending) handled.set(blob.digest, (pending = start()));
+    return pending;
+  }
+
+  private count(blob: Descriptor, outcome: BlobOutcome, resumedAt: number): void {
+    if (outcome === "uploaded") {
+      this.stats.blobsUploaded++;
+      this.stats.bytesUploaded += blob.size - resumedAt;
+    } else if (outcome === "mounted") this.stats.blobsMounted++;
+    else this.stats.blobsExisting++;
+    this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
+  }
+
+  private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {
+    return this.once(dst, blob, () => {
       const target = this.options.mountAcrossRepositories ? dst.mountOrigin : undefined;
       const sentKey = target && `${target.registry}\n${blob.digest}`;
       const earlier = sentKey ? this.sent.get(sentKey) : undefined;
       // Same-registry copies mount from the source; otherwise from where this run already sent the blob, once there.
       const mountFrom = src.mountOrigin?.registry === target?.registry || !earlier ? src.mountOrigin : earlier.origin;
       const ready = earlier ? earlier.done.catch(() => undefined) : Promise.resolve();
-      pending = ready.then(() => limit(async () => {
+      const pending = ready.then(() => this.limitFor(blob)(async () => {
         const { outcome, resumedAt } = await this.transferBlob(src, dst, blob, mountFrom);
-        if (outcome === "uploaded") {
-          this.stats.blobsUploaded++;
-          this.stats.bytesUploaded += blob.size - resumedAt;
-        } else if (outcome === "mounted") this.stats.blobsMounted++;
-        else this.stats.blobsExisting++;
-        this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
+        this.count(blob, outcome, resumedAt);
       }));
-      handled.set(blob.digest, pending);
       if (sentKey && !earlier) this.sent.set(sentKey, { origin: target!, done: pending });
-    }
-    return pending;
+      return pending;
+    });
   }
 
   /**
