@@ -19,6 +19,7 @@ import { register as registerRatelimit } from "./commands/ratelimit.js";
 import { register as registerReferrers } from "./commands/referrers.js";
 import { register as registerImages } from "./commands/images.js";
 import { register as registerIndex } from "./commands/image-index.js";
+import { register as registerFlatten } from "./commands/flatten.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
@@ -76,6 +77,7 @@ function buildProgram(): Command {
     registerPush,
     registerImages,
     registerIndex,
+    registerFlatten,
     registerExport,
     registerArtifact,
     registerServe,

@@ -1,9 +1,11 @@
 // index create/add/rm, rebase and flatten through the CLI: real docker-registry and `regcli serve`, layouts and
 // archives as targets, read back by skopeo and umoci.
+import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { regcli, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
-import { fetchManifest, makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage } from "../helpers/images.js";
+import { regcli, skopeo, tempDir, tool, type CliResult } from "../helpers/cli.js";
+import { fetchManifest, makeImage, makeIndex, makeTar, pushBlob, pushImage, pushIndex, pushManifest, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 function ok(r: CliResult): CliResult {
@@ -155,5 +157,168 @@ describe("index create, add and rm", () => {
     const pushed = ok(await cli(["push", "store:example.com/multi:1", `${reg.host}/from-store/multi:1`]));
     expect((await raw(`docker://${reg.host}/from-store/multi:1`)).manifests.map((m) => m.digest)).toEqual([arm64.manifestDigest]);
     expect(pushed.stdout.trim()).toBe((await fetchManifest(reg, "from-store/multi", "1")).digest);
+  });
+});
+
+/** An image of these layer tars (gzipped) with a real config (diff_ids, one history entry per layer), pushed under `tag`. */
+async function pushLayered(reg: TestRegistry, repo: string, tag: string, tars: Buffer[], opts: { platform?: { os: string; architecture: string; variant?: string }; annotations?: Record<string, string>; base?: { layers: Buffer[]; tars: Buffer[]; history: unknown[] } } = {}): Promise<{ digest: string; manifest: Buffer; layers: Buffer[]; config: Record<string, unknown> }> {
+  const layers = [...(opts.base?.layers ?? []), ...tars.map((t) => gzipSync(t))];
+  const allTars = [...(opts.base?.tars ?? []), ...tars];
+  const platform = opts.platform ?? { os: "linux", architecture: "amd64" };
+  const config = {
+    ...platform,
+    created: "2026-01-02T03:04:05Z",
+    config: { Entrypoint: ["/usr/bin/tool"], Env: ["PATH=/usr/bin"] },
+    rootfs: { type: "layers", diff_ids: allTars.map(sha256) },
+    history: [...(opts.base?.history ?? []), { created_by: `ENV ${repo}`, empty_layer: true }, ...tars.map((_, i) => ({ created_by: `${repo} layer ${i}` }))],
+  };
+  const configBytes = Buffer.from(JSON.stringify(config));
+  for (const data of [configBytes, ...layers]) await pushBlob(reg, repo, { digest: sha256(data), data });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(configBytes), size: configBytes.length },
+      layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(l), size: l.length })),
+      ...(opts.annotations ? { annotations: opts.annotations } : {}),
+    }),
+  );
+  await pushManifest(reg, repo, tag, manifest, "application/vnd.oci.image.manifest.v1+json");
+  return { digest: sha256(manifest), manifest, layers, config };
+}
+
+/** Every entry under `root`: type, permission bits, owner, and a file's content digest or a symlink's target. */
+async function tree(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
+      const relPath = rel ? `${rel}/${name}` : name;
+      const s = await lstat(path);
+      const mode = (s.mode & 0o7777).toString(8);
+      if (s.isSymbolicLink()) out.push(`${relPath} -> ${await readlink(path)}`);
+      else if (s.isDirectory()) {
+        out.push(`${relPath}/ ${mode} ${s.uid}:${s.gid}`);
+        await walk(path, relPath);
+      } else out.push(`${relPath} ${mode} ${s.uid}:${s.gid} ${sha256(await readFile(path))}`);
+    }
+  };
+  await walk(root, "");
+  return out;
+}
+
+const blobOf = async (reg: TestRegistry, repo: string, digest: string): Promise<Buffer> => Buffer.from(await (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
+
+interface ImageManifestDoc {
+  mediaType: string;
+  config: { digest: string };
+  layers: Array<{ mediaType: string; digest: string; size: number }>;
+  annotations?: Record<string, string>;
+}
+
+describe("flatten", () => {
+  let reg: TestRegistry;
+  let home: string;
+  const cli = (args: string[]) => regcli(args, { env: { REGCLI_HOME: home } });
+  const layerTars = async () => [
+    await makeTar([
+      { name: "etc/", type: "directory" },
+      { name: "etc/os-release", data: "NAME=base\n" },
+      { name: "etc/motd", data: "hello\n" },
+      { name: "usr/", type: "directory" },
+      { name: "usr/bin/", type: "directory" },
+      { name: "usr/bin/tool", data: "#!/bin/sh\necho tool\n", mode: 0o4755 },
+      { name: "usr/lib/", type: "directory" },
+      { name: "usr/lib/libc.so", data: "libc" },
+      { name: "lib", type: "symlink", linkname: "usr/lib" },
+      { name: "opt/", type: "directory" },
+      { name: "opt/old/", type: "directory" },
+      { name: "opt/old/a", data: "a" },
+      { name: "tmp/", type: "directory", mode: 0o1777 },
+    ]),
+    await makeTar([
+      { name: "etc/.wh.motd" },
+      { name: "opt/old/", type: "directory" },
+      { name: "opt/old/.wh..wh..opq" },
+      { name: "opt/old/b", data: "b" },
+      { name: "usr/bin/tool2", type: "link", linkname: "usr/bin/tool" },
+    ]),
+    await makeTar([{ name: "etc/os-release", data: "NAME=top\n" }]),
+  ];
+
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    home = await tempDir("regcli-home-");
+    await pushLayered(reg, "flat/app", "1", await layerTars());
+  });
+  afterAll(async () => reg?.stop());
+
+  it("one layer, whiteouts applied: diff_id is the tar's digest, one history entry, the same tree as export and umoci unpack", async () => {
+    const r = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `${reg.host}/flat/app:flat`]));
+    const manifest = JSON.parse(ok(await skopeo(["inspect", "--raw", "--tls-verify=false", `docker://${reg.host}/flat/app:flat`])).stdout) as ImageManifestDoc;
+    expect(r.stdout.trim()).toBe((await fetchManifest(reg, "flat/app", "flat")).digest);
+    expect(manifest.layers).toHaveLength(1);
+    expect(manifest.layers[0]!.mediaType).toBe("application/vnd.oci.image.layer.v1.tar+gzip");
+    const config = JSON.parse(ok(await skopeo(["inspect", "--config", "--raw", "--tls-verify=false", `docker://${reg.host}/flat/app:flat`])).stdout) as { rootfs: { diff_ids: string[] }; history: Array<{ created_by: string }>; config: { Entrypoint: string[] }; created: string };
+    const layer = await blobOf(reg, "flat/app", manifest.layers[0]!.digest);
+    expect(config.rootfs.diff_ids).toEqual([sha256(gunzipSync(layer))]);
+    expect(config.history).toHaveLength(1);
+    expect(config.history[0]!.created_by).toMatch(/^regcli flatten sha256:/);
+    expect(config.config.Entrypoint).toEqual(["/usr/bin/tool"]);
+    expect(config.created).toBe("2026-01-02T03:04:05Z");
+
+    // umoci unpacks the flattened image to the same tree regcli export makes of the original.
+    const dir = await tempDir();
+    ok(await skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/flat/app:flat`, `oci:${dir}/layout:flat`]));
+    ok(await tool("umoci", ["unpack", "--image", `${dir}/layout:flat`, `${dir}/bundle`]));
+    ok(await cli(["export", `${reg.host}/flat/app:1`, "-o", `${dir}/exported/`, "--preserve-permissions"]));
+    const unpacked = await tree(`${dir}/bundle/rootfs`);
+    expect(unpacked).toEqual(await tree(`${dir}/exported`));
+    expect(unpacked).toContain("etc/os-release 644 0:0 " + sha256("NAME=top\n"));
+    expect(unpacked.some((e) => e.startsWith("etc/motd") || e.startsWith("opt/old/a"))).toBe(false);
+  });
+
+  it("is reproducible: twice, to a registry and to an OCI layout, the same digest; --compress none", async () => {
+    const dir = await tempDir();
+    const first = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `${reg.host}/flat/app:again`])).stdout.trim();
+    const second = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `oci:${dir}/layout:flat`])).stdout.trim();
+    expect(second).toBe(first);
+    expect(first).toBe((await fetchManifest(reg, "flat/app", "flat")).digest ?? first);
+    const plain = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `oci:${dir}/layout:plain`, "--compress", "none", "--format", "json"]));
+    const manifest = JSON.parse(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:plain`])).stdout) as ImageManifestDoc;
+    expect(manifest.layers[0]!.mediaType).toBe("application/vnd.oci.image.layer.v1.tar");
+    const config = JSON.parse(ok(await skopeo(["inspect", "--config", "--raw", `oci:${dir}/layout:plain`])).stdout) as { rootfs: { diff_ids: string[] } };
+    expect(config.rootfs.diff_ids).toEqual([manifest.layers[0]!.digest]);
+    expect((JSON.parse(plain.stdout) as { digest: string }).digest).toBe(sha256(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:plain`])).stdoutBuffer));
+  });
+
+  it("each platform of an index, into a docker-archive", async () => {
+    const tars = await layerTars();
+    const amd = await pushLayered(reg, "flat/multi", "amd64", tars);
+    const arm = await pushLayered(reg, "flat/multi", "arm64", tars.slice(0, 2), { platform: { os: "linux", architecture: "arm64", variant: "v8" } });
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: [
+          { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: amd.digest, size: amd.manifest.length, platform: { os: "linux", architecture: "amd64" } },
+          { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: arm.digest, size: arm.manifest.length, platform: { os: "linux", architecture: "arm64", variant: "v8" } },
+        ],
+      }),
+    );
+    await pushManifest(reg, "flat/multi", "1", index, "application/vnd.oci.image.index.v1+json");
+    const dir = await tempDir();
+    const file = join(dir, "flat.tar");
+    ok(await cli(["flatten", `${reg.host}/flat/multi:1`, "-t", `docker-archive:${file}:example.com/flat:1`]));
+    ok(await cli(["copy", `docker-archive:${file}:example.com/flat:1`, `${reg.host}/flat/back:1`]));
+    const written = JSON.parse((await fetchManifest(reg, "flat/back", "1")).body.toString()) as IndexDoc;
+    expect(written.manifests.map((m) => m.platform?.architecture)).toEqual(["amd64", "arm64"]);
+    for (const child of written.manifests) {
+      const m = JSON.parse((await fetchManifest(reg, "flat/back", child.digest)).body.toString()) as ImageManifestDoc;
+      expect(m.layers).toHaveLength(1);
+    }
+    // The arm64 image had no third layer: its os-release is the base's.
+    const cat = ok(await cli(["cat", `${reg.host}/flat/back:1`, "/etc/os-release", "--platform", "linux/arm64"]));
+    expect(cat.stdout).toBe("NAME=base\n");
   });
 });
