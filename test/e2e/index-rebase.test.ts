@@ -322,3 +322,111 @@ describe("flatten", () => {
     expect(cat.stdout).toBe("NAME=base\n");
   });
 });
+
+describe("rebase", () => {
+  let reg: TestRegistry;
+  let home: string;
+  const cli = (args: string[]) => regcli(args, { env: { REGCLI_HOME: home } });
+  const manifestOf = async (repo: string, ref: string) => JSON.parse((await fetchManifest(reg, repo, ref)).body.toString()) as ImageManifestDoc;
+  const configOf = async (repo: string, m: ImageManifestDoc) => JSON.parse((await blobOf(reg, repo, m.config.digest)).toString()) as { architecture: string; rootfs: { diff_ids: string[] }; history: Array<{ created_by: string; empty_layer?: boolean }>; config: { Entrypoint: string[] } };
+  let base1: { tars: Buffer[]; layers: Buffer[]; history: unknown[]; digest: string };
+  let base2: { tars: Buffer[]; layers: Buffer[]; history: unknown[]; digest: string };
+  let appTar: Buffer;
+
+  /** A base image of these tars pushed as rb/base:TAG (history: one entry per layer). */
+  const pushBase = async (tag: string, tars: Buffer[], platform?: { os: string; architecture: string; variant?: string }) => {
+    const pushed = await pushLayered(reg, "rb/base", tag, tars, { platform });
+    return { tars, layers: pushed.layers, history: (pushed.config.history as unknown[]), digest: pushed.digest };
+  };
+
+  beforeAll(async () => {
+    reg = await startRegistry("open");
+    home = await tempDir("regcli-home-");
+    base1 = await pushBase("1", [await makeTar([{ name: "etc/", type: "directory" }, { name: "etc/os-release", data: "NAME=base1\n" }, { name: "etc/old-only", data: "old" }]), await makeTar([{ name: "usr/lib/libold.so", data: "old lib" }])]);
+    base2 = await pushBase("2", [await makeTar([{ name: "etc/", type: "directory" }, { name: "etc/os-release", data: "NAME=base2\n" }, { name: "usr/lib/libnew.so", data: "new lib" }])]);
+    appTar = await makeTar([{ name: "app/", type: "directory" }, { name: "app/run", data: "#!/bin/sh\n", mode: 0o755 }, { name: "etc/.wh.old-only" }]);
+    await pushLayered(reg, "rb/app", "1", [appTar], { base: base1, annotations: { "org.opencontainers.image.base.name": `${reg.host}/rb/base:current`, "org.opencontainers.image.base.digest": base1.digest } });
+  });
+  afterAll(async () => reg?.stop());
+
+  it("puts the image's own layers on the new base: layers, diff_ids and history stitched, base annotations updated", async () => {
+    const r = ok(await cli(["rebase", `${reg.host}/rb/app:1`, "--old-base", `${reg.host}/rb/base:1`, "--new-base", `${reg.host}/rb/base:2`, "-t", `${reg.host}/rb/app:rebased`]));
+    expect(r.stdout.trim()).toBe((await fetchManifest(reg, "rb/app", "rebased")).digest);
+    const m = await manifestOf("rb/app", "rebased");
+    expect(m.layers.map((l) => l.digest)).toEqual([sha256(base2.layers[0]!), sha256(gzipSync(appTar))]);
+    const config = await configOf("rb/app", m);
+    expect(config.rootfs.diff_ids).toEqual([sha256(base2.tars[0]!), sha256(appTar)]);
+    // The new base's history, then the image's own after the old base's entries.
+    expect(config.history.map((h) => h.created_by)).toEqual(["ENV rb/base", "rb/base layer 0", "ENV rb/app", "rb/app layer 0"]);
+    expect(config.history.filter((h) => !h.empty_layer)).toHaveLength(2);
+    expect(config.config.Entrypoint).toEqual(["/usr/bin/tool"]);
+    expect(m.annotations).toEqual({ "org.opencontainers.image.base.name": `${reg.host}/rb/base:2`, "org.opencontainers.image.base.digest": base2.digest });
+
+    // The file tree: the new base's, with the image's own layer on top; umoci and regcli export agree.
+    const dir = await tempDir();
+    ok(await skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/rb/app:rebased`, `oci:${dir}/layout:r`]));
+    ok(await tool("umoci", ["unpack", "--image", `${dir}/layout:r`, `${dir}/bundle`]));
+    ok(await cli(["export", `${reg.host}/rb/app:rebased`, "-o", `${dir}/exported/`]));
+    const unpacked = await tree(`${dir}/bundle/rootfs`);
+    expect(unpacked).toEqual(await tree(`${dir}/exported`));
+    expect(unpacked.filter((e) => /^(etc|usr\/lib|app)\/\S/.test(e)).map((e) => e.split(" ")[0])).toEqual(["app/run", "etc/os-release", "usr/lib/libnew.so"]);
+    expect(ok(await cli(["cat", `${reg.host}/rb/app:rebased`, "/etc/os-release"])).stdout).toBe("NAME=base2\n");
+  });
+
+  it("takes the bases from the image's annotations (old: name@digest, new: the name as it is now), into an OCI layout", async () => {
+    await pushBase("current", base2.tars); // the tag the image names has moved on to base2
+    const dir = await tempDir();
+    const r = ok(await cli(["rebase", `${reg.host}/rb/app:1`, "-t", `oci:${dir}/layout:r`]));
+    const m = JSON.parse(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:r`])).stdout) as ImageManifestDoc;
+    expect(r.stdout.trim()).toBe(sha256(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:r`])).stdoutBuffer));
+    expect(m.layers.map((l) => l.digest)).toEqual([sha256(base2.layers[0]!), sha256(gzipSync(appTar))]);
+    expect(m.annotations!["org.opencontainers.image.base.digest"]).toBe((await fetchManifest(reg, "rb/base", "current")).digest);
+  });
+
+  it("refuses an old base that is not the image's, a base of another platform, and an image without base annotations", async () => {
+    const wrong = await cli(["rebase", `${reg.host}/rb/app:1`, "--old-base", `${reg.host}/rb/base:2`, "--new-base", `${reg.host}/rb/base:1`, "-t", `${reg.host}/rb/app:x`]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/is not based on .*rb\/base:2: layer 1 is sha256:\S+ in the image, sha256:\S+ in the old base/);
+    expect(wrong.stderr.trim().split("\n")).toHaveLength(1);
+    // The same layer digests but other diff_ids in the config: not the old base's layers either.
+    await pushLayered(reg, "rb/forged", "1", [appTar], { base: { ...base1, tars: [appTar, base1.tars[1]!] } });
+    const forged = await cli(["rebase", `${reg.host}/rb/forged:1`, "--old-base", `${reg.host}/rb/base:1`, "--new-base", `${reg.host}/rb/base:2`, "-t", `${reg.host}/rb/app:x`]);
+    expect(forged.code).toBe(2);
+    expect(forged.stderr).toMatch(/is not based on .*: diff_id 1 is sha256:\S+ in the image's config, sha256:\S+ in the old base's/);
+    await pushBase("arm", base2.tars, { os: "linux", architecture: "arm64" });
+    const arm = await cli(["rebase", `${reg.host}/rb/app:1`, "--old-base", `${reg.host}/rb/base:1`, "--new-base", `${reg.host}/rb/base:arm`, "-t", `${reg.host}/rb/app:x`]);
+    expect(arm.code).toBe(2);
+    expect(arm.stderr).toMatch(/new base .* is a linux\/arm64 image, and .* is linux\/amd64/);
+    const plain = await cli(["rebase", `${reg.host}/rb/base:1`, "-t", `${reg.host}/rb/app:x`]);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/no org\.opencontainers\.image\.base\.name\/org\.opencontainers\.image\.base\.digest annotation .*--old-base/);
+    expect((await fetchManifest(reg, "rb/app", "x")).status).toBe(404);
+  });
+
+  it("an index, per platform, on the bases' image of each platform", async () => {
+    const arm = { os: "linux", architecture: "arm64", variant: "v8" };
+    const oldArm = await pushLayered(reg, "rb/mbase", "old-arm", base1.tars, { platform: arm });
+    const newArm = await pushLayered(reg, "rb/mbase", "new-arm", base2.tars, { platform: arm });
+    const oldAmd = await pushLayered(reg, "rb/mbase", "old-amd", base1.tars);
+    const newAmd = await pushLayered(reg, "rb/mbase", "new-amd", base2.tars);
+    const appAmd = await pushLayered(reg, "rb/mapp", "amd", [appTar], { base: { ...base1, history: oldAmd.config.history as unknown[] } });
+    const appArm = await pushLayered(reg, "rb/mapp", "arm", [appTar], { base: { ...base1, history: oldArm.config.history as unknown[] }, platform: arm });
+    const indexOf = (children: Array<{ digest: string; manifest: Buffer; platform: object }>) =>
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: children.map((c) => ({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: c.digest, size: c.manifest.length, platform: c.platform })) }));
+    const amd = { os: "linux", architecture: "amd64" };
+    await pushManifest(reg, "rb/mbase", "old", indexOf([{ ...oldAmd, platform: amd }, { ...oldArm, platform: arm }]), "application/vnd.oci.image.index.v1+json");
+    await pushManifest(reg, "rb/mbase", "new", indexOf([{ ...newArm, platform: arm }, { ...newAmd, platform: amd }]), "application/vnd.oci.image.index.v1+json");
+    await pushManifest(reg, "rb/mapp", "1", indexOf([{ ...appAmd, platform: amd }, { ...appArm, platform: arm }]), "application/vnd.oci.image.index.v1+json");
+    const r = ok(await cli(["rebase", `${reg.host}/rb/mapp:1`, "--old-base", `${reg.host}/rb/mbase:old`, "--new-base", `${reg.host}/rb/mbase:new`, "-t", `${reg.host}/rb/mapp:rebased`, "--format", "json"]));
+    const out = JSON.parse(r.stdout) as { images: Array<{ platform: string }> };
+    expect(out.images.map((i) => i.platform).sort()).toEqual(["linux/amd64", "linux/arm64/v8"]);
+    const index = JSON.parse((await fetchManifest(reg, "rb/mapp", "rebased")).body.toString()) as IndexDoc;
+    for (const child of index.manifests) {
+      const m = await manifestOf("rb/mapp", child.digest);
+      const config = await configOf("rb/mapp", m);
+      expect(config.architecture).toBe(child.platform!.architecture);
+      expect(m.layers.map((l) => l.digest)).toEqual([sha256(base2.layers[0]!), sha256(gzipSync(appTar))]);
+      expect(config.history.map((h) => h.created_by)).toEqual(["ENV rb/mbase", "rb/mbase layer 0", "ENV rb/mapp", "rb/mapp layer 0"]);
+    }
+  });
+});
