@@ -26,6 +26,7 @@ import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
 import { register as registerTag } from "./commands/tag.js";
 import { register as registerMutate } from "./commands/mutate.js";
+import { register as registerAppend } from "./commands/append.js";
 import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js";
 import { completionReply } from "./completion.js";
 import { MODES } from "./progress.js";
@@ -70,6 +71,7 @@ function buildProgram(): Command {
     registerReferrers,
     registerBlob,
     registerTag,
+    registerAppend,
     registerMutate,
     registerDelete,
     registerCopy,
