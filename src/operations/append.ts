@@ -34,7 +34,7 @@ export interface PreparedLayer {
 }
 
 /** Counts and hashes what passes through. */
-class Hashing extends Transform {
+export class Hashing extends Transform {
   readonly hash: Hash = createHash("sha256");
   bytes = 0;
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -67,7 +67,7 @@ function decompressor(compression: LayerCompression, input: string): Transform[]
   return [];
 }
 
-function compressor(compression: LayerCompression): Transform[] {
+export function compressor(compression: LayerCompression): Transform[] {
   if (compression === "gzip") return [createGzip({ level: GZIP_LEVEL })];
   if (compression === "zstd") throw new RegcliError("unsupported", "--compress zstd is not available yet", { hint: "use --compress gzip or none" });
   return [];
@@ -113,7 +113,7 @@ export async function prepareLayer(input: string, temp: string, compression: Lay
 }
 
 /** A prepared layer's blob, verified as it is read (a file changed since it was hashed fails), from `offset` when resumed. */
-function openLayer(layer: PreparedLayer): OpenBlob {
+export function openLayer(layer: Pick<PreparedLayer, "input" | "file" | "digest" | "size">): OpenBlob {
   return async (options) => {
     const offset = options?.offset ?? 0;
     const stream = createReadStream(layer.file, { start: offset, highWaterMark: 256 * 1024 });

@@ -1,18 +1,16 @@
-import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGzip } from "node:zlib";
 import { outputFileError } from "../errors.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { OpenBlob } from "../locations/types.js";
 import { exportToTar, type LayerInput } from "../oci/flatten.js";
-import { VerifyingStream, type Descriptor, type LayerCompression, type Platform } from "../oci/index.js";
+import type { Descriptor, LayerCompression, Platform } from "../oci/index.js";
 import { layerMediaType, type ConfigDocument, type Family } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
+import { compressor, Hashing, openLayer } from "./append.js";
 import { rewriteImage, type RewriteOptions, type RewriteResult } from "./rewrite.js";
 
 export interface FlattenImageOptions extends Pick<RewriteOptions, "jobs" | "onEvent" | "byteProgress"> {
@@ -22,37 +20,14 @@ export interface FlattenImageOptions extends Pick<RewriteOptions, "jobs" | "onEv
   annotations?: Record<string, string>;
 }
 
-/** A layer written to a file: its descriptor (compressed digest and size) and its diff_id, both hashed as it streamed. */
-export interface WrittenLayer {
-  descriptor: Descriptor;
-  diffId: string;
-  open: OpenBlob;
-}
-
-/** A pass-through that hashes (sha256) and counts what flows through it. */
-function hashing(): Transform & { digest(): string; bytes: number } {
-  const hash = createHash("sha256");
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, callback) {
-      hash.update(chunk);
-      stream.bytes += chunk.length;
-      callback(null, chunk);
-    },
-  }) as Transform & { digest(): string; bytes: number };
-  stream.bytes = 0;
-  stream.digest = () => `sha256:${hash.digest("hex")}`;
-  return stream;
-}
-
 /**
  * The flattened filesystem of `layers` (whiteouts applied, as `export` writes it) as one layer in `file`: the tar
- * and its compressed form hashed in the same pass, nothing held in memory.
+ * and its compressed form hashed in the same pass (as append writes its layers), nothing held in memory.
  */
-export async function writeFlatLayer(layers: LayerInput[], file: string, family: Family, compression: Exclude<LayerCompression, "zstd">): Promise<WrittenLayer> {
-  const tar = hashing();
-  const stored = hashing();
-  const sink = createWriteStream(file, { mode: 0o600 });
-  const written = compression === "gzip" ? pipeline(tar, createGzip(), stored, sink) : pipeline(tar, stored, sink);
+async function writeFlatLayer(layers: LayerInput[], file: string, family: Family, compression: Exclude<LayerCompression, "zstd">): Promise<{ descriptor: Descriptor; diffId: string; open: OpenBlob }> {
+  const tar = new Hashing();
+  const stored = new Hashing();
+  const written = pipeline([tar, ...compressor(compression), stored, createWriteStream(file, { flags: "wx", mode: 0o600, highWaterMark: 256 * 1024 })]);
   written.catch(() => undefined);
   try {
     await Promise.all([exportToTar(layers, tar, { preservePermissions: true, devices: true }), written]);
@@ -60,14 +35,7 @@ export async function writeFlatLayer(layers: LayerInput[], file: string, family:
     throw outputFileError(err, file) ?? err;
   }
   const descriptor: Descriptor = { mediaType: layerMediaType(family, compression), digest: stored.digest(), size: stored.bytes };
-  const open: OpenBlob = async (options) => {
-    const offset = options?.offset ?? 0;
-    const check = new VerifyingStream(descriptor.digest, descriptor.size, "the flattened layer", { offset, prefixHash: options?.prefixHash });
-    const out = new PassThrough();
-    pipeline(createReadStream(file, { start: offset }), check, out).catch((err: Error) => out.destroy(err));
-    return out;
-  };
-  return { descriptor, diffId: tar.digest(), open };
+  return { descriptor, diffId: tar.digest(), open: openLayer({ input: "the flattened layer", file, digest: descriptor.digest, size: descriptor.size }) };
 }
 
 /** The config of the flattened image: one diff_id, one history entry; the rest (entrypoint, env, created) as it was. */

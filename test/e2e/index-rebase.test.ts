@@ -1,12 +1,12 @@
 // index create/add/rm, rebase and flatten through the CLI: real docker-registry and `regcli serve`, layouts and
 // archives as targets, read back by skopeo and umoci.
-import { lstat, readdir, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, skopeo, tempDir, tool, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, makeTar, pushBlob, pushImage, pushIndex, pushManifest, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { differences, snapshot, type Node } from "../helpers/tree.js";
 
 function ok(r: CliResult): CliResult {
   if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.stderr}`);
@@ -187,25 +187,8 @@ async function pushLayered(reg: TestRegistry, repo: string, tag: string, tars: B
   return { digest: sha256(manifest), manifest, layers, config };
 }
 
-/** Every entry under `root`: type, permission bits, owner, and a file's content digest or a symlink's target. */
-async function tree(root: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    for (const name of (await readdir(dir)).sort()) {
-      const path = join(dir, name);
-      const relPath = rel ? `${rel}/${name}` : name;
-      const s = await lstat(path);
-      const mode = (s.mode & 0o7777).toString(8);
-      if (s.isSymbolicLink()) out.push(`${relPath} -> ${await readlink(path)}`);
-      else if (s.isDirectory()) {
-        out.push(`${relPath}/ ${mode} ${s.uid}:${s.gid}`);
-        await walk(path, relPath);
-      } else out.push(`${relPath} ${mode} ${s.uid}:${s.gid} ${sha256(await readFile(path))}`);
-    }
-  };
-  await walk(root, "");
-  return out;
-}
+/** The tree's entries as "path type mode" lines (a file with its content digest, a symlink with its target). */
+const listing = (nodes: Map<string, Node>): string[] => [...nodes].map(([path, n]) => `${path} ${n.type} ${n.mode.toString(8)}${n.content ? ` ${n.content}` : ""}${n.target ? ` -> ${n.target}` : ""}`);
 
 const blobOf = async (reg: TestRegistry, repo: string, digest: string): Promise<Buffer> => Buffer.from(await (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
 
@@ -272,10 +255,12 @@ describe("flatten", () => {
     ok(await skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/flat/app:flat`, `oci:${dir}/layout:flat`]));
     ok(await tool("umoci", ["unpack", "--image", `${dir}/layout:flat`, `${dir}/bundle`]));
     ok(await cli(["export", `${reg.host}/flat/app:1`, "-o", `${dir}/exported/`, "--preserve-permissions"]));
-    const unpacked = await tree(`${dir}/bundle/rootfs`);
-    expect(unpacked).toEqual(await tree(`${dir}/exported`));
-    expect(unpacked).toContain("etc/os-release 644 0:0 " + sha256("NAME=top\n"));
-    expect(unpacked.some((e) => e.startsWith("etc/motd") || e.startsWith("opt/old/a"))).toBe(false);
+    const unpacked = await snapshot(`${dir}/bundle/rootfs`);
+    expect(differences(unpacked, await snapshot(`${dir}/exported`))).toEqual([]);
+    expect(listing(unpacked)).toContain(`etc/os-release file 644 ${sha256("NAME=top\n")}`);
+    expect(listing(unpacked)).toContain("usr/bin/tool file 4755 " + sha256("#!/bin/sh\necho tool\n"));
+    expect(unpacked.get("usr/bin/tool2")!.links).toBe("usr/bin/tool usr/bin/tool2");
+    expect([...unpacked.keys()].filter((p) => p === "etc/motd" || p.startsWith("opt/old/"))).toEqual(["opt/old/b"]);
   });
 
   it("is reproducible: twice, to a registry and to an OCI layout, the same digest; --compress none", async () => {
@@ -367,9 +352,9 @@ describe("rebase", () => {
     ok(await skopeo(["copy", "--src-tls-verify=false", `docker://${reg.host}/rb/app:rebased`, `oci:${dir}/layout:r`]));
     ok(await tool("umoci", ["unpack", "--image", `${dir}/layout:r`, `${dir}/bundle`]));
     ok(await cli(["export", `${reg.host}/rb/app:rebased`, "-o", `${dir}/exported/`]));
-    const unpacked = await tree(`${dir}/bundle/rootfs`);
-    expect(unpacked).toEqual(await tree(`${dir}/exported`));
-    expect(unpacked.filter((e) => /^(etc|usr\/lib|app)\/\S/.test(e)).map((e) => e.split(" ")[0])).toEqual(["app/run", "etc/os-release", "usr/lib/libnew.so"]);
+    const unpacked = await snapshot(`${dir}/bundle/rootfs`);
+    expect(differences(unpacked, await snapshot(`${dir}/exported`))).toEqual([]);
+    expect([...unpacked.keys()].filter((p) => /^(etc|usr\/lib|app)\//.test(p))).toEqual(["app/run", "etc/os-release", "usr/lib/libnew.so"]);
     expect(ok(await cli(["cat", `${reg.host}/rb/app:rebased`, "/etc/os-release"])).stdout).toBe("NAME=base2\n");
   });
 
