@@ -263,11 +263,14 @@ describe("flatten", () => {
     expect([...unpacked.keys()].filter((p) => p === "etc/motd" || p.startsWith("opt/old/"))).toEqual(["opt/old/b"]);
   });
 
-  it("is reproducible: twice, to a registry and to an OCI layout, the same digest; --compress none", async () => {
+  it("is reproducible: to a registry, an OCI layout and the store, the same digest; --compress none", async () => {
     const dir = await tempDir();
     const first = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `${reg.host}/flat/app:again`])).stdout.trim();
     const second = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `oci:${dir}/layout:flat`])).stdout.trim();
     expect(second).toBe(first);
+    const third = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", "store:example.com/flat:1"])).stdout.trim();
+    expect(third).toBe(first);
+    expect(ok(await cli(["cat", "store:example.com/flat:1", "/opt/old/b"])).stdout).toBe("b");
     expect(first).toBe((await fetchManifest(reg, "flat/app", "flat")).digest ?? first);
     const plain = ok(await cli(["flatten", `${reg.host}/flat/app:1`, "-t", `oci:${dir}/layout:plain`, "--compress", "none", "--format", "json"]));
     const manifest = JSON.parse(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:plain`])).stdout) as ImageManifestDoc;
