@@ -331,7 +331,7 @@ describe("rebase", () => {
     reg = await startRegistry("open");
     home = await tempDir("regcli-home-");
     base1 = await pushBase("1", [await makeTar([{ name: "etc/", type: "directory" }, { name: "etc/os-release", data: "NAME=base1\n" }, { name: "etc/old-only", data: "old" }]), await makeTar([{ name: "usr/lib/libold.so", data: "old lib" }])]);
-    base2 = await pushBase("2", [await makeTar([{ name: "etc/", type: "directory" }, { name: "etc/os-release", data: "NAME=base2\n" }, { name: "usr/lib/libnew.so", data: "new lib" }])]);
+    base2 = await pushBase("2", [await makeTar([{ name: "etc/", type: "directory" }, { name: "etc/os-release", data: "NAME=base2\n" }, { name: "usr/", type: "directory" }, { name: "usr/lib/", type: "directory" }, { name: "usr/lib/libnew.so", data: "new lib" }])]);
     appTar = await makeTar([{ name: "app/", type: "directory" }, { name: "app/run", data: "#!/bin/sh\n", mode: 0o755 }, { name: "etc/.wh.old-only" }]);
     await pushLayered(reg, "rb/app", "1", [appTar], { base: base1, annotations: { "org.opencontainers.image.base.name": `${reg.host}/rb/base:current`, "org.opencontainers.image.base.digest": base1.digest } });
   });
