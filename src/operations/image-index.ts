@@ -128,7 +128,7 @@ async function writeIndex(
   children: Sourced[],
   build: (manifests: Descriptor[]) => ManifestData,
   options: IndexOptions & { ociIndex: boolean },
-): Promise<{ destination: string; index: ManifestData; stats: CopyStats }> {
+): Promise<{ destination: string; index: ManifestData; stats: CopyStats; written: Map<string, string> }> {
   const dst = await openDestination(ctx.destination, target, existing?.identity);
   try {
     const convertToOci = options.ociIndex && (target.kind === "oci" || (target.kind === "archive" && target.flavour === "oci-archive"));
@@ -147,7 +147,8 @@ async function writeIndex(
     const index = build(manifests);
     await dst.destination.putManifest(index, dst.reference);
     await dst.finish();
-    return { destination: dst.display, index, stats: engine.stats };
+    const written = new Map(children.map((c, i) => [c.desc.digest, manifests[i]!.digest]));
+    return { destination: dst.display, index, stats: engine.stats, written };
   } catch (err) {
     await dst.abort();
     throw err;
@@ -238,7 +239,9 @@ export async function addToIndex(ctx: RegistryContext, target: LocationSpec, ima
     const base = baseOf(index);
     const annotations = options.annotations ? { ...(base.annotations as Record<string, string> | undefined), ...options.annotations } : (base.annotations as Record<string, string> | undefined);
     const written = await writeIndex(ctx, target, existing, manifests, (m) => indexDocument(index.mediaType, m, annotations, base), { ...options, ociIndex: index.mediaType === MediaType.OciIndex });
-    return result(written.destination, written.index, written.stats, { previous: index.digest, replaced });
+    // A child converted on the way (a Docker image into a layout's OCI index) is named by what was written.
+    const shownReplaced = replaced.map((r) => ({ ...r, to: written.written.get(r.to) ?? r.to }));
+    return result(written.destination, written.index, written.stats, { previous: index.digest, replaced: shownReplaced });
   } finally {
     await closeAll(opened);
   }

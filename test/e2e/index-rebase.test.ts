@@ -129,6 +129,13 @@ describe("index create, add and rm", () => {
     // A Docker image goes into a layout's OCI index in its OCI form, as copy writes it there.
     expect(layoutIndex.manifests[2]).toMatchObject({ mediaType: "application/vnd.oci.image.manifest.v1+json", platform: { architecture: "arm", variant: "v7" } });
     expect(layoutIndex.manifests[2]!.digest).not.toBe(armv7.manifestDigest);
+    // Another Docker arm/v7 image replaces it, and the message names the digests in the index.
+    const armv7b = await makeImage({ seed: "idx-armv7b", layers: 1, format: "docker", platform: { os: "linux", architecture: "arm", variant: "v7" } });
+    await pushImage(reg, "parts/app", "armv7b", armv7b);
+    const again = ok(await cli(["index", "add", `oci:${dir}/layout:1`, `${reg.host}/parts/app:armv7b`]));
+    const after = await raw(`oci:${dir}/layout:1`);
+    expect(after.manifests).toHaveLength(3);
+    expect(again.stderr).toContain(`Replaced the linux/arm/v7 image ${layoutIndex.manifests[2]!.digest} with ${after.manifests[2]!.digest}`);
     ok(await skopeo(["copy", "--all", `oci:${dir}/layout:1`, `oci:${dir}/by-skopeo:1`]));
 
     // Archives are rewritten whole: the children of the index come along.
