@@ -287,6 +287,20 @@ describe("flatten", () => {
     expect((JSON.parse(plain.stdout) as { digest: string }).digest).toBe(sha256(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:plain`])).stdoutBuffer));
   });
 
+  it("keeps a Docker image's media types", async () => {
+    const docker = await makeImage({ seed: "flat-docker", layers: 3, format: "docker" });
+    await pushImage(reg, "flat/docker", "1", docker);
+    ok(await cli(["flatten", `${reg.host}/flat/docker:1`, "-t", `${reg.host}/flat/docker:flat`]));
+    const m = JSON.parse((await fetchManifest(reg, "flat/docker", "flat")).body.toString()) as ImageManifestDoc & { config: { mediaType: string } };
+    expect(m.mediaType).toBe("application/vnd.docker.distribution.manifest.v2+json");
+    expect(m.config.mediaType).toBe("application/vnd.docker.container.image.v1+json");
+    expect(m.layers.map((l) => l.mediaType)).toEqual(["application/vnd.docker.image.rootfs.diff.tar.gzip"]);
+    const config = JSON.parse((await blobOf(reg, "flat/docker", m.config.digest)).toString()) as { rootfs: { diff_ids: string[] } };
+    expect(config.rootfs.diff_ids).toEqual([sha256(gunzipSync(await blobOf(reg, "flat/docker", m.layers[0]!.digest)))]);
+    const files = ok(await cli(["export", `${reg.host}/flat/docker:flat`])).stdoutBuffer.toString("latin1");
+    for (const i of [0, 1, 2]) expect(files).toContain(`layer${i}/data.bin`);
+  });
+
   it("each platform of an index, into a docker-archive", async () => {
     const tars = await layerTars();
     const amd = await pushLayered(reg, "flat/multi", "amd64", tars);
