@@ -5,6 +5,7 @@ import { chmod, copyFile, link, mkdir, readFile, symlink, utimes, writeFile } fr
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
+import tar from "tar-stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, repoRoot, skopeo, tempDir, type CliResult } from "../helpers/cli.js";
 import { fetchManifest, makeImage, makeIndex, makeTar, pushBlob, pushImage, pushIndex, pushManifest, sha256 } from "../helpers/images.js";
@@ -100,11 +101,13 @@ interface Manifest {
   layers: Array<{ mediaType: string; digest: string; size: number }>;
 }
 
+const DOC_NAMES = ["README", "a.txt", "b-1", "b.txt", "b_2", "c", "changelog", "x", "Y", "z0", "z10", "z9"];
+
 /**
  * A small application tree, its files written in `order` (creation order must not matter): a binary, a config, a
- * symlink, a hard link, an empty directory, mtimes in 2030 (after SOURCE_DATE_EPOCH), modes of its own.
+ * symlink, a hard link, an empty directory, mtimes `later` (after SOURCE_DATE_EPOCH), modes of its own.
  */
-async function appTree(dir: string, order: "forward" | "backward" = "forward"): Promise<string> {
+async function appTree(dir: string, order: "forward" | "backward" = "forward", later = new Date("2030-01-01T00:00:00Z")): Promise<string> {
   const steps = [
     async () => {
       await mkdir(join(dir, "app/bin"), { recursive: true });
@@ -119,10 +122,14 @@ async function appTree(dir: string, order: "forward" | "backward" = "forward"): 
       await symlink("app/config.yaml", join(dir, "etc/app.yaml"));
     },
     async () => mkdir(join(dir, "var/empty"), { recursive: true }),
+    async () => {
+      // Enough names that the order the file system lists them in is not sorted by chance.
+      await mkdir(join(dir, "doc"), { recursive: true });
+      for (const name of order === "forward" ? DOC_NAMES : [...DOC_NAMES].reverse()) await writeFile(join(dir, "doc", name), name);
+    },
   ];
   for (const step of order === "forward" ? steps : steps.reverse()) await step();
-  const later = new Date("2030-01-01T00:00:00Z");
-  for (const p of ["app/bin/server", "etc/app/config.yaml", "var/empty", "etc/app", "app/bin", "app", "etc", "var"]) await utimes(join(dir, p), later, later);
+  for (const p of [...DOC_NAMES.map((n) => `doc/${n}`), "doc", "app/bin/server", "etc/app/config.yaml", "var/empty", "etc/app", "app/bin", "app", "etc", "var"]) await utimes(join(dir, p), later, later);
   return dir;
 }
 
@@ -166,6 +173,29 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("append against %s"
       expect(c.history.at(-1)).toEqual({ created: "2023-11-14T22:13:20Z", created_by: "regcli append", comment: "layer from a directory" });
       expect(c.created).toBe("2023-11-14T22:13:20Z");
     }
+    // The layer's tar: sorted entries, 0:0 without names, the hard link a tar link, mtimes clamped.
+    const entries: string[] = [];
+    const extract = tar.extract();
+    extract.on("entry", (h, stream, next) => {
+      entries.push(`${h.name} ${h.type} ${h.uid}:${h.gid}${h.uname || h.gname ? ` ${h.uname}:${h.gname}` : ""} ${h.mtime!.getTime() / 1000}${h.linkname ? ` -> ${h.linkname}` : ""}`);
+      stream.on("end", next).resume();
+    });
+    extract.end(gunzipSync(ok(await cli(["blob", `${reg.host}/build/app@${layer.digest}`])).stdoutBuffer));
+    await new Promise((resolve) => extract.on("finish", resolve));
+    expect(entries).toEqual([
+      "app/ directory 0:0 1700000000",
+      "app/bin/ directory 0:0 1700000000",
+      "app/bin/server file 0:0 1700000000",
+      "app/bin/server-hardlink link 0:0 1700000000 -> app/bin/server",
+      "doc/ directory 0:0 1700000000",
+      ...DOC_NAMES.slice().sort().map((n) => `doc/${n} file 0:0 1700000000`),
+      "etc/ directory 0:0 1700000000",
+      "etc/app/ directory 0:0 1700000000",
+      "etc/app/config.yaml file 0:0 1700000000",
+      "etc/app.yaml symlink 0:0 1700000000 -> app/config.yaml",
+      "var/ directory 0:0 1700000000",
+      "var/empty/ directory 0:0 1700000000",
+    ]);
     // The new layer crossed the wire once; the base's layers were mounted from build/base.
     expect(result.stats.blobsUploaded).toBe(3); // the layer and two configs
     expect(result.stats.blobsMounted).toBe(4);
@@ -219,9 +249,9 @@ describe("append on every location", () => {
   });
   afterAll(async () => reg?.stop());
 
-  it("is reproducible: the same tree in another directory, written in another order, gives the same digests", async () => {
+  it("is reproducible: the same tree in another directory, written in another order at another time, gives the same digests", async () => {
     const a = await appTree(join(work, "checkout-one", "src"), "forward");
-    const b = await appTree(join(work, "elsewhere", "other-name"), "backward");
+    const b = await appTree(join(work, "elsewhere", "other-name"), "backward", new Date("2031-06-01T00:00:00Z"));
     const env = { SOURCE_DATE_EPOCH: "1700000000" };
     const digests = [];
     for (const [dir, target] of [[a, "one"], [a, "two"], [b, "three"]] as const) {
