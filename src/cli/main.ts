@@ -18,6 +18,9 @@ import { register as registerPush } from "./commands/push.js";
 import { register as registerRatelimit } from "./commands/ratelimit.js";
 import { register as registerReferrers } from "./commands/referrers.js";
 import { register as registerImages } from "./commands/images.js";
+import { register as registerIndex } from "./commands/image-index.js";
+import { register as registerFlatten } from "./commands/flatten.js";
+import { register as registerRebase } from "./commands/rebase.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
@@ -76,6 +79,9 @@ function buildProgram(): Command {
     registerPull,
     registerPush,
     registerImages,
+    registerIndex,
+    registerFlatten,
+    registerRebase,
     registerExport,
     registerArtifact,
     registerServe,

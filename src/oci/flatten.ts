@@ -179,8 +179,12 @@ export async function exportToTar(layers: LayerInput[], out: Writable, options: 
   const packed = pipeline(pack, relay);
   packed.catch(() => undefined);
   let outputError: unknown;
+  // pipe() never ends process.stdout (it stays open, and emits no "finish"): there the tar is done once the relay
+  // has handed over its last byte.
+  const stays = out === process.stdout || out === process.stderr;
   const done = new Promise<void>((resolve, reject) => {
-    out.on("finish", resolve);
+    if (stays) relay.on("end", resolve);
+    else out.on("finish", resolve);
     out.on("error", (e: Error) => {
       outputError = e;
       pack.destroy(e); // stops the walk

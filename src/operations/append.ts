@@ -34,7 +34,7 @@ export interface PreparedLayer {
 }
 
 /** Counts and hashes what passes through. */
-class Hashing extends Transform {
+export class Hashing extends Transform {
   readonly hash: Hash = createHash("sha256");
   bytes = 0;
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -99,7 +99,7 @@ export async function prepareLayer(input: string, temp: string, compression: Lay
 }
 
 /** A prepared layer's blob, verified as it is read (a file changed since it was hashed fails), from `offset` when resumed. */
-function openLayer(layer: PreparedLayer): OpenBlob {
+export function openLayer(layer: Pick<PreparedLayer, "input" | "file" | "digest" | "size">): OpenBlob {
   return async (options) => {
     const offset = options?.offset ?? 0;
     const stream = createReadStream(layer.file, { start: offset, highWaterMark: 256 * 1024 });

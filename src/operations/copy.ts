@@ -79,6 +79,8 @@ export interface CopyStats {
 export interface CopyResult {
   digest: string;
   mediaType: string;
+  /** The written manifest's length in bytes. */
+  size: number;
   stats: CopyStats;
   /** The destination already had this image under that reference: nothing was written. */
   skipped: boolean;
@@ -157,13 +159,13 @@ export class CopyEngine {
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
       const referrers = await this.carryReferrers(src, dst, manifest, manifest, true);
-      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats, skipped: true, referrers };
+      return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, stats: this.stats, skipped: true, referrers };
     }
     const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
     if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
     this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
     const referrers = await this.carryReferrers(src, dst, manifest, written, true);
-    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats, skipped: false, referrers };
+    return { digest: written.digest, mediaType: written.mediaType, size: written.bytes.length, stats: this.stats, skipped: false, referrers };
   }
 
   /**

@@ -64,6 +64,22 @@ describe("export and cat", () => {
     expect(gone.stderr).toMatch(/no file \/etc\/motd/);
   });
 
+  it("export without -o writes the whole tar to a piped stdout and exits 0", async () => {
+    const r = ok(await cli(["export", `${reg.host}/fs/app:1`]));
+    const names: string[] = [];
+    const extract = tar.extract();
+    extract.on("entry", (h, stream, next) => {
+      names.push(h.name);
+      stream.resume();
+      stream.on("end", next);
+    });
+    extract.end(r.stdoutBuffer);
+    await new Promise((resolve, reject) => extract.on("finish", resolve).on("error", reject));
+    expect(names).toContain("etc/os-release");
+    expect(names).not.toContain("etc/motd");
+    expect(r.stdoutBuffer.subarray(-1024).equals(Buffer.alloc(1024))).toBe(true);
+  });
+
   it("export -o rootfs.tar and -o DIR apply whiteouts, keep absolute symlinks inside, strip setuid", async () => {
     const dir = await tempDir();
     const tarFile = join(dir, "rootfs.tar");
