@@ -3,6 +3,8 @@ import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import { checkReferrerSubject, COSIGN_SUFFIXES, isAttachmentTag, isReferrersTag, referrerDescriptor } from "../oci/referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "../locations/types.js";
+import { identityOf } from "../locations/image-names.js";
+import type { OciLayout } from "../locations/oci-layout.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 
@@ -422,6 +424,15 @@ export class CopyEngine {
 export interface CopyTagsResult {
   tags: Array<{ tag: string; digest: string; skipped: boolean; referrers: ReferrerCopy[] }>;
   stats: CopyStats;
+}
+
+/**
+ * The other named images of a layout (an unpacked archive) to `dst`, under their names, all but `except`: an archive
+ * is written anew, so the images it held that an operation does not replace must move to the new one too.
+ */
+export async function carryOtherImages(engine: CopyEngine, layout: OciLayout, dst: ImageDestination, except: string): Promise<void> {
+  const others = (await layout.entries()).map((d) => ({ digest: d.digest, id: identityOf(d) })).filter((e) => (e.id.name ?? e.id.tag) && (e.id.name ?? e.id.tag) !== except);
+  for (const o of others) await engine.copy(layout, o.digest, dst, (o.id.name ?? o.id.tag)!);
 }
 
 /** Copy every tag of a repository, many images at a time, each shared blob once. */

@@ -1,12 +1,11 @@
 import { RegcliError } from "../errors.js";
-import { identityOf } from "../locations/image-names.js";
 import { OciLayout } from "../locations/oci-layout.js";
 import { openDestination, openSource, type OpenedSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
 import { formatPlatform, isArtifact, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
-import { CopyEngine, type CopyOptions, type CopyStats } from "./copy.js";
+import { carryOtherImages, CopyEngine, type CopyOptions, type CopyStats } from "./copy.js";
 import { openImage } from "./export.js";
 import { readConfig } from "./inspect.js";
 
@@ -139,11 +138,7 @@ async function writeIndex(
         return written.digest === desc.digest ? desc : { ...desc, digest: written.digest, mediaType: written.mediaType, size: written.size };
       }),
     );
-    if (target.kind === "archive" && existing?.source instanceof OciLayout) {
-      const layout = existing.source;
-      const others = (await layout.entries()).map((d) => ({ digest: d.digest, id: identityOf(d) })).filter((e) => (e.id.name ?? e.id.tag) && (e.id.name ?? e.id.tag) !== dst.reference);
-      for (const o of others) await engine.copy(layout, o.digest, dst.destination, (o.id.name ?? o.id.tag)!);
-    }
+    if (target.kind === "archive" && existing?.source instanceof OciLayout) await carryOtherImages(engine, existing.source, dst.destination, dst.reference);
     const index = build(manifests);
     await dst.destination.putManifest(index, dst.reference);
     await dst.finish();

@@ -1,6 +1,8 @@
+import { resolve } from "node:path";
 import { Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { openDestination, openSource } from "../locations/open.js";
+import { OciLayout } from "../locations/oci-layout.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageDestination, ImageSource, OpenBlob } from "../locations/types.js";
 import {
@@ -18,7 +20,7 @@ import {
 import { configBlob, familyOf, rewriteIndex, rewriteManifest, type ConfigDocument, type Family } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
 import { refuseArtifact } from "./artifact.js";
-import { CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
+import { carryOtherImages, CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 
 /** One platform's image, as an edit sees it. */
 export interface PlatformImage {
@@ -92,6 +94,10 @@ export async function rewriteImage(ctx: RegistryContext, source: LocationSpec, t
       const run = new Rewrite(engine, opened.source, destination.destination, opened.display, options);
       const top = await opened.source.getManifest(opened.reference);
       const written = await run.manifest(top, destination.reference, 0, true);
+      // Written back into the archive it came from: the archive is written anew, with the other images it held.
+      if (source.kind === "archive" && target.kind === "archive" && resolve(source.file) === resolve(target.file) && opened.source instanceof OciLayout) {
+        await carryOtherImages(engine, opened.source, destination.destination, destination.reference);
+      }
       await destination.finish();
       return { digest: written.digest, mediaType: written.mediaType, source: opened.display, destination: destination.display, images: run.images, newBlobs: [...run.newBlobs], stats: engine.stats };
     } catch (err) {

@@ -314,6 +314,21 @@ describe("append on every location", () => {
     expect(refused.stderr).toContain("no zstd layer type");
   }, 180_000);
 
+  it("written back into the archive it came from, the archive keeps its other images", async () => {
+    await pushImage(reg, "loc/one", "1", await makeImage({ seed: "loc-one" }));
+    await pushImage(reg, "loc/two", "1", await makeImage({ seed: "loc-two" }));
+    const archive = join(work, "two-images.tar");
+    ok(await cli(["pull", `${reg.host}/loc/one:1`]));
+    ok(await cli(["pull", `${reg.host}/loc/two:1`]));
+    ok(await cli(["image", "save", `${reg.host}/loc/one:1`, `${reg.host}/loc/two:1`, "-o", archive]));
+    const two = ok(await cli(["digest", `docker-archive:${archive}:${reg.host}/loc/two:1`])).stdout.trim();
+    const r = ok(await cli(["mutate", `docker-archive:${archive}:${reg.host}/loc/one:1`, "--env", "CHANGED=yes"]));
+    expect(r.stderr).toContain("replaces");
+    const c = JSON.parse(ok(await cli(["config", `docker-archive:${archive}:${reg.host}/loc/one:1`])).stdout) as Config;
+    expect(c.config.Env).toContain("CHANGED=yes");
+    expect(ok(await cli(["digest", `docker-archive:${archive}:${reg.host}/loc/two:1`])).stdout.trim()).toBe(two);
+  }, 120_000);
+
   it("refuses device files and fifos unless asked, and what is not a directory or a tar", async () => {
     const dir = join(work, "with-fifo");
     await mkdir(dir, { recursive: true });
