@@ -19,12 +19,15 @@
 //   it (docker:// -> oci:) directly, through a fresh `regcli serve --proxy` (cold, then warm) and through a fresh
 //   docker-registry in proxy mode (proxy.remoteurl; cold, then warm), alternating, medians; every pull is checked
 //   against the upstream's manifest digest and blob GETs reaching the upstream are counted.
+//   build: `regcli append` of a 256 MiB directory (--build-mib N; the machine's /usr/lib and /usr/bin files) onto a
+//   small base, pushed to a fresh registry,
+//   alternating with its raw limit: `tar -c DIR | gzip > x.tar.gz`, sha256sum, and one curl PUT of that layer.
 //   --big: 8 x 256 MiB (2 GiB) unless --layers/--layer-mib are given.
 //   --workdir DIR: where registry roots and layouts go (default: the system temp dir). A tmpfs such as /dev/shm
 //   takes the disk's writeback out of the timings, which otherwise adds seconds of noise between runs.
 import { execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import http from "node:http";
 import { freePort, registryUp } from "./lib/loopback.mjs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
@@ -47,14 +50,14 @@ const RUNS = flag("runs", 3);
 const SKOPEO_RUNS = flag("skopeo-runs", RUNS); // fewer for the sync scenario, where one skopeo run takes minutes
 const LAYERS = flag("layers", 8); // the same for --big
 const LAYER_MIB = flag("layer-mib", BIG ? 256 : 64);
-const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold", "small"];
+const DEFAULT_SCENARIOS = ["copy", "pull", "push", "tags", "tags-delay", "mount", "raw", "cold", "small", "build"];
 const SYNC_SCENARIOS = ["sync", "sync-shards"];
 const ALL_SCENARIOS = [...DEFAULT_SCENARIOS, ...SYNC_SCENARIOS, "proxy"];
 const SCENARIOS = option("scenarios") === undefined ? DEFAULT_SCENARIOS : option("scenarios").split(",").map((x) => x.trim()).filter(Boolean);
 for (const sc of SCENARIOS) if (!ALL_SCENARIOS.includes(sc)) throw new Error(`unknown scenario ${sc}; known: ${ALL_SCENARIOS.join(", ")}`);
 const want = (sc) => SCENARIOS.includes(sc);
 const SYNC_REPOS = (option("sync-repos") ?? "100,500").split(",").map(Number);
-const NO_INGEST = SCENARIOS.every((sc) => [...SYNC_SCENARIOS, "small", "proxy"].includes(sc)); // none of these needs the ingest run
+const NO_INGEST = SCENARIOS.every((sc) => [...SYNC_SCENARIOS, "small", "proxy", "build"].includes(sc)); // none of these needs the ingest run
 const PROXY_DELAY_MS = 25;
 const work = mkdtempSync(join(option("workdir") ?? tmpdir(), "regcli-bench-"));
 const sha256 = (b) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -310,7 +313,7 @@ async function clientScenarios(layout) {
     for (let i = 1; i < 60; i++) execFileSync(process.execPath, [regcliBin, "-q", "push", `oci:${small}:t${i}`, `${src.addr}/small/app:t${i}`], { stdio: "ignore" });
   }
 
-  if (SCENARIOS.some((sc) => sc !== "small" && sc !== "proxy")) {
+  if (SCENARIOS.some((sc) => !["small", "proxy", "build"].includes(sc))) {
     console.log(`\n| client scenario (${RUNS} alternating runs, fresh destination each) | regcli | skopeo | ratio | regcli peak RSS | skopeo peak RSS |`);
     console.log("|---|---|---|---|---|---|");
   }
@@ -383,6 +386,7 @@ async function clientScenarios(layout) {
     await seaStartup(src.addr, Math.max(RUNS, 21));
   }
   if (want("small")) notes.push(...(await smallScenarios(s)));
+  if (want("build")) notes.push(...(await buildScenario()));
   if (want("sync") || want("sync-shards")) for (const repos of SYNC_REPOS) notes.push(...(await syncScenarios(repos)));
   if (notes.length) console.log(`\n${notes.join("\n")}`);
   src.stop();
@@ -632,6 +636,92 @@ try {
   if (want("proxy")) await proxyScenario(layout);
 } finally {
   rmSync(work, { recursive: true, force: true });
+}
+
+/**
+ * A directory of `mib` MiB of what images hold: the machine's own shared libraries and executables (/usr/lib, /usr/bin:
+ * ELF code gzip shrinks to about a third), copied file by file in name order; random bytes if they run out.
+ */
+function makeTree(dir, mib) {
+  let left = mib * 2 ** 20;
+  const walk = (from, to) => {
+    for (const entry of readdirSync(from, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (left <= 0) return;
+      const src = join(from, entry.name);
+      if (entry.isDirectory()) walk(src, join(to, entry.name));
+      else if (entry.isFile()) {
+        const size = statSync(src).size;
+        if (size === 0 || size > left) continue;
+        mkdirSync(to, { recursive: true });
+        copyFileSync(src, join(to, entry.name));
+        left -= size;
+      }
+    }
+  };
+  for (const from of ["/usr/lib", "/usr/bin"]) if (existsSync(from)) walk(from, join(dir, from.slice(1)));
+  if (left > 0) writeFileSync(join(dir, "random.bin"), randomBytes(left));
+}
+
+/** A small OCI base image (one layer holding etc/) in `repo:1` of the registry at `addr`. */
+async function pushSmallBase(addr, repo) {
+  const layout = mkdtempSync(join(work, "base-"));
+  mkdirSync(join(layout, "blobs", "sha256"), { recursive: true });
+  mkdirSync(join(layout, "rootfs", "etc"), { recursive: true });
+  const tar = execFileSync("tar", ["-C", join(layout, "rootfs"), "-c", "etc"]);
+  const layer = execFileSync("gzip", ["-n"], { input: tar });
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [sha256(tar)] }, history: [{ created_by: "base" }] }));
+  for (const b of [layer, config]) writeFileSync(join(layout, "blobs", "sha256", sha256(b).slice(7)), b);
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(layer), size: layer.length }] }));
+  writeFileSync(join(layout, "blobs", "sha256", sha256(manifest).slice(7)), manifest);
+  writeFileSync(join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha256(manifest), size: manifest.length, annotations: { "org.opencontainers.image.ref.name": "1" } }] }));
+  await runOk(process.execPath, [regcliBin, "-q", "push", `oci:${layout}:1`, `${addr}/${repo}:1`]);
+}
+
+/** The raw limit of an append: tar | gzip of the directory to a file, its digest, and one monolithic PUT of it. */
+async function rawAppend(dir, addr, repo, gzipArgs = []) {
+  const file = join(work, "raw-layer.tar.gz");
+  const t0 = process.hrtime.bigint();
+  const digest = `sha256:${(await runOk("bash", ["-c", 'set -o pipefail; tar -C "$1" -c . | gzip "${@:3}" > "$2" && sha256sum "$2"', "_", dir, file, ...gzipArgs])).toString().split(" ")[0]}`;
+  const r = await fetch(`http://${addr}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  await r.arrayBuffer();
+  const loc = new URL(r.headers.get("location"), `http://${addr}`).toString();
+  await runOk("curl", ["-sSf", "-o", "/dev/null", "-T", file, "-X", "PUT", "-H", "Content-Type: application/octet-stream", `${loc}${loc.includes("?") ? "&" : "?"}digest=${encodeURIComponent(digest)}`]);
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  rmSync(file, { force: true });
+  return seconds;
+}
+
+async function buildScenario() {
+  const mib = flag("build-mib", 256);
+  const tree = join(work, "tree");
+  makeTree(tree, mib);
+  const times = { regcli: [], raw: [], raw1: [], rss: [] };
+  const kinds = ["regcli", "raw", "raw1"];
+  for (let i = 0; i < RUNS; i++) {
+    for (const kind of [...kinds.slice(i % 3), ...kinds.slice(0, i % 3)]) {
+      const reg = await startServer("docker-registry");
+      try {
+        if (kind === "raw") times.raw.push(await rawAppend(tree, reg.addr, "app"));
+        else if (kind === "raw1") times.raw1.push(await rawAppend(tree, reg.addr, "app", ["-1"]));
+        else {
+          await pushSmallBase(reg.addr, "base");
+          const r = await timed(process.execPath, [regcliBin, "-q", "append", `${reg.addr}/base:1`, "--layer", tree, "-t", `${reg.addr}/app:1`]);
+          times.regcli.push(r.seconds);
+          times.rss.push(r.rss);
+        }
+      } finally {
+        reg.stop();
+      }
+    }
+  }
+  const m = { regcli: median(times.regcli), raw: median(times.raw), raw1: median(times.raw1), rss: median(times.rss) };
+  console.log(`\n| build scenario (${RUNS} alternating runs, fresh registry each) | median | runs | peak RSS |`);
+  console.log("|---|---|---|---|");
+  console.log(`| regcli append of a ${mib} MiB directory onto a base, pushed | ${m.regcli.toFixed(2)} s | ${times.regcli.map((t) => t.toFixed(2)).join(", ")} | ${m.rss.toFixed(0)} MiB |`);
+  console.log(`| raw limit: tar -c \\| gzip > x.tar.gz, sha256sum, curl PUT | ${m.raw.toFixed(2)} s | ${times.raw.map((t) => t.toFixed(2)).join(", ")} | |`);
+  console.log(`| the same with gzip -1 (regcli's level) | ${m.raw1.toFixed(2)} s | ${times.raw1.map((t) => t.toFixed(2)).join(", ")} | |`);
+  return [`build: regcli append / raw limit: ${(m.regcli / m.raw).toFixed(2)} (target <= 1.2), / raw limit with gzip -1: ${(m.regcli / m.raw1).toFixed(2)}; regcli peak RSS ${m.rss.toFixed(0)} MiB`];
 }
 
 async function ingestScenario(layout) {

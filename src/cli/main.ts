@@ -18,10 +18,15 @@ import { register as registerPush } from "./commands/push.js";
 import { register as registerRatelimit } from "./commands/ratelimit.js";
 import { register as registerReferrers } from "./commands/referrers.js";
 import { register as registerImages } from "./commands/images.js";
+import { register as registerIndex } from "./commands/image-index.js";
+import { register as registerFlatten } from "./commands/flatten.js";
+import { register as registerRebase } from "./commands/rebase.js";
 import { register as registerExport } from "./commands/export.js";
 import { register as registerServe } from "./commands/serve.js";
 import { register as registerSync } from "./commands/sync.js";
 import { register as registerTag } from "./commands/tag.js";
+import { register as registerMutate } from "./commands/mutate.js";
+import { register as registerAppend } from "./commands/append.js";
 import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js";
 import { completionReply } from "./completion.js";
 import { MODES } from "./progress.js";
@@ -66,12 +71,17 @@ function buildProgram(): Command {
     registerReferrers,
     registerBlob,
     registerTag,
+    registerAppend,
+    registerMutate,
     registerDelete,
     registerCopy,
     registerSync,
     registerPull,
     registerPush,
     registerImages,
+    registerIndex,
+    registerFlatten,
+    registerRebase,
     registerExport,
     registerArtifact,
     registerServe,

@@ -3,16 +3,16 @@ import { chmod, chown, lchown, link, lstat, lutimes, mkdir, rm, symlink, utimes 
 import { join, posix } from "node:path";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
-import { layerCompression } from "./media-types.js";
+import { decompressed } from "./compress.js";
+import { layerCompression, type LayerCompression } from "./media-types.js";
 import { childProcess } from "../util/builtins.js";
 
 export interface LayerInput {
   digest: string;
   mediaType: string;
-  /** The layer's bytes as stored (gzip or plain tar), verified by the caller's stream. */
+  /** The layer's bytes as stored (gzip, zstd or plain tar), verified by the caller's stream. */
   open(): Promise<Readable>;
 }
 
@@ -51,15 +51,10 @@ function ancestors(path: string): string[] {
   return out;
 }
 
-/** Refuse, before reading anything, layers regcli cannot read: zstd, and media types that are not filesystem layers. */
+/** Refuse, before reading anything, layers regcli cannot read: media types that are not filesystem layers. */
 function assertReadable(layers: LayerInput[]): void {
   for (const layer of layers) {
     const compression = layerCompression(layer.mediaType);
-    if (compression === "zstd") {
-      throw new RegcliError("unsupported", `layer ${layer.digest} is zstd-compressed (${layer.mediaType}), which regcli cannot read yet`, {
-        hint: "copy and pull keep such images unchanged; to read their files, recompress the layers to gzip (e.g. skopeo copy --dest-compress-format gzip)",
-      });
-    }
     if (compression === undefined) {
       throw new RegcliError("unsupported", `layer ${layer.digest} has media type ${layer.mediaType}, which is not a filesystem layer regcli can read`);
     }
@@ -67,35 +62,8 @@ function assertReadable(layers: LayerInput[]): void {
 }
 
 async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream: Readable) => Promise<void>): Promise<void> {
-  const raw = await layer.open();
-  // Peek at the first bytes: gzip is recognised by its magic number whatever the media type says.
-  const first: Buffer = await new Promise((resolve, reject) => {
-    const onReadable = () => {
-      const chunk = raw.read() as Buffer | null;
-      if (chunk === null) return;
-      cleanup();
-      resolve(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.alloc(0));
-    };
-    const onError = (e: Error) => {
-      cleanup();
-      reject(e);
-    };
-    const cleanup = () => {
-      raw.off("readable", onReadable);
-      raw.off("end", onEnd);
-      raw.off("error", onError);
-    };
-    raw.on("readable", onReadable);
-    raw.on("end", onEnd);
-    raw.on("error", onError);
-  });
-  const gzip = first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b;
-  const body = new PassThrough();
-  body.write(first);
+  // The first bytes say gzip, zstd or plain tar, whatever the media type says.
+  const { stream, compression } = await decompressed(await layer.open());
   const extract = tar.extract();
   extract.on("entry", (header, stream, next) => {
     onEntry(header, stream as unknown as Readable).then(
@@ -108,9 +76,9 @@ async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream:
   });
   // One pipeline from the download on: a failure anywhere (the output's disk full) ends the download too.
   try {
-    await (gzip ? pipeline(raw, body, createGunzip(), extract) : pipeline(raw, body, extract));
+    await pipeline(stream, extract);
   } catch (err) {
-    throw notATar(err, layer, gzip) ?? err;
+    throw notATar(err, layer, compression) ?? err;
   }
 }
 
@@ -118,12 +86,12 @@ async function layerEntries(layer: LayerInput, onEntry: (header: Header, stream:
  * The layer's own bytes could not be read as a (gzipped) tar: content the registry served is bad, not a bug
  * here. tar-stream's parse errors carry no code; zlib's are Z_*; errors of our own or the file system's pass.
  */
-function notATar(err: unknown, layer: LayerInput, gzip: boolean): RegcliError | undefined {
+function notATar(err: unknown, layer: LayerInput, compression: LayerCompression): RegcliError | undefined {
   if (!(err instanceof Error) || err instanceof RegcliError) return undefined;
   const code = (err as NodeJS.ErrnoException).code;
   const parse = code === undefined ? /tar|Unexpected end of data/i.test(err.message) : code.startsWith("Z_");
   if (!parse) return undefined;
-  return new RegcliError("integrity", `layer ${layer.digest} is not a valid ${gzip ? "gzipped " : ""}tar: ${err.message}`, { cause: err });
+  return new RegcliError("integrity", `layer ${layer.digest} is not a valid ${compression === "none" ? "" : `${compression}-compressed `}tar: ${err.message}`, { cause: err });
 }
 
 /**
@@ -211,8 +179,12 @@ export async function exportToTar(layers: LayerInput[], out: Writable, options: 
   const packed = pipeline(pack, relay);
   packed.catch(() => undefined);
   let outputError: unknown;
+  // pipe() never ends process.stdout (it stays open, and emits no "finish"): there the tar is done once the relay
+  // has handed over its last byte.
+  const stays = out === process.stdout || out === process.stderr;
   const done = new Promise<void>((resolve, reject) => {
-    out.on("finish", resolve);
+    if (stays) relay.on("end", resolve);
+    else out.on("finish", resolve);
     out.on("error", (e: Error) => {
       outputError = e;
       pack.destroy(e); // stops the walk

@@ -2,7 +2,9 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import { checkReferrerSubject, COSIGN_SUFFIXES, isAttachmentTag, isReferrersTag, referrerDescriptor } from "../oci/referrers.js";
-import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin } from "../locations/types.js";
+import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "../locations/types.js";
+import { identityOf } from "../locations/image-names.js";
+import type { OciLayout } from "../locations/oci-layout.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 
@@ -79,6 +81,8 @@ export interface CopyStats {
 export interface CopyResult {
   digest: string;
   mediaType: string;
+  /** The written manifest's length in bytes. */
+  size: number;
   stats: CopyStats;
   /** The destination already had this image under that reference: nothing was written. */
   skipped: boolean;
@@ -157,13 +161,13 @@ export class CopyEngine {
     if (existing === manifest.digest) {
       this.emit({ type: "image", source: src.description, destination: dst.description, digest: manifest.digest, skipped: true });
       const referrers = await this.carryReferrers(src, dst, manifest, manifest, true);
-      return { digest: manifest.digest, mediaType: manifest.mediaType, stats: this.stats, skipped: true, referrers };
+      return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, stats: this.stats, skipped: true, referrers };
     }
     const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
     if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
     this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
     const referrers = await this.carryReferrers(src, dst, manifest, written, true);
-    return { digest: written.digest, mediaType: written.mediaType, stats: this.stats, skipped: false, referrers };
+    return { digest: written.digest, mediaType: written.mediaType, size: written.bytes.length, stats: this.stats, skipped: false, referrers };
   }
 
   /**
@@ -309,31 +313,67 @@ export class CopyEngine {
     this.blobs.delete(dst.description);
   }
 
-  private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {
+  /** Blobs of `src` to `dst` without their manifest (an operation that writes its own: rewriteImage), each once. */
+  async copyBlobs(src: ImageSource, dst: ImageDestination, blobs: Descriptor[]): Promise<void> {
+    await Promise.all(blobs.map((blob) => this.copyBlob(src, dst, blob)));
+  }
+
+  /**
+   * A blob that is in no source (a new layer, a new config) to `dst`, once per destination however many images
+   * name it; `open` is called only when the destination lacks it.
+   */
+  putBlob(dst: ImageDestination, blob: Descriptor, open: OpenBlob): Promise<void> {
+    return this.once(dst, blob, () => this.limitFor(blob)(async () => this.count(blob, await dst.putBlob(blob, async (options) => {
+      const stream = await open(options);
+      this.emit({ type: "blob-start", digest: blob.digest, size: blob.size, offset: options?.offset ?? 0 });
+      return stream;
+    }), 0)));
+  }
+
+  /** A manifest an operation made (not copied) to `dst` under `reference`. */
+  async putManifest(dst: ImageDestination, manifest: ManifestData, reference: string): Promise<void> {
+    await dst.putManifest(manifest, reference);
+    this.stats.manifests++;
+    this.emit({ type: "manifest", digest: manifest.digest, mediaType: manifest.mediaType, reference, skipped: false });
+  }
+
+  private limitFor(blob: Descriptor): <T>(task: () => Promise<T>) => Promise<T> {
+    return blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
+  }
+
+  /** Each blob once per destination: the transfer started first is the one every later caller waits for. */
+  private once(dst: ImageDestination, blob: Descriptor, start: () => Promise<void>): Promise<void> {
     let handled = this.blobs.get(dst.description);
     if (!handled) this.blobs.set(dst.description, (handled = new Map()));
     let pending = handled.get(blob.digest);
-    if (!pending) {
-      const limit = blob.size <= SMALL_BLOB_BYTES ? this.smallLimit : this.limit;
+    if (!pending) handled.set(blob.digest, (pending = start()));
+    return pending;
+  }
+
+  private count(blob: Descriptor, outcome: BlobOutcome, resumedAt: number): void {
+    if (outcome === "uploaded") {
+      this.stats.blobsUploaded++;
+      this.stats.bytesUploaded += blob.size - resumedAt;
+    } else if (outcome === "mounted") this.stats.blobsMounted++;
+    else this.stats.blobsExisting++;
+    this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
+  }
+
+  private copyBlob(src: ImageSource, dst: ImageDestination, blob: Descriptor): Promise<void> {
+    return this.once(dst, blob, () => {
       const target = this.options.mountAcrossRepositories ? dst.mountOrigin : undefined;
       const sentKey = target && `${target.registry}\n${blob.digest}`;
       const earlier = sentKey ? this.sent.get(sentKey) : undefined;
       // Same-registry copies mount from the source; otherwise from where this run already sent the blob, once there.
       const mountFrom = src.mountOrigin?.registry === target?.registry || !earlier ? src.mountOrigin : earlier.origin;
       const ready = earlier ? earlier.done.catch(() => undefined) : Promise.resolve();
-      pending = ready.then(() => limit(async () => {
+      const pending = ready.then(() => this.limitFor(blob)(async () => {
         const { outcome, resumedAt } = await this.transferBlob(src, dst, blob, mountFrom);
-        if (outcome === "uploaded") {
-          this.stats.blobsUploaded++;
-          this.stats.bytesUploaded += blob.size - resumedAt;
-        } else if (outcome === "mounted") this.stats.blobsMounted++;
-        else this.stats.blobsExisting++;
-        this.emit({ type: "blob", outcome, digest: blob.digest, size: blob.size });
+        this.count(blob, outcome, resumedAt);
       }));
-      handled.set(blob.digest, pending);
       if (sentKey && !earlier) this.sent.set(sentKey, { origin: target!, done: pending });
-    }
-    return pending;
+      return pending;
+    });
   }
 
   /**
@@ -384,6 +424,15 @@ export class CopyEngine {
 export interface CopyTagsResult {
   tags: Array<{ tag: string; digest: string; skipped: boolean; referrers: ReferrerCopy[] }>;
   stats: CopyStats;
+}
+
+/**
+ * The other named images of a layout (an unpacked archive) to `dst`, under their names, all but `except`: an archive
+ * is written anew, so the images it held that an operation does not replace must move to the new one too.
+ */
+export async function carryOtherImages(engine: CopyEngine, layout: OciLayout, dst: ImageDestination, except: string): Promise<void> {
+  const others = (await layout.entries()).map((d) => ({ digest: d.digest, id: identityOf(d) })).filter((e) => (e.id.name ?? e.id.tag) && (e.id.name ?? e.id.tag) !== except);
+  for (const o of others) await engine.copy(layout, o.digest, dst, (o.id.name ?? o.id.tag)!);
 }
 
 /** Copy every tag of a repository, many images at a time, each shared blob once. */

@@ -2,7 +2,7 @@ import { createWriteStream } from "node:fs";
 import { readdir, rename, rm } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { outputFileError, RegcliError } from "../errors.js";
-import { openSource, type OpenedSource } from "../locations/open.js";
+import { openSource, type OpenedSource, type OpenSourceOptions } from "../locations/open.js";
 import { hasLocalTransport, parseLocation } from "../locations/parse.js";
 import { catFile, exportToDirectory, exportToTar, type FlattenOptions, type LayerInput } from "../oci/flatten.js";
 import type { Platform } from "../oci/index.js";
@@ -16,12 +16,12 @@ import { resolveImage } from "./inspect.js";
  * An image named on the command line: a transport location (store:, oci:, docker-archive:, ...), else an image
  * of the local store when one matches (any identifier `images` prints; no network), else the registry.
  */
-export async function openImage(ctx: RegistryContext, text: string, store = new LocalStore()): Promise<OpenedSource> {
+export async function openImage(ctx: RegistryContext, text: string, store = new LocalStore(), options: OpenSourceOptions = {}): Promise<OpenedSource> {
   // A store that cannot be read (damaged index.json) does not stand between the user and the registry.
   if (!hasLocalTransport(text) && !text.startsWith("docker://") && (await store.lookup(text).catch(() => [])).length) {
     return openSource(ctx, { kind: "store", name: text });
   }
-  return openSource(ctx, parseLocation(text));
+  return openSource(ctx, parseLocation(text), options);
 }
 
 async function withLayers<T>(ctx: RegistryContext, text: string, platform: Platform | undefined, action: (layers: LayerInput[]) => Promise<T>): Promise<T> {

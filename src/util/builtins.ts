@@ -9,3 +9,4 @@ const load = createRequire(import.meta.url);
 export const childProcess = (): typeof import("node:child_process") => load("node:child_process") as typeof import("node:child_process");
 export const crypto = (): typeof import("node:crypto") => load("node:crypto") as typeof import("node:crypto");
 export const tls = (): typeof import("node:tls") => load("node:tls") as typeof import("node:tls");
+export const zlib = (): typeof import("node:zlib") => load("node:zlib") as typeof import("node:zlib");

@@ -2,6 +2,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import { appendToConfig, createdTime, editConfig, familyLayerType, parseCommandLine, parsePort } from "../../src/oci/mutate.js";
 import {
   digestOf,
   MAX_MANIFEST_BYTES,
@@ -204,5 +205,45 @@ describe("referrers", () => {
     expect(referrerDescriptor(typed)).toEqual({ mediaType: MediaType.OciManifest, digest: typed.digest, size: typed.bytes.length, artifactType: "application/spdx+json", annotations: { a: "b" } });
     const untyped = parseManifest(image({ subject }), undefined, "test");
     expect(referrerDescriptor(untyped)).toEqual({ mediaType: MediaType.OciManifest, digest: untyped.digest, size: untyped.bytes.length, artifactType: MediaType.OciConfig });
+  });
+});
+
+describe("config edits (oci/mutate.ts)", () => {
+  const base = { architecture: "amd64", os: "linux", config: { Env: ["PATH=/usr/bin", "HOME=/root"], Cmd: ["sh"], Labels: { a: "1" } }, rootfs: { type: "layers", diff_ids: ["sha256:aa"] }, history: [{ created_by: "base" }], extra: { kept: true } };
+
+  it("merges env by key in place and labels over the base's, keeps unknown fields, adds one empty_layer entry", () => {
+    const out = editConfig(base, { env: ["HOME=/home/app", "NEW=1"], labels: { b: "2" } }, "2026-01-01T00:00:00Z");
+    expect(out.config).toMatchObject({ Env: ["PATH=/usr/bin", "HOME=/home/app", "NEW=1"], Labels: { a: "1", b: "2" }, Cmd: ["sh"] });
+    expect(out.extra).toEqual({ kept: true });
+    expect(out.history).toEqual([{ created_by: "base" }, { created: "2026-01-01T00:00:00Z", created_by: "regcli mutate LABEL b=2 ENV HOME=/home/app ENV NEW=1", comment: "regcli", empty_layer: true }]);
+    expect(base.config.Env).toEqual(["PATH=/usr/bin", "HOME=/root"]); // the base is not changed
+  });
+
+  it("a new entrypoint clears the inherited cmd unless a cmd is given, as Docker", () => {
+    expect(editConfig(base, { entrypoint: ["/app"] }, "t").config).toMatchObject({ Entrypoint: ["/app"], Cmd: null });
+    expect(editConfig(base, { entrypoint: ["/app"], cmd: ["-v"] }, "t").config).toMatchObject({ Entrypoint: ["/app"], Cmd: ["-v"] });
+    expect(parseCommandLine('["/app", "--x"]', "--cmd")).toEqual(["/app", "--x"]);
+    expect(parseCommandLine("echo $HOME", "--cmd")).toEqual(["/bin/sh", "-c", "echo $HOME"]);
+    expect(parseCommandLine("", "--cmd")).toBeNull();
+    expect(() => parseCommandLine("[1, 2]", "--cmd")).toThrow(/array of strings/);
+  });
+
+  it("appends diff_ids with one non-empty history entry per layer", () => {
+    const out = appendToConfig(base, [{ diffId: "sha256:bb", createdBy: "regcli append" }], "2026-01-01T00:00:00Z");
+    expect(out.rootfs).toEqual({ type: "layers", diff_ids: ["sha256:aa", "sha256:bb"] });
+    expect(out.history!.at(-1)).toEqual({ created: "2026-01-01T00:00:00Z", created_by: "regcli append" });
+  });
+
+  it("created: --created, else SOURCE_DATE_EPOCH, else now; ports; layer types per family", () => {
+    expect(createdTime("2026-02-03T04:05:06+01:00", {})).toBe("2026-02-03T03:05:06Z");
+    expect(createdTime(undefined, { SOURCE_DATE_EPOCH: "0" })).toBe("1970-01-01T00:00:00Z");
+    expect(createdTime(undefined, {}, new Date(1500))).toBe("1970-01-01T00:00:01.500Z");
+    expect(() => createdTime("yesterday", {})).toThrow(/RFC 3339/);
+    expect(parsePort("8080")).toBe("8080/tcp");
+    expect(parsePort("53/UDP")).toBe("53/udp");
+    expect(() => parsePort("70000")).toThrow();
+    expect(familyLayerType("docker", "gzip")).toBe("application/vnd.docker.image.rootfs.diff.tar.gzip");
+    expect(familyLayerType("oci", "none")).toBe("application/vnd.oci.image.layer.v1.tar");
+    expect(() => familyLayerType("docker", "zstd")).toThrow(/no zstd layer type/);
   });
 });
