@@ -1,5 +1,7 @@
 // index create/add/rm, rebase and flatten through the CLI: real docker-registry and `regcli serve`, layouts and
 // archives as targets, read back by skopeo and umoci.
+import { execFileSync } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -299,6 +301,29 @@ describe("flatten", () => {
     expect(config.rootfs.diff_ids).toEqual([sha256(gunzipSync(await blobOf(reg, "flat/docker", m.layers[0]!.digest)))]);
     const files = ok(await cli(["export", `${reg.host}/flat/docker:flat`])).stdoutBuffer.toString("latin1");
     for (const i of [0, 1, 2]) expect(files).toContain(`layer${i}/data.bin`);
+  });
+
+  it("reads zstd layers and writes a zstd layer with --compress zstd (OCI images only)", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "add", "extra"), { recursive: true });
+    await writeFile(join(dir, "add", "extra", "note"), "zstd layer\n");
+    ok(await cli(["append", `${reg.host}/flat/app:1`, "--layer", join(dir, "add"), "--compress", "zstd", "-t", `${reg.host}/flat/app:zstd`]));
+    ok(await cli(["flatten", `${reg.host}/flat/app:zstd`, "-t", `oci:${dir}/layout:z`, "--compress", "zstd"]));
+    const manifest = JSON.parse(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:z`])).stdout) as ImageManifestDoc;
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual(["application/vnd.oci.image.layer.v1.tar+zstd"]);
+    const config = JSON.parse(ok(await skopeo(["inspect", "--config", "--raw", `oci:${dir}/layout:z`])).stdout) as { rootfs: { diff_ids: string[] } };
+    const blob = join(dir, "layout", "blobs", ...manifest.layers[0]!.digest.split(":"));
+    expect(config.rootfs.diff_ids).toEqual([sha256(execFileSync("zstd", ["-dc", blob], { maxBuffer: 64 * 1024 * 1024 }))]);
+    ok(await cli(["export", `oci:${dir}/layout:z`, "-o", `${dir}/flat/`]));
+    ok(await cli(["export", `${reg.host}/flat/app:zstd`, "-o", `${dir}/orig/`]));
+    expect(differences(await snapshot(`${dir}/flat`), await snapshot(`${dir}/orig`))).toEqual([]);
+    expect(ok(await cli(["cat", `oci:${dir}/layout:z`, "/extra/note"])).stdout).toBe("zstd layer\n");
+
+    const docker = await makeImage({ seed: "flat-docker-zstd", layers: 1, format: "docker" });
+    await pushImage(reg, "flat/docker", "z", docker);
+    const refused = await cli(["flatten", `${reg.host}/flat/docker:z`, "-t", `${reg.host}/flat/docker:zflat`, "--compress", "zstd"]);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toMatch(/Docker schema 2 image has no zstd layer type/);
   });
 
   it("each platform of an index, into a docker-archive", async () => {
