@@ -79,6 +79,41 @@ describe("index create, add and rm", () => {
     expect((await fetchManifest(reg, "multi/clash", "1")).status).toBe(404);
   });
 
+  it("BuildKit attestations come along with their image, never clash as a platform, and go when it is replaced or removed", async () => {
+    /** `image` and an attestation manifest for it (platform unknown/unknown), as buildx pushes them, under `tag`. */
+    const pushAttested = async (tag: string, image: TestImage): Promise<string> => {
+      await pushImage(reg, "parts/attested", undefined, image);
+      const statement = Buffer.from(JSON.stringify({ _type: "https://in-toto.io/Statement/v0.1", subject: [{ digest: { sha256: image.manifestDigest.slice(7) } }] }));
+      const config = Buffer.from(JSON.stringify({ architecture: "unknown", os: "unknown", config: {}, rootfs: { type: "layers", diff_ids: [sha256(statement)] } }));
+      for (const data of [statement, config]) await pushBlob(reg, "parts/attested", { digest: sha256(data), data });
+      const oci = "application/vnd.oci.image.manifest.v1+json";
+      const att = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: oci, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [{ mediaType: "application/vnd.in-toto+json", digest: sha256(statement), size: statement.length }] }));
+      await pushManifest(reg, "parts/attested", sha256(att), att, oci);
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.index.v1+json",
+          manifests: [
+            { mediaType: image.mediaType, digest: image.manifestDigest, size: image.manifest.length, platform: image.platform },
+            { mediaType: oci, digest: sha256(att), size: att.length, platform: { os: "unknown", architecture: "unknown" }, annotations: { "vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.manifestDigest } },
+          ],
+        }),
+      );
+      await pushManifest(reg, "parts/attested", tag, index, "application/vnd.oci.image.index.v1+json");
+      return sha256(att);
+    };
+    const attAmd = await pushAttested("amd64", amd64);
+    const attArm = await pushAttested("arm64", arm64);
+    const target = `${reg.host}/multi/attested:1`;
+    ok(await cli(["index", "create", target, `${reg.host}/parts/attested:amd64`, `${reg.host}/parts/attested:arm64`]));
+    expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64.manifestDigest, attAmd, arm64.manifestDigest, attArm]);
+    ok(await cli(["index", "add", target, `${reg.host}/parts/app:amd64-new`]));
+    expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64New.manifestDigest, arm64.manifestDigest, attArm]);
+    const removed = ok(await cli(["index", "rm", target, "linux/arm64", "--format", "json"]));
+    expect((JSON.parse(removed.stdout) as { removed: Array<{ digest: string }> }).removed.map((r) => r.digest)).toEqual([arm64.manifestDigest, attArm]);
+    expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64New.manifestDigest]);
+  });
+
   it("create --media-type docker: a manifest list of Docker manifests only", async () => {
     const docker = await makeImage({ seed: "idx-docker-amd64", layers: 1, format: "docker" });
     await pushImage(reg, "parts/docker", "amd64", docker);
