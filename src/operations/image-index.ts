@@ -3,7 +3,7 @@ import { OciLayout } from "../locations/oci-layout.js";
 import { openDestination, openSource, type OpenedSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
-import { formatPlatform, isArtifact, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { formatPlatform, isArtifact, isAttestation, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { carryOtherImages, CopyEngine, type CopyOptions, type CopyStats } from "./copy.js";
 import { openImage } from "./export.js";
@@ -37,13 +37,8 @@ export interface IndexResult {
   stats: CopyStats;
 }
 
-// BuildKit's attestations: index children of platform unknown/unknown, each naming the image it describes.
-const REFERENCE_TYPE = "vnd.docker.reference.type";
+/** The annotation of a BuildKit attestation naming the image it describes. */
 const REFERENCE_DIGEST = "vnd.docker.reference.digest";
-
-function isAttestation(d: Descriptor): boolean {
-  return d.annotations?.[REFERENCE_TYPE] === "attestation-manifest";
-}
 
 /** os/arch/variant and os.version: two images with the same key run on the same machines (an attestation has none). */
 function platformKey(d: Descriptor): string | undefined {

@@ -21,6 +21,31 @@ interface IndexDoc {
   annotations?: Record<string, string>;
 }
 
+/**
+ * An index of `image` (already in `repo`) and an attestation manifest for it (platform unknown/unknown), as buildx
+ * pushes them, under `tag`; returns the attestation's digest.
+ */
+async function pushAttested(reg: TestRegistry, repo: string, tag: string, image: { manifestDigest: string; manifest: Buffer; mediaType: string; platform?: object }): Promise<string> {
+  const statement = Buffer.from(JSON.stringify({ _type: "https://in-toto.io/Statement/v0.1", subject: [{ digest: { sha256: image.manifestDigest.slice(7) } }] }));
+  const config = Buffer.from(JSON.stringify({ architecture: "unknown", os: "unknown", config: {}, rootfs: { type: "layers", diff_ids: [sha256(statement)] } }));
+  for (const data of [statement, config]) await pushBlob(reg, repo, { digest: sha256(data), data });
+  const oci = "application/vnd.oci.image.manifest.v1+json";
+  const att = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: oci, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [{ mediaType: "application/vnd.in-toto+json", digest: sha256(statement), size: statement.length }] }));
+  await pushManifest(reg, repo, sha256(att), att, oci);
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        { mediaType: image.mediaType, digest: image.manifestDigest, size: image.manifest.length, platform: image.platform },
+        { mediaType: oci, digest: sha256(att), size: att.length, platform: { os: "unknown", architecture: "unknown" }, annotations: { "vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.manifestDigest } },
+      ],
+    }),
+  );
+  await pushManifest(reg, repo, tag, index, "application/vnd.oci.image.index.v1+json");
+  return sha256(att);
+}
+
 describe("index create, add and rm", () => {
   let reg: TestRegistry;
   let serve: TestRegistry;
@@ -80,30 +105,10 @@ describe("index create, add and rm", () => {
   });
 
   it("BuildKit attestations come along with their image, never clash as a platform, and go when it is replaced or removed", async () => {
-    /** `image` and an attestation manifest for it (platform unknown/unknown), as buildx pushes them, under `tag`. */
-    const pushAttested = async (tag: string, image: TestImage): Promise<string> => {
-      await pushImage(reg, "parts/attested", undefined, image);
-      const statement = Buffer.from(JSON.stringify({ _type: "https://in-toto.io/Statement/v0.1", subject: [{ digest: { sha256: image.manifestDigest.slice(7) } }] }));
-      const config = Buffer.from(JSON.stringify({ architecture: "unknown", os: "unknown", config: {}, rootfs: { type: "layers", diff_ids: [sha256(statement)] } }));
-      for (const data of [statement, config]) await pushBlob(reg, "parts/attested", { digest: sha256(data), data });
-      const oci = "application/vnd.oci.image.manifest.v1+json";
-      const att = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: oci, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [{ mediaType: "application/vnd.in-toto+json", digest: sha256(statement), size: statement.length }] }));
-      await pushManifest(reg, "parts/attested", sha256(att), att, oci);
-      const index = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: "application/vnd.oci.image.index.v1+json",
-          manifests: [
-            { mediaType: image.mediaType, digest: image.manifestDigest, size: image.manifest.length, platform: image.platform },
-            { mediaType: oci, digest: sha256(att), size: att.length, platform: { os: "unknown", architecture: "unknown" }, annotations: { "vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.manifestDigest } },
-          ],
-        }),
-      );
-      await pushManifest(reg, "parts/attested", tag, index, "application/vnd.oci.image.index.v1+json");
-      return sha256(att);
-    };
-    const attAmd = await pushAttested("amd64", amd64);
-    const attArm = await pushAttested("arm64", arm64);
+    await pushImage(reg, "parts/attested", undefined, amd64);
+    await pushImage(reg, "parts/attested", undefined, arm64);
+    const attAmd = await pushAttested(reg, "parts/attested", "amd64", amd64);
+    const attArm = await pushAttested(reg, "parts/attested", "arm64", arm64);
     const target = `${reg.host}/multi/attested:1`;
     ok(await cli(["index", "create", target, `${reg.host}/parts/attested:amd64`, `${reg.host}/parts/attested:arm64`]));
     expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64.manifestDigest, attAmd, arm64.manifestDigest, attArm]);
@@ -234,6 +239,7 @@ async function pushLayered(reg: TestRegistry, repo: string, tag: string, tars: B
 /** The tree's entries as "path type mode" lines (a file with its content digest, a symlink with its target). */
 const listing = (nodes: Map<string, Node>): string[] => [...nodes].map(([path, n]) => `${path} ${n.type} ${n.mode.toString(8)}${n.content ? ` ${n.content}` : ""}${n.target ? ` -> ${n.target}` : ""}`);
 
+const manifestOf = async (reg: TestRegistry, repo: string, ref: string): Promise<ImageManifestDoc> => JSON.parse((await fetchManifest(reg, repo, ref)).body.toString()) as ImageManifestDoc;
 const blobOf = async (reg: TestRegistry, repo: string, digest: string): Promise<Buffer> => Buffer.from(await (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
 
 interface ImageManifestDoc {
@@ -359,6 +365,16 @@ describe("flatten", () => {
     const refused = await cli(["flatten", `${reg.host}/flat/docker:z`, "-t", `${reg.host}/flat/docker:zflat`, "--compress", "zstd"]);
     expect(refused.code).toBe(7);
     expect(refused.stderr).toMatch(/Docker schema 2 image has no zstd layer type/);
+  });
+
+  it("keeps a BuildKit attestation as it is while flattening its image", async () => {
+    const image = await pushLayered(reg, "flat/attested", "image", await layerTars());
+    const att = await pushAttested(reg, "flat/attested", "1", { manifestDigest: image.digest, manifest: image.manifest, mediaType: "application/vnd.oci.image.manifest.v1+json", platform: { os: "linux", architecture: "amd64" } });
+    const r = ok(await cli(["flatten", `${reg.host}/flat/attested:1`, "-t", `${reg.host}/flat/attested:flat`, "--format", "json"]));
+    expect((JSON.parse(r.stdout) as { images: unknown[] }).images).toHaveLength(1);
+    const index = JSON.parse((await fetchManifest(reg, "flat/attested", "flat")).body.toString()) as IndexDoc;
+    expect(index.manifests[1]!.digest).toBe(att);
+    expect((await manifestOf(reg, "flat/attested", index.manifests[0]!.digest)).layers).toHaveLength(1);
   });
 
   it("each platform of an index, into a docker-archive", async () => {
