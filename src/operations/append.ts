@@ -129,11 +129,14 @@ export async function appendLayers(ctx: RegistryContext, source: LocationSpec, t
   const temp = await mkdtemp(join(tmpdir(), "regcli-append-"));
   try {
     const limit = limiter(2);
-    const prepared = await Promise.all(options.layers.map((input) => limit(() => prepareLayer(input, temp, options.compress ?? "gzip", options.pack ?? {}))));
+    // Packed once the base is found (a mistyped base fails at once, not after packing), once for every image.
+    let packing: Promise<PreparedLayer[]> | undefined;
+    const pack = () => (packing ??= Promise.all(options.layers.map((input) => limit(() => prepareLayer(input, temp, options.compress ?? "gzip", options.pack ?? {})))));
     const result = await rewriteImage(ctx, source, target, {
       ...options,
       edit: async (image) => {
         if (image.manifest.parsed.kind !== "image") throw new RegcliError("general", "not an image manifest");
+        const prepared = await pack();
         const added: Descriptor[] = prepared.map((l) => ({ mediaType: familyLayerType(image.family, l.compression), digest: l.digest, size: l.size }));
         return {
           config: appendToConfig(image.config, prepared.map((l) => ({ diffId: l.diffId, createdBy: "regcli append", comment: `layer from a ${l.kind}` })), options.created),
@@ -142,6 +145,7 @@ export async function appendLayers(ctx: RegistryContext, source: LocationSpec, t
         };
       },
     });
+    const prepared = await pack();
     return { ...result, layers: prepared.map((l) => ({ input: l.input, digest: l.digest, size: l.size, diffId: l.diffId })) };
   } finally {
     await rm(temp, { recursive: true, force: true }).catch(() => undefined);

@@ -181,14 +181,13 @@ class Rewrite {
     const baseLayers = new Map(base.layers.map((l) => [l.digest, l]));
     const newConfig = configBlob(edit.config, base.config.mediaType);
     this.newBlobs.add(newConfig.descriptor.digest);
+    const unknown = edit.layers.find((layer) => !added.has(layer.digest) && !baseLayers.has(layer.digest));
+    if (unknown) throw new RegcliError("general", `layer ${unknown.digest} is neither the base's nor a new one`);
     await Promise.all([
       this.engine.putBlob(this.dst, newConfig.descriptor, bytesOf(newConfig.bytes, newConfig.descriptor)),
       ...edit.layers.map((layer) => {
         const blob = added.get(layer.digest);
-        if (!blob) {
-          if (!baseLayers.has(layer.digest)) throw new RegcliError("general", `layer ${layer.digest} is neither the base's nor a new one`);
-          return this.engine.copyBlobs(this.src, this.dst, [baseLayers.get(layer.digest)!]);
-        }
+        if (!blob) return this.engine.copyBlobs(this.src, this.dst, [baseLayers.get(layer.digest)!]);
         if ("from" in blob) return this.engine.copyBlobs(blob.from, this.dst, [blob.descriptor]);
         this.newBlobs.add(layer.digest);
         return this.engine.putBlob(this.dst, blob.descriptor, blob.open);

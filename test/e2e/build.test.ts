@@ -66,6 +66,16 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("mutate against %s"
     expect(after.rootfs).toEqual(before.rootfs);
   });
 
+  it("--platform changes that child only; the index keeps the other's digest", async () => {
+    const digestOf = async (ref: string, platform: string) => ok(await cli(["digest", ref, "--platform", platform])).stdout.trim();
+    ok(await cli(["mutate", `${reg.host}/build/multi:1`, "-t", `${reg.host}/build/multi:arm`, "--platform", "linux/arm64", "--label", "only=arm"]));
+    expect(await digestOf(`${reg.host}/build/multi:arm`, "linux/amd64")).toBe(await digestOf(`${reg.host}/build/multi:1`, "linux/amd64"));
+    expect((await config(`${reg.host}/build/multi:arm`, "linux/arm64")).config.Labels).toEqual({ only: "arm" });
+    const missing = await cli(["mutate", `${reg.host}/build/multi:1`, "-t", `${reg.host}/build/multi:x`, "--platform", "linux/s390x", "--label", "a=b"]);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toContain("linux/amd64, linux/arm64");
+  });
+
   it("sets entrypoint and cmd as Docker does, keeping a Docker base's media types", async () => {
     ok(await cli(["mutate", `${reg.host}/build/docker:1`, "-t", `${reg.host}/build/docker:entry`, "--entrypoint", '["/app","--serve"]', "--workdir", "/srv"], { SOURCE_DATE_EPOCH: "1700000000" }));
     let c = await config(`${reg.host}/build/docker:entry`);
@@ -336,7 +346,15 @@ describe("append on every location", () => {
     const refused = await cli(["append", `${reg.host}/loc/base:1`, "--layer", dir, "-t", `${reg.host}/loc/app:fifo`]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`${join(dir, "pipe")} is a fifo`);
-    if (asRoot) ok(await cli(["append", `${reg.host}/loc/base:1`, "--layer", dir, "--allow-devices", "-t", `${reg.host}/loc/app:fifo`]));
+    if (asRoot) {
+      // Root asks for them: a fifo and /dev/null's twin (character device 1:3) are in the layer, as export shows.
+      await run("mknod", [join(dir, "null"), "c", "1", "3"]);
+      ok(await cli(["append", `${reg.host}/loc/base:1`, "--layer", dir, "--allow-devices", "-t", `${reg.host}/loc/app:fifo`]));
+      ok(await cli(["export", `${reg.host}/loc/app:fifo`, "--platform", "linux/amd64", "--devices", "-o", join(work, "devices")]));
+      const exported = await snapshot(join(work, "devices"));
+      expect(exported.get("pipe")).toMatchObject({ type: "fifo" });
+      expect(exported.get("null")).toMatchObject({ type: "chr", rdev: (await snapshot(dir)).get("null")!.rdev });
+    }
     const missing = await cli(["append", `${reg.host}/loc/base:1`, "--layer", join(work, "nothing-here"), "-t", `${reg.host}/loc/app:x`]);
     expect(missing.code).toBe(6);
     expect(missing.stderr).toContain("nothing-here");
