@@ -84,6 +84,14 @@ export function blobsOf(manifest: ImageManifest): Descriptor[] {
 }
 
 /**
+ * A BuildKit attestation in an index: a child of platform unknown/unknown whose annotations name the image it
+ * describes (vnd.docker.reference.digest). Its config looks like an image's, its layers are in-toto statements.
+ */
+export function isAttestation(desc: Descriptor): boolean {
+  return desc.annotations?.["vnd.docker.reference.type"] === "attestation-manifest";
+}
+
+/**
  * An OCI artifact rather than a container image: it declares an artifactType, or its config is no image config
  * (an SBOM, a signature, a Helm chart). Its layers are files, not filesystem layers.
  */

@@ -15,8 +15,8 @@ import { GZIP_LEVEL, Hashing, openLayer } from "./append.js";
 import { rewriteImage, type RewriteOptions, type RewriteResult } from "./rewrite.js";
 
 export interface FlattenImageOptions extends Pick<RewriteOptions, "jobs" | "onEvent" | "byteProgress"> {
-  /** How the one layer is compressed (default gzip). */
-  compression?: Exclude<LayerCompression, "zstd">;
+  /** How the one layer is compressed (default gzip; zstd: OCI images only). */
+  compression?: LayerCompression;
   platforms?: Platform[];
   annotations?: Record<string, string>;
 }
@@ -25,7 +25,8 @@ export interface FlattenImageOptions extends Pick<RewriteOptions, "jobs" | "onEv
  * The flattened filesystem of `layers` (whiteouts applied, as `export` writes it) as one layer in `file`: the tar
  * and its compressed form hashed in the same pass (as append writes its layers), nothing held in memory.
  */
-async function writeFlatLayer(layers: LayerInput[], file: string, family: Family, compression: Exclude<LayerCompression, "zstd">): Promise<{ descriptor: Descriptor; diffId: string; open: OpenBlob }> {
+async function writeFlatLayer(layers: LayerInput[], file: string, family: Family, compression: LayerCompression): Promise<{ descriptor: Descriptor; diffId: string; open: OpenBlob }> {
+  const mediaType = familyLayerType(family, compression); // refused (a Docker image has no zstd layer) before any work
   const tar = new Hashing();
   const stored = new Hashing();
   const written = pipeline([tar, await compressor(compression, compression === "gzip" ? GZIP_LEVEL : undefined), stored, createWriteStream(file, { flags: "wx", mode: 0o600, highWaterMark: 256 * 1024 })]);
@@ -35,7 +36,7 @@ async function writeFlatLayer(layers: LayerInput[], file: string, family: Family
   } catch (err) {
     throw outputFileError(err, file) ?? err;
   }
-  const descriptor: Descriptor = { mediaType: familyLayerType(family, compression), digest: stored.digest(), size: stored.bytes };
+  const descriptor: Descriptor = { mediaType, digest: stored.digest(), size: stored.bytes };
   return { descriptor, diffId: tar.digest(), open: openLayer({ input: "the flattened layer", file, digest: descriptor.digest, size: descriptor.size }) };
 }
 

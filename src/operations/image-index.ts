@@ -3,7 +3,7 @@ import { OciLayout } from "../locations/oci-layout.js";
 import { openDestination, openSource, type OpenedSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
-import { formatPlatform, isArtifact, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { formatPlatform, isArtifact, isAttestation, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { carryOtherImages, CopyEngine, type CopyOptions, type CopyStats } from "./copy.js";
 import { openImage } from "./export.js";
@@ -37,13 +37,24 @@ export interface IndexResult {
   stats: CopyStats;
 }
 
-/** os/arch/variant and os.version: two children with the same key run on the same machines. */
-function platformKey(p: Platform | undefined): string | undefined {
-  return p ? `${formatPlatform(p)}${p["os.version"] ? `:${p["os.version"]}` : ""}` : undefined;
+/** The annotation of a BuildKit attestation naming the image it describes. */
+const REFERENCE_DIGEST = "vnd.docker.reference.digest";
+
+/** os/arch/variant and os.version: two images with the same key run on the same machines (an attestation has none). */
+function platformKey(d: Descriptor): string | undefined {
+  const p = d.platform;
+  return p && !isAttestation(d) ? `${formatPlatform(p)}${p["os.version"] ? `:${p["os.version"]}` : ""}` : undefined;
+}
+
+/** The children without the attestations of images no longer in the index (replaced or removed). */
+function withoutOrphans<T>(children: T[], descriptor: (c: T) => Descriptor): T[] {
+  const images = new Set(children.map(descriptor).filter((d) => !isAttestation(d)).map((d) => d.digest));
+  return children.filter((c) => !isAttestation(descriptor(c)) || images.has(descriptor(c).annotations?.[REFERENCE_DIGEST] ?? ""));
 }
 
 function shown(d: Descriptor): IndexChild {
-  return { digest: d.digest, mediaType: d.mediaType, ...(d.platform ? { platform: platformKey(d.platform) } : {}) };
+  const platform = platformKey(d) ?? (d.platform ? formatPlatform(d.platform) : undefined);
+  return { digest: d.digest, mediaType: d.mediaType, ...(platform ? { platform } : {}) };
 }
 
 /** An image's platform as its config gives it (crane and regctl read it there); none for an artifact. */
@@ -165,7 +176,7 @@ function distinct(children: Sourced[]): Sourced[] {
   const byPlatform = new Map<string, Sourced>();
   for (const c of children) {
     if (byDigest.has(c.desc.digest)) continue;
-    const key = platformKey(c.desc.platform);
+    const key = platformKey(c.desc);
     const other = key ? byPlatform.get(key) : undefined;
     if (other) {
       throw new RegcliError("usage", `two images for ${key}: ${other.display} (${other.desc.digest}) and ${c.display} (${c.desc.digest})`, { hint: "an index has one image per platform: leave one out" });
@@ -208,9 +219,11 @@ async function openIndex(ctx: RegistryContext, target: LocationSpec, command: st
   }
 }
 
-/** The rest of an index document (annotations, artifactType, subject) kept through an edit. */
-function baseOf(index: ManifestData): Record<string, unknown> {
-  return JSON.parse(index.bytes.toString("utf8")) as Record<string, unknown>;
+/** How an edited index is made of its new children: the rest of the document (annotations, artifactType, subject) kept, --annotation merged. */
+function edited(index: ManifestData, options: IndexOptions): (manifests: Descriptor[]) => ManifestData {
+  const base = JSON.parse(index.bytes.toString("utf8")) as Record<string, unknown>;
+  const annotations = { ...(base.annotations as Record<string, string> | undefined), ...options.annotations };
+  return (manifests) => indexDocument(index.mediaType, manifests, annotations, base);
 }
 
 /** `regcli index add`: the images' platforms added to the index at the target; an image replaces a child of its platform. */
@@ -223,17 +236,15 @@ export async function addToIndex(ctx: RegistryContext, target: LocationSpec, ima
     const replaced: IndexResult["replaced"] = [];
     for (const child of added) {
       if (manifests.some((m) => m.desc.digest === child.desc.digest)) continue;
-      const key = platformKey(child.desc.platform);
-      const at = key ? manifests.findIndex((m) => platformKey(m.desc.platform) === key) : -1;
+      const key = platformKey(child.desc);
+      const at = key ? manifests.findIndex((m) => platformKey(m.desc) === key) : -1;
       if (at < 0) manifests.push(child);
       else {
         replaced.push({ platform: key!, from: manifests[at]!.desc.digest, to: child.desc.digest });
         manifests[at] = child;
       }
     }
-    const base = baseOf(index);
-    const annotations = options.annotations ? { ...(base.annotations as Record<string, string> | undefined), ...options.annotations } : (base.annotations as Record<string, string> | undefined);
-    const written = await writeIndex(ctx, target, existing, manifests, (m) => indexDocument(index.mediaType, m, annotations, base), { ...options, ociIndex: index.mediaType === MediaType.OciIndex });
+    const written = await writeIndex(ctx, target, existing, withoutOrphans(manifests, (m) => m.desc), edited(index, options), { ...options, ociIndex: index.mediaType === MediaType.OciIndex });
     // A child converted on the way (a Docker image into a layout's OCI index) is named by what was written.
     const shownReplaced = replaced.map((r) => ({ ...r, to: written.written.get(r.to) ?? r.to }));
     return result(written.destination, written.index, written.stats, { previous: index.digest, replaced: shownReplaced });
@@ -256,17 +267,15 @@ export async function removeFromIndex(ctx: RegistryContext, target: LocationSpec
     const children = index.parsed.index.manifests;
     for (const s of selectors) {
       if (!children.some((d) => selects(s, d))) {
-        throw new RegcliError("not-found", `no child ${s} in ${opened.display}`, { hint: `its children: ${children.map((d) => platformKey(d.platform) ?? d.digest).join(", ")}` });
+        throw new RegcliError("not-found", `no child ${s} in ${opened.display}`, { hint: `its children: ${children.map((d) => platformKey(d) ?? d.digest).join(", ")}` });
       }
     }
-    const kept = children.filter((d) => !selectors.some((s) => selects(s, d)));
+    const kept = withoutOrphans(children.filter((d) => !selectors.some((s) => selects(s, d))), (d) => d);
     if (kept.length === 0) {
       throw new RegcliError("usage", `removing ${selectors.join(", ")} would leave ${opened.display} an empty index`, { hint: "keep at least one child, or delete the index with regcli delete" });
     }
-    const base = baseOf(index);
-    const annotations = options.annotations ? { ...(base.annotations as Record<string, string> | undefined), ...options.annotations } : (base.annotations as Record<string, string> | undefined);
     const sourced = kept.map((desc) => ({ desc, source: opened.source, display: opened.display }));
-    const written = await writeIndex(ctx, target, opened, sourced, (m) => indexDocument(index.mediaType, m, annotations, base), { ...options, ociIndex: index.mediaType === MediaType.OciIndex });
+    const written = await writeIndex(ctx, target, opened, sourced, edited(index, options), { ...options, ociIndex: index.mediaType === MediaType.OciIndex });
     const removed = children.filter((d) => !kept.includes(d)).map(shown);
     return result(written.destination, written.index, written.stats, { previous: index.digest, removed });
   } finally {

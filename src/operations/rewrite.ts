@@ -9,6 +9,7 @@ import {
   checkDescriptorSize,
   formatPlatform,
   isArtifact,
+  isAttestation,
   MAX_INDEX_DEPTH,
   platformMatches,
   selectPlatform,
@@ -142,7 +143,7 @@ class Rewrite {
       index.manifests.map(async (child) => {
         const data = await this.src.getManifest(child.digest);
         checkDescriptorSize(child, data, this.display);
-        const edited = (!wanted || wanted.has(child.digest)) && (data.parsed.kind === "index" || !isArtifact(data.parsed.manifest));
+        const edited = (!wanted || wanted.has(child.digest)) && !isAttestation(child) && (data.parsed.kind === "index" || !isArtifact(data.parsed.manifest));
         if (!edited) {
           // Kept as it is (another platform, an attestation): copied with everything below it.
           await this.engine.copy(this.src, child.digest, this.dst, child.digest);

@@ -1,5 +1,7 @@
 // index create/add/rm, rebase and flatten through the CLI: real docker-registry and `regcli serve`, layouts and
 // archives as targets, read back by skopeo and umoci.
+import { execFileSync } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +19,31 @@ interface IndexDoc {
   mediaType: string;
   manifests: Array<{ mediaType: string; digest: string; size: number; platform?: Record<string, string> }>;
   annotations?: Record<string, string>;
+}
+
+/**
+ * An index of `image` (already in `repo`) and an attestation manifest for it (platform unknown/unknown), as buildx
+ * pushes them, under `tag`; returns the attestation's digest.
+ */
+async function pushAttested(reg: TestRegistry, repo: string, tag: string, image: { manifestDigest: string; manifest: Buffer; mediaType: string; platform?: object }): Promise<string> {
+  const statement = Buffer.from(JSON.stringify({ _type: "https://in-toto.io/Statement/v0.1", subject: [{ digest: { sha256: image.manifestDigest.slice(7) } }] }));
+  const config = Buffer.from(JSON.stringify({ architecture: "unknown", os: "unknown", config: {}, rootfs: { type: "layers", diff_ids: [sha256(statement)] } }));
+  for (const data of [statement, config]) await pushBlob(reg, repo, { digest: sha256(data), data });
+  const oci = "application/vnd.oci.image.manifest.v1+json";
+  const att = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: oci, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: config.length }, layers: [{ mediaType: "application/vnd.in-toto+json", digest: sha256(statement), size: statement.length }] }));
+  await pushManifest(reg, repo, sha256(att), att, oci);
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: [
+        { mediaType: image.mediaType, digest: image.manifestDigest, size: image.manifest.length, platform: image.platform },
+        { mediaType: oci, digest: sha256(att), size: att.length, platform: { os: "unknown", architecture: "unknown" }, annotations: { "vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.manifestDigest } },
+      ],
+    }),
+  );
+  await pushManifest(reg, repo, tag, index, "application/vnd.oci.image.index.v1+json");
+  return sha256(att);
 }
 
 describe("index create, add and rm", () => {
@@ -75,6 +102,21 @@ describe("index create, add and rm", () => {
     expect(clash.code).toBe(2);
     expect(clash.stderr).toMatch(/two images for linux\/amd64/);
     expect((await fetchManifest(reg, "multi/clash", "1")).status).toBe(404);
+  });
+
+  it("BuildKit attestations come along with their image, never clash as a platform, and go when it is replaced or removed", async () => {
+    await pushImage(reg, "parts/attested", undefined, amd64);
+    await pushImage(reg, "parts/attested", undefined, arm64);
+    const attAmd = await pushAttested(reg, "parts/attested", "amd64", amd64);
+    const attArm = await pushAttested(reg, "parts/attested", "arm64", arm64);
+    const target = `${reg.host}/multi/attested:1`;
+    ok(await cli(["index", "create", target, `${reg.host}/parts/attested:amd64`, `${reg.host}/parts/attested:arm64`]));
+    expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64.manifestDigest, attAmd, arm64.manifestDigest, attArm]);
+    ok(await cli(["index", "add", target, `${reg.host}/parts/app:amd64-new`]));
+    expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64New.manifestDigest, arm64.manifestDigest, attArm]);
+    const removed = ok(await cli(["index", "rm", target, "linux/arm64", "--format", "json"]));
+    expect((JSON.parse(removed.stdout) as { removed: Array<{ digest: string }> }).removed.map((r) => r.digest)).toEqual([arm64.manifestDigest, attArm]);
+    expect((await raw(`docker://${target}`)).manifests.map((m) => m.digest)).toEqual([amd64New.manifestDigest]);
   });
 
   it("create --media-type docker: a manifest list of Docker manifests only", async () => {
@@ -197,6 +239,7 @@ async function pushLayered(reg: TestRegistry, repo: string, tag: string, tars: B
 /** The tree's entries as "path type mode" lines (a file with its content digest, a symlink with its target). */
 const listing = (nodes: Map<string, Node>): string[] => [...nodes].map(([path, n]) => `${path} ${n.type} ${n.mode.toString(8)}${n.content ? ` ${n.content}` : ""}${n.target ? ` -> ${n.target}` : ""}`);
 
+const manifestOf = async (reg: TestRegistry, repo: string, ref: string): Promise<ImageManifestDoc> => JSON.parse((await fetchManifest(reg, repo, ref)).body.toString()) as ImageManifestDoc;
 const blobOf = async (reg: TestRegistry, repo: string, digest: string): Promise<Buffer> => Buffer.from(await (await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`)).arrayBuffer());
 
 interface ImageManifestDoc {
@@ -299,6 +342,39 @@ describe("flatten", () => {
     expect(config.rootfs.diff_ids).toEqual([sha256(gunzipSync(await blobOf(reg, "flat/docker", m.layers[0]!.digest)))]);
     const files = ok(await cli(["export", `${reg.host}/flat/docker:flat`])).stdoutBuffer.toString("latin1");
     for (const i of [0, 1, 2]) expect(files).toContain(`layer${i}/data.bin`);
+  });
+
+  it("reads zstd layers and writes a zstd layer with --compress zstd (OCI images only)", async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, "add", "extra"), { recursive: true });
+    await writeFile(join(dir, "add", "extra", "note"), "zstd layer\n");
+    ok(await cli(["append", `${reg.host}/flat/app:1`, "--layer", join(dir, "add"), "--compress", "zstd", "-t", `${reg.host}/flat/app:zstd`]));
+    ok(await cli(["flatten", `${reg.host}/flat/app:zstd`, "-t", `oci:${dir}/layout:z`, "--compress", "zstd"]));
+    const manifest = JSON.parse(ok(await skopeo(["inspect", "--raw", `oci:${dir}/layout:z`])).stdout) as ImageManifestDoc;
+    expect(manifest.layers.map((l) => l.mediaType)).toEqual(["application/vnd.oci.image.layer.v1.tar+zstd"]);
+    const config = JSON.parse(ok(await skopeo(["inspect", "--config", "--raw", `oci:${dir}/layout:z`])).stdout) as { rootfs: { diff_ids: string[] } };
+    const blob = join(dir, "layout", "blobs", ...manifest.layers[0]!.digest.split(":"));
+    expect(config.rootfs.diff_ids).toEqual([sha256(execFileSync("zstd", ["-dc", blob], { maxBuffer: 64 * 1024 * 1024 }))]);
+    ok(await cli(["export", `oci:${dir}/layout:z`, "-o", `${dir}/flat/`]));
+    ok(await cli(["export", `${reg.host}/flat/app:zstd`, "-o", `${dir}/orig/`]));
+    expect(differences(await snapshot(`${dir}/flat`), await snapshot(`${dir}/orig`))).toEqual([]);
+    expect(ok(await cli(["cat", `oci:${dir}/layout:z`, "/extra/note"])).stdout).toBe("zstd layer\n");
+
+    const docker = await makeImage({ seed: "flat-docker-zstd", layers: 1, format: "docker" });
+    await pushImage(reg, "flat/docker", "z", docker);
+    const refused = await cli(["flatten", `${reg.host}/flat/docker:z`, "-t", `${reg.host}/flat/docker:zflat`, "--compress", "zstd"]);
+    expect(refused.code).toBe(7);
+    expect(refused.stderr).toMatch(/Docker schema 2 image has no zstd layer type/);
+  });
+
+  it("keeps a BuildKit attestation as it is while flattening its image", async () => {
+    const image = await pushLayered(reg, "flat/attested", "image", await layerTars());
+    const att = await pushAttested(reg, "flat/attested", "1", { manifestDigest: image.digest, manifest: image.manifest, mediaType: "application/vnd.oci.image.manifest.v1+json", platform: { os: "linux", architecture: "amd64" } });
+    const r = ok(await cli(["flatten", `${reg.host}/flat/attested:1`, "-t", `${reg.host}/flat/attested:flat`, "--format", "json"]));
+    expect((JSON.parse(r.stdout) as { images: unknown[] }).images).toHaveLength(1);
+    const index = JSON.parse((await fetchManifest(reg, "flat/attested", "flat")).body.toString()) as IndexDoc;
+    expect(index.manifests[1]!.digest).toBe(att);
+    expect((await manifestOf(reg, "flat/attested", index.manifests[0]!.digest)).layers).toHaveLength(1);
   });
 
   it("each platform of an index, into a docker-archive", async () => {

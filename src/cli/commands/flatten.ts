@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import { parseLocation, registryOf } from "../../locations/parse.js";
-import { parsePlatforms } from "../../oci/index.js";
+import { parsePlatforms, type LayerCompression } from "../../oci/index.js";
 import { parseKeyValues } from "../../oci/mutate.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { collect, parseJobs, withContext } from "../context.js";
@@ -12,7 +12,7 @@ const load = async () => ({ ...(await import("../../operations/flatten.js")), ..
 
 interface FlattenFlags {
   tag?: string;
-  compress: "gzip" | "none";
+  compress: LayerCompression;
   platform?: string;
   annotation?: string[];
   jobs: string;
@@ -25,7 +25,7 @@ export function register(program: Command): void {
     .description("make an image one with a single layer: its filesystem with whiteouts applied (as export writes it), each platform of an index; on any location")
     .argument("<image>", "the image: a registry reference, store:NAME, oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
     .option("-t, --tag <target>", "where to write the new image (any location); default: back under IMAGE's own tag")
-    .addOption(new Option("--compress <type>", "the layer's compression").choices(["gzip", "none"]).default("gzip"))
+    .addOption(new Option("--compress <algorithm>", "the layer's compression (zstd: OCI images only; readers need containerd 1.5+, podman 3+)").choices(["gzip", "zstd", "none"]).default("gzip"))
     .option("--platform <os/arch,...>", "of an index: the platforms to flatten (default all; the others are kept as they are)")
     .option("--annotation <key=value>", "a manifest annotation, on the index of a multi-platform image (repeatable)", collect)
     .option("-j, --jobs <n>", "concurrent blob transfers", String(DEFAULT_JOBS))
