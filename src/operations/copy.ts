@@ -320,7 +320,7 @@ export class CopyEngine {
         }),
       );
     } else if (compress && !isArtifact(manifest.parsed.manifest)) {
-      await this.recompressLayers(src, dst, manifest, compress, convert, children);
+      await this.recompressLayers(src, dst, manifest, manifest.parsed.manifest, compress, convert, children);
     } else {
       await Promise.all(blobsOf(manifest.parsed.manifest).map((blob) => this.copyBlob(src, dst, blob)));
     }
@@ -338,8 +338,7 @@ export class CopyEngine {
    * descriptor). Each re-compressed layer's uncompressed digest must be the config's diff_id for it. Layers
    * already so compressed, non-distributable ones and the config are copied as they are.
    */
-  private async recompressLayers(src: ImageSource, dst: ImageDestination, manifest: ManifestData, compression: LayerCompression, oci: boolean, replaced: Map<string, Descriptor>): Promise<void> {
-    const image = manifest.parsed.kind === "image" ? manifest.parsed.manifest : ({} as ImageManifest);
+  private async recompressLayers(src: ImageSource, dst: ImageDestination, manifest: ManifestData, image: ImageManifest, compression: LayerCompression, oci: boolean, replaced: Map<string, Descriptor>): Promise<void> {
     const diffIds = (await readConfig(src, manifest, src.description)).config.rootfs?.diff_ids ?? [];
     await Promise.all([
       this.copyBlob(src, dst, image.config),

@@ -1,5 +1,5 @@
 // Layer compression across locations: copy/push --compress gzip|zstd|none, zstd images made by podman, checked by
-// outside readers (the zstd tool for diff_ids, skopeo + umoci unpack for the file tree).
+// outside readers (the zstd and gzip tools for diff_ids, skopeo; umoci unpack for the file tree of the gzip round trip).
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, readlink, lstat, writeFile } from "node:fs/promises";
@@ -103,12 +103,9 @@ describe("layer compression", () => {
     expect(image.diffIds).toEqual(JSON.parse(docker.config.data.toString()).rootfs.diff_ids);
     await checkLayers(layout, image, ZSTD_MAGIC);
 
-    // umoci unpacks the same files regcli exports.
-    ok(await tool("umoci", ["unpack", "--rootless", "--image", `${layout}:zstd`, join(dir, "bundle")]));
     ok(await cli(["export", `${serve.host}/app:zstd`, "-o", `${join(dir, "exported")}/`]));
     const files = await tree(join(dir, "exported"));
     expect(files.length).toBeGreaterThan(2);
-    expect(await tree(join(dir, "bundle", "rootfs"))).toEqual(files);
     expect(ok(await cli(["cat", `${serve.host}/app:zstd`, "/layer1/data.bin"])).stdoutBuffer.subarray(0, 6).toString()).toBe("docker");
 
     // Round trip to gzip: same tree, gzip layers (OCI types: the image is OCI now), same diff_ids.
@@ -118,6 +115,9 @@ describe("layer compression", () => {
     await checkLayers(join(dir, "gz"), gz, GZIP_MAGIC);
     ok(await cli(["export", `oci:${join(dir, "gz")}:gz`, "-o", `${join(dir, "exported-gz")}/`]));
     expect(await tree(join(dir, "exported-gz"))).toEqual(files);
+    // umoci (0.4.7 reads no zstd) unpacks the gzip round trip into the files regcli exported from the zstd image.
+    ok(await tool("umoci", ["unpack", "--rootless", "--image", `${join(dir, "gz")}:gz`, join(dir, "bundle")]));
+    expect(await tree(join(dir, "bundle", "rootfs"))).toEqual(files);
 
     // Layers already in the asked compression pass untouched: same digest, no warning.
     const again = ok(await cli(["copy", "--compress", "zstd", `${serve.host}/app:zstd`, `${reg.host}/dst/app:zstd`]));
