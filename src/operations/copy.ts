@@ -372,7 +372,7 @@ export class CopyEngine {
             throw outputFileError(err, file) ?? err;
           }
           // Annotations that describe the old compressed bytes (zstd:chunked's table of contents, eStargz's) go.
-          const annotations = Object.fromEntries(Object.entries(layer.annotations ?? {}).filter(([k]) => !/^io\.github\.containers\.|stargz/.test(k)));
+          const annotations = Object.fromEntries(Object.entries(layer.annotations ?? {}).filter(([k]) => !/^io\.(github\.)?containers\.|stargz/.test(k)));
           const desc: Descriptor = { mediaType: layerMediaType(compression), digest: packed.digest(), size: packed.size(), ...(Object.keys(annotations).length ? { annotations } : {}) };
           this.emit({ type: "blob-recompressed", from: layer.digest, to: desc.digest, size: desc.size, compression });
           const outcome = await dst.putBlob(desc, async () => createReadStream(file));

@@ -163,13 +163,16 @@ describe("layer compression", () => {
     expect(both.stderr).toMatch(/--compress changes layer and manifest digests: it cannot go with --preserve-digests/);
   });
 
-  it("a zstd image pushed by podman: regcli exports and cats it, and re-compresses it to gzip with the same files", async () => {
+  it("zstd and zstd:chunked images pushed by podman: regcli exports them, and re-compresses them to gzip with the same files", async () => {
     const storage = await tempDir("regcli-podman-");
     const authfile = join(storage, "auth.json");
     await writeFile(authfile, "{}");
     const src = `${reg.host}/src/docker:1`;
     const pulled = await podman(storage, ["pull", "-q", "--tls-verify=false", "--authfile", authfile, src]);
     expect(pulled.code, pulled.stderr).toBe(0);
+    // zstd:chunked first: podman's blob-info cache would otherwise reuse the plain zstd layers for it.
+    const chunked = await podman(storage, ["push", "--tls-verify=false", "--authfile", authfile, "--compression-format", "zstd:chunked", src, `docker://${serve.host}/podman/chunked:1`]);
+    expect(chunked.code, chunked.stderr).toBe(0);
     const pushed = await podman(storage, ["push", "--tls-verify=false", "--authfile", authfile, "--compression-format", "zstd", src, `docker://${serve.host}/podman/zstd:1`]);
     expect(pushed.code, pushed.stderr).toBe(0);
     const json = JSON.parse(ok(await cli(["inspect", `${serve.host}/podman/zstd:1`, "--format", "json"])).stdout);
@@ -184,6 +187,16 @@ describe("layer compression", () => {
     await checkLayers(join(dir, "gz"), gz, GZIP_MAGIC);
     ok(await cli(["export", `oci:${join(dir, "gz")}:1`, "-o", `${join(dir, "gz-tree")}/`]));
     expect(await tree(join(dir, "gz-tree"))).toEqual(files);
+
+    // zstd:chunked: skippable frames and a table of contents named by layer annotations, which re-compression drops.
+    const raw = JSON.parse(ok(await cli(["manifest", `${serve.host}/podman/chunked:1`])).stdout);
+    expect(Object.keys(raw.layers[0].annotations ?? {}).some((k) => /^io\.(github\.)?containers\.zstd-chunked\./.test(k))).toBe(true);
+    ok(await cli(["export", `${serve.host}/podman/chunked:1`, "-o", `${join(dir, "chunked")}/`]));
+    expect(await tree(join(dir, "chunked"))).toEqual(files);
+    ok(await cli(["copy", "--compress", "gzip", `${serve.host}/podman/chunked:1`, `oci:${join(dir, "chunked-gz")}:1`]));
+    const chunkedGz = JSON.parse((await readFile(join(dir, "chunked-gz", "blobs", "sha256", (await layoutTag(join(dir, "chunked-gz"), "1")).slice(7)))).toString());
+    for (const layer of chunkedGz.layers) expect(layer.annotations).toBeUndefined();
+    await checkLayers(join(dir, "chunked-gz"), await layoutImage(join(dir, "chunked-gz"), await layoutTag(join(dir, "chunked-gz"), "1")), GZIP_MAGIC);
   });
 
   it("re-compressing a 512 MiB layer keeps memory flat", async () => {
