@@ -116,7 +116,7 @@ function jsonProgress(): Progress {
 
 /** Said whenever a copy writes another digest than the source's, so that no digest changes silently. */
 function digestChangedLine(e: Extract<CopyEvent, { type: "digest-changed" }>): string {
-  if (e.compression) return `digest changed from ${e.from} to ${e.to} (layers re-compressed to ${e.compression}${e.mediaType.includes(".oci.") ? ", OCI media types" : ""}); leave out --compress to keep the original bytes`;
+  if (e.compression) return `digest changed from ${e.from} to ${e.to} (layers re-compressed to ${e.compression}${e.compression === "gzip" ? "" : ", OCI media types"}); leave out --compress to keep the original bytes`;
   return `digest changed from ${e.from} to ${e.to} (converted to OCI media types); use --preserve-digests to keep the original bytes`;
 }
 
