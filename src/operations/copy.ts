@@ -338,7 +338,8 @@ export class CopyEngine {
    * descriptor). Each re-compressed layer's uncompressed digest must be the config's diff_id for it. Layers
    * already so compressed, non-distributable ones and the config are copied as they are.
    */
-  private async recompressLayers(src: ImageSource, dst: ImageDestination, manifest: ManifestData, image: ImageManifest, compression: LayerCompression, oci: boolean, replaced: Map<string, Descriptor>): Promise<void> {
+  private async recompressLayers(src: ImageSource, dst: ImageDestination, manifest: ManifestData, image: ImageManifest, compression: LayerCompression, toOci: boolean, replaced: Map<string, Descriptor>): Promise<void> {
+    const docker = manifest.mediaType === MediaType.DockerManifest && !toOci;
     const diffIds = (await readConfig(src, manifest, src.description)).config.rootfs?.diff_ids ?? [];
     await Promise.all([
       this.copyBlob(src, dst, image.config),
@@ -349,7 +350,7 @@ export class CopyEngine {
         if (diffIds[i] !== undefined && diffIds[i] !== diffId) {
           throw new RegcliError("integrity", `layer ${layer.digest} of ${src.description} uncompresses to ${diffId}, but its config's diff_id is ${diffIds[i]}`);
         }
-        replaced.set(layer.digest, { ...desc, mediaType: layerMediaType(compression, !oci) });
+        replaced.set(layer.digest, { ...desc, mediaType: layerMediaType(compression, docker) });
       }),
     ]);
   }

@@ -119,6 +119,12 @@ describe("layer compression", () => {
     ok(await tool("umoci", ["unpack", "--rootless", "--image", `${join(dir, "gz")}:gz`, join(dir, "bundle")]));
     expect(await tree(join(dir, "bundle", "rootfs"))).toEqual(files);
 
+    // Registry to registry, the OCI image stays OCI: gzip layers under OCI's media type.
+    const regGz = ok(await cli(["copy", "--compress", "gzip", `${serve.host}/app:zstd`, `${reg.host}/dst/app:gz`]));
+    expect(regGz.stderr).toContain("(layers re-compressed to gzip); leave out --compress");
+    const regGzJson = JSON.parse(ok(await cli(["inspect", `${reg.host}/dst/app:gz`, "--format", "json"])).stdout);
+    expect(regGzJson.image.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual(Array(2).fill("application/vnd.oci.image.layer.v1.tar+gzip"));
+
     // Layers already in the asked compression pass untouched: same digest, no warning.
     const again = ok(await cli(["copy", "--compress", "zstd", `${serve.host}/app:zstd`, `${reg.host}/dst/app:zstd`]));
     expect(again.stdout.trim()).toBe(digest);
