@@ -4,6 +4,7 @@ import { loadSettings } from "../config/settings.js";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext, RegistryContextOptions } from "../registry/context.js";
 import type { Credential } from "../auth/credentials.js";
+import type { LayerCompression } from "../oci/media-types.js";
 import { askSecret } from "./confirm.js";
 import { jsonEventsOn, note, writeEvent } from "./output.js";
 
@@ -209,4 +210,15 @@ export function addReferrerOptions(cmd: Command): Command {
 /** The referrers to carry, as those flags ask: undefined for none. */
 export function referrerChoice(opts: { referrers?: boolean; referrersArtifactType?: string[] }): { artifactTypes?: string[] } | undefined {
   return opts.referrers || opts.referrersArtifactType ? { artifactTypes: opts.referrersArtifactType } : undefined;
+}
+
+/** `--compress gzip|zstd|none`: the layer compression a command writes (copy, push, append). */
+export function compressOption(): Option {
+  return new Option("--compress <gzip|zstd|none>", "re-compress image layers to this while copying (new layer, manifest and index digests; zstd and none write OCI media types)").choices(["gzip", "zstd", "none"]);
+}
+
+/** The --compress choice, refused with --preserve-digests (re-compressing changes every digest). */
+export function compressChoice(opts: { compress?: LayerCompression; preserveDigests?: boolean }): LayerCompression | undefined {
+  if (opts.compress && opts.preserveDigests) throw new RegcliError("usage", "--compress changes layer and manifest digests: it cannot go with --preserve-digests");
+  return opts.compress;
 }

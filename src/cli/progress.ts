@@ -116,7 +116,12 @@ function jsonProgress(): Progress {
 
 /** Said whenever a copy writes another digest than the source's, so that no digest changes silently. */
 function digestChangedLine(e: Extract<CopyEvent, { type: "digest-changed" }>): string {
+  if (e.compression) return `digest changed from ${e.from} to ${e.to} (layers re-compressed to ${e.compression}${e.compression === "gzip" ? "" : ", OCI media types"}); leave out --compress to keep the original bytes`;
   return `digest changed from ${e.from} to ${e.to} (converted to OCI media types); use --preserve-digests to keep the original bytes`;
+}
+
+function recompressedLine(e: Extract<CopyEvent, { type: "blob-recompressed" }>): string {
+  return `${shortDigest(e.from)}: re-compressed to ${e.compression} as ${shortDigest(e.to)} (${humanSize(e.size)})`;
 }
 
 const OUTCOME_LABEL = { exists: "Already exists", mounted: "Mounted", uploaded: "" } as const;
@@ -129,6 +134,7 @@ function plainProgress(verbs: Verbs, eachImage: boolean): Progress {
       else if (e.type === "blob-retry") note(`${shortDigest(e.digest)}: retrying from the start (${e.reason})`);
       else if (e.type === "image" && e.skipped && eachImage) note(`Up to date ${e.destination} ${shortDigest(e.digest)}`);
       else if (e.type === "digest-changed") note(digestChangedLine(e));
+      else if (e.type === "blob-recompressed") note(recompressedLine(e));
     },
     byteProgress: false,
     stop: () => undefined,
@@ -251,6 +257,15 @@ class BarProgress implements Progress {
         const label = OUTCOME_LABEL[e.outcome] || this.verbs.done;
         const colour = e.outcome === "uploaded" ? err.green : err.dim;
         this.permanent(`${shortDigest(e.digest)}: ${colour(label)} ${err.dim(humanSize(e.size))}`);
+        break;
+      }
+      case "blob-recompressed": {
+        const state = this.active.get(e.from);
+        if (state) {
+          this.movedBytes += state.size - state.bytes;
+          this.active.delete(e.from);
+        }
+        if (!this.images) this.permanent(recompressedLine(e));
         break;
       }
       case "blob-retry":

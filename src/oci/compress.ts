@@ -1,8 +1,10 @@
 // Layer compression: streaming gzip, zstd and none, recognised by magic bytes, named by media types.
 //
-// zstd: Node 20's zlib has none. zstd-codec is libzstd built to WebAssembly with the module inlined in one JS file,
-// so it lives inside dist/regcli.cjs and the SEA binary and installs without a compiler or a download; it loads
-// only when a zstd stream is made. Why this library and not a native one: docs/compression.md (measured).
+// zstd: Node 20's zlib has none. Compression: zstd-codec, libzstd built to WebAssembly with the module inlined in
+// one JS file. Decompression: fzstd, in plain JavaScript, which has no heap limit (zstd-codec's 16 MiB cannot hold
+// the 32 MiB window of podman's zstd:chunked layers) and reports a stream cut short. Both live inside
+// dist/regcli.cjs and the SEA binary, install without a compiler or a download, and load only when a zstd stream is
+// made. Why these and not a native binding: docs/compression.md (measured).
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { zlib } from "../util/builtins.js";
@@ -35,7 +37,7 @@ export function layerMediaType(compression: LayerCompression, docker = false): s
   return compression === "gzip" ? MediaType.OciLayerGzip : compression === "zstd" ? MediaType.OciLayerZstd : MediaType.OciLayer;
 }
 
-/** A stream that compresses what is written to it (level: gzip 1-9, default 6; zstd 1-19, default 3). */
+/** A stream that compresses what is written to it (level: gzip 1-9, default 6; zstd 1-5, default 3). */
 export async function compressor(kind: LayerCompression, level = DEFAULT_LEVEL[kind]): Promise<Transform> {
   if (kind === "none") return new PassThrough();
   if (kind === "gzip") return zlib().createGzip({ level });
@@ -43,12 +45,33 @@ export async function compressor(kind: LayerCompression, level = DEFAULT_LEVEL[k
   return zstdCodecStream(new ZstdCompressStreamBinding(), level);
 }
 
-/** A stream that decompresses what is written to it; corrupt input fails it with code Z_DATA_ERROR. */
+/** A stream that decompresses what is written to it; corrupt or cut-short input fails it with code Z_DATA_ERROR. */
 export async function decompressor(kind: LayerCompression): Promise<Transform> {
   if (kind === "none") return new PassThrough();
   if (kind === "gzip") return zlib().createGunzip();
-  const { ZstdDecompressStreamBinding } = (await zstdInstance()).module;
-  return zstdCodecStream(new ZstdDecompressStreamBinding());
+  const { Decompress } = await import("fzstd");
+  const corrupt = (err: unknown) => Object.assign(new Error(`zstd: ${(err as Error).message}`), { code: "Z_DATA_ERROR" });
+  const stream: Transform = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      try {
+        zstd.push(chunk);
+        callback();
+      } catch (err) {
+        callback(corrupt(err));
+      }
+    },
+    flush(callback) {
+      try {
+        zstd.push(new Uint8Array(0), true);
+        callback();
+      } catch (err) {
+        callback(corrupt(err));
+      }
+    },
+  });
+  // Its output may be a view of the window it keeps decoding into: copied out at once.
+  const zstd = new Decompress((bytes) => stream.push(Buffer.from(bytes)));
+  return stream;
 }
 
 /**
@@ -101,12 +124,11 @@ interface ZstdBinding {
 }
 interface ZstdCodec {
   ZstdCompressStreamBinding: new () => ZstdBinding;
-  ZstdDecompressStreamBinding: new () => ZstdBinding;
 }
 
 /**
  * A new instance of libzstd for each stream: zstd-codec's WebAssembly heap is fixed at 16 MiB (declared in the
- * module), room for one context, not for several layers at once. An instance costs ~3 ms; its heap goes with it.
+ * module), room for one level-3 context, not for several layers at once. An instance costs ~3 ms; its heap goes with it.
  * The Emscripten module is a thenable: a promise resolved with it would wait on it forever, so it stays wrapped.
  */
 async function zstdInstance(): Promise<{ module: ZstdCodec }> {
@@ -119,8 +141,8 @@ async function zstdInstance(): Promise<{ module: ZstdCodec }> {
   });
 }
 
-/** One zstd stream (its own libzstd context, freed at the end or on destroy), compressing when `level` is given. */
-function zstdCodecStream(binding: ZstdBinding, level?: number): Transform {
+/** One zstd compression stream at `level`, its own libzstd context freed at the end or on destroy. */
+function zstdCodecStream(binding: ZstdBinding, level: number): Transform {
   let freed = false;
   const free = () => {
     if (!freed) {
@@ -132,10 +154,8 @@ function zstdCodecStream(binding: ZstdBinding, level?: number): Transform {
       }
     }
   };
-  const corrupt = () => Object.assign(new Error("zstd: invalid or corrupt data"), { code: "Z_DATA_ERROR" });
-  // libzstd aborts when its heap is full (compression above level 5, a frame whose window is over ~8 MiB as
-  // `zstd --long` makes): the instance is dead, the stream fails.
-  const tooBig = () => new RegcliError("unsupported", `zstd ${level === undefined ? "data whose window needs" : `level ${level} needs`} more memory than regcli's zstd has (16 MiB)`, { hint: level === undefined ? undefined : "use a level from 1 to 5" });
+  // libzstd aborts (throws) when its 16 MiB heap is full, as from level 6 on: the instance is dead.
+  const tooBig = () => new RegcliError("unsupported", `zstd level ${level} needs more memory than regcli's zstd compressor has (16 MiB)`, { hint: "use a level from 1 to 5" });
   const call = (step: () => boolean, callback: (err?: Error | null) => void) => {
     let ok: boolean;
     try {
@@ -145,11 +165,11 @@ function zstdCodecStream(binding: ZstdBinding, level?: number): Transform {
       callback(tooBig());
       return;
     }
-    callback(ok ? null : corrupt());
+    callback(ok ? null : new Error("zstd: compression failed"));
   };
   let started = false;
   try {
-    started = level === undefined ? binding.begin() : binding.begin(level);
+    started = binding.begin(level);
   } catch {
     // below
   }

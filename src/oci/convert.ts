@@ -14,10 +14,6 @@ const OCI_EQUIVALENT: Record<string, string> = {
 
 const ociType = (mediaType: string) => OCI_EQUIVALENT[mediaType] ?? mediaType;
 
-function convertDescriptor(d: Descriptor, children: Map<string, Descriptor>): Descriptor {
-  return children.get(d.digest) ?? { ...d, mediaType: ociType(d.mediaType) };
-}
-
 /**
  * The OCI form of a Docker v2 schema 2 manifest or manifest list (what `skopeo copy ... oci:` writes): the same
  * blobs under OCI media types. `children` maps an index's child digests to their converted descriptors.
@@ -25,16 +21,25 @@ function convertDescriptor(d: Descriptor, children: Map<string, Descriptor>): De
  */
 export function toOciManifest(m: ManifestData, children: Map<string, Descriptor> = new Map()): ManifestData {
   if (m.mediaType !== MediaType.DockerManifest && m.mediaType !== MediaType.DockerManifestList) return m;
+  return withDescriptors(m, children, true);
+}
+
+/**
+ * The document with the descriptors `replaced` maps (old digest -> new descriptor: a re-compressed layer, a child
+ * written under another digest), other fields kept; with `toOci` also in its OCI form. A new digest.
+ */
+export function withDescriptors(m: ManifestData, replaced: Map<string, Descriptor>, toOci: boolean): ManifestData {
+  const convertDescriptor = (d: Descriptor) => replaced.get(d.digest) ?? (toOci ? { ...d, mediaType: ociType(d.mediaType) } : d);
   const doc = JSON.parse(m.bytes.toString("utf8")) as Record<string, unknown>;
-  doc.mediaType = ociType(m.mediaType);
+  if (toOci) doc.mediaType = ociType(m.mediaType);
   if (m.parsed.kind === "image") {
-    doc.config = convertDescriptor(m.parsed.manifest.config, children);
-    doc.layers = m.parsed.manifest.layers.map((l) => convertDescriptor(l, children));
+    doc.config = convertDescriptor(m.parsed.manifest.config);
+    doc.layers = m.parsed.manifest.layers.map(convertDescriptor);
   } else {
-    doc.manifests = m.parsed.index.manifests.map((d) => convertDescriptor(d, children));
+    doc.manifests = m.parsed.index.manifests.map(convertDescriptor);
   }
   const bytes = Buffer.from(JSON.stringify(doc));
-  const converted = parseManifest(bytes, doc.mediaType as string, "conversion");
+  const converted = parseManifest(bytes, toOci ? ociType(m.mediaType) : m.mediaType, "conversion");
   return { ...converted, digest: digestOf(bytes) };
 }
 

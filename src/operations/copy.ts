@@ -1,12 +1,20 @@
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pipeline, Transform, type Readable } from "node:stream";
-import { RegcliError } from "../errors.js";
-import { blobsOf, checkDescriptorSize, formatPlatform, MAX_INDEX_DEPTH, reduceIndex, selectPlatform, toOciManifest, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { pipeline as pipelineAsync } from "node:stream/promises";
+import { outputFileError, RegcliError } from "../errors.js";
+import { compressor, decompressed, layerMediaType } from "../oci/compress.js";
+import { blobsOf, checkDescriptorSize, formatPlatform, isArtifact, layerCompression, MAX_INDEX_DEPTH, MediaType, reduceIndex, selectPlatform, withDescriptors, type Descriptor, type ImageManifest, type LayerCompression, type ManifestData, type Platform } from "../oci/index.js";
 import { checkReferrerSubject, COSIGN_SUFFIXES, isAttachmentTag, isReferrersTag, referrerDescriptor } from "../oci/referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "../locations/types.js";
 import { identityOf } from "../locations/image-names.js";
 import type { OciLayout } from "../locations/oci-layout.js";
 import { limiter } from "../util/limit.js";
 import { DEFAULT_JOBS } from "./defaults.js";
+import { readConfig } from "./inspect.js";
 
 export type CopyEvent =
   /** Bytes of a blob start to move (`offset` > 0: resumed from there). */
@@ -15,12 +23,17 @@ export type CopyEvent =
   | { type: "blob-progress"; digest: string; size: number; bytes: number }
   /** A blob failed verification and is fetched once more from the start. */
   | { type: "blob-retry"; digest: string; size: number; reason: string }
+  /** A layer was read and compressed anew (CopyOptions.compress): `from`'s bytes are now `to`'s; a blob event for `to` follows. */
+  | { type: "blob-recompressed"; from: string; to: string; size: number; compression: LayerCompression }
   /** A blob is done: copied, mounted, or already there. */
   | { type: "blob"; outcome: BlobOutcome; digest: string; size: number }
   | { type: "manifest"; digest: string; mediaType: string; reference: string; skipped: boolean }
   | { type: "image"; source: string; destination: string; digest: string; skipped: boolean }
-  /** The image was written under another digest than the source's: converted to `mediaType` (convertToOci). */
-  | { type: "digest-changed"; from: string; to: string; mediaType: string }
+  /**
+   * The image (or a child of an index) was written under another digest than the source's: converted to
+   * `mediaType` (convertToOci), or with `compression` its layers re-compressed (CopyOptions.compress).
+   */
+  | { type: "digest-changed"; from: string; to: string; mediaType: string; compression?: LayerCompression }
   /** A referrer (or a cosign tag attachment, with `tag`) of `subject` was copied, or was there already. */
   | { type: "referrer"; subject: string; digest: string; artifactType?: string; tag?: string; skipped: boolean };
 
@@ -41,6 +54,12 @@ export interface CopyOptions {
    * repositories (sync: a base layer shared by many repositories crosses the wire once per run).
    */
   mountAcrossRepositories?: boolean;
+  /**
+   * Re-compress image layers to this while copying (streaming, via a temporary file to learn the new digest
+   * before the upload): new layer digests, so new manifest and index digests; zstd and none write OCI media types.
+   * Layers already so compressed, configs and artifacts' blobs are copied as they are.
+   */
+  compress?: LayerCompression;
   /** Refuse what is not wanted (pull: an artifact), given the manifest chosen to copy (after platform selection). */
   accept?: (manifest: ManifestData, where: string) => void;
   /** Carry the image's referrers (and cosign's sha256-<hex>.sig/.att/.sbom tags) along; undefined: not. */
@@ -139,6 +158,8 @@ export class CopyEngine {
   private readonly sent = new Map<string, { origin: MountOrigin; done: Promise<void> }>();
   /** "destination\nsubject" -> the walk over that subject's referrers, so one run carries them once. */
   private readonly referrerWalks = new Map<string, Promise<void>>();
+  /** "destination\nsource digest" -> the re-compressed layer there and its uncompressed digest (compress option). */
+  private readonly recompressed = new Map<string, Promise<{ desc: Descriptor; diffId: string }>>();
   readonly stats: CopyStats = { blobsUploaded: 0, blobsMounted: 0, blobsExisting: 0, bytesUploaded: 0, manifests: 0, referrersCopied: 0, referrersExisting: 0 };
 
   constructor(private readonly options: CopyOptions = {}) {
@@ -164,7 +185,7 @@ export class CopyEngine {
       return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length, stats: this.stats, skipped: true, referrers };
     }
     const written = await this.copyManifestTree(src, dst, manifest, dstRef, 0);
-    if (written.digest !== manifest.digest) this.emit({ type: "digest-changed", from: manifest.digest, to: written.digest, mediaType: written.mediaType });
+    if (written.digest !== manifest.digest) this.digestChanged(manifest, written);
     this.emit({ type: "image", source: src.description, destination: dst.description, digest: written.digest, skipped: false });
     const referrers = await this.carryReferrers(src, dst, manifest, written, true);
     return { digest: written.digest, mediaType: written.mediaType, size: written.bytes.length, stats: this.stats, skipped: false, referrers };
@@ -260,7 +281,7 @@ export class CopyEngine {
       manifest ??= await this.referrerManifest(src, desc, subject, tag);
       artifactType ??= artifactTypeOf(manifest);
       // Exact bytes: a referrer converted to another digest would no longer be what signed or was signed.
-      await this.copyManifestTree(src, dst, manifest, reference, 0, false);
+      await this.copyManifestTree(src, dst, manifest, reference, 0, true);
     }
     if (write) this.stats[present ? "referrersExisting" : "referrersCopied"]++;
     found.push({ subject, digest: desc.digest, ...(artifactType ? { artifactType } : {}), ...(tag ? { tag } : {}), action: present ? "skip" : "copy" });
@@ -276,8 +297,16 @@ export class CopyEngine {
     return manifest;
   }
 
-  /** Copy a manifest and everything below it; returns what was written (converted, with convertToOci). */
-  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number, convert = this.options.convertToOci === true): Promise<ManifestData> {
+  private digestChanged(from: ManifestData, to: ManifestData): void {
+    const compression = this.options.compress;
+    this.emit({ type: "digest-changed", from: from.digest, to: to.digest, mediaType: to.mediaType, ...(compression ? { compression } : {}) });
+  }
+
+  /** Copy a manifest and everything below it; returns what was written (converted with convertToOci, re-compressed with compress). */
+  private async copyManifestTree(src: ImageSource, dst: ImageDestination, manifest: ManifestData, dstRef: string, depth: number, exact = false): Promise<ManifestData> {
+    const compress = exact ? undefined : this.options.compress;
+    // Re-compressing to zstd or none leaves Docker's media types behind (they name gzip layers only).
+    const convert = !exact && (this.options.convertToOci === true || (compress !== undefined && compress !== "gzip"));
     const children = new Map<string, Descriptor>();
     if (manifest.parsed.kind === "index") {
       if (depth >= MAX_INDEX_DEPTH) {
@@ -287,21 +316,84 @@ export class CopyEngine {
         manifest.parsed.index.manifests.map(async (child) => {
           const childManifest = await src.getManifest(child.digest);
           checkDescriptorSize(child, childManifest, src.description);
-          const written = await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1, convert);
+          const written = await this.copyManifestTree(src, dst, childManifest, child.digest, depth + 1, exact);
           if (written.digest !== child.digest) {
             children.set(child.digest, { ...child, mediaType: written.mediaType, digest: written.digest, size: written.bytes.length });
+            if (compress) this.digestChanged(childManifest, written);
           }
         }),
       );
+    } else if (compress && !isArtifact(manifest.parsed.manifest)) {
+      await this.recompressLayers(src, dst, manifest, manifest.parsed.manifest, compress, convert, children);
     } else {
       await Promise.all(blobsOf(manifest.parsed.manifest).map((blob) => this.copyBlob(src, dst, blob)));
     }
-    const output = convert ? toOciManifest(manifest, children) : manifest;
+    const docker = manifest.mediaType === MediaType.DockerManifest || manifest.mediaType === MediaType.DockerManifestList;
+    const output = children.size || (convert && docker) ? withDescriptors(manifest, children, convert) : manifest;
     const reference = output.digest !== manifest.digest && dstRef === manifest.digest ? output.digest : dstRef;
     await dst.putManifest(output, reference);
     this.stats.manifests++;
     this.emit({ type: "manifest", digest: output.digest, mediaType: output.mediaType, reference, skipped: false });
     return output;
+  }
+
+  /**
+   * An image's blobs to `dst` with its filesystem layers in `compression` (into `replaced`: old digest -> new
+   * descriptor). Each re-compressed layer's uncompressed digest must be the config's diff_id for it. Layers
+   * already so compressed, non-distributable ones and the config are copied as they are.
+   */
+  private async recompressLayers(src: ImageSource, dst: ImageDestination, manifest: ManifestData, image: ImageManifest, compression: LayerCompression, toOci: boolean, replaced: Map<string, Descriptor>): Promise<void> {
+    const docker = manifest.mediaType === MediaType.DockerManifest && !toOci;
+    const diffIds = (await readConfig(src, manifest, src.description)).config.rootfs?.diff_ids ?? [];
+    await Promise.all([
+      this.copyBlob(src, dst, image.config),
+      ...image.layers.map(async (layer, i) => {
+        const from = layerCompression(layer.mediaType);
+        if (from === undefined || from === compression || /nondistributable|foreign/.test(layer.mediaType)) return this.copyBlob(src, dst, layer);
+        const { desc, diffId } = await this.recompressBlob(src, dst, layer, compression);
+        if (diffIds[i] !== undefined && diffIds[i] !== diffId) {
+          throw new RegcliError("integrity", `layer ${layer.digest} of ${src.description} uncompresses to ${diffId}, but its config's diff_id is ${diffIds[i]}`);
+        }
+        replaced.set(layer.digest, { ...desc, mediaType: layerMediaType(compression, docker) });
+      }),
+    ]);
+  }
+
+  /** One layer decompressed and compressed again into a temporary file (both digests in the same pass), then to `dst`. */
+  private recompressBlob(src: ImageSource, dst: ImageDestination, layer: Descriptor, compression: LayerCompression): Promise<{ desc: Descriptor; diffId: string }> {
+    const key = `${dst.description}\n${layer.digest}`;
+    let pending = this.recompressed.get(key);
+    if (!pending) {
+      pending = this.limit(async () => {
+        const dir = await mkdtemp(join(tmpdir(), "regcli-recompress-"));
+        const file = join(dir, "layer");
+        try {
+          const plain = hashing();
+          const packed = hashing();
+          const { stream } = await decompressed(await this.openCounted(src, layer));
+          try {
+            await pipelineAsync(stream, plain, await compressor(compression), packed, createWriteStream(file));
+          } catch (err) {
+            throw outputFileError(err, file) ?? err;
+          }
+          // Annotations that describe the old compressed bytes (zstd:chunked's table of contents, eStargz's) go.
+          const annotations = Object.fromEntries(Object.entries(layer.annotations ?? {}).filter(([k]) => !/^io\.(github\.)?containers\.|stargz/.test(k)));
+          const desc: Descriptor = { mediaType: layerMediaType(compression), digest: packed.digest(), size: packed.size(), ...(Object.keys(annotations).length ? { annotations } : {}) };
+          this.emit({ type: "blob-recompressed", from: layer.digest, to: desc.digest, size: desc.size, compression });
+          const outcome = await dst.putBlob(desc, async () => createReadStream(file));
+          if (outcome === "uploaded") {
+            this.stats.blobsUploaded++;
+            this.stats.bytesUploaded += desc.size;
+          } else this.stats.blobsExisting++;
+          this.emit({ type: "blob", outcome, digest: desc.digest, size: desc.size });
+          return { desc, diffId: plain.digest() };
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
+      this.recompressed.set(key, pending);
+    }
+    return pending;
   }
 
   /**
@@ -311,6 +403,7 @@ export class CopyEngine {
    */
   release(dst: ImageDestination): void {
     this.blobs.delete(dst.description);
+    for (const key of this.recompressed.keys()) if (key.startsWith(`${dst.description}\n`)) this.recompressed.delete(key);
   }
 
   /** Blobs of `src` to `dst` without their manifest (an operation that writes its own: rewriteImage), each once. */
@@ -419,6 +512,20 @@ export class CopyEngine {
     });
     return pipeline(stream, counter, () => undefined);
   }
+}
+
+/** A pass-through that hashes (sha256) and counts what goes by. */
+function hashing(): Transform & { digest: () => string; size: () => number } {
+  const hash = createHash("sha256");
+  let size = 0;
+  const stream = new Transform({
+    transform(chunk: Buffer, _enc, callback) {
+      hash.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  return Object.assign(stream, { digest: () => `sha256:${hash.digest("hex")}`, size: () => size });
 }
 
 export interface CopyTagsResult {

@@ -108,12 +108,12 @@ export async function push(
   ctx: RegistryContext,
   target: Reference,
   from: { kind: "store"; store?: LocalStore } | { kind: "location"; spec: LocationSpec },
-  options: Pick<CopyOptions, "jobs" | "onEvent" | "byteProgress" | "referrers"> & { preserveDigests?: boolean } = {},
+  options: Pick<CopyOptions, "jobs" | "onEvent" | "byteProgress" | "referrers" | "compress"> & { preserveDigests?: boolean } = {},
 ): Promise<CopyResult> {
   const dst: LocationSpec = { kind: "registry", ref: target };
   if (from.kind === "location") return transfer(ctx, from.spec, dst, options);
   const store = from.store ?? new LocalStore();
-  const engine = new CopyEngine({ jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, referrers: options.referrers });
+  const engine = new CopyEngine({ jobs: options.jobs, onEvent: options.onEvent, byteProgress: options.byteProgress, referrers: options.referrers, compress: options.compress });
   const name = fullName(target);
   // Blobs of an image pulled from this registry are mounted from the repository they came from.
   const source = await store.sourceFor(name);

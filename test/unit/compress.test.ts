@@ -54,11 +54,21 @@ describe("layer compression", () => {
     expect((err as RegcliError).exitCode).toBe(7);
   });
 
-  it("corrupt zstd fails the stream with Z_DATA_ERROR", async () => {
-    const packed = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(4096, "not zstd at all ")]);
-    const err = await through([packed], await decompressor("zstd")).catch((e: NodeJS.ErrnoException) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as NodeJS.ErrnoException).code).toBe("Z_DATA_ERROR");
+  it("corrupt or cut-short zstd fails the stream with Z_DATA_ERROR", async () => {
+    const garbage = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(4096, "not zstd at all ")]);
+    const packed = await through(chunks, await compressor("zstd"));
+    for (const bad of [garbage, packed.subarray(0, packed.length - 100)]) {
+      const err = await through([bad], await decompressor("zstd")).catch((e: NodeJS.ErrnoException) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as NodeJS.ErrnoException).code).toBe("Z_DATA_ERROR");
+    }
+  });
+
+  it("decompresses a frame whose window is larger than the compressor's heap (zstd --long=27, as podman's zstd:chunked declares 32 MiB)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "regcli-zstd-"));
+    await writeFile(join(dir, "sample"), sample);
+    await exec("sh", ["-c", `cat "$1" | zstd -q --long=27 -c > "$1.zst"`, "sh", join(dir, "sample")]);
+    expect((await through([await readFile(join(dir, "sample.zst"))], await decompressor("zstd"))).equals(sample)).toBe(true);
   });
 
   it("media types: zstd only under OCI's; Docker's for gzip in a Docker image", () => {
