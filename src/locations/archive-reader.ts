@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, open as openFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -7,7 +7,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
 import tar from "tar-stream";
 import { RegcliError } from "../errors.js";
-import { digestOf, MediaType, type Descriptor } from "../oci/index.js";
+import { digestOf, HashingStream, MediaType, type Descriptor } from "../oci/index.js";
 import { annotationsFor, normalizeName } from "./image-names.js";
 import { OciLayout, REF_NAME, atomicWrite, emptyIndex } from "./oci-layout.js";
 
@@ -31,17 +31,9 @@ function normalize(name: string): string {
 
 /** Stream into a new file, hashing on the way: the sha256 digest and size of what was written. */
 async function hashInto(stream: Readable, file: string, via?: Transform): Promise<{ digest: string; size: number }> {
-  const hash = createHash("sha256");
-  let size = 0;
-  const hasher = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
+  const hasher = new HashingStream();
   await (via ? pipeline(stream, via, hasher, createWriteStream(file)) : pipeline(stream, hasher, createWriteStream(file)));
-  return { digest: `sha256:${hash.digest("hex")}`, size };
+  return { digest: hasher.digest(), size: hasher.bytes };
 }
 
 async function collect(stream: Readable, limit: number, what: string): Promise<Buffer> {

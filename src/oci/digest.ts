@@ -17,6 +17,20 @@ export function algorithmOf(digest: string): "sha256" | "sha512" {
   return alg;
 }
 
+/** A pass-through that hashes (sha256) and counts what goes by: a blob's digest and size in the pass that moves it. */
+export class HashingStream extends Transform {
+  readonly hash: Hash = crypto().createHash("sha256");
+  bytes = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+  digest(): string {
+    return `sha256:${this.hash.digest("hex")}`;
+  }
+}
+
 export function digestOf(data: Uint8Array | string, algorithm: "sha256" | "sha512" = "sha256"): string {
   return `${algorithm}:${crypto().createHash(algorithm).update(data).digest("hex")}`;
 }

@@ -1,15 +1,14 @@
-import { createHash, type Hash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pipeline as pipelineCb, Transform, Writable, type Readable, type TransformCallback } from "node:stream";
+import { pipeline as pipelineCb, Transform, Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { OpenBlob } from "../locations/types.js";
 import { compressor, decompressor, detectCompression } from "../oci/compress.js";
-import { VerifyingStream, type Descriptor, type LayerCompression } from "../oci/index.js";
+import { HashingStream, VerifyingStream, type Descriptor, type LayerCompression } from "../oci/index.js";
 import { appendToConfig, familyLayerType } from "../oci/mutate.js";
 import { packDirectory, type PackOptions } from "../oci/pack.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -31,20 +30,6 @@ export interface PreparedLayer {
   size: number;
   diffId: string;
   compression: LayerCompression;
-}
-
-/** Counts and hashes what passes through. */
-export class Hashing extends Transform {
-  readonly hash: Hash = createHash("sha256");
-  bytes = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-  digest(): string {
-    return `sha256:${this.hash.digest("hex")}`;
-  }
 }
 
 /** What a file starts with: gzip, zstd, or (anything else) a plain tar. */
@@ -70,8 +55,8 @@ export async function prepareLayer(input: string, temp: string, compression: Lay
   if (!info.isDirectory() && !info.isFile()) throw new RegcliError("usage", `--layer ${input}: give a directory, a tar or a tar.gz`);
   const kind = info.isDirectory() ? "directory" : "tar";
   const given = kind === "tar" ? await sniff(input) : "none";
-  const uncompressed = new Hashing();
-  const compressed = new Hashing();
+  const uncompressed = new HashingStream();
+  const compressed = new HashingStream();
   try {
     if (kind === "tar" && given === compression) {
       // The file is the blob: hash it, and its decompressed bytes, in one read.

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,7 +6,7 @@ import { pipeline, Transform, type Readable } from "node:stream";
 import { pipeline as pipelineAsync } from "node:stream/promises";
 import { outputFileError, RegcliError } from "../errors.js";
 import { compressor, decompressed, layerMediaType } from "../oci/compress.js";
-import { blobsOf, checkDescriptorSize, formatPlatform, isArtifact, layerCompression, MAX_INDEX_DEPTH, MediaType, reduceIndex, selectPlatform, withDescriptors, type Descriptor, type ImageManifest, type LayerCompression, type ManifestData, type Platform } from "../oci/index.js";
+import { blobsOf, checkDescriptorSize, HashingStream, formatPlatform, isArtifact, layerCompression, MAX_INDEX_DEPTH, MediaType, reduceIndex, selectPlatform, withDescriptors, type Descriptor, type ImageManifest, type LayerCompression, type ManifestData, type Platform } from "../oci/index.js";
 import { checkReferrerSubject, COSIGN_SUFFIXES, isAttachmentTag, isReferrersTag, referrerDescriptor } from "../oci/referrers.js";
 import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, MountOrigin, OpenBlob } from "../locations/types.js";
 import { identityOf } from "../locations/image-names.js";
@@ -368,8 +367,8 @@ export class CopyEngine {
         const dir = await mkdtemp(join(tmpdir(), "regcli-recompress-"));
         const file = join(dir, "layer");
         try {
-          const plain = hashing();
-          const packed = hashing();
+          const plain = new HashingStream();
+          const packed = new HashingStream();
           const { stream } = await decompressed(await this.openCounted(src, layer));
           try {
             await pipelineAsync(stream, plain, await compressor(compression), packed, createWriteStream(file));
@@ -378,7 +377,7 @@ export class CopyEngine {
           }
           // Annotations that describe the old compressed bytes (zstd:chunked's table of contents, eStargz's) go.
           const annotations = Object.fromEntries(Object.entries(layer.annotations ?? {}).filter(([k]) => !/^io\.(github\.)?containers\.|stargz/.test(k)));
-          const desc: Descriptor = { mediaType: layerMediaType(compression), digest: packed.digest(), size: packed.size(), ...(Object.keys(annotations).length ? { annotations } : {}) };
+          const desc: Descriptor = { mediaType: layerMediaType(compression), digest: packed.digest(), size: packed.bytes, ...(Object.keys(annotations).length ? { annotations } : {}) };
           this.emit({ type: "blob-recompressed", from: layer.digest, to: desc.digest, size: desc.size, compression });
           const outcome = await dst.putBlob(desc, async () => createReadStream(file));
           if (outcome === "uploaded") {
@@ -514,19 +513,6 @@ export class CopyEngine {
   }
 }
 
-/** A pass-through that hashes (sha256) and counts what goes by. */
-function hashing(): Transform & { digest: () => string; size: () => number } {
-  const hash = createHash("sha256");
-  let size = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, callback) {
-      hash.update(chunk);
-      size += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  return Object.assign(stream, { digest: () => `sha256:${hash.digest("hex")}`, size: () => size });
-}
 
 export interface CopyTagsResult {
   tags: Array<{ tag: string; digest: string; skipped: boolean; referrers: ReferrerCopy[] }>;

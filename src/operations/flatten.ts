@@ -7,11 +7,11 @@ import { outputFileError } from "../errors.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { OpenBlob } from "../locations/types.js";
 import { exportToTar, type LayerInput } from "../oci/flatten.js";
-import type { Descriptor, LayerCompression, Platform } from "../oci/index.js";
+import { HashingStream, type Descriptor, type LayerCompression, type Platform } from "../oci/index.js";
 import { compressor } from "../oci/compress.js";
 import { familyLayerType, type ConfigDocument, type Family } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
-import { GZIP_LEVEL, Hashing, openLayer } from "./append.js";
+import { GZIP_LEVEL, openLayer } from "./append.js";
 import { rewriteImage, type RewriteOptions, type RewriteResult } from "./rewrite.js";
 
 export interface FlattenImageOptions extends Pick<RewriteOptions, "jobs" | "onEvent" | "byteProgress"> {
@@ -27,8 +27,8 @@ export interface FlattenImageOptions extends Pick<RewriteOptions, "jobs" | "onEv
  */
 async function writeFlatLayer(layers: LayerInput[], file: string, family: Family, compression: LayerCompression): Promise<{ descriptor: Descriptor; diffId: string; open: OpenBlob }> {
   const mediaType = familyLayerType(family, compression); // refused (a Docker image has no zstd layer) before any work
-  const tar = new Hashing();
-  const stored = new Hashing();
+  const tar = new HashingStream();
+  const stored = new HashingStream();
   const written = pipeline([tar, await compressor(compression, compression === "gzip" ? GZIP_LEVEL : undefined), stored, createWriteStream(file, { flags: "wx", mode: 0o600, highWaterMark: 256 * 1024 })]);
   written.catch(() => undefined);
   try {
