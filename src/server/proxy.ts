@@ -81,10 +81,19 @@ export class PullThroughCache {
     const asked = accept ?? MANIFEST_ACCEPT;
     const fits = (mediaType: string) => accept === undefined || accept.includes(mediaType);
     const what = `manifest ${name}${reference.includes(":") ? "@" : ":"}${reference}`;
+    const refuse = (err: unknown): never => {
+      // Upstream is there but answered a manifest the cache cannot check and serve (Distribution rewrites a list
+      // into Docker schema 1 for a client that takes neither lists nor schema 2): not found in a form the client takes.
+      if (err instanceof RegcliError && err.code === "MANIFEST_UNSUPPORTED") {
+        this.log(`warning: ${what}: ${err.message}`);
+        throw new StorageError(404, "MANIFEST_UNKNOWN", `${what} is not served in a form regcli serve handles (${err.message}); ask with an Accept of OCI or Docker schema 2 manifests or indexes`);
+      }
+      return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
+    };
     if (reference.includes(":")) {
       const cached = await this.storage.getManifest(name, reference);
       if (cached) return { ...cached, digest: reference };
-      const got = await up.getManifest(reference, asked).catch((err: unknown) => upstreamFailure(err, what, "MANIFEST_UNKNOWN", up));
+      const got = await up.getManifest(reference, asked).catch(refuse);
       await this.storage.putManifest(name, got.digest, got.bytes, got.mediaType);
       return got;
     }
@@ -94,7 +103,7 @@ export class PullThroughCache {
     const usable = record && cached && fits(cached.mediaType) ? { ...cached, digest: record.digest } : undefined;
     if (usable && Date.now() - record!.checkedAt < this.options.ttlMs) return usable;
     const stale = (err: unknown): CachedManifest => {
-      if (!usable || !(err instanceof RegcliError) || err.kind === "not-found") return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
+      if (!usable || !(err instanceof RegcliError) || err.kind === "not-found" || err.code === "MANIFEST_UNSUPPORTED") return refuse(err);
       this.log(`warning: serving cached ${what} (${usable.digest}) without revalidation: ${err.message}`);
       return { ...usable, stale: true };
     };
