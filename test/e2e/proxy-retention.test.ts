@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { proxyOptions } from "../../src/operations/serve.js";
+import { RegistryContext } from "../../src/registry/context.js";
+import { RegistryServer } from "../../src/server/server.js";
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -108,6 +111,60 @@ describe("regcli serve --proxy-max-size", () => {
       expect(sha256(Buffer.concat(chunks))).toBe(layers("a")[0]);
     } finally {
       await cache.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size, a request racing an eviction", () => {
+  it("a request for a blob being evicted waits for the removal and fetches it anew: it never finds the blob gone mid-way", async () => {
+    const upstream = await startRegistry("open");
+    const context = new RegistryContext();
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root: join(await tempDir(), "root"), proxy: proxyOptions({ context, upstream: upstream.url, namespaces: [], ttlMs: 1000 }), cacheMaxBytes: 6 * MiB });
+    try {
+      const [a, b] = await Promise.all(["race-a", "race-b"].map((seed) => makeImage({ seed, layers: 2, layerSize: 2 * MiB })));
+      await pushImage(upstream, "library/a", "1", a!);
+      await pushImage(upstream, "library/b", "1", b!);
+      const host = `127.0.0.1:${(await server.start()).port}`;
+      await pull(host, "library/a:1");
+      await sleep(1500); // a is past the TTL: its blobs may be evicted
+      // The in-process server's storage, instrumented to force the window (a real one leaves it to chance): the first
+      // eviction waits until a request for that blob has found it there, and is done before that request opens it.
+      const storage = server.storage;
+      const removeBlob = storage.removeBlob.bind(storage);
+      const blobSize = storage.blobSize.bind(storage);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let evicting!: (digest: string) => void;
+      const evicted = new Promise<string>((resolve) => (evicting = resolve));
+      let removal: Promise<number> | undefined;
+      let victim: string | undefined;
+      storage.removeBlob = (digest) => {
+        if (victim) return removeBlob(digest);
+        victim = digest;
+        evicting(digest);
+        removal = gate.then(() => removeBlob(digest));
+        return removal;
+      };
+      storage.blobSize = async (name, digest) => {
+        const size = await blobSize(name, digest);
+        if (digest === victim && removal) {
+          release();
+          await removal;
+        }
+        return size;
+      };
+      const pulling = pull(host, "library/b:1"); // over the size: a's blobs go
+      const digest = await evicted;
+      setTimeout(release, 1000); // a request that waits for the removal (as it should) does not find it held forever
+      const res = await request(`http://${host}/v2/library/a/blobs/${digest}`);
+      const body = Buffer.from(await res.body.arrayBuffer());
+      expect(res.statusCode).toBe(200);
+      expect(sha256(body)).toBe(digest);
+      await pulling;
+    } finally {
+      await server.stop();
+      await context.close();
+      await upstream.stop();
     }
   }, 120_000);
 });
