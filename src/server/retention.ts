@@ -153,7 +153,8 @@ export class CacheRetention {
   private async pass(): Promise<void> {
     const blobs = await this.storage.blobEntries();
     this.sizes.clear();
-    this.total = 0;
+    // Partial files (fetches in progress, or kept to be resumed) take space too: `serve gc` removes old ones.
+    this.total = (await this.storage.partialEntries()).reduce((sum, p) => sum + p.size, 0);
     for (const b of blobs) {
       this.sizes.set(b.digest, b.size);
       this.total += b.size;

@@ -1,7 +1,7 @@
 // Retention of `regcli serve --proxy`: --proxy-max-size evicts the least recently used cached blobs that no
 // manifest within its TTL needs (never one being served), and `serve gc` treats cached manifests past the TTL as
 // expired. Real upstream (docker-registry), real content sizes (layers of a few MiB), clients are regcli and HTTP.
-import { existsSync, readdirSync, statSync, utimesSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -86,6 +86,23 @@ describe("regcli serve --proxy-max-size", () => {
       expect(layers("b").filter((d) => !after.has(d)).length, "b's layers removed").toBeGreaterThan(0);
       // Manifests stay; b pulls again, what went fetched from upstream anew.
       await pull(cache.host, "library/b:1");
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+
+  it("counts partial downloads: with a 20 MiB partial file kept in the root, blobs go until blobs and partials fit", async () => {
+    const cache = await cacheOf("40MiB");
+    try {
+      // What a fetch that gave up leaves (kept to be resumed): the storage holds it, so it counts.
+      mkdirSync(join(cache.root, "proxy", "partial"), { recursive: true });
+      writeFileSync(join(cache.root, "proxy", "partial", sha256("never fetched").slice(7)), Buffer.alloc(20 * MiB, 1));
+      await pull(cache.host, "library/a:1");
+      await sleep(TTL_MS + 500); // a is past the TTL
+      await pull(cache.host, "library/b:1"); // 48 MiB of blobs + 20 of partial over 40: both of a's layers must go
+      const after = await settled(cache.root, 20 * MiB);
+      for (const d of layers("a")) expect(after.has(d), `${d}: a's layer`).toBe(false);
+      for (const d of layers("b")) expect(after.has(d), `${d}: within the TTL`).toBe(true);
     } finally {
       await cache.stop();
     }
@@ -241,6 +258,29 @@ describe("regcli serve gc on a cache", () => {
       const ownManifest = await regcli(["manifest", `${cache.host}/own/app:1`]);
       expect(ownManifest.stdoutBuffer.equals(own.manifest)).toBe(true);
       await pull(cache.host, "hub/library/b:1");
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+
+  it("removes partial downloads untouched for over an hour (a fetch in progress keeps its own fresh)", async () => {
+    const cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy-namespace", `hub=${upstream.url}`, "--proxy-ttl", "1m"] });
+    try {
+      const dir = join(cache.root, "proxy", "partial");
+      mkdirSync(dir, { recursive: true });
+      const [left, fresh] = [sha256("left over"), sha256("in progress")].map((d) => d.slice(7));
+      writeFileSync(join(dir, left!), Buffer.alloc(MiB, 1));
+      writeFileSync(join(dir, fresh!), Buffer.alloc(MiB, 2));
+      age(join(dir, left!), 2 * 3600_000);
+      age(join(dir, fresh!), 50 * 60_000);
+      const dry = await regcli(["serve", "gc", "--root", cache.root, "--dry-run"]);
+      expect([dry.code, dry.stdout]).toEqual([0, `proxy/partial/${left}\n`]);
+      expect(dry.stderr).toContain("1 stale partial downloads would be removed");
+      expect(readdirSync(dir).sort()).toEqual([left, fresh].sort());
+      const gc = await regcli(["serve", "gc", "--root", cache.root]);
+      expect([gc.code, gc.stdout]).toEqual([0, `proxy/partial/${left}\n`]);
+      expect(gc.stderr).toContain("removed 0 blobs, 1.0 MiB and 1 stale partial downloads");
+      expect(readdirSync(dir)).toEqual([fresh]);
     } finally {
       await cache.stop();
     }

@@ -106,8 +106,8 @@ export function register(program: Command): void {
       const { garbageCollect } = await load();
       const { root } = gc.optsWithGlobals<{ root: string }>();
       const r = await garbageCollect(root, opts.dryRun === true);
-      for (const line of [...r.manifests, ...r.blobs]) printLine(line);
-      const expired = r.manifests.length ? ` and ${r.manifests.length} expired cached manifests` : "";
+      for (const line of [...r.manifests, ...r.blobs, ...r.partials]) printLine(line);
+      const expired = `${r.manifests.length ? ` and ${r.manifests.length} expired cached manifests` : ""}${r.partials.length ? ` and ${r.partials.length} stale partial downloads` : ""}`;
       note(opts.dryRun ? `${r.blobs.length} blobs${expired} would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}${expired}`);
     });
 }
