@@ -14,7 +14,8 @@ export interface UpstreamRepository {
   getManifest(reference: string, accept?: readonly string[]): Promise<ManifestData>;
   resolve(reference: string, accept?: readonly string[]): Promise<Descriptor>;
   blobSize(digest: string): Promise<number | undefined>;
-  openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable>;
+  /** With `desc.size` -1 the size is the response's (`size`, -1 when it gave none). */
+  openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable & { readonly size: number }>;
   listTags(options?: ListOptions): Promise<string[]>;
   referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]>;
 }
@@ -225,19 +226,25 @@ class BlobFetch extends EventEmitter {
         this.announce(cached.size);
         return;
       }
-      const size = await up.blobSize(this.digest);
-      if (size === undefined) throw new RegcliError("not-found", `blob ${this.digest} not found in ${up.description}`);
-      this.size = size;
       await mkdir(dirname(this.path), { recursive: true });
       const held = await stat(this.path).then((s) => s.size, () => 0);
+      // The size is the GET's (no HEAD first), except to resume a kept partial file, whose offset it must check.
+      let size = held > 0 ? await up.blobSize(this.digest) : -1;
+      if (size === undefined) throw new RegcliError("not-found", `blob ${this.digest} not found in ${up.description}`);
       const offset = held > 0 && held < size ? held : 0;
       const prefixHash = offset > 0 ? await hashFile(this.path) : undefined;
       if (offset > 0) log(`resuming the fetch of ${this.digest} from ${up.description} at byte ${offset}`);
-      const file = await open(this.path, offset > 0 ? "r+" : "w");
+      const body = await up.openBlob({ mediaType: "application/octet-stream", digest: this.digest, size }, offset > 0 ? { offset, prefixHash } : undefined);
+      // A body without a Content-Length: the HEAD's size, then.
+      size = this.size = body.size >= 0 ? body.size : ((await up.blobSize(this.digest).catch(() => undefined)) ?? -1);
+      if (size < 0) {
+        body.destroy();
+        throw new RegcliError("registry", `${up.description} told no size for blob ${this.digest}`);
+      }
+      const file = await open(this.path, offset > 0 ? "r+" : "w").catch((err: unknown) => (body.destroy(), Promise.reject(err)));
       this.written = offset;
       this.announce(size); // readers can open the file now
       try {
-        const body = await up.openBlob({ mediaType: "application/octet-stream", digest: this.digest, size }, offset > 0 ? { offset, prefixHash } : undefined);
         await pipeline(body, this.sink(file));
       } finally {
         await file.close();

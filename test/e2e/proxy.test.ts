@@ -96,6 +96,8 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(cold.code, cold.stderr).toBe(0);
     const gets = blobGets(fp);
     for (const b of blobsOf(image)) expect(gets.get(b.digest)).toBe(1);
+    // No HEAD before each GET: the size is the GET's Content-Length.
+    expect(fp.log.filter((e) => e.method === "HEAD" && e.path.includes("/blobs/")).map((e) => e.path)).toEqual([]);
     fp.reset();
     const warm = await regcli(["copy", `${cache.host}/team/app:1.0`, `oci:${join(dir, "warm")}:1.0`]);
     expect(warm.code, warm.stderr).toBe(0);
