@@ -261,19 +261,18 @@ class BlobFetch extends EventEmitter {
     this.emit("change");
   }
 
-  /** Writes at `written`, then hands what it wrote to the readers waiting there (the others read the file). */
+  /** Writes at `written`, telling readers after each write. */
   private sink(file: FileHandle): Writable {
-    const wrote = (buffers: Buffer[], n: number) => {
-      const written: Written = { offset: this.written, buffers };
+    const wrote = (n: number) => {
       this.written += n;
-      this.emit("change", written);
+      this.emit("change");
     };
     return new Writable({
       highWaterMark: 1024 * 1024,
-      write: (chunk: Buffer, _e, cb) => void file.write(chunk, 0, chunk.length, this.written).then(({ bytesWritten }) => (wrote([chunk], bytesWritten), cb()), cb),
+      write: (chunk: Buffer, _e, cb) => void file.write(chunk, 0, chunk.length, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb),
       writev: (chunks, cb) => {
         const buffers = chunks.map((c) => c.chunk as Buffer);
-        void file.writev(buffers, this.written).then(({ bytesWritten }) => (wrote(buffers, bytesWritten), cb()), cb);
+        void file.writev(buffers, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb);
       },
     });
   }
@@ -330,22 +329,8 @@ class FetchReader extends Readable {
           continue;
         }
         if (f.state === "done") return void this.push(null);
-        const written = await new Promise<Written | undefined>((resolve) => f.once("change", resolve));
+        await new Promise((resolve) => f.once("change", resolve));
         if (this.destroyed) return;
-        // Caught up: take the bytes just written from memory rather than reading them back (up to the limit).
-        if (written?.offset !== this.position) continue;
-        const upTo = Math.min(f.written, this.end);
-        let at = written.offset;
-        let more = true;
-        for (const b of written.buffers) {
-          const from = Math.max(this.position - at, 0);
-          const to = Math.min(b.length, upTo - at);
-          at += b.length;
-          if (to <= from) continue;
-          this.position += to - from;
-          more = this.push(from === 0 && to === b.length ? b : b.subarray(from, to));
-        }
-        if (!more) return;
       }
     } catch (err) {
       this.destroy(err as Error);
@@ -360,12 +345,6 @@ class FetchReader extends Readable {
     if (!file) return callback(err);
     file.close().then(() => callback(err), () => callback(err));
   }
-}
-
-/** Bytes a fetch wrote at `offset`. */
-interface Written {
-  offset: number;
-  buffers: Buffer[];
 }
 
 function asError(err: unknown): Error {
