@@ -96,9 +96,9 @@ export async function serve(settings: ServeSettings): Promise<{ server: Registry
 const PARTIAL_MAX_AGE_MS = 3600_000;
 
 /**
- * Blobs no manifest references; removed unless `dryRun`. Partial downloads of a cache untouched for an hour too. In a pull-through cache's storage (as `regcli serve --proxy`
+ * Blobs no manifest references; removed unless `dryRun`. In a pull-through cache's storage (as `regcli serve --proxy`
  * recorded it), cached manifests count only while within the TTL: expired ones go too (`manifests`, as NAME@DIGEST),
- * with their tags, and the blobs only they needed.
+ * with their tags, and the blobs only they needed; and partial downloads untouched for an hour (`partials`).
  */
 export async function garbageCollect(root: string, dryRun: boolean): Promise<{ blobs: string[]; bytes: number; manifests: string[]; partials: string[] }> {
   const storage = new RegistryStorage(root);
