@@ -99,7 +99,7 @@ export function register(program: Command): void {
     });
   cmd
     .command("gc")
-    .description("remove blobs that no manifest references (--root as for serve); in a --proxy cache, also cached manifests past the TTL")
+    .description("remove blobs that no manifest references (--root as for serve); in a --proxy cache, also cached manifests past the TTL and partial downloads untouched for an hour")
     .option("--dry-run", "only list what would be removed")
     .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
     .action(async (opts: { dryRun?: boolean }, gc: Command) => {
