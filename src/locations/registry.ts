@@ -63,7 +63,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
    * is continued with a Range request from the byte it stopped at, so no byte crosses the network twice;
    * attempts that make no progress are bounded by --retries.
    */
-  async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable> {
+  async openBlob(desc: Descriptor, options: BlobReadOptions = {}): Promise<Readable & { readonly size: number }> {
     const start = options.offset ?? 0;
     let first: Readable;
     if (desc.size < 0) {
@@ -443,6 +443,11 @@ class ResumingBody extends Readable {
     super();
     this.position = start;
     this.attach(first);
+  }
+
+  /** The blob's whole size: as asked for, or as the response said when it was asked for with size -1 (-1: not said). */
+  get size(): number {
+    return this.desc.size;
   }
 
   override _read(): void {

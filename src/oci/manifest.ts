@@ -39,6 +39,7 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, wh
   const served = baseMediaType(contentType);
   if (doc.schemaVersion === 1 || served === MediaType.DockerSchema1Signed) {
     throw new RegcliError("registry", `unsupported manifest from ${where}: Docker schema 1 is deprecated`, {
+      code: "MANIFEST_UNSUPPORTED",
       hint: "re-push the image with a current client",
     });
   }
@@ -64,7 +65,7 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined, wh
     mediaType ??= MediaType.OciManifest;
     if (isIndexMediaType(mediaType)) throw invalid(where, `image manifest has index mediaType ${mediaType}`);
     if (!isImageManifestMediaType(mediaType)) {
-      throw new RegcliError("registry", `unsupported manifest media type ${mediaType} from ${where}`);
+      throw new RegcliError("registry", `unsupported manifest media type ${mediaType} from ${where}`, { code: "MANIFEST_UNSUPPORTED" });
     }
     parsed = { kind: "image", manifest: doc as unknown as ImageManifest };
   }

@@ -92,12 +92,15 @@ export async function serve(settings: ServeSettings): Promise<{ server: Registry
   return { server, url: `${settings.tlsCert ? "https" : "http"}://${host}:${address.port}` };
 }
 
+/** A cache's partial download untouched this long is left over (a fetch in progress writes to it; one that gave up keeps it to be resumed). */
+const PARTIAL_MAX_AGE_MS = 3600_000;
+
 /**
  * Blobs no manifest references; removed unless `dryRun`. In a pull-through cache's storage (as `regcli serve --proxy`
  * recorded it), cached manifests count only while within the TTL: expired ones go too (`manifests`, as NAME@DIGEST),
- * with their tags, and the blobs only they needed.
+ * with their tags, and the blobs only they needed; and partial downloads untouched for an hour (`partials`).
  */
-export async function garbageCollect(root: string, dryRun: boolean): Promise<{ blobs: string[]; bytes: number; manifests: string[] }> {
+export async function garbageCollect(root: string, dryRun: boolean): Promise<{ blobs: string[]; bytes: number; manifests: string[]; partials: string[] }> {
   const storage = new RegistryStorage(root);
   if (!(await storage.hasLayout())) {
     const missing = await stat(root).then(() => false, () => true);
@@ -109,10 +112,13 @@ export async function garbageCollect(root: string, dryRun: boolean): Promise<{ b
   const cache = scope ? await cacheRoots(storage, scope) : undefined;
   const blobs = await storage.unreferencedBlobs(cache?.keep);
   const expired = cache?.expired ?? [];
+  const now = Date.now();
+  const partials = (await storage.partialEntries()).filter((p) => now - p.mtimeMs > PARTIAL_MAX_AGE_MS).map((p) => p.digest);
   let bytes = 0;
   if (!dryRun) {
     for (const [name, digest] of expired) await storage.deleteManifest(name, digest);
     for (const digest of blobs) bytes += await storage.removeBlob(digest);
+    for (const digest of partials) bytes += await storage.expirePartial(digest, PARTIAL_MAX_AGE_MS);
   }
-  return { blobs, bytes, manifests: expired.map(([name, digest]) => `${name}@${digest}`) };
+  return { blobs, bytes, manifests: expired.map(([name, digest]) => `${name}@${digest}`), partials: partials.map((d) => `proxy/partial/${d.slice(7)}`) };
 }

@@ -14,7 +14,8 @@ export interface UpstreamRepository {
   getManifest(reference: string, accept?: readonly string[]): Promise<ManifestData>;
   resolve(reference: string, accept?: readonly string[]): Promise<Descriptor>;
   blobSize(digest: string): Promise<number | undefined>;
-  openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable>;
+  /** With `desc.size` -1 the size is the response's (`size`, -1 when it gave none). */
+  openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable & { readonly size: number }>;
   listTags(options?: ListOptions): Promise<string[]>;
   referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]>;
 }
@@ -81,10 +82,19 @@ export class PullThroughCache {
     const asked = accept ?? MANIFEST_ACCEPT;
     const fits = (mediaType: string) => accept === undefined || accept.includes(mediaType);
     const what = `manifest ${name}${reference.includes(":") ? "@" : ":"}${reference}`;
+    const refuse = (err: unknown): never => {
+      // Upstream is there but answered a manifest the cache cannot check and serve (Distribution rewrites a list
+      // into Docker schema 1 for a client that takes neither lists nor schema 2): not found in a form the client takes.
+      if (err instanceof RegcliError && err.code === "MANIFEST_UNSUPPORTED") {
+        this.log(`warning: ${what}: ${err.message}`);
+        throw new StorageError(404, "MANIFEST_UNKNOWN", `${what} is not served in a form regcli serve handles (${err.message}); ask with an Accept of OCI or Docker schema 2 manifests or indexes`);
+      }
+      return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
+    };
     if (reference.includes(":")) {
       const cached = await this.storage.getManifest(name, reference);
       if (cached) return { ...cached, digest: reference };
-      const got = await up.getManifest(reference, asked).catch((err: unknown) => upstreamFailure(err, what, "MANIFEST_UNKNOWN", up));
+      const got = await up.getManifest(reference, asked).catch(refuse);
       await this.storage.putManifest(name, got.digest, got.bytes, got.mediaType);
       return got;
     }
@@ -94,7 +104,7 @@ export class PullThroughCache {
     const usable = record && cached && fits(cached.mediaType) ? { ...cached, digest: record.digest } : undefined;
     if (usable && Date.now() - record!.checkedAt < this.options.ttlMs) return usable;
     const stale = (err: unknown): CachedManifest => {
-      if (!usable || !(err instanceof RegcliError) || err.kind === "not-found") return upstreamFailure(err, what, "MANIFEST_UNKNOWN", up);
+      if (!usable || !(err instanceof RegcliError) || err.kind === "not-found" || err.code === "MANIFEST_UNSUPPORTED") return refuse(err);
       this.log(`warning: serving cached ${what} (${usable.digest}) without revalidation: ${err.message}`);
       return { ...usable, stale: true };
     };
@@ -216,19 +226,25 @@ class BlobFetch extends EventEmitter {
         this.announce(cached.size);
         return;
       }
-      const size = await up.blobSize(this.digest);
-      if (size === undefined) throw new RegcliError("not-found", `blob ${this.digest} not found in ${up.description}`);
-      this.size = size;
       await mkdir(dirname(this.path), { recursive: true });
       const held = await stat(this.path).then((s) => s.size, () => 0);
+      // The size is the GET's (no HEAD first), except to resume a kept partial file, whose offset it must check.
+      let size = held > 0 ? await up.blobSize(this.digest) : -1;
+      if (size === undefined) throw new RegcliError("not-found", `blob ${this.digest} not found in ${up.description}`);
       const offset = held > 0 && held < size ? held : 0;
       const prefixHash = offset > 0 ? await hashFile(this.path) : undefined;
       if (offset > 0) log(`resuming the fetch of ${this.digest} from ${up.description} at byte ${offset}`);
-      const file = await open(this.path, offset > 0 ? "r+" : "w");
+      const body = await up.openBlob({ mediaType: "application/octet-stream", digest: this.digest, size }, offset > 0 ? { offset, prefixHash } : undefined);
+      // A body without a Content-Length: the HEAD's size, then.
+      size = this.size = body.size >= 0 ? body.size : ((await up.blobSize(this.digest).catch(() => undefined)) ?? -1);
+      if (size < 0) {
+        body.destroy();
+        throw new RegcliError("registry", `${up.description} told no size for blob ${this.digest}`);
+      }
+      const file = await open(this.path, offset > 0 ? "r+" : "w").catch((err: unknown) => (body.destroy(), Promise.reject(err)));
       this.written = offset;
       this.announce(size); // readers can open the file now
       try {
-        const body = await up.openBlob({ mediaType: "application/octet-stream", digest: this.digest, size }, offset > 0 ? { offset, prefixHash } : undefined);
         await pipeline(body, this.sink(file));
       } finally {
         await file.close();

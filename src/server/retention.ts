@@ -65,6 +65,8 @@ export class CacheRetention {
   private readonly uses = new Map<string, number>();
   /** Blobs being served right now, and how many times over. */
   private readonly pinned = new Map<string, number>();
+  /** Blobs being removed: a request for one waits until it is gone (then fetches it anew), never finds it half there. */
+  private readonly removing = new Map<string, Promise<unknown>>();
   /** Sizes of the blobs seen (from the last pass, and served since): to notice growth without a scan. */
   private readonly sizes = new Map<string, number>();
   private total = 0;
@@ -88,6 +90,11 @@ export class CacheRetention {
     clearInterval(this.timer);
     await this.running;
     await this.flush();
+  }
+
+  /** Settles once a removal of `digest` under way is done (a request pinning it afterwards then finds it gone). */
+  removed(digest: string): Promise<unknown> | undefined {
+    return this.removing.get(digest);
   }
 
   /** A blob (or manifest) of a cached repository is being served: it is in use, and stays until `release`. */
@@ -146,7 +153,8 @@ export class CacheRetention {
   private async pass(): Promise<void> {
     const blobs = await this.storage.blobEntries();
     this.sizes.clear();
-    this.total = 0;
+    // Partial files (fetches in progress, or kept to be resumed) take space too: `serve gc` removes old ones.
+    this.total = (await this.storage.partialEntries()).reduce((sum, p) => sum + p.size, 0);
     for (const b of blobs) {
       this.sizes.set(b.digest, b.size);
       this.total += b.size;
@@ -163,7 +171,10 @@ export class CacheRetention {
     for (const b of candidates) {
       if (this.total <= max) break;
       if (this.pinned.has(b.digest)) continue;
-      await this.storage.removeBlob(b.digest);
+      // No await between the pin check and `removing`: a request pinning the blob from here on waits for `removed`.
+      const removal = this.storage.removeBlob(b.digest).finally(() => this.removing.delete(b.digest));
+      this.removing.set(b.digest, removal.catch(() => undefined));
+      await removal;
       this.sizes.delete(b.digest);
       this.uses.delete(b.digest);
       this.total -= b.size;

@@ -203,6 +203,7 @@ export class RegistryServer {
       // The cache's retention never evicts a blob while it is served, and counts the use.
       const release = method === "GET" ? this.retention?.serving(m[2]!) : undefined;
       try {
+        if (release) await this.retention!.removed(m[2]!);
         return await this.blob(req, res, method, m[1]!, m[2]!);
       } finally {
         release?.();

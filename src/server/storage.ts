@@ -394,15 +394,22 @@ export class RegistryStorage {
   }
 
   /** Every blob file with its size and mtime (which a cache moves forward when the blob is used). */
-  async blobEntries(): Promise<Array<{ digest: string; size: number; mtimeMs: number }>> {
-    const dir = join(this.root, "blobs", "sha256");
-    const out: Array<{ digest: string; size: number; mtimeMs: number }> = [];
-    for (const hex of await readdir(dir).catch(() => [] as string[])) {
-      if (hex.endsWith(".tmp")) continue;
-      const s = await stat(join(dir, hex)).catch(() => undefined);
-      if (s?.isFile()) out.push({ digest: `sha256:${hex}`, size: s.size, mtimeMs: s.mtimeMs });
-    }
-    return out;
+  blobEntries(): Promise<FileEntry[]> {
+    return fileEntries(join(this.root, "blobs", "sha256"));
+  }
+
+  /** The partial files of blobs fetched from upstream: in progress, or kept by a fetch that gave up (see partialBlobPath). */
+  partialEntries(): Promise<FileEntry[]> {
+    return fileEntries(join(this.root, "proxy", "partial"));
+  }
+
+  /** Remove a partial file untouched for longer than `maxAgeMs` (a fetch writing to it keeps it fresh); its size, 0 if kept. */
+  async expirePartial(digest: string, maxAgeMs: number): Promise<number> {
+    const path = this.partialBlobPath(digest);
+    const s = await stat(path).catch(() => undefined);
+    if (!s || Date.now() - s.mtimeMs <= maxAgeMs) return 0;
+    await rm(path, { force: true });
+    return s.size;
   }
 
   /** Record when blobs were last used (their mtime), in one pass for many uses. */
@@ -425,6 +432,23 @@ export class RegistryStorage {
     await rm(this.blobPath(digest), { force: true });
     return size;
   }
+}
+
+export interface FileEntry {
+  digest: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** The files of a directory named by digest hex, with their sizes and mtimes. */
+async function fileEntries(dir: string): Promise<FileEntry[]> {
+  const out: FileEntry[] = [];
+  for (const hex of await readdir(dir).catch(() => [] as string[])) {
+    if (hex.endsWith(".tmp")) continue;
+    const s = await stat(join(dir, hex)).catch(() => undefined);
+    if (s?.isFile()) out.push({ digest: `sha256:${hex}`, size: s.size, mtimeMs: s.mtimeMs });
+  }
+  return out;
 }
 
 export async function hashFile(path: string): Promise<Hash> {

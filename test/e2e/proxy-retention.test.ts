@@ -1,13 +1,16 @@
 // Retention of `regcli serve --proxy`: --proxy-max-size evicts the least recently used cached blobs that no
 // manifest within its TTL needs (never one being served), and `serve gc` treats cached manifests past the TTL as
 // expired. Real upstream (docker-registry), real content sizes (layers of a few MiB), clients are regcli and HTTP.
-import { existsSync, readdirSync, statSync, utimesSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { proxyOptions } from "../../src/operations/serve.js";
+import { RegistryContext } from "../../src/registry/context.js";
+import { RegistryServer } from "../../src/server/server.js";
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -88,6 +91,27 @@ describe("regcli serve --proxy-max-size", () => {
     }
   }, 120_000);
 
+  it("counts partial downloads: with a 20 MiB partial file kept in the root, blobs go until blobs and partials fit", async () => {
+    const cache = await cacheOf("40MiB");
+    try {
+      // What a fetch that gave up leaves (kept to be resumed): the storage holds it, so it counts.
+      mkdirSync(join(cache.root, "proxy", "partial"), { recursive: true });
+      writeFileSync(join(cache.root, "proxy", "partial", sha256("never fetched").slice(7)), Buffer.alloc(20 * MiB, 1));
+      await pull(cache.host, "library/a:1");
+      await sleep(TTL_MS + 500); // a is past the TTL
+      await pull(cache.host, "library/b:1"); // 48 MiB of blobs + 20 of partial over 40: both of a's layers must go
+      let after = stored(cache.root);
+      for (let i = 0; i < 100 && layers("a").some((d) => after.has(d)); i++) {
+        await sleep(100);
+        after = stored(cache.root);
+      }
+      for (const d of layers("a")) expect(after.has(d), `${d}: a's layer`).toBe(false);
+      for (const d of layers("b")) expect(after.has(d), `${d}: within the TTL`).toBe(true);
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+
   it("never removes a blob while a client is reading it; within the TTL nothing goes, over the size or not", async () => {
     const cache = await cacheOf("30MiB");
     try {
@@ -108,6 +132,60 @@ describe("regcli serve --proxy-max-size", () => {
       expect(sha256(Buffer.concat(chunks))).toBe(layers("a")[0]);
     } finally {
       await cache.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size, a request racing an eviction", () => {
+  it("a request for a blob being evicted waits for the removal and fetches it anew: it never finds the blob gone mid-way", async () => {
+    const upstream = await startRegistry("open");
+    const context = new RegistryContext();
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root: join(await tempDir(), "root"), proxy: proxyOptions({ context, upstream: upstream.url, namespaces: [], ttlMs: 1000 }), cacheMaxBytes: 6 * MiB });
+    try {
+      const [a, b] = await Promise.all(["race-a", "race-b"].map((seed) => makeImage({ seed, layers: 2, layerSize: 2 * MiB })));
+      await pushImage(upstream, "library/a", "1", a!);
+      await pushImage(upstream, "library/b", "1", b!);
+      const host = `127.0.0.1:${(await server.start()).port}`;
+      await pull(host, "library/a:1");
+      await sleep(1500); // a is past the TTL: its blobs may be evicted
+      // The in-process server's storage, instrumented to force the window (a real one leaves it to chance): the first
+      // eviction waits until a request for that blob has found it there, and is done before that request opens it.
+      const storage = server.storage;
+      const removeBlob = storage.removeBlob.bind(storage);
+      const blobSize = storage.blobSize.bind(storage);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let evicting!: (digest: string) => void;
+      const evicted = new Promise<string>((resolve) => (evicting = resolve));
+      let removal: Promise<number> | undefined;
+      let victim: string | undefined;
+      storage.removeBlob = (digest) => {
+        if (victim) return removeBlob(digest);
+        victim = digest;
+        evicting(digest);
+        removal = gate.then(() => removeBlob(digest));
+        return removal;
+      };
+      storage.blobSize = async (name, digest) => {
+        const size = await blobSize(name, digest);
+        if (digest === victim && removal) {
+          release();
+          await removal;
+        }
+        return size;
+      };
+      const pulling = pull(host, "library/b:1"); // over the size: a's blobs go
+      const digest = await evicted;
+      setTimeout(release, 1000); // a request that waits for the removal (as it should) does not find it held forever
+      const res = await request(`http://${host}/v2/library/a/blobs/${digest}`);
+      const body = Buffer.from(await res.body.arrayBuffer());
+      expect(res.statusCode).toBe(200);
+      expect(sha256(body)).toBe(digest);
+      await pulling;
+    } finally {
+      await server.stop();
+      await context.close();
+      await upstream.stop();
     }
   }, 120_000);
 });
@@ -184,6 +262,29 @@ describe("regcli serve gc on a cache", () => {
       const ownManifest = await regcli(["manifest", `${cache.host}/own/app:1`]);
       expect(ownManifest.stdoutBuffer.equals(own.manifest)).toBe(true);
       await pull(cache.host, "hub/library/b:1");
+    } finally {
+      await cache.stop();
+    }
+  }, 120_000);
+
+  it("removes partial downloads untouched for over an hour (a fetch in progress keeps its own fresh)", async () => {
+    const cache = await startRegistry("open", { server: "regcli", serveArgs: ["--proxy-namespace", `hub=${upstream.url}`, "--proxy-ttl", "1m"] });
+    try {
+      const dir = join(cache.root, "proxy", "partial");
+      mkdirSync(dir, { recursive: true });
+      const [left, fresh] = [sha256("left over"), sha256("in progress")].map((d) => d.slice(7));
+      writeFileSync(join(dir, left!), Buffer.alloc(MiB, 1));
+      writeFileSync(join(dir, fresh!), Buffer.alloc(MiB, 2));
+      age(join(dir, left!), 2 * 3600_000);
+      age(join(dir, fresh!), 50 * 60_000);
+      const dry = await regcli(["serve", "gc", "--root", cache.root, "--dry-run"]);
+      expect([dry.code, dry.stdout]).toEqual([0, `proxy/partial/${left}\n`]);
+      expect(dry.stderr).toContain("1 stale partial downloads would be removed");
+      expect(readdirSync(dir).sort()).toEqual([left, fresh].sort());
+      const gc = await regcli(["serve", "gc", "--root", cache.root]);
+      expect([gc.code, gc.stdout]).toEqual([0, `proxy/partial/${left}\n`]);
+      expect(gc.stderr).toContain("removed 0 blobs, 1.0 MiB and 1 stale partial downloads");
+      expect(readdirSync(dir)).toEqual([fresh]);
     } finally {
       await cache.stop();
     }

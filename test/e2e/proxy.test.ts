@@ -96,6 +96,8 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(cold.code, cold.stderr).toBe(0);
     const gets = blobGets(fp);
     for (const b of blobsOf(image)) expect(gets.get(b.digest)).toBe(1);
+    // No HEAD before each GET: the size is the GET's Content-Length.
+    expect(fp.log.filter((e) => e.method === "HEAD" && e.path.includes("/blobs/")).map((e) => e.path)).toEqual([]);
     fp.reset();
     const warm = await regcli(["copy", `${cache.host}/team/app:1.0`, `oci:${join(dir, "warm")}:1.0`]);
     expect(warm.code, warm.stderr).toBe(0);
@@ -191,6 +193,13 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(narrow.status).toBe(200);
     expect(narrow.h("content-type")).toBe("application/vnd.docker.distribution.manifest.v2+json");
     expect(narrow.h("docker-content-digest")).toBe(amd64.manifestDigest);
+    // A client taking only OCI manifests is given Docker schema 1 by Distribution (upstream is fine): not a 503.
+    const ociOnly = await call(`${cache.url}/v2/team/list/manifests/1.0`, "GET", { accept: "application/vnd.oci.image.manifest.v1+json" });
+    expect([ociOnly.status, JSON.parse(ociOnly.text).errors[0].code]).toEqual([404, "MANIFEST_UNKNOWN"]);
+    expect(JSON.parse(ociOnly.text).errors[0].message).toMatch(/team\/list:1\.0 is not served in a form regcli serve handles \(.*Docker schema 1/);
+    expect((await call(`${cache.url}/v2/team/list/manifests/1.0`, "HEAD", { accept: "application/vnd.oci.image.manifest.v1+json" })).status).toBe(404);
+    const log = readdirSync(join(cache.root, "..")).filter((f) => f.startsWith("registry-")).map((f) => readFileSync(join(cache.root, "..", f), "utf8")).join("");
+    expect(log).toMatch(/warning: manifest team\/list:1\.0: unsupported manifest from .*Docker schema 1/);
     // The narrow answer did not replace what the tag names for clients that take lists.
     const full = await call(`${cache.url}/v2/team/list/manifests/1.0`, "GET", { accept: ALL_TYPES });
     expect(full.h("docker-content-digest")).toBe(list.manifestDigest);

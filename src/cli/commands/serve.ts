@@ -99,15 +99,15 @@ export function register(program: Command): void {
     });
   cmd
     .command("gc")
-    .description("remove blobs that no manifest references (--root as for serve); in a --proxy cache, also cached manifests past the TTL")
+    .description("remove blobs that no manifest references (--root as for serve); in a --proxy cache, also cached manifests past the TTL and partial downloads untouched for an hour")
     .option("--dry-run", "only list what would be removed")
     .addHelpText("after", "\nExample:\n  regcli serve gc --root ./registry-data --dry-run")
     .action(async (opts: { dryRun?: boolean }, gc: Command) => {
       const { garbageCollect } = await load();
       const { root } = gc.optsWithGlobals<{ root: string }>();
       const r = await garbageCollect(root, opts.dryRun === true);
-      for (const line of [...r.manifests, ...r.blobs]) printLine(line);
-      const expired = r.manifests.length ? ` and ${r.manifests.length} expired cached manifests` : "";
+      for (const line of [...r.manifests, ...r.blobs, ...r.partials]) printLine(line);
+      const expired = `${r.manifests.length ? ` and ${r.manifests.length} expired cached manifests` : ""}${r.partials.length ? ` and ${r.partials.length} stale partial downloads` : ""}`;
       note(opts.dryRun ? `${r.blobs.length} blobs${expired} would be removed` : `removed ${r.blobs.length} blobs, ${humanSize(r.bytes)}${expired}`);
     });
 }
