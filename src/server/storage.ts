@@ -100,7 +100,7 @@ export class RegistryStorage {
   }
 
   openBlob(digest: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.blobPath(digest), { ...range, highWaterMark: 256 * 1024 });
+    return createReadStream(this.blobPath(digest), { ...range, highWaterMark: 1024 * 1024 });
   }
 
   async linkBlob(name: string, digest: string): Promise<void> {
