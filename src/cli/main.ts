@@ -73,7 +73,7 @@ function commandToRun(program: Command, args: string[]): string | undefined {
  * The program for the command line `args` (argv without node and the script): only the command it runs when
  * commandToRun finds one, every command otherwise or without `args`.
  */
-function buildProgram(args?: string[]): Command {
+export function buildProgram(args?: string[]): Command {
   const program = new Command("regcli")
     .description("A daemonless client for container registries (OCI Distribution / Docker Registry v2)")
     .version(regcliVersion(), "-v, --version", "print the regcli version")
