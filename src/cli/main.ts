@@ -31,7 +31,59 @@ import { err, jsonEventsOn, note, useJsonEvents, writeEvent } from "./output.js"
 import { completionReply } from "./completion.js";
 import { MODES } from "./progress.js";
 
-function buildProgram(): Command {
+/** Each command module and the top-level command names it registers, in the order of the help. */
+const COMMANDS: [string[], (program: Command) => void][] = [
+  [["ls", "list"], registerLs],
+  [["manifest"], registerManifest],
+  [["digest"], registerDigest],
+  [["config"], registerConfig],
+  [["inspect"], registerInspect],
+  [["referrers"], registerReferrers],
+  [["blob"], registerBlob],
+  [["tag"], registerTag],
+  [["append"], registerAppend],
+  [["mutate"], registerMutate],
+  [["delete", "untag"], registerDelete],
+  [["copy", "cp"], registerCopy],
+  [["sync"], registerSync],
+  [["pull"], registerPull],
+  [["push"], registerPush],
+  [["images", "image", "rmi"], registerImages],
+  [["index"], registerIndex],
+  [["flatten"], registerFlatten],
+  [["rebase"], registerRebase],
+  [["export", "cat"], registerExport],
+  [["artifact", "attach"], registerArtifact],
+  [["serve"], registerServe],
+  [["login", "logout"], registerLogin],
+  [["ratelimit"], registerRatelimit],
+  [["completion"], registerCompletion],
+];
+
+/**
+ * The command line's command when only it needs to be built: a known command name after nothing but known global
+ * options. Help, completion, unknown names or options need every command (their output lists or suggests them).
+ */
+function commandToRun(program: Command, args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") return undefined;
+    if (!arg.startsWith("-") || arg === "-") {
+      if (!COMMANDS.some(([names]) => names.includes(arg)) && arg !== "version") return undefined;
+      return args.slice(i + 1).some((a) => a === "--help" || a === "-h") ? undefined : arg;
+    }
+    const option = program.options.find((o) => o.long === arg.split("=")[0] || o.short === arg);
+    if (!option) return undefined;
+    if ((option.required || option.optional) && !arg.includes("=")) i++;
+  }
+  return undefined;
+}
+
+/**
+ * The program for the command line `args` (argv without node and the script): only the command it runs when
+ * commandToRun finds one, every command otherwise or without `args`.
+ */
+export function buildProgram(args?: string[]): Command {
   const program = new Command("regcli")
     .description("A daemonless client for container registries (OCI Distribution / Docker Registry v2)")
     .version(regcliVersion(), "-v, --version", "print the regcli version")
@@ -62,35 +114,10 @@ function buildProgram(): Command {
     .action(() => {
       process.stdout.write(`regcli ${regcliVersion()}\n`);
     });
-  for (const register of [
-    registerLs,
-    registerManifest,
-    registerDigest,
-    registerConfig,
-    registerInspect,
-    registerReferrers,
-    registerBlob,
-    registerTag,
-    registerAppend,
-    registerMutate,
-    registerDelete,
-    registerCopy,
-    registerSync,
-    registerPull,
-    registerPush,
-    registerImages,
-    registerIndex,
-    registerFlatten,
-    registerRebase,
-    registerExport,
-    registerArtifact,
-    registerServe,
-    registerLogin,
-    registerRatelimit,
-    registerCompletion,
-  ]) {
-    register(program);
-  }
+  const only = args && commandToRun(program, args);
+  for (const [, register] of only ? COMMANDS.filter(([names]) => names.includes(only)) : COMMANDS) register(program);
+  // A name in COMMANDS that its module does not register: build everything rather than misreport the command.
+  if (only && !program.commands.some((c) => c.name() === only || c.aliases().includes(only))) return buildProgram();
   program
     .command("help")
     .description("display help for a command (help image save)")
@@ -196,7 +223,8 @@ export async function main(argv: string[]): Promise<number> {
     const cache = (globalThis as { __regcliCodeCache?: string }).__regcliCodeCache ?? "not used";
     note(`debug: code cache ${cache}`);
   }
-  const program = buildProgram();
+  // Only the command that runs is built (registering all ~40 costs every start); help and completion build all.
+  const program = buildProgram(argv[2] === "__complete" ? undefined : argv.slice(2));
   try {
     if (argv[2] === "__complete") {
       process.stdout.write(await completionReply(program, argv.slice(3)));

@@ -747,7 +747,7 @@ describe("start-up", () => {
     expect(version.stdout).toBe(`${pkg.version}\n`);
   });
 
-  it("a registry digest, manifest or ls does not load the archive code (tar-stream, node:zlib); digest and ls not node:crypto", async () => {
+  it("a registry digest, manifest or ls does not load the archive code (tar-stream, node:zlib), node:child_process, node:readline, node:fs/promises, node:assert; digest and ls not node:crypto", async () => {
     const reg = await startRegistry("open");
     try {
       await pushImage(reg, "lazy/app", "1", await makeImage({ layers: 1, layerSize: 1024, format: "oci", seed: "lazy" }));
@@ -764,6 +764,9 @@ process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(join(
         const loaded = (await readFile(join(dir, "loaded"), "utf8")).split("\n");
         expect(loaded, args[0]).toContain("http"); // the hook saw the request being made
         expect(loaded, args[0]).not.toContain("zlib");
+        // Imported at start (commander, the prompt, the store and layout code) or by undici (assert, for its checks)
+        // but not needed by a registry read.
+        for (const builtin of ["child_process", "readline", "fs/promises", "assert"]) expect(loaded, args[0]).not.toContain(builtin);
         // Nothing to hash: the manifest is read whole and checked, the digest comes from the registry's answer.
         if (args[0] !== "manifest") expect(loaded, args[0]).not.toContain("crypto");
       }
