@@ -76,13 +76,15 @@ export async function decompressor(kind: LayerCompression): Promise<Transform> {
 
 /**
  * The uncompressed bytes of a layer stream, whatever its media type claims: the first bytes say gzip, zstd or
- * plain. Errors of `raw` reach the returned stream.
+ * plain. Errors of `raw` reach the returned stream, and destroying it destroys `raw`.
  */
 export async function decompressed(raw: Readable): Promise<{ stream: Readable; compression: LayerCompression }> {
   const head = await firstChunk(raw);
   const compression = detectCompression(head);
   const out = await decompressor(compression);
   raw.on("error", (err) => out.destroy(err));
+  // The other way too: a reader that stops (a failed tar, a full disk) ends the download or the file read.
+  out.once("close", () => raw.destroy());
   out.write(head);
   raw.pipe(out);
   return { stream: out, compression };

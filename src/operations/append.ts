@@ -2,15 +2,16 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pipeline as pipelineCb, Transform, Writable, type Readable } from "node:stream";
+import { Transform, Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { OpenBlob } from "../locations/types.js";
 import { compressor, decompressor, detectCompression } from "../oci/compress.js";
-import { HashingStream, VerifyingStream, type Descriptor, type LayerCompression } from "../oci/index.js";
+import { HashingStream, type Descriptor, type LayerCompression } from "../oci/index.js";
 import { appendToConfig, familyLayerType } from "../oci/mutate.js";
 import { packDirectory, type PackOptions } from "../oci/pack.js";
+import { fileBlob } from "./blob-readers.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { rewriteImage, type RewriteOptions, type RewriteResult } from "./rewrite.js";
@@ -85,11 +86,7 @@ export async function prepareLayer(input: string, temp: string, compression: Lay
 
 /** A prepared layer's blob, verified as it is read (a file changed since it was hashed fails), from `offset` when resumed. */
 export function openLayer(layer: Pick<PreparedLayer, "input" | "file" | "digest" | "size">): OpenBlob {
-  return async (options) => {
-    const offset = options?.offset ?? 0;
-    const stream = createReadStream(layer.file, { start: offset, highWaterMark: 256 * 1024 });
-    return pipelineCb(stream, new VerifyingStream(layer.digest, layer.size, layer.input, { offset, prefixHash: options?.prefixHash }), () => undefined) as Readable;
-  };
+  return fileBlob(layer.file, layer, layer.input);
 }
 
 export interface AppendOptions extends Pick<RewriteOptions, "jobs" | "onEvent" | "byteProgress" | "platforms"> {

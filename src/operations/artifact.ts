@@ -1,8 +1,6 @@
-import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { link, lstat, rename, rm, stat, unlink } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
-import { pipeline as pipelineCb, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError, writingTo } from "../errors.js";
 import { openDestination, openSource, withSource } from "../locations/open.js";
@@ -18,11 +16,12 @@ import {
   parseManifest,
   TITLE_ANNOTATION,
   UNKNOWN_ARTIFACT_TYPE,
-  VerifyingStream,
   type Descriptor,
   type ImageManifest,
 } from "../oci/index.js";
 import { withDigest } from "../reference/index.js";
+import { crypto } from "../util/builtins.js";
+import { bytesBlob, fileBlob } from "./blob-readers.js";
 import type { RegistryContext } from "../registry/context.js";
 import { makeDirectory } from "../util/files.js";
 
@@ -62,7 +61,7 @@ async function describeFile(file: ArtifactFile, annotations?: Record<string, str
     throw localFileError(err, file.path, "read") ?? err;
   });
   if (!info.isFile()) throw new RegcliError("usage", `${file.path} is not a regular file`, { hint: "pack a directory into a tar first" });
-  const hash = createHash("sha256");
+  const hash = crypto().createHash("sha256");
   let size = 0;
   try {
     for await (const chunk of createReadStream(file.path, { highWaterMark: 256 * 1024 })) {
@@ -77,7 +76,7 @@ async function describeFile(file: ArtifactFile, annotations?: Record<string, str
 
 /** Upload a hashed file; its bytes are verified again on the way (a file changed since it was hashed fails). */
 function putFile(dst: ImageDestination, desc: Descriptor, path: string): Promise<unknown> {
-  return dst.putBlob(desc, async () => pipelineCb(createReadStream(path, { highWaterMark: 256 * 1024 }), new VerifyingStream(desc.digest, desc.size, path), () => undefined) as Readable);
+  return dst.putBlob(desc, fileBlob(path, desc));
 }
 
 export interface PushArtifactOptions {
@@ -160,7 +159,7 @@ export async function pushArtifact(ctx: RegistryContext, target: LocationSpec, f
   const opened = await openDestination(ctx, target);
   try {
     const dst = opened.destination;
-    const empty = () => Promise.resolve(pipelineCb([EMPTY_JSON], new VerifyingStream(EMPTY_DESCRIPTOR.digest, EMPTY_DESCRIPTOR.size, "{}"), () => undefined) as Readable);
+    const empty = bytesBlob(EMPTY_JSON, EMPTY_DESCRIPTOR, "{}");
     await Promise.all([
       options.config ? putFile(dst, config, options.config.path) : dst.putBlob(config, empty),
       ...layers.map((layer, i) => putFile(dst, layer, files[i]!.path)),
@@ -254,7 +253,7 @@ export async function pullArtifact(ctx: RegistryContext, spec: LocationSpec, dir
       for (const { name } of named) if (await lstat(join(dir, name)).then(() => true, () => false)) throw exists(join(dir, name));
     }
     for (const { desc } of named) {
-      const temp = join(dir, `.regcli-${randomBytes(6).toString("hex")}.partial`);
+      const temp = join(dir, `.regcli-${crypto().randomBytes(6).toString("hex")}.partial`);
       temps.push(temp);
       const blob = await opened.source.openBlob(desc);
       // "wx": a new file only, so nothing planted under the temp name (a symlink) is followed.

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import type { BlobOutcome, BlobReadOptions, ImageDestination, ImageSource, Mount
 import { identityOf } from "../locations/image-names.js";
 import type { OciLayout } from "../locations/oci-layout.js";
 import { limiter } from "../util/limit.js";
+import { fileBlob } from "./blob-readers.js";
 import { DEFAULT_JOBS } from "./defaults.js";
 import { readConfig } from "./inspect.js";
 
@@ -379,7 +380,7 @@ export class CopyEngine {
           const annotations = Object.fromEntries(Object.entries(layer.annotations ?? {}).filter(([k]) => !/^io\.(github\.)?containers\.|stargz/.test(k)));
           const desc: Descriptor = { mediaType: layerMediaType(compression), digest: packed.digest(), size: packed.bytes, ...(Object.keys(annotations).length ? { annotations } : {}) };
           this.emit({ type: "blob-recompressed", from: layer.digest, to: desc.digest, size: desc.size, compression });
-          const outcome = await dst.putBlob(desc, async () => createReadStream(file));
+          const outcome = await dst.putBlob(desc, fileBlob(file, desc, "the re-compressed layer"));
           if (outcome === "uploaded") {
             this.stats.blobsUploaded++;
             this.stats.bytesUploaded += desc.size;

@@ -1,5 +1,4 @@
 import { resolve } from "node:path";
-import { Readable } from "node:stream";
 import { RegcliError } from "../errors.js";
 import { openDestination, openSource } from "../locations/open.js";
 import { OciLayout } from "../locations/oci-layout.js";
@@ -13,7 +12,6 @@ import {
   MAX_INDEX_DEPTH,
   platformMatches,
   selectPlatform,
-  VerifyingStream,
   type Descriptor,
   type ManifestData,
   type Platform,
@@ -21,6 +19,7 @@ import {
 import { configBlob, familyOf, rewriteIndex, rewriteManifest, type ConfigDocument, type Family } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
 import { refuseArtifact } from "./artifact.js";
+import { bytesBlob } from "./blob-readers.js";
 import { carryOtherImages, CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 
 /** One platform's image, as an edit sees it. */
@@ -184,7 +183,7 @@ class Rewrite {
     const unknown = edit.layers.find((layer) => !added.has(layer.digest) && !baseLayers.has(layer.digest));
     if (unknown) throw new RegcliError("general", `layer ${unknown.digest} is neither the base's nor a new one`);
     await Promise.all([
-      this.engine.putBlob(this.dst, newConfig.descriptor, bytesOf(newConfig.bytes, newConfig.descriptor)),
+      this.engine.putBlob(this.dst, newConfig.descriptor, bytesBlob(newConfig.bytes, newConfig.descriptor, "the new config")),
       ...edit.layers.map((layer) => {
         const blob = added.get(layer.digest);
         if (!blob) return this.engine.copyBlobs(this.src, this.dst, [baseLayers.get(layer.digest)!]);
@@ -208,9 +207,3 @@ function platformOf(config: ConfigDocument): Platform | undefined {
 }
 
 /** Bytes in memory as a blob's source, verified like any other. */
-export function bytesOf(bytes: Buffer, desc: Descriptor, where = "the new config"): OpenBlob {
-  return async (options) => {
-    const offset = options?.offset ?? 0;
-    return Readable.from([bytes.subarray(offset)]).pipe(new VerifyingStream(desc.digest, desc.size, where, { offset, prefixHash: options?.prefixHash }));
-  };
-}

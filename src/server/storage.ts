@@ -347,7 +347,7 @@ export class RegistryStorage {
     const text = await readFile(this.scopeFile(), "utf8").catch(() => undefined);
     if (text === undefined) return undefined;
     const { ttlMs, namespaces } = JSON.parse(text) as { ttlMs: number; namespaces?: string[] };
-    return { ttlMs, cached: (name) => !namespaces || namespaces.some((ns) => name === ns || name.startsWith(`${ns}/`)) };
+    return { ttlMs, cached: (name) => !namespaces || namespaces.some((ns) => name.startsWith(`${ns}/`)) };
   }
 
   /** The digests of the manifests a repository holds. */

@@ -86,6 +86,21 @@ describe("artifact push, pull and attach on regcli serve (referrers API)", () =>
     expect(readdirSync(out).sort()).toEqual(["notes.txt", "sbom.spdx.json"]);
   });
 
+  it("push into a layout resumes a file's partial blob from its end, never writing the whole file after it", async () => {
+    const dir = await tempDir();
+    const data = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32BE(i, i);
+    writeFileSync(join(dir, "data.bin"), data);
+    const hex = sha256(data).slice("sha256:".length);
+    const layout = join(dir, "layout");
+    mkdirSync(join(layout, "blobs", "sha256"), { recursive: true });
+    writeFileSync(join(layout, "blobs", "sha256", `${hex}.partial`), data.subarray(0, 1024 * 1024)); // a cut run's bytes
+    ok(await cli(["artifact", "push", `oci:${layout}:1`, join(dir, "data.bin")]));
+    const stored = readFileSync(join(layout, "blobs", "sha256", hex));
+    expect(stored.length).toBe(data.length);
+    expect(sha256(stored)).toBe(sha256(data));
+  });
+
   it("pull, export and cat of an artifact say it is one and point to artifact pull (exit 2)", async () => {
     ok(await cli(["artifact", "push", `${reg.host}/art/refuse:1`, join(src, "notes.txt"), "--artifact-type", "application/vnd.example.docs"]));
     const ref = `${reg.host}/art/refuse:1`;

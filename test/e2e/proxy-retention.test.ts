@@ -239,6 +239,9 @@ describe("regcli serve gc on a cache", () => {
     try {
       const pushed = await regcli(["copy", `${upstream.host}/team/own:1`, `${cache.host}/own/app:1`]);
       expect(pushed.code, pushed.stderr).toBe(0);
+      // A repository named like the namespace itself is the server's own (only hub/... is proxied).
+      const namedLikeNamespace = await regcli(["copy", `${upstream.host}/team/own:1`, `${cache.host}/hub:1`]);
+      expect(namedLikeNamespace.code, namedLikeNamespace.stderr).toBe(0);
       await pull(cache.host, "hub/library/a:1");
       await pull(cache.host, "hub/library/b:1");
       age(cache.root, 10 * 60_000); // all of it stored 10 minutes ago
@@ -261,6 +264,7 @@ describe("regcli serve gc on a cache", () => {
       // The server's own image is whole; b is fetched from upstream again.
       const ownManifest = await regcli(["manifest", `${cache.host}/own/app:1`]);
       expect(ownManifest.stdoutBuffer.equals(own.manifest)).toBe(true);
+      expect((await regcli(["manifest", `${cache.host}/hub:1`])).stdoutBuffer.equals(own.manifest)).toBe(true);
       await pull(cache.host, "hub/library/b:1");
     } finally {
       await cache.stop();
