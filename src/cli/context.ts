@@ -213,8 +213,9 @@ export function referrerChoice(opts: { referrers?: boolean; referrersArtifactTyp
 }
 
 /** `--compress gzip|zstd|none`: the layer compression a command writes (copy, push, append). */
-export function compressOption(): Option {
-  return new Option("--compress <gzip|zstd|none>", "re-compress image layers to this while copying (new layer, manifest and index digests; zstd and none write OCI media types)").choices(["gzip", "zstd", "none"]);
+export function compressOption(description = "re-compress image layers to this while copying (new layer, manifest and index digests; zstd and none write OCI media types)", fallback?: LayerCompression): Option {
+  const option = new Option("--compress <gzip|zstd|none>", description).choices(["gzip", "zstd", "none"]);
+  return fallback ? option.default(fallback) : option;
 }
 
 /** The --compress choice, refused with --preserve-digests (re-compressing changes every digest). */

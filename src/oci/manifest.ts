@@ -179,3 +179,9 @@ export function hostPlatform(): Platform {
   const os = process.platform === "win32" ? "windows" : process.platform;
   return { os, architecture: arch[process.arch] ?? process.arch };
 }
+
+/** Artifacts are not images: the commands that read a filesystem refuse them, pointing to `artifact pull`. */
+export function refuseArtifact(manifest: ImageManifest, display: string): void {
+  if (!isArtifact(manifest)) return;
+  throw new RegcliError("usage", `${display} is an artifact (${artifactTypeOf(manifest)}), not a container image`, { hint: `get its files with: regcli artifact pull ${display} -o DIR` });
+}

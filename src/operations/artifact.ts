@@ -7,11 +7,9 @@ import { openDestination, openSource, withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageDestination } from "../locations/types.js";
 import {
-  artifactTypeOf,
   DEFAULT_FILE_MEDIA_TYPE,
   EMPTY_DESCRIPTOR,
   EMPTY_JSON,
-  isArtifact,
   MediaType,
   parseManifest,
   TITLE_ANNOTATION,
@@ -44,16 +42,6 @@ export function parseFileArgument(text: string, defaultMediaType = DEFAULT_FILE_
   return { path: text, mediaType: defaultMediaType };
 }
 
-/** `k=v` of --annotation. */
-export function parseAnnotations(values: string[] = []): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const value of values) {
-    const eq = value.indexOf("=");
-    if (eq <= 0) throw new RegcliError("usage", `--annotation ${value}: expected KEY=VALUE`);
-    out[value.slice(0, eq)] = value.slice(eq + 1);
-  }
-  return out;
-}
 
 /** A local file's descriptor, hashed as a stream (never read whole into memory). */
 async function describeFile(file: ArtifactFile, annotations?: Record<string, string>): Promise<Descriptor> {
@@ -272,8 +260,3 @@ export async function pullArtifact(ctx: RegistryContext, spec: LocationSpec, dir
   }
 }
 
-/** Artifacts are not images: the commands that read a filesystem refuse them, pointing to `artifact pull`. */
-export function refuseArtifact(manifest: ImageManifest, display: string): void {
-  if (!isArtifact(manifest)) return;
-  throw new RegcliError("usage", `${display} is an artifact (${artifactTypeOf(manifest)}), not a container image`, { hint: `get its files with: regcli artifact pull ${display} -o DIR` });
-}

@@ -5,11 +5,10 @@ import { outputFileError, RegcliError } from "../errors.js";
 import { openSource, type OpenedSource, type OpenSourceOptions } from "../locations/open.js";
 import { hasLocalTransport, parseLocation } from "../locations/parse.js";
 import { catFile, exportToDirectory, exportToTar, type FlattenOptions, type LayerInput } from "../oci/flatten.js";
-import type { Platform } from "../oci/index.js";
+import { refuseArtifact, type Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { LocalStore } from "../store/store.js";
 import { makeDirectory } from "../util/files.js";
-import { refuseArtifact } from "./artifact.js";
 import { resolveImage } from "./inspect.js";
 
 /**

@@ -2,13 +2,12 @@ import { RegcliError } from "../errors.js";
 import { withSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import { registryDestination } from "../locations/registry.js";
-import { hostPlatform, type ManifestData, type Platform } from "../oci/index.js";
+import { hostPlatform, refuseArtifact, type ManifestData, type Platform } from "../oci/index.js";
 import { manifestReference, parseReference, type Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { fullName } from "../locations/image-names.js";
 import { LocalStore } from "../store/store.js";
 import { CopyEngine, type CopyEvent, type CopyOptions, type CopyResult, type CopyStats, type ReferrerOptions } from "./copy.js";
-import { refuseArtifact } from "./artifact.js";
 import { transfer } from "./transfer.js";
 
 export interface PullOptions {

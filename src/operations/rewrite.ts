@@ -11,6 +11,7 @@ import {
   isAttestation,
   MAX_INDEX_DEPTH,
   platformMatches,
+  refuseArtifact,
   selectPlatform,
   type Descriptor,
   type ManifestData,
@@ -18,7 +19,6 @@ import {
 } from "../oci/index.js";
 import { configBlob, familyOf, rewriteIndex, rewriteManifest, type ConfigDocument, type Family } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
-import { refuseArtifact } from "./artifact.js";
 import { bytesBlob } from "./blob-readers.js";
 import { carryOtherImages, CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
 

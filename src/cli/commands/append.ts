@@ -1,8 +1,8 @@
-import { Option, type Command } from "commander";
+import type { Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import type { LayerCompression } from "../../oci/index.js";
 import { createdTime, sourceDateEpoch } from "../../oci/mutate.js";
-import { collect } from "../context.js";
+import { collect, compressOption } from "../context.js";
 import { humanSize, plural } from "../output.js";
 import { rewriteOptions, runRewrite, type RewriteFlags } from "../rewrite.js";
 
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .description("add layers (directories, tars or tar.gz files) on top of an image and write the new image, on any location; reproducible with SOURCE_DATE_EPOCH")
     .argument("<base>", "the base image: a registry reference, store:NAME, oci:DIR[:TAG], docker-archive:FILE[:NAME] or oci-archive:FILE[:TAG]")
     .option("--layer <path>", "a directory (packed: sorted, owned by 0:0, mtimes clamped to SOURCE_DATE_EPOCH), a tar, tar.gz or tar.zst; repeatable, in order", collect)
-    .addOption(new Option("--compress <algorithm>", "compression of new layers (zstd: OCI bases only; readers need containerd 1.5+, podman 3+)").choices(["gzip", "zstd", "none"]).default("gzip"))
+    .addOption(compressOption("compression of new layers (zstd: OCI bases only; readers need containerd 1.5+, podman 3+)", "gzip"))
     .option("--keep-owner", "a directory's files keep their uid/gid (default 0:0)")
     .option("--allow-devices", "(root only) pack a directory's device nodes and fifos instead of refusing them");
   rewriteOptions(command, "BASE", "append to", false)

@@ -1,6 +1,7 @@
 import { Option, type Command } from "commander";
 import { RegcliError } from "../../errors.js";
 import { isDigest } from "../../oci/index.js";
+import { parseKeyValues } from "../../oci/mutate.js";
 import { parseLocation, registryOf } from "../../locations/parse.js";
 import { collect, withContext } from "../context.js";
 import { err, humanSize, note, parseFormat, plural, printJson, printLine, summary } from "../output.js";
@@ -19,7 +20,7 @@ interface PushFlags {
 const LOCATIONS = "a registry reference, oci:DIR[:TAG] or store:NAME[:TAG]";
 
 async function pushCommand(text: string, fileArgs: string[], opts: PushFlags, cmd: Command, attach: boolean): Promise<void> {
-  const { parseAnnotations, parseFileArgument, pushArtifact } = await load();
+  const { parseFileArgument, pushArtifact } = await load();
   const format = parseFormat(opts.format);
   const target = parseLocation(text);
   const files = fileArgs.map((f) => parseFileArgument(f));
@@ -27,7 +28,7 @@ async function pushCommand(text: string, fileArgs: string[], opts: PushFlags, cm
   if (opts.config && config!.path === opts.config) throw new RegcliError("usage", `--config ${opts.config}: give its media type, FILE:TYPE/SUBTYPE`);
   const subject = attach ? target : opts.subject === undefined ? undefined : isDigest(opts.subject) ? { digest: opts.subject } : parseLocation(opts.subject);
   const result = await withContext(cmd, registryOf(target), (ctx) =>
-    pushArtifact(ctx, target, files, { artifactType: opts.artifactType, annotations: parseAnnotations(opts.annotation), config, subject, byDigest: attach }),
+    pushArtifact(ctx, target, files, { artifactType: opts.artifactType, annotations: Object.fromEntries(parseKeyValues(opts.annotation, "--annotation")), config, subject, byDigest: attach }),
   );
   if (format === "json") printJson({ reference: result.destination, digest: result.digest, artifactType: result.manifest.artifactType, subject: result.manifest.subject?.digest });
   else printLine(result.digest);

@@ -1,4 +1,5 @@
 import { Option, type Command } from "commander";
+import { parseKeyValues } from "../../oci/mutate.js";
 import { DEFAULT_JOBS } from "../../operations/defaults.js";
 import { parseLocation, registryOf } from "../../locations/parse.js";
 import { collect, parseJobs, withContext } from "../context.js";
@@ -26,10 +27,10 @@ function common(command: Command): Command {
 }
 
 async function run(cmd: Command, text: string, opts: IndexFlags, action: "create" | "add" | "rm", args: string[]): Promise<void> {
-  const { createIndex, addToIndex, removeFromIndex, parseAnnotations, progressFor, COPY_VERBS, blobCounts } = await load();
+  const { createIndex, addToIndex, removeFromIndex, progressFor, COPY_VERBS, blobCounts } = await load();
   const format = parseFormat(opts.format);
   const jobs = parseJobs(opts.jobs);
-  const annotations = opts.annotation ? parseAnnotations(opts.annotation) : undefined;
+  const annotations = opts.annotation ? Object.fromEntries(parseKeyValues(opts.annotation, "--annotation")) : undefined;
   const target = parseLocation(text);
   const quiet = cmd.optsWithGlobals().quiet === true;
   const progress = progressFor(cmd, COPY_VERBS, `Resolving ${args.join(", ")}`);
