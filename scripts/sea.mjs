@@ -91,8 +91,10 @@ function plainMain(source, versionLine) {
  * node:http in a snapshot, so the lazily imported request path (undici) is loaded at run time as before.
  */
 function snapshotMain(source, versionLine) {
-  const errColors = "err=colorsFor(process.stderr)";
-  if (!source.includes(errColors)) throw new Error(`sea: dist/regcli.cjs no longer has \`${errColors}\`; update snapshotMain in scripts/sea.mjs`);
+  // esbuild may rename `err` (err2...) when another bundled module has a top-level `err` (fzstd does).
+  const found = source.match(/\berr\d*=colorsFor\(process\.stderr\)/g) ?? [];
+  if (found.length !== 1) throw new Error(`sea: dist/regcli.cjs should have one \`err=colorsFor(process.stderr)\` (found ${found.length}); update snapshotMain in scripts/sea.mjs`);
+  const errColors = found[0];
   return [
     'globalThis.__regcliCodeCache = "in the startup snapshot";',
     "const bundle = { exports: {} };",
