@@ -505,8 +505,16 @@ describe("regcli sync", () => {
     // In this process, so the heap can be read: sampled as each image settles (garbage included), and after a full
     // collection at the end (what the run keeps: the report, where each distinct blob was sent).
     setFlagsFromString("--expose-gc");
-    const gc = runInNewContext("gc") as () => void;
+    const fullGc = runInNewContext("gc") as () => void;
     setFlagsFromString("--no-expose-gc");
+    // Twice with a turn of the event loop between: what the first collection frees can hold finalizers and weak
+    // callbacks (undici's, the streams') that release more only on the next one.
+    const gc = async () => {
+      for (let i = 0; i < 3; i++) {
+        fullGc();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
     const used = () => getHeapStatistics().used_heap_size;
     const image = await makeImage({ layers: 1, seed: "flat", sharedBase: base });
     const repos = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}/r${String(i).padStart(3, "0")}`);
@@ -519,7 +527,7 @@ describe("regcli sync", () => {
     }
     const measure = async (prefix: string, into = prefix) => {
       const ctx = new RegistryContext({ plainHttp: true });
-      gc();
+      await gc();
       const before = used();
       let peak = 0;
       try {
@@ -527,7 +535,7 @@ describe("regcli sync", () => {
           onImage: () => (peak = Math.max(peak, used())),
         });
         expect(report.failures).toEqual([]);
-        gc();
+        await gc();
         const kept = used() - before;
         expect(report.copied).toBe(report.images.length);
         return { peak: peak - before, kept, images: report.images.length };
@@ -543,8 +551,10 @@ describe("regcli sync", () => {
     // Without the pacing (sync-heap.ts) garbage piled up with the run: a peak of 7 MiB at 20 repositories, 17 MiB at 100.
     expect(large.peak / MiB).toBeLessThan(small.peak / MiB + 4);
     expect(large.peak / MiB).toBeLessThan(12);
-    // Each repository's image records (3 here, about 3.5 KiB with its pair) stay for the report; a session, pool or
-    // cache kept per repository would not fit.
-    expect((large.kept - small.kept) / 80).toBeLessThan(8 * 1024);
+    // Each repository's image records (3 here, about 3.5 KiB with its pair) stay for the report. What the heap holds
+    // after a collection varies by some 300 KiB from run to run (1.9 to 8.6 KiB per repository seen over ten runs,
+    // one of them in CI, with the 8 KiB bound this test had), so the bound is 16 KiB: a connection pool kept per
+    // repository (an undici Pool with its socket is about 36 KiB) or a session with its buffers would not fit.
+    expect((large.kept - small.kept) / 80).toBeLessThan(16 * 1024);
   }, 180_000);
 });
