@@ -21,7 +21,7 @@ async function tarEntries(file: string): Promise<Map<string, Buffer>> {
   const extract = tar.extract();
   extract.on("entry", (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("data", (c) => void chunks.push(c as Buffer));
     stream.on("end", () => {
       out.set(header.name, Buffer.concat(chunks));
       next();

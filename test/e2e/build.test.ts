@@ -191,7 +191,7 @@ describe.each<RegistryServer>(["docker-registry", "regcli"])("append against %s"
       stream.on("end", next).resume();
     });
     extract.end(gunzipSync(ok(await cli(["blob", `${reg.host}/build/app@${layer.digest}`])).stdoutBuffer));
-    await new Promise((resolve) => extract.on("finish", resolve));
+    await new Promise<void>((resolve) => extract.on("finish", resolve));
     expect(entries).toEqual([
       "app/ directory 0:0 1700000000",
       "app/bin/ directory 0:0 1700000000",

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir, type CliResult } from "../helpers/cli.js";
 import { sha256 } from "../helpers/images.js";
-import { differences, fileDigest, snapshot } from "../helpers/tree.js";
+import { differences, fileDigest, snapshot, type Node } from "../helpers/tree.js";
 import tar from "tar-stream";
 
 const run = promisify(execFile);

@@ -74,7 +74,7 @@ describe("export and cat", () => {
       stream.on("end", next);
     });
     extract.end(r.stdoutBuffer);
-    await new Promise((resolve, reject) => extract.on("finish", resolve).on("error", reject));
+    await new Promise<void>((resolve, reject) => extract.on("finish", resolve).on("error", reject));
     expect(names).toContain("etc/os-release");
     expect(names).not.toContain("etc/motd");
     expect(r.stdoutBuffer.subarray(-1024).equals(Buffer.alloc(1024))).toBe(true);
@@ -88,7 +88,7 @@ describe("export and cat", () => {
     const extract = tar.extract();
     extract.on("entry", (h, stream, next) => {
       let data = "";
-      stream.on("data", (c: Buffer) => (data += c.toString()));
+      stream.on("data", (c) => void (data += (c as Buffer).toString()));
       stream.on("end", () => {
         entries.set(h.name, h.type === "symlink" ? `-> ${h.linkname}` : data);
         next();

@@ -42,7 +42,7 @@ describe("progress", () => {
     const home = await tempDir("regcli-tty-");
     const typescript = join(home, "typescript");
     const command = `stty cols 120 rows 40; REGCLI_HOME=${home} ${process.execPath} ${join(repoRoot, "bin", "regcli.cjs")} --plain-http pull ${reg.host}/progress/app:1`;
-    const env = { ...process.env, TERM: "xterm-256color" };
+    const env: NodeJS.ProcessEnv = { ...process.env, TERM: "xterm-256color" };
     delete env.NO_COLOR;
     await run("script", ["-qfec", command, typescript], { env, timeout: 60_000 });
     const screen = withoutScriptFrame(await readFile(typescript, "utf8"));

@@ -7,7 +7,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { podman, tempDir } from "../helpers/cli.js";
 import { startContainerd } from "../helpers/containerd.js";
-import { makeImage, makeIndex, pushImage, pushIndex, type TestImage, type TestIndex } from "../helpers/images.js";
+import { makeImage, makeIndex, pushIndex, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, repoRoot, skopeo, tempDir } from "../helpers/cli.js";
@@ -349,12 +350,12 @@ describe("regcli serve: load and crash recovery", () => {
       const big = Buffer.alloc(64 * 1024 * 1024, 7);
       const upload = await call(`${reg.url}/v2/crash/app/blobs/uploads/`, "POST");
       const loc = new URL(upload.h("location")!, reg.url).toString();
-      const inflight = request(`${loc}?digest=${sha256(big)}`, { method: "PUT", body: (async function* () {
+      const inflight = request(`${loc}?digest=${sha256(big)}`, { method: "PUT", body: Readable.from((async function* () {
         for (let off = 0; off < big.length; off += 1024 * 1024) {
           yield big.subarray(off, off + 1024 * 1024);
           await new Promise((r) => setTimeout(r, 5));
         }
-      })(), headers: { "content-length": String(big.length) } }).catch((e) => e);
+      })()), headers: { "content-length": String(big.length) } }).catch((e) => e);
       await new Promise((r) => setTimeout(r, 100));
       child.kill("SIGKILL");
       await inflight;

@@ -10,9 +10,9 @@ import { fetchManifest, makeImage, pushImage, sha256, type TestImage } from "../
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const MiB = 1024 * 1024;
-const ok = (r: { code: number; stderr: string }) => {
+const ok = <T extends { code: number; stderr: string }>(r: T): T => {
   expect(r.code, r.stderr).toBe(0);
-  return r as { code: number; stdout: string; stderr: string };
+  return r;
 };
 
 describe("transfer faults against docker-registry through the fault proxy", () => {

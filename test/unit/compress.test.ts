@@ -4,14 +4,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { compressor, decompressed, decompressor, detectCompression, layerMediaType, parseCompression } from "../../src/oci/compress.js";
 import { RegcliError } from "../../src/errors.js";
 
 const exec = promisify(execFile);
-const through = async (data: Buffer[], stream: NodeJS.ReadWriteStream) => Buffer.concat(await Readable.from(data).pipe(stream).toArray());
+const through = async (data: Buffer[], stream: Duplex) => Buffer.concat(await Readable.from(data).pipe(stream).toArray());
 // Half random, half repetitive: something to compress, in chunks like a download's.
 const sample = Buffer.concat([randomBytes(300_000), Buffer.alloc(700_000, "layer text ")]);
 const chunks = Array.from({ length: Math.ceil(sample.length / 65536) }, (_, i) => sample.subarray(i * 65536, (i + 1) * 65536));

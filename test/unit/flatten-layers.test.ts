@@ -51,13 +51,13 @@ async function tarOf(layers: LayerInput[], options: FlattenOptions = {}): Promis
   const extract = tar.extract();
   extract.on("entry", (h, stream, next) => {
     let data = "";
-    stream.on("data", (c: Buffer) => (data += c.toString()));
+    stream.on("data", (c) => void (data += (c as Buffer).toString()));
     stream.on("end", () => {
       result.set(h.name, { type: h.type ?? "file", data, linkname: h.linkname ?? undefined, mode: h.mode, uid: h.uid, order: result.size });
       next();
     });
   });
-  const done = new Promise((resolve, reject) => {
+  const done = new Promise<void>((resolve, reject) => {
     extract.on("finish", resolve);
     extract.on("error", reject);
   });
