@@ -64,6 +64,16 @@ function quiet(cmd, args) {
 }
 
 /**
+ * bin/regcli.cjs's V8 flag, set as it sets it: after loading the built-ins every command needs (its list, read from
+ * there), since Node compiles those loaded after a flag change from source instead of from its own cached code.
+ */
+function setFlags() {
+  const list = readFileSync(join(root, "bin", "regcli.cjs"), "utf8").match(/^const BUILTINS_BEFORE_FLAGS = (\[[^\]]*\]);$/m);
+  if (!list) throw new Error("sea: bin/regcli.cjs has no BUILTINS_BEFORE_FLAGS list; update setFlags in scripts/sea.mjs");
+  return `for (const name of ${list[1]}) require(name);\nrequire("node:v8").setFlagsFromString("--liftoff-only");`;
+}
+
+/**
  * The main script without a snapshot: the bundle run as bin/regcli.cjs runs it (see there): `--version` alone answers
  * without running the CLI, and undici's HTTP parser (WebAssembly) is compiled by V8's baseline tier only. Inside a
  * SEA, require() loads only Node's built-ins (the bundle needs nothing else), __filename is the executable, and the
@@ -75,7 +85,7 @@ function plainMain(source, versionLine) {
     versionLine,
     // Parenthesized, so that V8 compiles the function with the script and the build-time code cache covers it.
     "else (function () {",
-    'require("node:v8").setFlagsFromString("--liftoff-only");',
+    setFlags(),
     'globalThis.__regcliCodeCache = "built into the executable";',
     source,
     ";module.exports.main(process.argv).then((code) => (process.exitCode = code));",
@@ -106,7 +116,7 @@ function snapshotMain(source, versionLine) {
     "const args = process.argv.slice(2);",
     versionLine,
     "else {",
-    'require("node:v8").setFlagsFromString("--liftoff-only");',
+    setFlags(),
     "bundle.exports.__regcliRestart();",
     "bundle.exports.main(process.argv).then((code) => (process.exitCode = code));",
     "}",

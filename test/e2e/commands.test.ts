@@ -775,6 +775,37 @@ process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(join(
     }
   });
 
+  it("a registry digest, manifest or ls loads Node's built-ins before it sets V8 flags, and formats no stack trace", async () => {
+    const reg = await startRegistry("open");
+    try {
+      await pushImage(reg, "flags/app", "1", await makeImage({ layers: 1, layerSize: 1024, format: "oci", seed: "flags" }));
+      // V8 refuses Node's own cached code for its modules once a flag differs from Node's build: a built-in loaded
+      // after bin/regcli.cjs sets --liftoff-only is compiled from source. A stack formatted with frames makes V8
+      // index the 2 MB bundle by line. The hook records both.
+      const dir = await tempDir();
+      const hook = join(dir, "flags.cjs");
+      await writeFile(hook, `const v8 = require("node:v8"); const set = v8.setFlagsFromString; let at; let stacks = 0;
+v8.setFlagsFromString = (flags) => { at ??= process.moduleLoadList.length; return set.call(v8, flags); };
+Error.prepareStackTrace = (error, frames) => { if (frames.length) stacks++; return String(error); };
+process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(join(dir, "out"))}, JSON.stringify({ at, stacks, after: process.moduleLoadList.slice(at ?? 0) })));`);
+      for (const args of [["digest", `${reg.host}/flags/app:1`], ["manifest", `${reg.host}/flags/app:1`], ["ls", `${reg.host}/flags/app`]]) {
+        const r = await regcli(["--plain-http", ...args], { env: { NODE_OPTIONS: `--require ${hook}` } });
+        expect(r.code, r.stderr).toBe(0);
+        const out = JSON.parse(await readFile(join(dir, "out"), "utf8")) as { at?: number; stacks: number; after: string[] };
+        expect(out.at, "bin/regcli.cjs sets --liftoff-only").toBeGreaterThan(0);
+        // node:crypto stays lazy (digest and ls never hash); manifest, which checks the digest, loads it after the flag.
+        expect(out.after.filter((m) => /^NativeModule (?!internal\/)/.test(m)), args[0]).toEqual(args[0] === "manifest" ? ["NativeModule crypto"] : []);
+        expect(out.stacks, args[0]).toBe(0);
+      }
+      // --debug keeps the stacks it exists to show.
+      const debug = await regcli(["--plain-http", "--debug", "digest", `${reg.host}/flags/app:1`], { env: { NODE_OPTIONS: `--require ${hook}` } });
+      expect(debug.code).toBe(0);
+      expect(JSON.parse(await readFile(join(dir, "out"), "utf8")).stacks).toBeGreaterThan(0);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it("a registry digest, manifest or ls starts no libuv thread pool: as many threads as `node -e 0`", async () => {
     const reg = await startRegistry("open");
     try {

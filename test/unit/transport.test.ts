@@ -182,6 +182,23 @@ blocked = true
   });
 });
 
+describe("registries.conf files without registry tables", () => {
+  it("are not parsed: podman's shortnames.conf aliases, comments and search registries give no rules and no TOML errors", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "regcli-regconf-"));
+    await writeFile(join(dir, "registries.conf"), `# comments only\nunqualified-search-registries = ["docker.io"]\n`);
+    await mkdir(join(dir, "d"));
+    // An alias table with a line TOML refuses: were the file parsed, loading would fail.
+    await writeFile(join(dir, "d", "000-shortnames.conf"), `[aliases]\n  "busybox" = "docker.io/library/busybox"\n  "broken = \n`);
+    const env = { CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"), CONTAINERS_REGISTRIES_CONF_DIR: join(dir, "d"), HOME: dir };
+    expect(await loadRegistryRules(env)).toEqual([]);
+    // Any form of a registry table or key is parsed, and its errors reported.
+    for (const text of [`[[registry]]\nlocation = \n`, `[[ registry.mirror ]]\nx = \n`, `[registries.insecure]\nregistries = [\n`, `registry = [ \n`, `'registry' = \n`]) {
+      await writeFile(join(dir, "d", "000-shortnames.conf"), text);
+      await expect(loadRegistryRules(env), text).rejects.toThrow(/invalid TOML in .*000-shortnames\.conf:/);
+    }
+  });
+});
+
 describe("registry names for login", () => {
   it.each([
     ["docker.io", "docker.io"],
