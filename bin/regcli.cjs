@@ -34,7 +34,7 @@ function loadBundle() {
   const vm = require("node:vm");
   const { createRequire, wrap } = require("node:module");
   const file = path.join(__dirname, "..", "dist", "regcli.cjs");
-  const source = fs.readFileSync(file, "utf8");
+  const source = fs.readFileSync(file, "latin1"); // ASCII (esbuild escapes the rest; the build checks): no UTF-8 decoding
   const cacheFile = `${file}.v8cache`;
   let cachedData;
   try {

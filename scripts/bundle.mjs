@@ -126,6 +126,9 @@ await build({
 });
 rmSync(join(root, "dist", "index.js.map"), { force: true }); // tsc's map, for the file just replaced
 
+// bin/regcli.cjs reads the bundle as latin1 (no UTF-8 decoding at every start), which is right only for ASCII.
+if (/[^\x00-\x7f]/.test(readFileSync(bundle, "latin1"))) throw new Error("bundle: dist/regcli.cjs is not ASCII (esbuild's charset option?); bin/regcli.cjs reads it as latin1");
+
 await warmCodeCache();
 
 /**
