@@ -16,7 +16,8 @@
 //   once into one destination. --sync-repos: default 100,500 (RSS is printed per size). With only these (and small)
 //   selected, the ingest scenario and the big layout are skipped.
 //   proxy (not in the default set): pull-through caches. An upstream docker-registry holds the big image; skopeo pulls
-//   it (docker:// -> oci:) directly, through a fresh `regcli serve --proxy` (cold, then warm) and through a fresh
+//   it (docker:// -> oci:) directly, through a bare Node pass-through (scripts/lib/pass-through.mjs: the floor of any
+//   Node hop), through a fresh `regcli serve --proxy` (cold, then warm) and through a fresh
 //   docker-registry in proxy mode (proxy.remoteurl; cold, then warm), alternating, medians; every pull is checked
 //   against the upstream's manifest digest and blob GETs reaching the upstream are counted.
 //   build: `regcli append` of a 256 MiB directory (--build-mib N; the machine's /usr/lib and /usr/bin files) onto a
@@ -109,6 +110,8 @@ async function startServer(kind, { proxy } = {}) {
   if (kind === "regcli-serve") {
     const proxyArgs = proxy ? ["--proxy", `http://${proxy}`] : [];
     child = spawn(process.execPath, [join(root, "bin", "regcli.cjs"), "serve", "--addr", addr, "--root", join(dir, "data"), ...proxyArgs], { stdio: "ignore" });
+  } else if (kind === "node-pass-through") {
+    child = spawn(process.execPath, [join(root, "scripts", "lib", "pass-through.mjs"), addr, proxy], { stdio: "ignore" });
   } else {
     const config = join(dir, "config.yml");
     const proxyConfig = proxy ? `proxy: {remoteurl: http://${proxy}}\n` : "";
@@ -764,10 +767,12 @@ async function proxyScenario(layout) {
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  const rows = { direct: [], "regcli-serve cold": [], "regcli-serve warm": [], "docker-registry cold": [], "docker-registry warm": [] };
-  const serverRss = { "regcli-serve": [], "docker-registry": [] };
-  const upstreamGets = { "regcli-serve": [], "docker-registry": [] };
-  const order = ["direct", "regcli-serve", "docker-registry"];
+  // node-pass-through: one bare Node process relaying every byte (scripts/lib/pass-through.mjs), no cache: the
+  // floor under any cache written in Node, which must receive, hash, store and send the same bytes.
+  const rows = { direct: [], "node-pass-through cold": [], "regcli-serve cold": [], "regcli-serve warm": [], "docker-registry cold": [], "docker-registry warm": [] };
+  const serverRss = { "node-pass-through": [], "regcli-serve": [], "docker-registry": [] };
+  const upstreamGets = { "node-pass-through": [], "regcli-serve": [], "docker-registry": [] };
+  const order = ["direct", "node-pass-through", "regcli-serve", "docker-registry"];
   try {
     for (let i = 0; i < RUNS; i++) {
       for (const kind of [...order.slice(i % order.length), ...order.slice(0, i % order.length)]) {
@@ -780,7 +785,7 @@ async function proxyScenario(layout) {
           const before = blobGets();
           rows[`${kind} cold`].push((await pull(cache.addr)).seconds);
           upstreamGets[kind].push(blobGets() - before);
-          rows[`${kind} warm`].push((await pull(cache.addr)).seconds);
+          if (kind !== "node-pass-through") rows[`${kind} warm`].push((await pull(cache.addr)).seconds);
           serverRss[kind].push(cache.peakRssMiB());
         } finally {
           cache.stop();
@@ -794,7 +799,7 @@ async function proxyScenario(layout) {
   const direct = median(rows.direct);
   console.log(`\n| skopeo pull of ${LAYERS}x${LAYER_MIB} MiB (${RUNS} alternating runs, fresh cache each) | median | / direct | target | cache peak RSS | upstream blob GETs (cold) | runs |`);
   console.log("|---|---|---|---|---|---|---|");
-  const target = { direct: "", "regcli-serve cold": "<= 1.1", "regcli-serve warm": "<= 0.8", "docker-registry cold": "(anchor)", "docker-registry warm": "(anchor)" };
+  const target = { direct: "", "node-pass-through cold": "(floor)", "regcli-serve cold": "<= 1.1", "regcli-serve warm": "<= 0.8", "docker-registry cold": "(anchor)", "docker-registry warm": "(anchor)" };
   for (const [name, times] of Object.entries(rows)) {
     if (!times.length) continue;
     const kind = name.split(" ")[0];
