@@ -39,11 +39,14 @@ function blobGets(fp: FaultProxy): Map<string, number> {
   return counts;
 }
 
-/** regcli serve with these flags, isolated from the developer's logins (its own DOCKER_CONFIG, maybe with some). */
-async function startCache(serveArgs: string[], opts: { stdin?: string; auths?: Record<string, { username: string; password: string }> } = {}): Promise<TestRegistry> {
+/**
+ * regcli serve with these flags, isolated from the developer's logins and caches (its own DOCKER_CONFIG, maybe with
+ * some, and XDG_CACHE_HOME: `home`).
+ */
+async function startCache(serveArgs: string[], opts: { stdin?: string; auths?: Record<string, { username: string; password: string }> } = {}): Promise<TestRegistry & { home: string }> {
   const config = await dockerConfigDir(opts.auths);
-  const env = { DOCKER_CONFIG: config, XDG_CONFIG_HOME: config, XDG_RUNTIME_DIR: config, REGCLI_CONFIG: join(config, "regcli-config.json") };
-  return startRegistry("open", { server: "regcli", serveArgs, stdin: opts.stdin, env, deleteEnabled: false });
+  const env = { DOCKER_CONFIG: config, XDG_CONFIG_HOME: config, XDG_CACHE_HOME: config, XDG_RUNTIME_DIR: config, REGCLI_CONFIG: join(config, "regcli-config.json") };
+  return { ...(await startRegistry("open", { server: "regcli", serveArgs, stdin: opts.stdin, env, deleteEnabled: false })), home: config };
 }
 
 const blobsOf = (img: TestImage) => [img.config, ...img.layers];
@@ -71,7 +74,7 @@ async function pullBlob(url: string): Promise<{ status: number; digest?: string;
 describe("regcli serve --proxy: a pull-through cache of a token-auth registry", () => {
   let upstream: TestRegistry;
   let fp: FaultProxy;
-  let cache: TestRegistry;
+  let cache: TestRegistry & { home: string };
   let image: TestImage;
   let index: TestIndex;
   beforeAll(async () => {
@@ -104,6 +107,22 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(blobGets(fp).size).toBe(0);
     const layer = image.layers[0]!;
     expect(readFileSync(join(dir, "warm", "blobs", "sha256", layer.digest.slice(7)))).toEqual(layer.data);
+  });
+
+  it("keeps upstream tokens in memory: one token request for all of a repository's requests, no token cache file", async () => {
+    const img = await makeImage({ layers: 3, seed: "proxy-tokens" });
+    await pushImage(upstream, "team/tokens", "1.0", img);
+    const issued = upstream.issued!.count;
+    const dir = await tempDir();
+    for (const [i, accept] of [ALL_TYPES, "application/vnd.oci.image.manifest.v1+json"].entries()) {
+      expect((await call(`${cache.url}/v2/team/tokens/manifests/1.0`, "HEAD", { accept })).status).toBe(200);
+      const pulled = await regcli(["copy", `${cache.host}/team/tokens:1.0`, `oci:${join(dir, String(i))}:1.0`]);
+      expect(pulled.code, pulled.stderr).toBe(0);
+    }
+    for (const b of blobsOf(img)) expect((await call(`${cache.url}/v2/team/tokens/blobs/${b.digest}`, "HEAD")).status).toBe(200);
+    expect(upstream.issued!.count - issued).toBe(1);
+    // The server never writes (nor reads) the CLI's token cache: no synchronous file I/O on its event loop.
+    expect(existsSync(join(cache.home, "regcli", "tokens.json"))).toBe(false);
   });
 
   it("32 clients pulling one cold image at once: one upstream GET per blob and per manifest, every client gets the right bytes", async () => {

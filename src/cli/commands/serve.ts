@@ -74,7 +74,7 @@ export function register(program: Command): void {
           throw new RegcliError("usage", "--proxy-username is for one upstream; with several --proxy-namespace upstreams, give their credentials with regcli login or --authfile");
         }
         const sides: Sides = credential ? { source: { registry: registries[0]!, credential } } : {};
-        const context = (await createContext(command, undefined, sides)).source;
+        const context = (await createContext(command, undefined, sides, { memoryTokens: true })).source;
         proxy = { context, upstream: opts.proxy, namespaces, ttlMs };
       }
       const { server, url } = await serve({
