@@ -23,6 +23,8 @@ export interface UpstreamRepository {
 export interface ProxyOptions {
   /** Where a repository of this server is read from upstream; undefined: it is the server's own. */
   upstream(name: string): UpstreamRepository | undefined;
+  /** Whether a repository of this server is a cached one (as `upstream` would say, without making its upstream side). */
+  cached(name: string): boolean;
   /** How long a cached tag is served before upstream is asked whether it moved. */
   ttlMs: number;
   /** The upstream's catalog, when every repository is proxied. */

@@ -9,7 +9,7 @@ import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
 import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
-import { proxyOptions } from "../../src/operations/serve.js";
+import { proxyOptions, UPSTREAM_REPOSITORIES_KEPT } from "../../src/operations/serve.js";
 import { RegistryContext } from "../../src/registry/context.js";
 
 const ALL_TYPES = [
@@ -561,6 +561,24 @@ describe("regcli serve --proxy: names and flags", () => {
       const own = proxyOptions({ context, namespaces: [{ name: "hub", url: "https://index.docker.io" }], ttlMs: 1000 });
       expect(own.upstream("hub/alpine")?.description).toBe("docker.io/library/alpine");
       expect(own.upstream("mine/app")).toBeUndefined();
+      expect([own.cached("hub/alpine"), own.cached("mine/app"), hub.cached("anything")]).toEqual([true, false, true]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("reuses one upstream repository per upstream name, keeping the most recently asked for, at most UPSTREAM_REPOSITORIES_KEPT", async () => {
+    const context = new RegistryContext();
+    try {
+      const hub = proxyOptions({ context, upstream: "https://registry-1.docker.io", namespaces: [], ttlMs: 1000 });
+      const alpine = hub.upstream("alpine");
+      expect(hub.upstream("library/alpine")).toBe(alpine);
+      for (let i = 0; i < UPSTREAM_REPOSITORIES_KEPT - 1; i++) hub.upstream(`many/n${i}`);
+      expect(hub.upstream("alpine")).toBe(alpine); // still kept, and now the most recently asked for
+      for (let i = 0; i < UPSTREAM_REPOSITORIES_KEPT; i++) hub.upstream(`more/n${i}`);
+      const again = hub.upstream("alpine");
+      expect(again).not.toBe(alpine); // dropped: memory stays bounded however many names clients ask for
+      expect(again?.description).toBe("docker.io/library/alpine");
     } finally {
       await context.close();
     }
