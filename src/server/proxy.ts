@@ -16,7 +16,8 @@ export interface UpstreamRepository {
   blobSize(digest: string): Promise<number | undefined>;
   /** With `desc.size` -1 the size is the response's (`size`, -1 when it gave none). */
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable & { readonly size: number }>;
-  listTags(options?: ListOptions): Promise<string[]>;
+  /** Every tag, or with `onePage` one page of them and whether upstream has more. */
+  tagsPage(options: ListOptions): Promise<{ items: string[]; more: boolean }>;
   referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]>;
 }
 

@@ -83,7 +83,12 @@ function paginate(items: string[], url: URL, path: string): { page: string[]; li
   const page = rest.slice(0, n);
   rest = rest.slice(n);
   if (!rest.length || !page.length) return { page };
-  return { page, link: `<${path}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"` };
+  return { page, link: nextPage(path, n, page) };
+}
+
+/** The Link to the page after `page` (this server's own path: a client pages through the server, never around it). */
+function nextPage(path: string, n: number, page: string[]): string {
+  return `<${path}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`;
 }
 
 /** An OCI Distribution Spec 1.1 registry on a directory (`regcli serve`). */
@@ -191,8 +196,17 @@ export class RegistryServer {
         if (!(await this.storage.repositoryExists(name))) throw new HttpError(404, "NAME_UNKNOWN", `repository ${name} is not known`);
         return this.storage.tags(name);
       };
-      const tags = await this.fromUpstream(up && (async () => (await up.listTags()).sort()), `the tags of ${name}`, local);
-      const { page, link } = paginate(tags, url, `/v2/${name}/tags/list`);
+      const tagsPath = `/v2/${name}/tags/list`;
+      const n = Number(url.searchParams.get("n") ?? NaN);
+      // A page asked for (n) is one page asked of upstream, with the client's n and last; a Link when upstream has more.
+      // An upstream that ignores n and last (Distribution 2.8 lists every tag, unsorted) is paged here.
+      const onePage = async (up: UpstreamRepository) => {
+        const { items, more } = await up.tagsPage({ pageSize: n, last: url.searchParams.get("last") || undefined, onePage: true });
+        const { page, link } = paginate(items.sort(), url, tagsPath);
+        return { page, link: link ?? (more && page.length ? nextPage(tagsPath, n, page) : undefined) };
+      };
+      const fromUpstream = up && (Number.isInteger(n) && n > 0 ? () => onePage(up) : async () => paginate((await up.tagsPage({})).items.sort(), url, tagsPath));
+      const { page, link } = await this.fromUpstream(fromUpstream, `the tags of ${name}`, async () => paginate(await local(), url, tagsPath));
       return json(res, 200, { name, tags: page }, link ? { link } : {});
     }
     if ((m = ROUTES.referrers.exec(path)) && method === "GET") return this.referrers(res, m[1]!, m[2]!, url);

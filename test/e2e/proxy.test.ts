@@ -7,7 +7,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
+import { makeImage, makeIndex, pushImage, pushIndex, pushManifest, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { proxyOptions, UPSTREAM_REPOSITORIES_KEPT } from "../../src/operations/serve.js";
 import { RegistryContext } from "../../src/registry/context.js";
@@ -547,6 +547,43 @@ describe("regcli serve --proxy-namespace: cached namespaces beside the server's 
     // The server's own repository was not looked for upstream.
     expect((await call(`${cache.url}/v2/own/other/manifests/1.0`, "GET", { accept: ALL_TYPES })).status).toBe(404);
   });
+});
+
+describe("regcli serve --proxy: tags listed page by page", () => {
+  // Distribution 2.8 ignores n and last (every tag, unsorted, no Link); regcli serve pages as the spec says.
+  for (const server of ["docker-registry", "regcli"] as const) {
+    it(`a page (n, last) is one upstream request with the client's n and last, linked through the cache; regcli ls pages through all (${server} upstream)`, async () => {
+      const upstream = await startRegistry("open", { server });
+      const fp = await startFaultProxy(upstream.url);
+      const cache = await startCache(["--proxy", fp.url]);
+      try {
+        const img = await makeImage({ seed: "proxy-tags" });
+        const tags = Array.from({ length: 250 }, (_, i) => `v${i}`);
+        await pushImage(upstream, "team/tags", tags[0], img);
+        for (let i = 1; i < tags.length; i += 25) await Promise.all(tags.slice(i, i + 25).map((t) => pushManifest(upstream, "team/tags", t, img.manifest, img.mediaType)));
+        const sorted = [...tags].sort();
+        const listings = () => fp.log.filter((e) => e.path.includes("/tags/list")).map((e) => e.path);
+        const first = await call(`${cache.url}/v2/team/tags/tags/list?n=10`);
+        expect(first.status, first.text).toBe(200);
+        expect(JSON.parse(first.text).tags).toEqual(sorted.slice(0, 10));
+        expect(first.h("link")).toBe(`</v2/team/tags/tags/list?n=10&last=${sorted[9]}>; rel="next"`);
+        expect(listings()).toEqual(["/v2/team/tags/tags/list?n=10"]);
+        fp.reset();
+        const next = await call(`${cache.url}/v2/team/tags/tags/list?n=10&last=${sorted[9]}`);
+        expect(JSON.parse(next.text).tags).toEqual(sorted.slice(10, 20));
+        expect(listings()).toEqual([`/v2/team/tags/tags/list?n=10&last=${sorted[9]}`]);
+        fp.reset();
+        const ls = await regcli(["ls", "--page-size", "10", `${cache.host}/team/tags`]);
+        expect(ls.code, ls.stderr).toBe(0);
+        expect(ls.stdout.trim().split("\n")).toEqual(sorted);
+        expect(listings()).toHaveLength(25);
+      } finally {
+        await cache.stop();
+        await fp.close();
+        await upstream.stop();
+      }
+    });
+  }
 });
 
 describe("regcli serve --proxy: names and flags", () => {
