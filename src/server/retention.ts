@@ -52,6 +52,8 @@ export async function cacheRoots(
 export interface RetentionOptions extends CacheScope {
   maxBytes: number;
   log: (line: string) => void;
+  /** Over the size with nothing evictable, new blobs bring another pass at most this often (and at most the TTL); default a minute. */
+  rescanMs?: number;
 }
 
 /**
@@ -70,6 +72,12 @@ export class CacheRetention {
   /** Sizes of the blobs seen (from the last pass, and served since): to notice growth without a scan. */
   private readonly sizes = new Map<string, number>();
   private total = 0;
+  /**
+   * Set while the last pass left the storage over the size: when it ended, and the blobs it could not remove because
+   * they were being served. Until one of those is released or the rescan interval has passed, nothing it looked at
+   * can have become removable, so a new blob brings no pass (each would measure the whole storage for nothing).
+   */
+  private stuck: { at: number; skipped: Set<string> } | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -107,7 +115,10 @@ export class CacheRetention {
       released = true;
       const n = this.pinned.get(digest)! - 1;
       if (n > 0) this.pinned.set(digest, n);
-      else this.pinned.delete(digest);
+      else {
+        this.pinned.delete(digest);
+        if (this.stuck?.skipped.delete(digest)) void this.trim();
+      }
       if (!this.sizes.has(digest)) void this.grew(digest);
     };
   }
@@ -118,7 +129,9 @@ export class CacheRetention {
     if (size === undefined || this.sizes.has(digest)) return;
     this.sizes.set(digest, size);
     this.total += size;
-    if (this.total > this.options.maxBytes) this.trim();
+    const rescanMs = Math.min(this.options.rescanMs ?? 60_000, this.options.ttlMs);
+    // A pass under way counts this blob (and is not told to run again for it: what it could remove, it does).
+    if (this.total > this.options.maxBytes && !this.running && (!this.stuck || Date.now() - this.stuck.at >= rescanMs)) void this.trim();
   }
 
   /** Run a pass now, or once more after the one running. */
@@ -152,15 +165,20 @@ export class CacheRetention {
   /** Measure every blob; when over the size, remove the least recently used ones nothing needs until under it. */
   private async pass(): Promise<void> {
     const blobs = await this.storage.blobEntries();
-    this.sizes.clear();
     // Partial files (fetches in progress, or kept to be resumed) take space too: `serve gc` removes old ones.
-    this.total = (await this.storage.partialEntries()).reduce((sum, p) => sum + p.size, 0);
+    const partialBytes = (await this.storage.partialEntries()).reduce((sum, p) => sum + p.size, 0);
+    // No await from here to the end of the count: a blob grown meanwhile is counted by `grew`, not lost.
+    this.sizes.clear();
+    this.total = partialBytes;
     for (const b of blobs) {
       this.sizes.set(b.digest, b.size);
       this.total += b.size;
     }
     const max = this.options.maxBytes;
-    if (this.total <= max) return;
+    if (this.total <= max) {
+      this.stuck = undefined;
+      return;
+    }
     const lastUse = (digest: string, mtimeMs: number) => Math.max(mtimeMs, this.uses.get(digest) ?? 0);
     const { keep, manifests, cachedOnly } = await cacheRoots(this.storage, this.options, Date.now(), (d) => this.uses.get(d) ?? 0);
     const candidates = blobs
@@ -168,9 +186,15 @@ export class CacheRetention {
       .sort((a, b) => lastUse(a.digest, a.mtimeMs) - lastUse(b.digest, b.mtimeMs));
     let removed = 0;
     let freed = 0;
+    const skipped = new Set<string>();
+    let looked = 0;
     for (const b of candidates) {
       if (this.total <= max) break;
-      if (this.pinned.has(b.digest)) continue;
+      looked++;
+      if (this.pinned.has(b.digest)) {
+        skipped.add(b.digest);
+        continue;
+      }
       // No await between the pin check and `removing`: a request pinning the blob from here on waits for `removed`.
       const removal = this.storage.removeBlob(b.digest).finally(() => this.removing.delete(b.digest));
       this.removing.set(b.digest, removal.catch(() => undefined));
@@ -183,6 +207,12 @@ export class CacheRetention {
     }
     const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
     if (removed) this.options.log(`cache: removed ${removed} least recently used blobs (${mib(freed)}); ${mib(this.total)} of ${mib(max)} in use`);
-    if (this.total > max) this.options.log(`warning: cache: ${mib(this.total)} stored, over --proxy-max-size ${mib(max)}: the rest is needed by manifests within the TTL, pushed images or transfers in progress`);
+    if (this.total <= max) this.stuck = undefined;
+    else if (looked < candidates.length) this.again = true; // grown over again while removing: more can go
+    else {
+      // Once while it lasts, not once per blob.
+      if (!this.stuck) this.options.log(`warning: cache: ${mib(this.total)} stored, over --proxy-max-size ${mib(max)}: the rest is needed by manifests within the TTL, pushed images or transfers in progress`);
+      this.stuck = { at: Date.now(), skipped };
+    }
   }
 }

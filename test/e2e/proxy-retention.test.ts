@@ -130,6 +130,13 @@ describe("regcli serve --proxy-max-size", () => {
       // The stalled client gets every byte.
       for (let r = await reader.next(); !r.done; r = await reader.next()) chunks.push(r.value as Buffer);
       expect(sha256(Buffer.concat(chunks))).toBe(layers("a")[0]);
+      // Read to the end, it is removed (still over the size), without waiting for another blob to be fetched.
+      let left = stored(cache.root);
+      for (let i = 0; i < 100 && left.has(layers("a")[0]!); i++) {
+        await sleep(100);
+        left = stored(cache.root);
+      }
+      expect(left.has(layers("a")[0]!), "a's first layer, read to the end").toBe(false);
     } finally {
       await cache.stop();
     }
@@ -182,6 +189,73 @@ describe("regcli serve --proxy-max-size, a request racing an eviction", () => {
       expect(res.statusCode).toBe(200);
       expect(sha256(body)).toBe(digest);
       await pulling;
+    } finally {
+      await server.stop();
+      await context.close();
+      await upstream.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size over the size with nothing to evict", () => {
+  it("measures the storage again only when something can have changed (here: the TTL passed), and warns once while it lasts", async () => {
+    const upstream = await startRegistry("open");
+    const context = new RegistryContext();
+    const lines: string[] = [];
+    const TTL = 5000;
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root: join(await tempDir(), "root"), log: (l) => lines.push(l), proxy: proxyOptions({ context, upstream: upstream.url, namespaces: [], ttlMs: TTL }), cacheMaxBytes: MiB });
+    try {
+      const imgs = await Promise.all(["stuck-a", "stuck-b", "stuck-c"].map((seed) => makeImage({ seed, layers: 2, layerSize: MiB })));
+      for (const [i, img] of imgs.entries()) await pushImage(upstream, `library/s${i}`, "1", img);
+      const host = `127.0.0.1:${(await server.start()).port}`;
+      // Each pass of the retention measures every blob: count them.
+      const storage = server.storage;
+      const blobEntries = storage.blobEntries.bind(storage);
+      let passes = 0;
+      storage.blobEntries = () => (passes++, blobEntries());
+      await sleep(200); // the pass at start (an empty storage)
+      passes = 0;
+      const get = async (i: number, blob: { digest: string }) => {
+        const r = await request(`http://${host}/v2/library/s${i}/blobs/${blob.digest}`);
+        expect(sha256(Buffer.from(await r.body.arrayBuffer()))).toBe(blob.digest);
+      };
+      const manifest = async (i: number) => (await request(`http://${host}/v2/library/s${i}/manifests/1`, { headers: { accept: imgs[i]!.mediaType } })).body.dump();
+      const until = async (what: string, done: () => boolean) => {
+        for (let i = 0; i < 200 && !done(); i++) await sleep(50);
+        expect(done(), `${what}\n${lines.join("\n")}`).toBe(true);
+      };
+      const warnings = () => lines.filter((l) => l.includes("over --proxy-max-size"));
+      const removals = () => lines.filter((l) => l.startsWith("cache: removed"));
+      // Two images within the TTL, each over 1 MiB alone: the first blob over the size brings one pass, which finds
+      // nothing to remove; the blobs after it bring none, and the warning is not repeated.
+      const started = Date.now();
+      await manifest(0);
+      await get(0, imgs[0]!.config);
+      await get(0, imgs[0]!.layers[0]!);
+      await until("the pass of the first blob over the size", () => warnings().length === 1);
+      await get(0, imgs[0]!.layers[1]!);
+      await manifest(1);
+      for (const b of [imgs[1]!.config, ...imgs[1]!.layers]) await get(1, b);
+      await sleep(300);
+      expect(Date.now() - started, "the test's own precondition: all within the TTL").toBeLessThan(TTL);
+      expect(passes).toBe(1);
+      expect(warnings()).toHaveLength(1);
+      // Past the TTL, s0 and s1 may go: the next new blob brings a pass that removes them, which ends the episode.
+      await sleep(TTL + 200);
+      await manifest(2);
+      await get(2, imgs[2]!.config);
+      await until("the pass that removes s0 and s1", () => removals().length === 1);
+      const left = stored(server.options.root);
+      for (const d of [...imgs[0]!.layers, ...imgs[1]!.layers].map((l) => l.digest)) expect(left.has(d), d).toBe(false);
+      expect(passes).toBe(2);
+      // s2's layers, within the TTL, are over the size again: a new episode, one pass and one warning.
+      await get(2, imgs[2]!.layers[0]!);
+      await until("the pass of s2's first layer", () => warnings().length === 2);
+      await get(2, imgs[2]!.layers[1]!);
+      await sleep(300);
+      expect(passes).toBe(3);
+      expect(warnings()).toHaveLength(2);
+      for (const l of imgs[2]!.layers) expect(stored(server.options.root).has(l.digest)).toBe(true);
     } finally {
       await server.stop();
       await context.close();
