@@ -78,6 +78,8 @@ export class CacheRetention {
    * can have become removable, so a new blob brings no pass (each would measure the whole storage for nothing).
    */
   private stuck: { at: number; skipped: Set<string> } | undefined;
+  /** Blobs linked to the server's own repositories since the pass under way began: its scan of the links may have missed them. */
+  private readonly claimed = new Set<string>();
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -103,6 +105,11 @@ export class CacheRetention {
   /** Settles once a removal of `digest` under way is done (a request pinning it afterwards then finds it gone). */
   removed(digest: string): Promise<unknown> | undefined {
     return this.removing.get(digest);
+  }
+
+  /** `digest` was just linked to one of the server's own repositories (mounted, or uploaded again): never removed now. */
+  claim(digest: string): void {
+    this.claimed.add(digest);
   }
 
   /** A blob (or manifest) of a cached repository is being served: it is in use, and stays until `release`. */
@@ -164,6 +171,7 @@ export class CacheRetention {
 
   /** Measure every blob; when over the size, remove the least recently used ones nothing needs until under it. */
   private async pass(): Promise<void> {
+    this.claimed.clear(); // this pass reads the links written until now
     const blobs = await this.storage.blobEntries();
     // Partial files (fetches in progress, or kept to be resumed) take space too: `serve gc` removes old ones.
     const partialBytes = (await this.storage.partialEntries()).reduce((sum, p) => sum + p.size, 0);
@@ -191,6 +199,7 @@ export class CacheRetention {
     for (const b of candidates) {
       if (this.total <= max) break;
       looked++;
+      if (this.claimed.has(b.digest)) continue;
       if (this.pinned.has(b.digest)) {
         skipped.add(b.digest);
         continue;

@@ -417,9 +417,13 @@ export class RegistryServer {
     const mount = url.searchParams.get("mount");
     const from = url.searchParams.get("from");
     if (mount && from && DIGEST.test(mount) && new RegExp(`^${NAME}$`).test(from)) {
-      if ((await this.storage.blobSize(from, mount)) !== undefined) {
-        req.resume();
+      const mounted = await this.ownBlob(mount, async () => {
+        if ((await this.storage.blobSize(from, mount)) === undefined) return false;
         await this.storage.linkBlob(name, mount);
+        return true;
+      });
+      if (mounted) {
+        req.resume();
         res.writeHead(201, { location: `/v2/${name}/blobs/${mount}`, "docker-content-digest": mount, "content-length": "0" }).end();
         return;
       }
@@ -429,12 +433,28 @@ export class RegistryServer {
     if (digest) {
       if (!DIGEST.test(digest)) throw new HttpError(400, "DIGEST_INVALID", `invalid digest ${digest}`);
       await this.storage.appendUpload(id, req, contentLength(req));
-      await this.storage.finishUpload(name, id, digest);
+      await this.ownBlob(digest, () => this.storage.finishUpload(name, id, digest));
       res.writeHead(201, { location: `/v2/${name}/blobs/${digest}`, "docker-content-digest": digest, "content-length": "0" }).end();
       return;
     }
     req.resume();
     res.writeHead(202, { location: `/v2/${name}/blobs/uploads/${id}`, range: "0-0", "docker-upload-uuid": id, "content-length": "0" }).end();
+  }
+
+  /**
+   * Link a blob to one of the server's own repositories (a mount, or the upload of a blob the cache may hold): the
+   * cache's retention keeps it while this runs and from then on, and a removal under way is waited for first.
+   */
+  private async ownBlob<T>(digest: string, link: () => Promise<T>): Promise<T> {
+    const release = this.retention?.serving(digest);
+    try {
+      if (release) await this.retention!.removed(digest);
+      const result = await link();
+      this.retention?.claim(digest);
+      return result;
+    } finally {
+      release?.();
+    }
   }
 
   private async upload(req: IncomingMessage, res: ServerResponse, method: string, name: string, id: string, url: URL): Promise<void> {
@@ -467,7 +487,7 @@ export class RegistryServer {
       const digest = url.searchParams.get("digest");
       if (!digest || !DIGEST.test(digest)) throw new HttpError(400, "DIGEST_INVALID", `invalid or missing digest ${digest ?? ""}`);
       await this.storage.appendUpload(id, req, contentLength(req));
-      await this.storage.finishUpload(name, id, digest);
+      await this.ownBlob(digest, () => this.storage.finishUpload(name, id, digest));
       res.writeHead(201, { location: `/v2/${name}/blobs/${digest}`, "docker-content-digest": digest, "content-length": "0" }).end();
       return;
     }

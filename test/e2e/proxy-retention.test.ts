@@ -292,6 +292,45 @@ describe("regcli serve --proxy-max-size beside the server's own repositories", (
       await upstream.stop();
     }
   }, 120_000);
+
+  it("a mount into an own repository while an eviction pass is under way: the pass, which listed the blob as cached only, leaves it", async () => {
+    const upstream = await startRegistry("open");
+    const context = new RegistryContext();
+    const root = join(await tempDir(), "root");
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root, proxy: proxyOptions({ context, namespaces: [{ name: "hub", url: upstream.url }], ttlMs: 1000 }), cacheMaxBytes: MiB });
+    try {
+      const base = await makeImage({ seed: "mount-race-base", layers: 2, layerSize: MiB });
+      const small = await makeImage({ seed: "mount-race-small", layers: 1, layerSize: 16 * 1024 });
+      await pushImage(upstream, "library/base", "1", base);
+      await pushImage(upstream, "library/small", "1", small);
+      const url = `http://127.0.0.1:${(await server.start()).port}`;
+      await pull(url.slice(7), "hub/library/base:1");
+      await sleep(1500); // base is past the TTL: its blobs may be evicted
+      // The in-process server's storage, instrumented to force the window: the next pass has read the links (the
+      // blob is linked to the cached repository only) when the mount happens; it removes blobs after that.
+      const storage = server.storage;
+      const reachable = storage.reachable.bind(storage);
+      const layer = base.layers[0]!.digest;
+      let mount: Promise<number> | undefined;
+      storage.reachable = async (roots) => {
+        mount ??= request(`${url}/v2/own/app/blobs/uploads/?mount=${layer}&from=hub/library/base`, { method: "POST" }).then((r) => (r.body.dump(), r.statusCode));
+        const status = await mount;
+        expect(status).toBe(201);
+        return reachable(roots);
+      };
+      await pull(url.slice(7), "hub/library/small:1"); // over the size: base's blobs go, but not the one just mounted
+      expect(await mount).toBe(201);
+      const after = await settled(root, MiB);
+      expect(after.has(base.layers[1]!.digest), "base's other layer").toBe(false);
+      expect(after.has(layer), "the mounted layer").toBe(true);
+      const got = await request(`${url}/v2/own/app/blobs/${layer}`);
+      expect([got.statusCode, sha256(Buffer.from(await got.body.arrayBuffer()))]).toEqual([200, layer]);
+    } finally {
+      await server.stop();
+      await context.close();
+      await upstream.stop();
+    }
+  }, 120_000);
 });
 
 describe("regcli serve gc on a cache", () => {
