@@ -66,6 +66,11 @@ export class PullThroughCache {
     return this.options.upstream(name);
   }
 
+  /** Whether a fetch of `digest` from upstream is under way (writing its partial file). */
+  fetching(digest: string): boolean {
+    return this.fetches.has(digest);
+  }
+
   /**
    * A manifest by digest (cached for good) or by tag (revalidated after the TTL). `accept` is what the client asked
    * for (undefined: anything): upstream is asked the same, and a cached manifest of another type is not served.

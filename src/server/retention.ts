@@ -52,13 +52,16 @@ export async function cacheRoots(
 export interface RetentionOptions extends CacheScope {
   maxBytes: number;
   log: (line: string) => void;
+  /** Whether a fetch from upstream is writing the partial file of `digest` (it is not removed then). */
+  fetching?: (digest: string) => boolean;
   /** Over the size with nothing evictable, new blobs bring another pass at most this often (and at most the TTL); default a minute. */
   rescanMs?: number;
 }
 
 /**
  * `--proxy-max-size`: keeps a cache's storage under a size by removing the least recently used cached blobs (linked
- * to cached repositories only) that no manifest within its TTL needs. Uses are counted in memory and written to the blobs' mtimes in batches (never a
+ * to cached repositories only) that no manifest within its TTL needs, and partial downloads no fetch is writing or
+ * request is waiting for (left by fetches that gave up). Uses are counted in memory and written to the blobs' mtimes in batches (never a
  * write per read); a blob being served is never removed. Manifests themselves stay (small, and what lets a cached
  * tag be served while upstream is down); `serve gc` removes expired ones.
  */
@@ -173,8 +176,9 @@ export class CacheRetention {
   private async pass(): Promise<void> {
     this.claimed.clear(); // this pass reads the links written until now
     const blobs = await this.storage.blobEntries();
-    // Partial files (fetches in progress, or kept to be resumed) take space too: `serve gc` removes old ones.
-    const partialBytes = (await this.storage.partialEntries()).reduce((sum, p) => sum + p.size, 0);
+    // Partial files (fetches in progress, or kept to be resumed) take space too.
+    const partials = await this.storage.partialEntries();
+    const partialBytes = partials.reduce((sum, p) => sum + p.size, 0);
     // No await from here to the end of the count: a blob grown meanwhile is counted by `grew`, not lost.
     this.sizes.clear();
     this.total = partialBytes;
@@ -189,10 +193,12 @@ export class CacheRetention {
     }
     const lastUse = (digest: string, mtimeMs: number) => Math.max(mtimeMs, this.uses.get(digest) ?? 0);
     const { keep, manifests, cachedOnly } = await cacheRoots(this.storage, this.options, Date.now(), (d) => this.uses.get(d) ?? 0);
-    const candidates = blobs
-      .filter((b) => cachedOnly.has(b.digest) && !keep.has(b.digest) && !manifests.has(b.digest))
-      .sort((a, b) => lastUse(a.digest, a.mtimeMs) - lastUse(b.digest, b.mtimeMs));
+    const candidates = [
+      ...blobs.filter((b) => cachedOnly.has(b.digest) && !keep.has(b.digest) && !manifests.has(b.digest)).map((b) => ({ ...b, partial: false })),
+      ...partials.map((p) => ({ ...p, partial: true })),
+    ].sort((a, b) => lastUse(a.digest, a.mtimeMs) - lastUse(b.digest, b.mtimeMs));
     let removed = 0;
+    let removedPartials = 0;
     let freed = 0;
     const skipped = new Set<string>();
     let looked = 0;
@@ -200,22 +206,27 @@ export class CacheRetention {
       if (this.total <= max) break;
       looked++;
       if (this.claimed.has(b.digest)) continue;
-      if (this.pinned.has(b.digest)) {
+      // A request for a blob pins it before it looks for the blob or starts its fetch; a fetch outlives its requests.
+      if (this.pinned.has(b.digest) || (b.partial && this.options.fetching?.(b.digest))) {
         skipped.add(b.digest);
         continue;
       }
-      // No await between the pin check and `removing`: a request pinning the blob from here on waits for `removed`.
-      const removal = this.storage.removeBlob(b.digest).finally(() => this.removing.delete(b.digest));
+      // No await between the checks and `removing`: a request pinning the blob from here on waits for `removed`.
+      const removal = (b.partial ? this.storage.removePartial(b.digest) : this.storage.removeBlob(b.digest)).finally(() => this.removing.delete(b.digest));
       this.removing.set(b.digest, removal.catch(() => undefined));
       await removal;
-      this.sizes.delete(b.digest);
+      if (!b.partial) this.sizes.delete(b.digest);
       this.uses.delete(b.digest);
       this.total -= b.size;
       freed += b.size;
-      removed++;
+      if (b.partial) removedPartials++;
+      else removed++;
     }
     const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    if (removed) this.options.log(`cache: removed ${removed} least recently used blobs (${mib(freed)}); ${mib(this.total)} of ${mib(max)} in use`);
+    if (removed || removedPartials) {
+      const what = [removed && `${removed} least recently used blobs`, removedPartials && `${removedPartials} partial downloads`].filter(Boolean).join(" and ");
+      this.options.log(`cache: removed ${what} (${mib(freed)}); ${mib(this.total)} of ${mib(max)} in use`);
+    }
     if (this.total <= max) this.stuck = undefined;
     else if (looked < candidates.length) this.again = true; // grown over again while removing: more can go
     else {

@@ -104,7 +104,7 @@ export class RegistryServer {
     this.cache = options.proxy && new PullThroughCache(this.storage, options.proxy, (line) => options.log?.(line));
     const proxy = options.proxy;
     if (proxy && options.cacheMaxBytes !== undefined) {
-      this.retention = new CacheRetention(this.storage, { maxBytes: options.cacheMaxBytes, ttlMs: proxy.ttlMs, cached: proxy.cached, log: (line) => options.log?.(line) });
+      this.retention = new CacheRetention(this.storage, { maxBytes: options.cacheMaxBytes, ttlMs: proxy.ttlMs, cached: proxy.cached, fetching: (digest) => this.cache!.fetching(digest), log: (line) => options.log?.(line) });
     }
   }
 

@@ -7,6 +7,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { proxyOptions } from "../../src/operations/serve.js";
 import { RegistryContext } from "../../src/registry/context.js";
@@ -91,22 +92,26 @@ describe("regcli serve --proxy-max-size", () => {
     }
   }, 120_000);
 
-  it("counts partial downloads: with a 20 MiB partial file kept in the root, blobs go until blobs and partials fit", async () => {
+  it("counts partial downloads, and removes one left over with the blobs in least recently used order until both fit", async () => {
     const cache = await cacheOf("40MiB");
     try {
-      // What a fetch that gave up leaves (kept to be resumed): the storage holds it, so it counts.
+      // What a fetch that gave up leaves (kept to be resumed), last written before a was pulled.
+      const partial = join(cache.root, "proxy", "partial", sha256("never fetched").slice(7));
       mkdirSync(join(cache.root, "proxy", "partial"), { recursive: true });
-      writeFileSync(join(cache.root, "proxy", "partial", sha256("never fetched").slice(7)), Buffer.alloc(20 * MiB, 1));
+      writeFileSync(partial, Buffer.alloc(20 * MiB, 1));
+      age(partial, 60_000);
       await pull(cache.host, "library/a:1");
       await sleep(TTL_MS + 500); // a is past the TTL
-      await pull(cache.host, "library/b:1"); // 48 MiB of blobs + 20 of partial over 40: both of a's layers must go
+      await pull(cache.host, "library/b:1"); // 48 MiB of blobs + 20 of partial over 40: the partial goes, then a layer of a
       let after = stored(cache.root);
-      for (let i = 0; i < 100 && layers("a").some((d) => after.has(d)); i++) {
+      for (let i = 0; i < 100 && (existsSync(partial) || layers("a").every((d) => after.has(d))); i++) {
         await sleep(100);
         after = stored(cache.root);
       }
-      for (const d of layers("a")) expect(after.has(d), `${d}: a's layer`).toBe(false);
+      expect(existsSync(partial), "the partial file, least recently written").toBe(false);
+      expect(layers("a").filter((d) => !after.has(d)), "a's layers removed").toHaveLength(1);
       for (const d of layers("b")) expect(after.has(d), `${d}: within the TTL`).toBe(true);
+      expect(total(after)).toBeLessThanOrEqual(40 * MiB);
     } finally {
       await cache.stop();
     }
@@ -259,6 +264,61 @@ describe("regcli serve --proxy-max-size over the size with nothing to evict", ()
     } finally {
       await server.stop();
       await context.close();
+      await upstream.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size and partial downloads", () => {
+  it("removes a partial download left by a fetch that gave up, never one a fetch is writing", async () => {
+    const upstream = await startRegistry("open");
+    const fp = await startFaultProxy(upstream.url);
+    // A short timeout: the stalled fetch below resumes (with Range) within the test.
+    const context = new RegistryContext({ timeoutMs: 4000 });
+    const root = join(await tempDir(), "root");
+    const lines: string[] = [];
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root, log: (l) => lines.push(l), proxy: proxyOptions({ context, upstream: fp.url, namespaces: [], ttlMs: 60_000 }), cacheMaxBytes: 2 * MiB });
+    try {
+      const slow = await makeImage({ seed: "partial-slow", layers: 1, layerSize: 2 * MiB });
+      const big = await makeImage({ seed: "partial-big", layers: 1, layerSize: 2 * MiB });
+      await pushImage(upstream, "library/slow", "1", slow);
+      await pushImage(upstream, "library/big", "1", big);
+      const url = `http://127.0.0.1:${(await server.start()).port}`;
+      // What a fetch that gave up an hour ago left (kept to be resumed), 512 KiB.
+      const dir = join(root, "proxy", "partial");
+      mkdirSync(dir, { recursive: true });
+      const leftOver = join(dir, sha256("gave up").slice(7));
+      writeFileSync(leftOver, Buffer.alloc(MiB / 2, 1));
+      age(leftOver, 3600_000);
+      // A fetch in progress: upstream stalls after 512 KiB of slow's layer.
+      const layer = slow.layers[0]!;
+      const inProgress = join(dir, layer.digest.slice(7));
+      fp.rules = [{ method: "GET", path: new RegExp(`/blobs/${layer.digest}`), times: 1, fault: { kind: "stall", after: MiB / 2 } }];
+      // The client gives up; the fetch goes on without it (nothing pins the blob, only the fetch holds its file).
+      const abort = new AbortController();
+      const reading = request(`${url}/v2/library/slow/blobs/${layer.digest}`, { signal: abort.signal }).then((r) => r.body.arrayBuffer());
+      for (let i = 0; i < 100 && !(existsSync(inProgress) && statSync(inProgress).size >= MiB / 2); i++) await sleep(50);
+      expect(statSync(inProgress).size).toBe(MiB / 2);
+      abort.abort();
+      await reading.catch(() => undefined);
+      await sleep(200);
+      // big (2 MiB, within the TTL) takes the storage over 2 MiB: the left-over partial goes, the one in use stays.
+      await (await request(`${url}/v2/library/big/manifests/1`, { headers: { accept: big.mediaType } })).body.arrayBuffer();
+      for (const b of [big.config, big.layers[0]!]) await (await request(`${url}/v2/library/big/blobs/${b.digest}`)).body.arrayBuffer();
+      for (let i = 0; i < 100 && existsSync(leftOver); i++) await sleep(50);
+      expect(existsSync(leftOver), lines.join("\n")).toBe(false);
+      expect(lines.some((l) => l.startsWith("cache: removed 1 partial downloads (0.5 MiB)")), lines.join("\n")).toBe(true);
+      expect(existsSync(inProgress), "the partial file a fetch is writing").toBe(true);
+      // The stalled fetch resumes and completes: the blob is served whole.
+      for (let i = 0; i < 300 && !stored(root).has(layer.digest); i++) await sleep(50);
+      expect(stored(root).has(layer.digest), lines.join("\n")).toBe(true);
+      const got = await request(`${url}/v2/library/slow/blobs/${layer.digest}`);
+      expect(sha256(Buffer.from(await got.body.arrayBuffer()))).toBe(layer.digest);
+    } finally {
+      fp.rules = [];
+      await server.stop();
+      await context.close();
+      await fp.close();
       await upstream.stop();
     }
   }, 120_000);
