@@ -83,6 +83,8 @@ export class CacheRetention {
   private stuck: { at: number; skipped: Set<string> } | undefined;
   /** Blobs linked to the server's own repositories since the pass under way began: its scan of the links may have missed them. */
   private readonly claimed = new Set<string>();
+  /** Blobs counted by `grew` since the pass under way began: its listing of the storage may have missed them. */
+  private readonly grownInPass = new Map<string, number>();
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
@@ -112,7 +114,7 @@ export class CacheRetention {
 
   /** `digest` was just linked to one of the server's own repositories (mounted, or uploaded again): never removed now. */
   claim(digest: string): void {
-    this.claimed.add(digest);
+    if (this.running) this.claimed.add(digest); // a pass starting later reads the link
   }
 
   /** A blob (or manifest) of a cached repository is being served: it is in use, and stays until `release`. */
@@ -139,6 +141,7 @@ export class CacheRetention {
     if (size === undefined || this.sizes.has(digest)) return;
     this.sizes.set(digest, size);
     this.total += size;
+    if (this.running) this.grownInPass.set(digest, size);
     const rescanMs = Math.min(this.options.rescanMs ?? 60_000, this.options.ttlMs);
     // A pass under way counts this blob (and is not told to run again for it: what it could remove, it does).
     if (this.total > this.options.maxBytes && !this.running && (!this.stuck || Date.now() - this.stuck.at >= rescanMs)) void this.trim();
@@ -175,16 +178,17 @@ export class CacheRetention {
   /** Measure every blob; when over the size, remove the least recently used ones nothing needs until under it. */
   private async pass(): Promise<void> {
     this.claimed.clear(); // this pass reads the links written until now
+    this.grownInPass.clear();
     const blobs = await this.storage.blobEntries();
     // Partial files (fetches in progress, or kept to be resumed) take space too.
     const partials = await this.storage.partialEntries();
     const partialBytes = partials.reduce((sum, p) => sum + p.size, 0);
-    // No await from here to the end of the count: a blob grown meanwhile is counted by `grew`, not lost.
     this.sizes.clear();
     this.total = partialBytes;
-    for (const b of blobs) {
-      this.sizes.set(b.digest, b.size);
-      this.total += b.size;
+    for (const [digest, size] of [...blobs.map((b): [string, number] => [b.digest, b.size]), ...this.grownInPass]) {
+      if (this.sizes.has(digest)) continue;
+      this.sizes.set(digest, size);
+      this.total += size;
     }
     const max = this.options.maxBytes;
     if (this.total <= max) {
