@@ -7,6 +7,8 @@ import { TokenCache, type StoredToken } from "./token-cache.js";
 
 export const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
 const TOKEN_EXPIRY_MARGIN_MS = 10_000;
+/** Tokens one endpoint holds in memory (one per scope set): a server asked for many repositories drops the oldest. */
+const MAX_HELD_TOKENS = 1000;
 
 /** Where credentials for a registry come from; resolved lazily, at most once per registry and process. */
 export type CredentialSource = () => Promise<Credential | undefined>;
@@ -107,13 +109,19 @@ export class RegistryAuth {
         return token;
       })()
         .then((token) => {
-          this.tokens.set(key, token);
+          this.hold(key, token);
           return token;
         })
         .finally(() => this.fetching.delete(pendingKey));
       this.fetching.set(pendingKey, pending);
     }
     return pending;
+  }
+
+  private hold(key: string, token: CachedToken): void {
+    this.tokens.delete(key);
+    this.tokens.set(key, token);
+    if (this.tokens.size > MAX_HELD_TOKENS) this.tokens.delete(this.tokens.keys().next().value!);
   }
 
   /** The credentials the token service at `realm` may receive (see realmMayReceiveCredentials). */
@@ -152,7 +160,7 @@ export class RegistryAuth {
     // rejected token whenever the challenge names the access differently (Distribution: "push,pull" or "pull").
     const token = this.tokens.get(scopeKey(wanted));
     if (token && scopeKey(wanted) !== scopeKey(scopes)) {
-      this.tokens.set(scopeKey(scopes), token);
+      this.hold(scopeKey(scopes), token);
       const storeKey = this.challenge?.scheme === "bearer" ? await this.storeKey(this.challenge, scopeKey(scopes)) : undefined;
       if (storeKey) this.store!.put(this.base.host, [storeKey], token);
     }

@@ -118,7 +118,7 @@ export async function credentialFromFlags(opts: GlobalOptions): Promise<Credenti
  * Build the registry context from global flags and settings; `credentialRegistry` gets flag credentials, and a
  * two-sided command passes its resolved `sides` (--src-creds and the like).
  */
-export async function createContext(cmd: Command, credentialRegistry?: string, sides: Sides = {}): Promise<RegistryContext> {
+export async function createContext(cmd: Command, credentialRegistry?: string, sides: Sides = {}, extra: Partial<RegistryContextOptions> = {}): Promise<RegistryContext> {
   const opts = cmd.optsWithGlobals<GlobalOptions & SideFlags>();
   const [settings, registryRules] = await Promise.all([loadSettings(), loadRegistryRules()]);
   const options: RegistryContextOptions = {
@@ -139,6 +139,7 @@ export async function createContext(cmd: Command, credentialRegistry?: string, s
     },
     chunkSize: opts.chunkSize === undefined ? undefined : parseSize(opts.chunkSize, "--chunk-size"),
     credentialOptions: opts.authfile !== undefined ? { authFile: opts.authfile } : undefined,
+    ...extra,
   };
   if (credentialRegistry) {
     const credential = await credentialFromFlags(opts);

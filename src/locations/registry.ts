@@ -89,6 +89,11 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     return this.client.listTags(this.repository, options);
   }
 
+  /** As listTags, and with `onePage` whether the registry has more after them (a pull-through cache answers page by page). */
+  tagsPage(options: ListOptions): Promise<{ items: string[]; more: boolean }> {
+    return this.client.tagsPage(this.repository, options);
+  }
+
   /** A blob's size (HEAD), or undefined when the repository does not have it. */
   async blobSize(digest: string): Promise<number | undefined> {
     return (await this.client.headBlob(this.repository, digest))?.size;

@@ -27,17 +27,31 @@ export function proxyRegistry(url: string): string {
   return registryOfUrl(url, "upstream URL").registry;
 }
 
+/** Upstream repositories kept for reuse by a cache: the most recently asked for, at most this many. */
+export const UPSTREAM_REPOSITORIES_KEPT = 256;
+
 /** Which upstream repository each repository of the server reads from; Docker Hub's official images are library/NAME. */
 export function proxyOptions(p: ProxySettings): ProxyOptions {
-  const repository = (url: string, name: string) => {
-    const client = p.context.urlClient(url, "upstream URL");
-    return new RegistryRepository(client, client.registry === "docker.io" && !name.includes("/") ? `library/${name}` : name);
+  const target = (name: string): { url: string; repository: string } | undefined => {
+    for (const ns of p.namespaces) if (name.startsWith(`${ns.name}/`)) return { url: ns.url, repository: name.slice(ns.name.length + 1) };
+    return p.upstream === undefined ? undefined : { url: p.upstream, repository: name };
   };
+  // One RegistryRepository per upstream repository, reused (least recently asked for dropped past the bound).
+  const kept = new Map<string, RegistryRepository>();
   return {
     ttlMs: p.ttlMs,
+    cached: (name) => target(name) !== undefined,
     upstream: (name) => {
-      for (const ns of p.namespaces) if (name.startsWith(`${ns.name}/`)) return repository(ns.url, name.slice(ns.name.length + 1));
-      return p.upstream === undefined ? undefined : repository(p.upstream, name);
+      const t = target(name);
+      if (!t) return undefined;
+      const client = p.context.urlClient(t.url, "upstream URL");
+      const repository = client.registry === "docker.io" && !t.repository.includes("/") ? `library/${t.repository}` : t.repository;
+      const key = `${t.url}\n${repository}`;
+      const repo = kept.get(key) ?? new RegistryRepository(client, repository);
+      kept.delete(key);
+      kept.set(key, repo);
+      if (kept.size > UPSTREAM_REPOSITORIES_KEPT) kept.delete(kept.keys().next().value!);
+      return repo;
     },
     catalog: p.upstream === undefined ? undefined : () => p.context.urlClient(p.upstream!, "upstream URL").catalog(),
   };

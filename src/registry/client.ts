@@ -603,8 +603,9 @@ export class RegistryClient {
     }
   }
 
-  private async *pages(first: URL, scopes: string[], what: string, field: "tags" | "repositories"): AsyncGenerator<string[]> {
-    for await (const { bytes: body } of this.pageBodies(first, { scopes }, what, MAX_LIST_PAGE_BYTES)) {
+  /** Each page's names, and whether the registry linked a next page. */
+  private async *pages(first: URL, scopes: string[], what: string, field: "tags" | "repositories"): AsyncGenerator<{ items: string[]; more: boolean }> {
+    for await (const { res, bytes: body } of this.pageBodies(first, { scopes }, what, MAX_LIST_PAGE_BYTES)) {
       let parsed: Record<string, unknown>;
       try {
         parsed = JSON.parse(body.toString("utf8"));
@@ -615,27 +616,34 @@ export class RegistryClient {
       if (items !== null && items !== undefined && !Array.isArray(items)) {
         throw new RegcliError("registry", `${this.registry} sent a malformed ${what}`);
       }
-      yield (items ?? []).filter((x): x is string => typeof x === "string");
+      yield { items: (items ?? []).filter((x): x is string => typeof x === "string"), more: nextLink(res) !== undefined };
     }
   }
 
   async listTags(repo: string, options: ListOptions = {}): Promise<string[]> {
+    return (await this.tagsPage(repo, options)).items;
+  }
+
+  /** The tags as listTags lists them, and with `onePage` whether the registry has more after them. */
+  tagsPage(repo: string, options: ListOptions = {}): Promise<{ items: string[]; more: boolean }> {
     return this.listing(`/v2/${repo}/tags/list`, options, [pullScope(repo)], `tags of ${this.display(repo)}`, "tags");
   }
 
   async catalog(options: ListOptions = {}): Promise<string[]> {
-    return this.listing("/v2/_catalog", options, [CATALOG_SCOPE], `repository list of ${this.registry}`, "repositories");
+    return (await this.listing("/v2/_catalog", options, [CATALOG_SCOPE], `repository list of ${this.registry}`, "repositories")).items;
   }
 
-  /** Every page of a listing from `last` on, or only the first (onePage). */
-  private async listing(path: string, options: ListOptions, scopes: string[], what: string, field: "tags" | "repositories"): Promise<string[]> {
+  /** Every page of a listing from `last` on, or only the first (onePage: `more` tells whether another was linked). */
+  private async listing(path: string, options: ListOptions, scopes: string[], what: string, field: "tags" | "repositories"): Promise<{ items: string[]; more: boolean }> {
     const query = new URLSearchParams({ n: String(options.pageSize ?? PAGE_SIZE), ...(options.last !== undefined && { last: options.last }) });
-    const out: string[] = [];
+    const items: string[] = [];
+    let more = false;
     for await (const page of this.pages(await this.url(`${path}?${query}`), scopes, what, field)) {
-      out.push(...page);
+      items.push(...page.items);
+      more = page.more;
       if (options.onePage) break;
     }
-    return out;
+    return { items, more };
   }
 
   /** Check credentials (login): ping, then ask for a token (Bearer) or /v2/ with Basic. */

@@ -26,6 +26,11 @@ export interface RegistryContextOptions extends TransportOptions {
    * directory itself (skopeo's and podman's --cert-dir), instead of their certs.d directories.
    */
   certDir?: string;
+  /**
+   * Keep Bearer tokens in memory only, never in the token cache file (a long-running server: no synchronous file
+   * I/O on its event loop, nothing left on disk); each client reuses its tokens until they expire.
+   */
+  memoryTokens?: boolean;
 }
 
 /** One place a pull may read a repository from: a mirror or the registry itself. */
@@ -48,7 +53,7 @@ export class RegistryContext {
   private readonly sides: { source?: RegistryContext; destination?: RegistryContext } = {};
   readonly mirrors: string[];
   private readonly schemes = new SchemeCache();
-  private readonly tokens: TokenCache;
+  private readonly tokens: TokenCache | undefined;
 
   constructor(
     readonly options: RegistryContextOptions = {},
@@ -61,7 +66,7 @@ export class RegistryContext {
       this.options = { ...options, certDirFor: (host) => ({ dir: this.registryHosts.has(host) ? certDir : undefined, explicit: true }) };
     }
     this.transports = shared?.transports ?? { secure: new HttpTransport(this.options) };
-    this.tokens = shared?.tokens ?? new TokenCache();
+    this.tokens = shared ? shared.tokens : options.memoryTokens ? undefined : new TokenCache();
     this.mirrors = options.mirrors ?? [];
   }
 

@@ -16,13 +16,16 @@ export interface UpstreamRepository {
   blobSize(digest: string): Promise<number | undefined>;
   /** With `desc.size` -1 the size is the response's (`size`, -1 when it gave none). */
   openBlob(desc: Descriptor, options?: BlobReadOptions): Promise<Readable & { readonly size: number }>;
-  listTags(options?: ListOptions): Promise<string[]>;
+  /** Every tag, or with `onePage` one page of them and whether upstream has more. */
+  tagsPage(options: ListOptions): Promise<{ items: string[]; more: boolean }>;
   referrers(digest: string, filter?: ReferrerFilter): Promise<Descriptor[]>;
 }
 
 export interface ProxyOptions {
   /** Where a repository of this server is read from upstream; undefined: it is the server's own. */
   upstream(name: string): UpstreamRepository | undefined;
+  /** Whether a repository of this server is a cached one (as `upstream` would say, without making its upstream side). */
+  cached(name: string): boolean;
   /** How long a cached tag is served before upstream is asked whether it moved. */
   ttlMs: number;
   /** The upstream's catalog, when every repository is proxied. */
@@ -61,6 +64,11 @@ export class PullThroughCache {
 
   upstream(name: string): UpstreamRepository | undefined {
     return this.options.upstream(name);
+  }
+
+  /** Whether a fetch of `digest` from upstream is under way (writing its partial file). */
+  fetching(digest: string): boolean {
+    return this.fetches.has(digest);
   }
 
   /**

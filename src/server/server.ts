@@ -83,7 +83,12 @@ function paginate(items: string[], url: URL, path: string): { page: string[]; li
   const page = rest.slice(0, n);
   rest = rest.slice(n);
   if (!rest.length || !page.length) return { page };
-  return { page, link: `<${path}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"` };
+  return { page, link: nextPage(path, n, page) };
+}
+
+/** The Link to the page after `page` (this server's own path: a client pages through the server, never around it). */
+function nextPage(path: string, n: number, page: string[]): string {
+  return `<${path}?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`;
 }
 
 /** An OCI Distribution Spec 1.1 registry on a directory (`regcli serve`). */
@@ -99,7 +104,7 @@ export class RegistryServer {
     this.cache = options.proxy && new PullThroughCache(this.storage, options.proxy, (line) => options.log?.(line));
     const proxy = options.proxy;
     if (proxy && options.cacheMaxBytes !== undefined) {
-      this.retention = new CacheRetention(this.storage, { maxBytes: options.cacheMaxBytes, ttlMs: proxy.ttlMs, cached: (name) => proxy.upstream(name) !== undefined, log: (line) => options.log?.(line) });
+      this.retention = new CacheRetention(this.storage, { maxBytes: options.cacheMaxBytes, ttlMs: proxy.ttlMs, cached: proxy.cached, fetching: (digest) => this.cache!.fetching(digest), log: (line) => options.log?.(line) });
     }
   }
 
@@ -191,8 +196,17 @@ export class RegistryServer {
         if (!(await this.storage.repositoryExists(name))) throw new HttpError(404, "NAME_UNKNOWN", `repository ${name} is not known`);
         return this.storage.tags(name);
       };
-      const tags = await this.fromUpstream(up && (async () => (await up.listTags()).sort()), `the tags of ${name}`, local);
-      const { page, link } = paginate(tags, url, `/v2/${name}/tags/list`);
+      const tagsPath = `/v2/${name}/tags/list`;
+      const n = Number(url.searchParams.get("n") ?? NaN);
+      // A page asked for (n) is one page asked of upstream, with the client's n and last; a Link when upstream has more.
+      // An upstream that ignores n and last (Distribution 2.8 lists every tag, unsorted) is paged here.
+      const onePage = async (up: UpstreamRepository) => {
+        const { items, more } = await up.tagsPage({ pageSize: n, last: url.searchParams.get("last") || undefined, onePage: true });
+        const { page, link } = paginate(items.sort(), url, tagsPath);
+        return { page, link: link ?? (more && page.length ? nextPage(tagsPath, n, page) : undefined) };
+      };
+      const fromUpstream = up && (Number.isInteger(n) && n > 0 ? () => onePage(up) : async () => paginate((await up.tagsPage({})).items.sort(), url, tagsPath));
+      const { page, link } = await this.fromUpstream(fromUpstream, `the tags of ${name}`, async () => paginate(await local(), url, tagsPath));
       return json(res, 200, { name, tags: page }, link ? { link } : {});
     }
     if ((m = ROUTES.referrers.exec(path)) && method === "GET") return this.referrers(res, m[1]!, m[2]!, url);
@@ -403,9 +417,13 @@ export class RegistryServer {
     const mount = url.searchParams.get("mount");
     const from = url.searchParams.get("from");
     if (mount && from && DIGEST.test(mount) && new RegExp(`^${NAME}$`).test(from)) {
-      if ((await this.storage.blobSize(from, mount)) !== undefined) {
-        req.resume();
+      const mounted = await this.ownBlob(mount, async () => {
+        if ((await this.storage.blobSize(from, mount)) === undefined) return false;
         await this.storage.linkBlob(name, mount);
+        return true;
+      });
+      if (mounted) {
+        req.resume();
         res.writeHead(201, { location: `/v2/${name}/blobs/${mount}`, "docker-content-digest": mount, "content-length": "0" }).end();
         return;
       }
@@ -415,12 +433,28 @@ export class RegistryServer {
     if (digest) {
       if (!DIGEST.test(digest)) throw new HttpError(400, "DIGEST_INVALID", `invalid digest ${digest}`);
       await this.storage.appendUpload(id, req, contentLength(req));
-      await this.storage.finishUpload(name, id, digest);
+      await this.ownBlob(digest, () => this.storage.finishUpload(name, id, digest));
       res.writeHead(201, { location: `/v2/${name}/blobs/${digest}`, "docker-content-digest": digest, "content-length": "0" }).end();
       return;
     }
     req.resume();
     res.writeHead(202, { location: `/v2/${name}/blobs/uploads/${id}`, range: "0-0", "docker-upload-uuid": id, "content-length": "0" }).end();
+  }
+
+  /**
+   * Link a blob to one of the server's own repositories (a mount, or the upload of a blob the cache may hold): the
+   * cache's retention keeps it while this runs and from then on, and a removal under way is waited for first.
+   */
+  private async ownBlob<T>(digest: string, link: () => Promise<T>): Promise<T> {
+    const release = this.retention?.serving(digest);
+    try {
+      if (release) await this.retention!.removed(digest);
+      const result = await link();
+      this.retention?.claim(digest);
+      return result;
+    } finally {
+      release?.();
+    }
   }
 
   private async upload(req: IncomingMessage, res: ServerResponse, method: string, name: string, id: string, url: URL): Promise<void> {
@@ -453,7 +487,7 @@ export class RegistryServer {
       const digest = url.searchParams.get("digest");
       if (!digest || !DIGEST.test(digest)) throw new HttpError(400, "DIGEST_INVALID", `invalid or missing digest ${digest ?? ""}`);
       await this.storage.appendUpload(id, req, contentLength(req));
-      await this.storage.finishUpload(name, id, digest);
+      await this.ownBlob(digest, () => this.storage.finishUpload(name, id, digest));
       res.writeHead(201, { location: `/v2/${name}/blobs/${digest}`, "docker-content-digest": digest, "content-length": "0" }).end();
       return;
     }

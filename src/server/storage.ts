@@ -403,6 +403,14 @@ export class RegistryStorage {
     return fileEntries(join(this.root, "proxy", "partial"));
   }
 
+  /** Remove a partial file; its size (0 if there was none). */
+  async removePartial(digest: string): Promise<number> {
+    const path = this.partialBlobPath(digest);
+    const size = (await stat(path).catch(() => ({ size: 0 }))).size;
+    await rm(path, { force: true });
+    return size;
+  }
+
   /** Remove a partial file untouched for longer than `maxAgeMs` (a fetch writing to it keeps it fresh); its size, 0 if kept. */
   async expirePartial(digest: string, maxAgeMs: number): Promise<number> {
     const path = this.partialBlobPath(digest);

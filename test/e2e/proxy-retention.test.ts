@@ -7,6 +7,7 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { regcli, tempDir } from "../helpers/cli.js";
 import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
+import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { proxyOptions } from "../../src/operations/serve.js";
 import { RegistryContext } from "../../src/registry/context.js";
@@ -91,22 +92,26 @@ describe("regcli serve --proxy-max-size", () => {
     }
   }, 120_000);
 
-  it("counts partial downloads: with a 20 MiB partial file kept in the root, blobs go until blobs and partials fit", async () => {
+  it("counts partial downloads, and removes one left over with the blobs in least recently used order until both fit", async () => {
     const cache = await cacheOf("40MiB");
     try {
-      // What a fetch that gave up leaves (kept to be resumed): the storage holds it, so it counts.
+      // What a fetch that gave up leaves (kept to be resumed), last written before a was pulled.
+      const partial = join(cache.root, "proxy", "partial", sha256("never fetched").slice(7));
       mkdirSync(join(cache.root, "proxy", "partial"), { recursive: true });
-      writeFileSync(join(cache.root, "proxy", "partial", sha256("never fetched").slice(7)), Buffer.alloc(20 * MiB, 1));
+      writeFileSync(partial, Buffer.alloc(20 * MiB, 1));
+      age(partial, 60_000);
       await pull(cache.host, "library/a:1");
       await sleep(TTL_MS + 500); // a is past the TTL
-      await pull(cache.host, "library/b:1"); // 48 MiB of blobs + 20 of partial over 40: both of a's layers must go
+      await pull(cache.host, "library/b:1"); // 48 MiB of blobs + 20 of partial over 40: the partial goes, then a layer of a
       let after = stored(cache.root);
-      for (let i = 0; i < 100 && layers("a").some((d) => after.has(d)); i++) {
+      for (let i = 0; i < 100 && (existsSync(partial) || layers("a").every((d) => after.has(d))); i++) {
         await sleep(100);
         after = stored(cache.root);
       }
-      for (const d of layers("a")) expect(after.has(d), `${d}: a's layer`).toBe(false);
+      expect(existsSync(partial), "the partial file, least recently written").toBe(false);
+      expect(layers("a").filter((d) => !after.has(d)), "a's layers removed").toHaveLength(1);
       for (const d of layers("b")) expect(after.has(d), `${d}: within the TTL`).toBe(true);
+      expect(total(after)).toBeLessThanOrEqual(40 * MiB);
     } finally {
       await cache.stop();
     }
@@ -130,6 +135,13 @@ describe("regcli serve --proxy-max-size", () => {
       // The stalled client gets every byte.
       for (let r = await reader.next(); !r.done; r = await reader.next()) chunks.push(r.value as Buffer);
       expect(sha256(Buffer.concat(chunks))).toBe(layers("a")[0]);
+      // Read to the end, it is removed (still over the size), without waiting for another blob to be fetched.
+      let left = stored(cache.root);
+      for (let i = 0; i < 100 && left.has(layers("a")[0]!); i++) {
+        await sleep(100);
+        left = stored(cache.root);
+      }
+      expect(left.has(layers("a")[0]!), "a's first layer, read to the end").toBe(false);
     } finally {
       await cache.stop();
     }
@@ -190,6 +202,128 @@ describe("regcli serve --proxy-max-size, a request racing an eviction", () => {
   }, 120_000);
 });
 
+describe("regcli serve --proxy-max-size over the size with nothing to evict", () => {
+  it("measures the storage again only when something can have changed (here: the TTL passed), and warns once while it lasts", async () => {
+    const upstream = await startRegistry("open");
+    const context = new RegistryContext();
+    const lines: string[] = [];
+    const TTL = 5000;
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root: join(await tempDir(), "root"), log: (l) => lines.push(l), proxy: proxyOptions({ context, upstream: upstream.url, namespaces: [], ttlMs: TTL }), cacheMaxBytes: MiB });
+    try {
+      const imgs = await Promise.all(["stuck-a", "stuck-b", "stuck-c"].map((seed) => makeImage({ seed, layers: 2, layerSize: MiB })));
+      for (const [i, img] of imgs.entries()) await pushImage(upstream, `library/s${i}`, "1", img);
+      const host = `127.0.0.1:${(await server.start()).port}`;
+      // Each pass of the retention measures every blob: count them.
+      const storage = server.storage;
+      const blobEntries = storage.blobEntries.bind(storage);
+      let passes = 0;
+      storage.blobEntries = () => (passes++, blobEntries());
+      await sleep(200); // the pass at start (an empty storage)
+      passes = 0;
+      const get = async (i: number, blob: { digest: string }) => {
+        const r = await request(`http://${host}/v2/library/s${i}/blobs/${blob.digest}`);
+        expect(sha256(Buffer.from(await r.body.arrayBuffer()))).toBe(blob.digest);
+      };
+      const manifest = async (i: number) => (await request(`http://${host}/v2/library/s${i}/manifests/1`, { headers: { accept: imgs[i]!.mediaType } })).body.dump();
+      const until = async (what: string, done: () => boolean) => {
+        for (let i = 0; i < 200 && !done(); i++) await sleep(50);
+        expect(done(), `${what}\n${lines.join("\n")}`).toBe(true);
+      };
+      const warnings = () => lines.filter((l) => l.includes("over --proxy-max-size"));
+      const removals = () => lines.filter((l) => l.startsWith("cache: removed"));
+      // Two images within the TTL, each over 1 MiB alone: the first blob over the size brings one pass, which finds
+      // nothing to remove; the blobs after it bring none, and the warning is not repeated.
+      const started = Date.now();
+      await manifest(0);
+      await get(0, imgs[0]!.config);
+      await get(0, imgs[0]!.layers[0]!);
+      await until("the pass of the first blob over the size", () => warnings().length === 1);
+      await get(0, imgs[0]!.layers[1]!);
+      await manifest(1);
+      for (const b of [imgs[1]!.config, ...imgs[1]!.layers]) await get(1, b);
+      await sleep(300);
+      expect(Date.now() - started, "the test's own precondition: all within the TTL").toBeLessThan(TTL);
+      expect(passes).toBe(1);
+      expect(warnings()).toHaveLength(1);
+      // Past the TTL, s0 and s1 may go: the next new blob brings a pass that removes them, which ends the episode.
+      await sleep(TTL + 200);
+      await manifest(2);
+      await get(2, imgs[2]!.config);
+      await until("the pass that removes s0 and s1", () => removals().length === 1);
+      const left = stored(server.options.root);
+      for (const d of [...imgs[0]!.layers, ...imgs[1]!.layers].map((l) => l.digest)) expect(left.has(d), d).toBe(false);
+      expect(passes).toBe(2);
+      // s2's layers, within the TTL, are over the size again: a new episode, one pass and one warning.
+      await get(2, imgs[2]!.layers[0]!);
+      await until("the pass of s2's first layer", () => warnings().length === 2);
+      await get(2, imgs[2]!.layers[1]!);
+      await sleep(300);
+      expect(passes).toBe(3);
+      expect(warnings()).toHaveLength(2);
+      for (const l of imgs[2]!.layers) expect(stored(server.options.root).has(l.digest)).toBe(true);
+    } finally {
+      await server.stop();
+      await context.close();
+      await upstream.stop();
+    }
+  }, 120_000);
+});
+
+describe("regcli serve --proxy-max-size and partial downloads", () => {
+  it("removes a partial download left by a fetch that gave up, never one a fetch is writing", async () => {
+    const upstream = await startRegistry("open");
+    const fp = await startFaultProxy(upstream.url);
+    // A short timeout: the stalled fetch below resumes (with Range) within the test.
+    const context = new RegistryContext({ timeoutMs: 4000 });
+    const root = join(await tempDir(), "root");
+    const lines: string[] = [];
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root, log: (l) => lines.push(l), proxy: proxyOptions({ context, upstream: fp.url, namespaces: [], ttlMs: 60_000 }), cacheMaxBytes: 2 * MiB });
+    try {
+      const slow = await makeImage({ seed: "partial-slow", layers: 1, layerSize: 2 * MiB });
+      const big = await makeImage({ seed: "partial-big", layers: 1, layerSize: 2 * MiB });
+      await pushImage(upstream, "library/slow", "1", slow);
+      await pushImage(upstream, "library/big", "1", big);
+      const url = `http://127.0.0.1:${(await server.start()).port}`;
+      // What a fetch that gave up an hour ago left (kept to be resumed), 512 KiB.
+      const dir = join(root, "proxy", "partial");
+      mkdirSync(dir, { recursive: true });
+      const leftOver = join(dir, sha256("gave up").slice(7));
+      writeFileSync(leftOver, Buffer.alloc(MiB / 2, 1));
+      age(leftOver, 3600_000);
+      // A fetch in progress: upstream stalls after 512 KiB of slow's layer.
+      const layer = slow.layers[0]!;
+      const inProgress = join(dir, layer.digest.slice(7));
+      fp.rules = [{ method: "GET", path: new RegExp(`/blobs/${layer.digest}`), times: 1, fault: { kind: "stall", after: MiB / 2 } }];
+      // The client gives up; the fetch goes on without it (nothing pins the blob, only the fetch holds its file).
+      const abort = new AbortController();
+      const reading = request(`${url}/v2/library/slow/blobs/${layer.digest}`, { signal: abort.signal }).then((r) => r.body.arrayBuffer());
+      for (let i = 0; i < 100 && !(existsSync(inProgress) && statSync(inProgress).size >= MiB / 2); i++) await sleep(50);
+      expect(statSync(inProgress).size).toBe(MiB / 2);
+      abort.abort();
+      await reading.catch(() => undefined);
+      await sleep(200);
+      // big (2 MiB, within the TTL) takes the storage over 2 MiB: the left-over partial goes, the one in use stays.
+      await (await request(`${url}/v2/library/big/manifests/1`, { headers: { accept: big.mediaType } })).body.arrayBuffer();
+      for (const b of [big.config, big.layers[0]!]) await (await request(`${url}/v2/library/big/blobs/${b.digest}`)).body.arrayBuffer();
+      for (let i = 0; i < 100 && existsSync(leftOver); i++) await sleep(50);
+      expect(existsSync(leftOver), lines.join("\n")).toBe(false);
+      expect(lines.some((l) => l.startsWith("cache: removed 1 partial downloads (0.5 MiB)")), lines.join("\n")).toBe(true);
+      expect(existsSync(inProgress), "the partial file a fetch is writing").toBe(true);
+      // The stalled fetch resumes and completes: the blob is served whole.
+      for (let i = 0; i < 300 && !stored(root).has(layer.digest); i++) await sleep(50);
+      expect(stored(root).has(layer.digest), lines.join("\n")).toBe(true);
+      const got = await request(`${url}/v2/library/slow/blobs/${layer.digest}`);
+      expect(sha256(Buffer.from(await got.body.arrayBuffer()))).toBe(layer.digest);
+    } finally {
+      fp.rules = [];
+      await server.stop();
+      await context.close();
+      await fp.close();
+      await upstream.stop();
+    }
+  }, 120_000);
+});
+
 describe("regcli serve --proxy-max-size beside the server's own repositories", () => {
   it("never evicts a cached blob that a push to an own repository has mounted, even before its manifest arrives", async () => {
     const upstream = await startRegistry("open");
@@ -215,6 +349,45 @@ describe("regcli serve --proxy-max-size beside the server's own repositories", (
       await pushManifest(cache, "own/app", "1", app.manifest, app.mediaType);
     } finally {
       await cache.stop();
+      await upstream.stop();
+    }
+  }, 120_000);
+
+  it("a mount into an own repository while an eviction pass is under way: the pass, which listed the blob as cached only, leaves it", async () => {
+    const upstream = await startRegistry("open");
+    const context = new RegistryContext();
+    const root = join(await tempDir(), "root");
+    const server = new RegistryServer({ addr: "127.0.0.1:0", root, proxy: proxyOptions({ context, namespaces: [{ name: "hub", url: upstream.url }], ttlMs: 1000 }), cacheMaxBytes: MiB });
+    try {
+      const base = await makeImage({ seed: "mount-race-base", layers: 2, layerSize: MiB });
+      const small = await makeImage({ seed: "mount-race-small", layers: 1, layerSize: 16 * 1024 });
+      await pushImage(upstream, "library/base", "1", base);
+      await pushImage(upstream, "library/small", "1", small);
+      const url = `http://127.0.0.1:${(await server.start()).port}`;
+      await pull(url.slice(7), "hub/library/base:1");
+      await sleep(1500); // base is past the TTL: its blobs may be evicted
+      // The in-process server's storage, instrumented to force the window: the next pass has read the links (the
+      // blob is linked to the cached repository only) when the mount happens; it removes blobs after that.
+      const storage = server.storage;
+      const reachable = storage.reachable.bind(storage);
+      const layer = base.layers[0]!.digest;
+      let mount: Promise<number> | undefined;
+      storage.reachable = async (roots) => {
+        mount ??= request(`${url}/v2/own/app/blobs/uploads/?mount=${layer}&from=hub/library/base`, { method: "POST" }).then((r) => (r.body.dump(), r.statusCode));
+        const status = await mount;
+        expect(status).toBe(201);
+        return reachable(roots);
+      };
+      await pull(url.slice(7), "hub/library/small:1"); // over the size: base's blobs go, but not the one just mounted
+      expect(await mount).toBe(201);
+      const after = await settled(root, MiB);
+      expect(after.has(base.layers[1]!.digest), "base's other layer").toBe(false);
+      expect(after.has(layer), "the mounted layer").toBe(true);
+      const got = await request(`${url}/v2/own/app/blobs/${layer}`);
+      expect([got.statusCode, sha256(Buffer.from(await got.body.arrayBuffer()))]).toEqual([200, layer]);
+    } finally {
+      await server.stop();
+      await context.close();
       await upstream.stop();
     }
   }, 120_000);

@@ -7,9 +7,9 @@ import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeIndex, pushImage, pushIndex, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
+import { makeImage, makeIndex, pushImage, pushIndex, pushManifest, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
-import { proxyOptions } from "../../src/operations/serve.js";
+import { proxyOptions, UPSTREAM_REPOSITORIES_KEPT } from "../../src/operations/serve.js";
 import { RegistryContext } from "../../src/registry/context.js";
 
 const ALL_TYPES = [
@@ -39,11 +39,14 @@ function blobGets(fp: FaultProxy): Map<string, number> {
   return counts;
 }
 
-/** regcli serve with these flags, isolated from the developer's logins (its own DOCKER_CONFIG, maybe with some). */
-async function startCache(serveArgs: string[], opts: { stdin?: string; auths?: Record<string, { username: string; password: string }> } = {}): Promise<TestRegistry> {
+/**
+ * regcli serve with these flags, isolated from the developer's logins and caches (its own DOCKER_CONFIG, maybe with
+ * some, and XDG_CACHE_HOME: `home`).
+ */
+async function startCache(serveArgs: string[], opts: { stdin?: string; auths?: Record<string, { username: string; password: string }> } = {}): Promise<TestRegistry & { home: string }> {
   const config = await dockerConfigDir(opts.auths);
-  const env = { DOCKER_CONFIG: config, XDG_CONFIG_HOME: config, XDG_RUNTIME_DIR: config, REGCLI_CONFIG: join(config, "regcli-config.json") };
-  return startRegistry("open", { server: "regcli", serveArgs, stdin: opts.stdin, env, deleteEnabled: false });
+  const env = { DOCKER_CONFIG: config, XDG_CONFIG_HOME: config, XDG_CACHE_HOME: config, XDG_RUNTIME_DIR: config, REGCLI_CONFIG: join(config, "regcli-config.json") };
+  return { ...(await startRegistry("open", { server: "regcli", serveArgs, stdin: opts.stdin, env, deleteEnabled: false })), home: config };
 }
 
 const blobsOf = (img: TestImage) => [img.config, ...img.layers];
@@ -71,7 +74,7 @@ async function pullBlob(url: string): Promise<{ status: number; digest?: string;
 describe("regcli serve --proxy: a pull-through cache of a token-auth registry", () => {
   let upstream: TestRegistry;
   let fp: FaultProxy;
-  let cache: TestRegistry;
+  let cache: TestRegistry & { home: string };
   let image: TestImage;
   let index: TestIndex;
   beforeAll(async () => {
@@ -104,6 +107,22 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     expect(blobGets(fp).size).toBe(0);
     const layer = image.layers[0]!;
     expect(readFileSync(join(dir, "warm", "blobs", "sha256", layer.digest.slice(7)))).toEqual(layer.data);
+  });
+
+  it("keeps upstream tokens in memory: one token request for all of a repository's requests, no token cache file", async () => {
+    const img = await makeImage({ layers: 3, seed: "proxy-tokens" });
+    await pushImage(upstream, "team/tokens", "1.0", img);
+    const issued = upstream.issued!.count;
+    const dir = await tempDir();
+    for (const [i, accept] of [ALL_TYPES, "application/vnd.oci.image.manifest.v1+json"].entries()) {
+      expect((await call(`${cache.url}/v2/team/tokens/manifests/1.0`, "HEAD", { accept })).status).toBe(200);
+      const pulled = await regcli(["copy", `${cache.host}/team/tokens:1.0`, `oci:${join(dir, String(i))}:1.0`]);
+      expect(pulled.code, pulled.stderr).toBe(0);
+    }
+    for (const b of blobsOf(img)) expect((await call(`${cache.url}/v2/team/tokens/blobs/${b.digest}`, "HEAD")).status).toBe(200);
+    expect(upstream.issued!.count - issued).toBe(1);
+    // The server never writes (nor reads) the CLI's token cache: no synchronous file I/O on its event loop.
+    expect(existsSync(join(cache.home, "regcli", "tokens.json"))).toBe(false);
   });
 
   it("32 clients pulling one cold image at once: one upstream GET per blob and per manifest, every client gets the right bytes", async () => {
@@ -530,6 +549,43 @@ describe("regcli serve --proxy-namespace: cached namespaces beside the server's 
   });
 });
 
+describe("regcli serve --proxy: tags listed page by page", () => {
+  // Distribution 2.8 ignores n and last (every tag, unsorted, no Link); regcli serve pages as the spec says.
+  for (const server of ["docker-registry", "regcli"] as const) {
+    it(`a page (n, last) is one upstream request with the client's n and last, linked through the cache; regcli ls pages through all (${server} upstream)`, async () => {
+      const upstream = await startRegistry("open", { server });
+      const fp = await startFaultProxy(upstream.url);
+      const cache = await startCache(["--proxy", fp.url]);
+      try {
+        const img = await makeImage({ seed: "proxy-tags" });
+        const tags = Array.from({ length: 250 }, (_, i) => `v${i}`);
+        await pushImage(upstream, "team/tags", tags[0], img);
+        for (let i = 1; i < tags.length; i += 25) await Promise.all(tags.slice(i, i + 25).map((t) => pushManifest(upstream, "team/tags", t, img.manifest, img.mediaType)));
+        const sorted = [...tags].sort();
+        const listings = () => fp.log.filter((e) => e.path.includes("/tags/list")).map((e) => e.path);
+        const first = await call(`${cache.url}/v2/team/tags/tags/list?n=10`);
+        expect(first.status, first.text).toBe(200);
+        expect(JSON.parse(first.text).tags).toEqual(sorted.slice(0, 10));
+        expect(first.h("link")).toBe(`</v2/team/tags/tags/list?n=10&last=${sorted[9]}>; rel="next"`);
+        expect(listings()).toEqual(["/v2/team/tags/tags/list?n=10"]);
+        fp.reset();
+        const next = await call(`${cache.url}/v2/team/tags/tags/list?n=10&last=${sorted[9]}`);
+        expect(JSON.parse(next.text).tags).toEqual(sorted.slice(10, 20));
+        expect(listings()).toEqual([`/v2/team/tags/tags/list?n=10&last=${sorted[9]}`]);
+        fp.reset();
+        const ls = await regcli(["ls", "--page-size", "10", `${cache.host}/team/tags`]);
+        expect(ls.code, ls.stderr).toBe(0);
+        expect(ls.stdout.trim().split("\n")).toEqual(sorted);
+        expect(listings()).toHaveLength(25);
+      } finally {
+        await cache.stop();
+        await fp.close();
+        await upstream.stop();
+      }
+    });
+  }
+});
+
 describe("regcli serve --proxy: names and flags", () => {
   it("Docker Hub's one-part names are its official images (library/NAME), as the Docker daemon sends them", async () => {
     const context = new RegistryContext();
@@ -542,6 +598,24 @@ describe("regcli serve --proxy: names and flags", () => {
       const own = proxyOptions({ context, namespaces: [{ name: "hub", url: "https://index.docker.io" }], ttlMs: 1000 });
       expect(own.upstream("hub/alpine")?.description).toBe("docker.io/library/alpine");
       expect(own.upstream("mine/app")).toBeUndefined();
+      expect([own.cached("hub/alpine"), own.cached("mine/app"), hub.cached("anything")]).toEqual([true, false, true]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("reuses one upstream repository per upstream name, keeping the most recently asked for, at most UPSTREAM_REPOSITORIES_KEPT", async () => {
+    const context = new RegistryContext();
+    try {
+      const hub = proxyOptions({ context, upstream: "https://registry-1.docker.io", namespaces: [], ttlMs: 1000 });
+      const alpine = hub.upstream("alpine");
+      expect(hub.upstream("library/alpine")).toBe(alpine);
+      for (let i = 0; i < UPSTREAM_REPOSITORIES_KEPT - 1; i++) hub.upstream(`many/n${i}`);
+      expect(hub.upstream("alpine")).toBe(alpine); // still kept, and now the most recently asked for
+      for (let i = 0; i < UPSTREAM_REPOSITORIES_KEPT; i++) hub.upstream(`more/n${i}`);
+      const again = hub.upstream("alpine");
+      expect(again).not.toBe(alpine); // dropped: memory stays bounded however many names clients ask for
+      expect(again?.description).toBe("docker.io/library/alpine");
     } finally {
       await context.close();
     }
