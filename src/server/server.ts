@@ -152,6 +152,9 @@ export class RegistryServer {
       req.resume();
       if (err instanceof HttpError || err instanceof StorageError) {
         sendError(res, err.status, err.code, err.message, err instanceof HttpError ? err.headers : {});
+      } else if (clientWentAway(err, req, res)) {
+        // A client that stops reading (a cancelled pull) is not the server's error: one line, no stack.
+        this.options.log?.(`${req.socket?.remoteAddress ?? "-"} "${req.method} ${req.url} HTTP/${req.httpVersion}" closed by the client after ${res.socket?.bytesWritten ?? "?"} bytes, ${Date.now() - started}ms`);
       } else {
         this.options.log?.(`error: ${localFileError(err, this.options.root)?.toLine() ?? (err as Error).stack ?? err}`);
         sendError(res, 500, "UNKNOWN", "internal error");
@@ -510,4 +513,10 @@ export function splitAddr(addr: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
   if (!m || Number(m[3]) > 65535) throw new RegcliError("usage", `invalid address "${addr}": expected HOST:PORT (e.g. 127.0.0.1:5000, [::1]:5000 or :5000)`);
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port: Number(m[3]) };
+}
+
+/** The answer was cut because the client closed the connection, not because anything failed here. */
+function clientWentAway(err: unknown, req: IncomingMessage, res: ServerResponse): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return (code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE") && (res.destroyed || req.socket.destroyed) && !res.writableFinished;
 }

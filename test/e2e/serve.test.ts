@@ -1,7 +1,8 @@
 // regcli serve against the OCI Distribution Spec: edge cases, skopeo, referrers, gc, load and crash recovery.
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { get as httpGet } from "node:http";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { request } from "undici";
@@ -101,6 +102,21 @@ describe("regcli serve: spec edge cases", () => {
     expect(next.json().tags).toEqual(["b", "c"]);
     const r = await regcli(["ls", `${reg.host}/spec/app`, "--page-size", "1"]);
     expect(r.stdout.split("\n").filter(Boolean)).toEqual(["1.0", "a", "b", "c"]);
+  });
+
+  it("a client that closes the connection mid-blob is one log line, not an error with a stack", async () => {
+    const data = randomBytes(8 * 1024 * 1024);
+    const digest = sha256(data);
+    await pushBlob(reg, "spec/cancelled", { digest, data });
+    const log = () => readdirSync(join(reg.root, "..")).filter((f) => f.startsWith("registry-")).map((f) => readFileSync(join(reg.root, "..", f), "utf8")).join("");
+    await new Promise<void>((resolve, reject) => {
+      const req = httpGet(`${reg.url}/v2/spec/cancelled/blobs/${digest}`, (res) => res.once("data", () => (req.destroy(), resolve())));
+      req.on("error", (e) => (req.destroyed ? undefined : reject(e)));
+    });
+    const deadline = Date.now() + 10_000;
+    while (!/closed by the client/.test(log()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(log()).toMatch(new RegExp(`"GET /v2/spec/cancelled/blobs/${digest} HTTP/1.1" closed by the client after \\d+ bytes`));
+    expect(log()).not.toMatch(/error:|Premature close|\n\s+at /);
   });
 
   it("DELETE by tag removes only the tag; by digest the manifest and its tags", async () => {
