@@ -152,6 +152,10 @@ export class RegistryServer {
       req.resume();
       if (err instanceof HttpError || err instanceof StorageError) {
         sendError(res, err.status, err.code, err.message, err instanceof HttpError ? err.headers : {});
+      } else if (["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException).code ?? "")) {
+        // 507, not 500: a client retries a 500, and a full disk stays full.
+        this.options.log?.(`error: ${localFileError(err, this.options.root)?.toLine() ?? String(err)}`);
+        sendError(res, 507, "UNKNOWN", "the registry's storage is full (no space left on its device); free space on the server, or remove images and run `regcli serve gc`");
       } else if (clientWentAway(err, req, res)) {
         // A client that stops reading (a cancelled pull) is not the server's error: one line, no stack.
         this.options.log?.(`${req.socket?.remoteAddress ?? "-"} "${req.method} ${req.url} HTTP/${req.httpVersion}" closed by the client after ${res.socket?.bytesWritten ?? "?"} bytes, ${Date.now() - started}ms`);

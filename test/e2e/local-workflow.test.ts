@@ -469,6 +469,9 @@ describe("local write failures: full disk, read-only file system", () => {
       const push = await regcli(["--retries", "1", "copy", ref, `127.0.0.1:${port}/disk/app:1`]);
       expect(push.code, push.stderr).toBe(5);
       expect(push.stderr).toMatch(/failed upload/);
+      // 507 with the reason, not a 500 "internal error" that the client retries in vain.
+      expect(push.stderr).toMatch(/storage is full \(no space left on its device\)/);
+      expect(push.stderr).not.toMatch(/retrying|internal error/);
       expect(ok(await regcli(["ls", `127.0.0.1:${port}`])).code).toBe(0); // still serving
       expect(log).toMatch(new RegExp(`error: cannot write ${root}: no space left on the device`));
       expect(log).not.toMatch(/^\s+at /m);
