@@ -300,6 +300,51 @@ describe("referrers: inspect counts them; delete warns that they remain, or dele
       for (const m of [image, sbom]) expect((await fetchManifest(reg(), "app", fallbackTag(m.manifestDigest))).status).toBe(404);
     });
 
+    it(`${label}: a delete sends only the requests it needs (the fallback indexes only without the API, which is asked once)`, async () => {
+      const { image, sbom, sig, sigOfSbom } = await signedImage(reg(), "counted");
+      const subjects = new Map([
+        [sigOfSbom.manifestDigest, sbom.manifestDigest],
+        [sbom.manifestDigest, image.manifestDigest],
+        [sig.manifestDigest, image.manifestDigest],
+        [image.manifestDigest, undefined],
+      ]);
+      const proxy = await startFaultProxy(reg().url);
+      try {
+        const r = await regcli(["--plain-http", "delete", `${proxy.host}/app:counted`, "--with-referrers", "--force"]);
+        expect(r.code).toBe(0);
+        const requests = proxy.log.map((e) => `${e.method} ${e.path.replace(/^\/v2\/app/, "")}`);
+        // Planning (the image resolved, its referrers walked, the tags listed and checked) ends with the tags.
+        const deleting = requests.slice(requests.findLastIndex((line) => line.startsWith("HEAD") || line.includes("/tags/list")) + 1);
+        const deleted = (line: string) => /^DELETE \/manifests\/(.+)$/.exec(line)?.[1];
+        const order = deleting.map(deleted).filter((d): d is string => d !== undefined && subjects.has(d));
+        expect([...order].sort()).toEqual([...subjects.keys()].sort());
+        if (which === "api") {
+          expect(requests.filter((line) => line.includes("/referrers/"))).toHaveLength(subjects.size);
+          expect(requests.filter((line) => line.includes("/manifests/sha256-"))).toEqual([]);
+          expect(deleting).toEqual(order.map((d) => `DELETE /manifests/${d}`));
+        } else {
+          // The referrers API is asked once; every other listing is the tag schema's index.
+          expect(requests.filter((line) => line.includes("/referrers/"))).toHaveLength(1);
+          const index = (d: string) => `/manifests/${fallbackTag(d)}`;
+          // Each: read for its subject, deleted, taken out of its subject's index (read, written, read again to
+          // check the write held), its own index read, and deleted where its referrers emptied it.
+          const expected = order.flatMap((d) => {
+            const subject = subjects.get(d);
+            return [
+              `GET /manifests/${d}`,
+              `DELETE /manifests/${d}`,
+              ...(subject ? [`GET ${index(subject)}`, `PUT ${index(subject)}`, `GET ${index(subject)}`] : []),
+              `GET ${index(d)}`,
+              ...(d === sbom.manifestDigest || d === image.manifestDigest ? ["DELETE emptied index"] : []),
+            ];
+          });
+          expect(deleting.map((line) => (deleted(line) && !subjects.has(deleted(line)!) ? "DELETE emptied index" : line))).toEqual(expected);
+        }
+      } finally {
+        await proxy.close();
+      }
+    });
+
     it(`${label}: deleting one referrer takes it out of the listing`, async () => {
       const { image, sbom, sig } = await signedImage(reg(), "unsign");
       const r = await regcli(["delete", `${reg().host}/app@${sig.manifestDigest}`]);
