@@ -452,7 +452,8 @@ export class RegistryClient {
       }
     } catch (err) {
       if (!(err instanceof RegcliError && err.kind === "not-found" && pages === 0)) throw err;
-      this.referrersApi = false;
+      // A registry with the API may still answer so for a repository it lacks: that says nothing of the API.
+      if (err.code !== "NAME_UNKNOWN") this.referrersApi = false;
       return undefined;
     }
     this.referrersApi = true;

@@ -131,6 +131,18 @@ describe("referrers: odd answers through the fault proxy", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it("a 404 NAME_UNKNOWN from the referrers API (a repository the registry lacks) is not taken for a registry without the API", async () => {
+    const other = await makeImage({ layers: 1, seed: "referrers-name-unknown" });
+    await pushImage(reg, "other", "1", other);
+    proxy.reset();
+    proxy.rules = [{ path: /\/referrers\//, nth: 1, fault: { kind: "status", status: 404, headers: { "content-type": "application/json" }, body: '{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}' } }];
+    const r = await regcli(["--plain-http", "delete", `${proxy.host}/other:1`]);
+    expect(r.code, r.stderr).toBe(0);
+    // Planning read the tag schema after that 404; the delete asks the API again, learns it is there, and only deletes.
+    const requests = proxy.log.map((e) => `${e.method} ${e.path}`);
+    expect(requests.slice(requests.findIndex((line) => line.includes("/tags/list")) + 1)).toEqual([`GET /v2/other/referrers/${other.manifestDigest}`, `DELETE /v2/other/manifests/${other.manifestDigest}`]);
+  });
+
   it("a listed referrer whose subject is another image is refused when read (tree)", async () => {
     const stranger = makeReferrer({ digest: refs[0]!.manifestDigest, size: refs[0]!.manifest.length, mediaType: refs[0]!.mediaType }, { artifactType: SIG });
     await pushImage(reg, "app", undefined, stranger);
