@@ -4,7 +4,7 @@ import { loadSettings } from "../config/settings.js";
 import { RegcliError } from "../errors.js";
 import type { RegistryContext, RegistryContextOptions } from "../registry/context.js";
 import type { Credential } from "../auth/credentials.js";
-import type { LayerCompression } from "../oci/media-types.js";
+import { COMPRESSIONS, type LayerCompression } from "../oci/media-types.js";
 import { askSecret } from "./confirm.js";
 import { jsonEventsOn, note, writeEvent } from "./output.js";
 
@@ -215,7 +215,7 @@ export function referrerChoice(opts: { referrers?: boolean; referrersArtifactTyp
 
 /** `--compress gzip|zstd|none`: the layer compression a command writes (copy, push, append). */
 export function compressOption(description = "re-compress image layers to this while copying (new layer, manifest and index digests; zstd and none write OCI media types)", fallback?: LayerCompression): Option {
-  const option = new Option("--compress <gzip|zstd|none>", description).choices(["gzip", "zstd", "none"]);
+  const option = new Option(`--compress <${COMPRESSIONS.join("|")}>`, description).choices(COMPRESSIONS);
   return fallback ? option.default(fallback) : option;
 }
 

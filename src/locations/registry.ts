@@ -104,7 +104,7 @@ export class RegistryRepository implements ImageSource, ImageDestination {
    * referrers). Either answer must be an OCI index; the artifactType filter is applied here when the registry did not.
    */
   async referrers(digest: string, filter: ReferrerFilter = {}): Promise<Descriptor[]> {
-    const api = await this.client.getReferrers(this.repository, digest, filter.artifactType);
+    const api = this.client.referrersApi === false ? undefined : await this.client.getReferrers(this.repository, digest, filter.artifactType);
     if (api) return api.filtered ? api.manifests : filterReferrers(api.manifests, filter.artifactType);
     return filterReferrers((await this.fallbackIndex(digest))?.manifests ?? [], filter.artifactType);
   }
@@ -265,7 +265,9 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   async putManifest(manifest: ManifestData, reference: string): Promise<void> {
     const put = await this.client.putManifest(this.repository, reference, manifest);
     const subject = subjectOf(manifest)?.digest;
-    if (!subject || put.subject) return;
+    if (!subject) return;
+    this.client.referrersApi = put.subject !== undefined;
+    if (put.subject) return;
     try {
       await this.updateFallbackIndex(subject, { add: referrerDescriptor(manifest) });
     } catch (err) {
@@ -279,11 +281,19 @@ export class RegistryRepository implements ImageSource, ImageDestination {
   }
 
   /**
-   * Delete a manifest by digest. One with a subject (read first; a manifest regcli cannot parse has none for it)
-   * also leaves its subject's referrers tag schema index, and its own such index goes when it lists nothing (its
-   * referrers were deleted first).
+   * Delete a manifest by digest. Where the registry has the referrers API that is all (asked once a run, by a
+   * referrers request for the digest, unless a listing or a push already told). Otherwise one with a subject (read
+   * first; a manifest regcli cannot parse has none for it) also leaves its subject's referrers tag schema index, and
+   * its own such index goes when it lists nothing (its referrers were deleted first).
    */
   async deleteManifest(digest: string): Promise<void> {
+    if (this.client.referrersApi === undefined) {
+      // A referrers answer that cannot be read leaves it unknown: the tag schema is then kept as well.
+      await this.client.getReferrers(this.repository, digest).catch((err: unknown) => {
+        if (!(err instanceof RegcliError)) throw err;
+      });
+    }
+    if (this.client.referrersApi) return this.client.deleteManifest(this.repository, digest);
     const manifest = await this.getManifest(digest).catch((err: unknown) => {
       if (err instanceof RegcliError && err.kind === "registry") return undefined;
       throw err;

@@ -12,14 +12,7 @@ import { MediaType, type LayerCompression } from "./media-types.js";
 
 export type { LayerCompression } from "./media-types.js";
 
-export const COMPRESSIONS: readonly LayerCompression[] = ["gzip", "zstd", "none"];
 const DEFAULT_LEVEL: Record<LayerCompression, number> = { gzip: 6, zstd: 3, none: 0 };
-
-/** `--compress gzip|zstd|none` as given on a command line. */
-export function parseCompression(text: string): LayerCompression {
-  if ((COMPRESSIONS as readonly string[]).includes(text)) return text as LayerCompression;
-  throw new RegcliError("usage", `unknown compression "${text}": use gzip, zstd or none`);
-}
 
 /** What the first bytes of a layer are: gzip (1f 8b), zstd (28 b5 2f fd), else a plain tar. */
 export function detectCompression(head: Uint8Array): LayerCompression {

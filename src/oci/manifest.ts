@@ -110,6 +110,22 @@ export function formatPlatform(p: Platform | undefined): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }
 
+/** The platform an image config states (os, architecture, variant, os.version, os.features); none without os and architecture. */
+export function configPlatform(config: object): Platform | undefined {
+  const c = config as Record<string, unknown>;
+  const text = (key: string) => (typeof c[key] === "string" && c[key] ? (c[key] as string) : undefined);
+  const [os, architecture, variant, osVersion] = [text("os"), text("architecture"), text("variant"), text("os.version")];
+  if (!os || !architecture) return undefined;
+  const features = c["os.features"];
+  return {
+    os,
+    architecture,
+    ...(variant ? { variant } : {}),
+    ...(osVersion ? { "os.version": osVersion } : {}),
+    ...(Array.isArray(features) && features.length && features.every((f) => typeof f === "string") ? { "os.features": features as string[] } : {}),
+  };
+}
+
 export function parsePlatform(text: string): Platform {
   const parts = text.split("/");
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/i.test(p))) {

@@ -54,6 +54,8 @@ export function baseMediaType(contentType: string | undefined): string | undefin
 }
 
 export type LayerCompression = "gzip" | "zstd" | "none";
+/** The compressions --compress takes. */
+export const COMPRESSIONS: readonly LayerCompression[] = ["gzip", "zstd", "none"];
 
 /**
  * How a filesystem layer of this media type is compressed (OCI layers, non-distributable ones, Docker's), or

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, open, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform, Writable, type Readable } from "node:stream";
+import { Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
 import type { LocationSpec } from "../locations/parse.js";
@@ -62,14 +62,7 @@ export async function prepareLayer(input: string, temp: string, compression: Lay
     if (kind === "tar" && given === compression) {
       // The file is the blob: hash it, and its decompressed bytes, in one read.
       const raw = createReadStream(input, { highWaterMark: 256 * 1024 });
-      const tee = new Transform({
-        transform(chunk: Buffer, _enc, callback) {
-          compressed.hash.update(chunk);
-          compressed.bytes += chunk.length;
-          callback(null, chunk);
-        },
-      });
-      await pipeline([raw, tee, await decompressor(given), uncompressed, new Writable({ write: (_chunk, _enc, done) => done() })]);
+      await pipeline([raw, compressed, await decompressor(given), uncompressed, new Writable({ write: (_chunk, _enc, done) => done() })]);
       return { input, kind, file: input, digest: compressed.digest(), size: compressed.bytes, diffId: uncompressed.digest(), compression };
     }
     const file = join(temp, `layer-${Math.random().toString(36).slice(2)}`);

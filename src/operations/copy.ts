@@ -380,12 +380,7 @@ export class CopyEngine {
           const annotations = Object.fromEntries(Object.entries(layer.annotations ?? {}).filter(([k]) => !/^io\.(github\.)?containers\.|stargz/.test(k)));
           const desc: Descriptor = { mediaType: layerMediaType(compression), digest: packed.digest(), size: packed.bytes, ...(Object.keys(annotations).length ? { annotations } : {}) };
           this.emit({ type: "blob-recompressed", from: layer.digest, to: desc.digest, size: desc.size, compression });
-          const outcome = await dst.putBlob(desc, fileBlob(file, desc, "the re-compressed layer"));
-          if (outcome === "uploaded") {
-            this.stats.blobsUploaded++;
-            this.stats.bytesUploaded += desc.size;
-          } else this.stats.blobsExisting++;
-          this.emit({ type: "blob", outcome, digest: desc.digest, size: desc.size });
+          await this.sendBlob(dst, desc, fileBlob(file, desc, "the re-compressed layer"));
           return { desc, diffId: plain.digest() };
         } finally {
           await rm(dir, { recursive: true, force: true });
@@ -416,11 +411,17 @@ export class CopyEngine {
    * name it; `open` is called only when the destination lacks it.
    */
   putBlob(dst: ImageDestination, blob: Descriptor, open: OpenBlob): Promise<void> {
-    return this.once(dst, blob, () => this.limitFor(blob)(async () => this.count(blob, await dst.putBlob(blob, async (options) => {
+    return this.once(dst, blob, () => this.limitFor(blob)(() => this.sendBlob(dst, blob, open)));
+  }
+
+  /** A blob in no source to `dst`, with the events and counts of a copied one (blob-start when its bytes are read). */
+  private async sendBlob(dst: ImageDestination, blob: Descriptor, open: OpenBlob): Promise<void> {
+    const outcome = await dst.putBlob(blob, async (options) => {
       const stream = await open(options);
       this.emit({ type: "blob-start", digest: blob.digest, size: blob.size, offset: options?.offset ?? 0 });
       return stream;
-    }), 0)));
+    });
+    this.count(blob, outcome, 0);
   }
 
   /** A manifest an operation made (not copied) to `dst` under `reference`. */

@@ -3,7 +3,7 @@ import { OciLayout } from "../locations/oci-layout.js";
 import { openDestination, openSource, type OpenedSource } from "../locations/open.js";
 import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
-import { formatPlatform, isArtifact, isAttestation, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
+import { configPlatform, formatPlatform, isArtifact, isAttestation, isDigest, MediaType, parseManifest, parsePlatform, platformMatches, type Descriptor, type ManifestData, type Platform } from "../oci/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { carryOtherImages, CopyEngine, type CopyOptions, type CopyStats } from "./copy.js";
 import { openImage } from "./export.js";
@@ -60,16 +60,9 @@ function shown(d: Descriptor): IndexChild {
 /** An image's platform as its config gives it (crane and regctl read it there); none for an artifact. */
 async function platformOf(source: ImageSource, image: ManifestData, where: string): Promise<Platform | undefined> {
   if (image.parsed.kind !== "image" || isArtifact(image.parsed.manifest)) return undefined;
-  const { config } = await readConfig(source, image, where);
-  const c = config as typeof config & { "os.version"?: string; "os.features"?: string[] };
-  if (!c.os || !c.architecture) throw new RegcliError("registry", `the config of ${where} names no os or architecture`, { hint: "an index child needs its platform" });
-  return {
-    os: c.os,
-    architecture: c.architecture,
-    ...(c.variant ? { variant: c.variant } : {}),
-    ...(c["os.version"] ? { "os.version": c["os.version"] } : {}),
-    ...(c["os.features"]?.length ? { "os.features": c["os.features"] } : {}),
-  };
+  const platform = configPlatform((await readConfig(source, image, where)).config);
+  if (!platform) throw new RegcliError("registry", `the config of ${where} names no os or architecture`, { hint: "an index child needs its platform" });
+  return platform;
 }
 
 /** The index entries an image argument gives: the image, or each child of an index (as crane index append flattens). */

@@ -11,7 +11,7 @@ import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.
 import { OciLayout } from "../locations/oci-layout.js";
 import { parseSourcePath } from "../locations/parse.js";
 import { CopyEngine } from "./copy.js";
-import { artifactTypeOf, formatPlatform, isArtifact, type ImageConfig, type ManifestData } from "../oci/index.js";
+import { artifactTypeOf, configPlatform, formatPlatform, isArtifact, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
 import { LocalStore, ORIGIN_ANNOTATION } from "../store/store.js";
 
@@ -50,7 +50,7 @@ async function describeImage(store: LocalStore, manifest: ManifestData): Promise
     /* a config we cannot read leaves platform and created unknown */
   }
   return {
-    platforms: [formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant })],
+    platforms: [formatPlatform(configPlatform(config))],
     size,
     created: config.created,
   };

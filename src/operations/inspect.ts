@@ -4,6 +4,7 @@ import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
 import {
   checkDescriptorSize,
+  configPlatform,
   formatPlatform,
   hostPlatform,
   layerCompression,
@@ -15,6 +16,7 @@ import {
   type ManifestData,
   type Platform,
 } from "../oci/index.js";
+import type { ConfigDocument } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
 
 /**
@@ -53,28 +55,33 @@ export async function resolveImage(
       });
     }
   }
-  const image = await source.getManifest(chosen.digest);
-  checkDescriptorSize(chosen, image, ref.display);
-  if (image.parsed.kind !== "image") {
-    throw new RegcliError("registry", `${formatPlatform(chosen.platform)} entry of ${ref.display} is not an image manifest`);
-  }
-  return { top, image, platform: chosen.platform };
+  return { top, image: await childImage(source, chosen, ref.display), platform: chosen.platform };
 }
 
-/** The image config of an image manifest (at most 8 MiB, verified, parsed). */
-export async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig }> {
+/** The image manifest an index entry names, its size checked against the entry; anything but an image is refused. */
+export async function childImage(source: ImageSource, child: Descriptor, display: string): Promise<ManifestData> {
+  const image = await source.getManifest(child.digest);
+  checkDescriptorSize(child, image, display);
+  if (image.parsed.kind !== "image") throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${display} is not an image manifest`);
+  return image;
+}
+
+/** The image config of an image manifest (at most 8 MiB, verified, a JSON object; fields regcli does not know kept). */
+export async function readConfig(source: ImageSource, image: ManifestData, where: string): Promise<{ bytes: Buffer; config: ImageConfig & ConfigDocument }> {
   if (image.parsed.kind !== "image") throw new Error("readConfig needs an image manifest");
   const desc = image.parsed.manifest.config;
-  const limit = 8 * 1024 * 1024;
-  if (desc.size > limit) throw new RegcliError("registry", `config of ${where} is too large (${desc.size} bytes)`);
+  if (desc.size > 8 * 1024 * 1024) throw new RegcliError("registry", `the config of ${where} is ${desc.size} bytes: too large for an image config`);
   const chunks: Buffer[] = [];
   for await (const chunk of await source.openBlob(desc)) chunks.push(chunk as Buffer);
   const bytes = Buffer.concat(chunks);
+  let config: unknown;
   try {
-    return { bytes, config: JSON.parse(bytes.toString("utf8")) as ImageConfig };
+    config = JSON.parse(bytes.toString("utf8"));
   } catch {
-    throw new RegcliError("registry", `config blob ${desc.digest} of ${where} is not valid JSON`);
+    config = undefined;
   }
+  if (typeof config !== "object" || config === null || Array.isArray(config)) throw new RegcliError("registry", `the config ${desc.digest} of ${where} is not a JSON object`);
+  return { bytes, config: config as ImageConfig & ConfigDocument };
 }
 
 /** The config blob bytes (verified) of an image, picking a platform from an index. */
@@ -134,12 +141,7 @@ export async function inspectPlatforms(ctx: RegistryContext, spec: LocationSpec,
     const results = await Promise.all(
       index.manifests
         .filter((d) => wanted.includes(d))
-        .map(async (child) => {
-          const image = await o.source.getManifest(child.digest);
-          checkDescriptorSize(child, image, o.display);
-          if (image.parsed.kind !== "image") throw new RegcliError("registry", `${formatPlatform(child.platform)} entry of ${o.display} is not an image manifest`);
-          return describe(o.source, o, top, image, child.platform);
-        }),
+        .map(async (child) => describe(o.source, o, top, await childImage(o.source, child, o.display), child.platform)),
     );
     return results.map((r) => ({ ...r, ...count }));
   });
@@ -163,11 +165,7 @@ async function describe(source: ImageSource, ref: { reference: string; display: 
   // An artifact's config is whatever its tool stores (often the empty `{}`): not read as an image config.
   const { config } = imageConfig ? await readConfig(source, image, ref.display) : { config: {} as ImageConfig };
   const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: layerCompression(l.mediaType) ?? ("unknown" as const) }));
-  const platformText = chosen
-    ? formatPlatform(chosen)
-    : imageConfig
-      ? formatPlatform({ os: config.os ?? "unknown", architecture: config.architecture ?? "unknown", variant: config.variant })
-      : undefined;
+  const platformText = chosen ? formatPlatform(chosen) : imageConfig ? formatPlatform(configPlatform(config)) : undefined;
   return {
     reference: ref.display,
     digest: top.digest,

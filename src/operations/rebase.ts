@@ -2,10 +2,11 @@ import { RegcliError } from "../errors.js";
 import type { OpenedSource } from "../locations/open.js";
 import { parseLocation, type LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
-import { checkDescriptorSize, formatPlatform, isArtifact, layerCompression, selectPlatform, type Descriptor, type ImageManifest, type ManifestData, type Platform } from "../oci/index.js";
+import { configPlatform, formatPlatform, isArtifact, layerCompression, selectPlatform, type Descriptor, type ImageManifest, type Platform } from "../oci/index.js";
 import { familyLayerType, type ConfigDocument, type Family, type HistoryEntry } from "../oci/mutate.js";
 import type { RegistryContext } from "../registry/context.js";
 import { openImage } from "./export.js";
+import { childImage, readConfig } from "./inspect.js";
 import { rewriteImage, type RewriteOptions, type RewriteResult } from "./rewrite.js";
 
 /** The annotations naming an image's base (OCI image-spec), which crane rebase reads and writes. */
@@ -27,26 +28,8 @@ interface BaseImage {
   source: ImageSource;
 }
 
-/** The platform a config states (os, architecture, variant, os.version). */
-function configPlatform(config: ConfigDocument): Platform | undefined {
-  const c = config as { os?: unknown; architecture?: unknown; variant?: unknown; "os.version"?: unknown };
-  if (typeof c.os !== "string" || typeof c.architecture !== "string") return undefined;
-  return { os: c.os, architecture: c.architecture, ...(typeof c.variant === "string" ? { variant: c.variant } : {}), ...(typeof c["os.version"] === "string" ? { "os.version": c["os.version"] } : {}) };
-}
-
 function samePlatform(a: Platform | undefined, b: Platform | undefined): boolean {
   return !!a && !!b && a.os === b.os && a.architecture === b.architecture && (!a.variant || !b.variant || a.variant === b.variant);
-}
-
-async function readJson(source: ImageSource, desc: Descriptor, where: string): Promise<ConfigDocument> {
-  if (desc.size > 8 * 1024 * 1024) throw new RegcliError("registry", `the config of ${where} is ${desc.size} bytes: too large for an image config`);
-  const chunks: Buffer[] = [];
-  for await (const chunk of await source.openBlob(desc)) chunks.push(chunk as Buffer);
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as ConfigDocument;
-  } catch {
-    throw new RegcliError("registry", `the config ${desc.digest} of ${where} is not valid JSON`);
-  }
 }
 
 /** A layer descriptor in the image's media-type family (a Docker gzip layer is an OCI gzip layer, byte for byte). */
@@ -88,16 +71,13 @@ export async function rebaseImage(ctx: RegistryContext, source: LocationSpec, ta
   /** The image of `platform` that `text` names (itself, or its child in an index). */
   const base = async (text: string, platform: Platform | undefined, role: string, imageDisplay: string): Promise<BaseImage> => {
     const o = await open(text);
-    let manifest: ManifestData = await o.source.getManifest(o.reference);
+    let manifest = await o.source.getManifest(o.reference);
     if (manifest.parsed.kind === "index") {
       if (!platform) throw new RegcliError("usage", `${imageDisplay} names no platform to pick from the ${role} ${o.display}, a multi-platform index`);
-      const child = selectPlatform(manifest.parsed.index, platform, o.display);
-      const data = await o.source.getManifest(child.digest);
-      checkDescriptorSize(child, data, o.display);
-      manifest = data;
+      manifest = await childImage(o.source, selectPlatform(manifest.parsed.index, platform, o.display), o.display);
     }
     if (manifest.parsed.kind !== "image" || isArtifact(manifest.parsed.manifest)) throw new RegcliError("usage", `the ${role} ${o.display} is not an image`);
-    const config = await readJson(o.source, manifest.parsed.manifest.config, o.display);
+    const { config } = await readConfig(o.source, manifest, o.display);
     const own = configPlatform(config);
     if (platform && !samePlatform(own, platform)) {
       throw new RegcliError("usage", `the ${role} ${o.display} is a ${formatPlatform(own)} image, and ${imageDisplay} is ${formatPlatform(platform)}`, { hint: "give a base of the image's platform (or an index that has it)" });

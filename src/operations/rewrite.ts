@@ -6,6 +6,7 @@ import type { LocationSpec } from "../locations/parse.js";
 import type { ImageDestination, ImageSource, OpenBlob } from "../locations/types.js";
 import {
   checkDescriptorSize,
+  configPlatform,
   formatPlatform,
   isArtifact,
   isAttestation,
@@ -21,6 +22,7 @@ import { configBlob, familyOf, rewriteIndex, rewriteManifest, type ConfigDocumen
 import type { RegistryContext } from "../registry/context.js";
 import { bytesBlob } from "./blob-readers.js";
 import { carryOtherImages, CopyEngine, type CopyEvent, type CopyStats } from "./copy.js";
+import { readConfig } from "./inspect.js";
 
 /** One platform's image, as an edit sees it. */
 export interface PlatformImage {
@@ -126,8 +128,8 @@ class Rewrite {
     const annotations = top ? this.options.annotations : undefined;
     if (manifest.parsed.kind === "image") {
       refuseArtifact(manifest.parsed.manifest, this.display);
-      const config = await this.config(manifest);
-      const own = platform ?? platformOf(config);
+      const { config } = await readConfig(this.src, manifest, this.display);
+      const own = platform ?? configPlatform(config);
       if (top && this.options.platforms && !this.options.platforms.some((p) => platformMatches(own, p))) {
         throw new RegcliError("not-found", `${this.display} is a ${formatPlatform(own)} image, not ${this.options.platforms.map(formatPlatform).join(", ")}`);
       }
@@ -157,21 +159,6 @@ class Rewrite {
     return output;
   }
 
-  private async config(manifest: ManifestData): Promise<ConfigDocument> {
-    if (manifest.parsed.kind !== "image") throw new RegcliError("general", "not an image manifest");
-    const desc = manifest.parsed.manifest.config;
-    if (desc.size > 8 * 1024 * 1024) throw new RegcliError("registry", `the config of ${this.display} is ${desc.size} bytes: too large for an image config`);
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.src.openBlob(desc)) chunks.push(chunk as Buffer);
-    try {
-      const parsed = JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
-      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
-      return parsed as ConfigDocument;
-    } catch {
-      throw new RegcliError("registry", `the config ${desc.digest} of ${this.display} is not a JSON object`);
-    }
-  }
-
   private async image(manifest: ManifestData, config: ConfigDocument, reference: string, platform: Platform | undefined, annotations: Record<string, string> | undefined): Promise<ManifestData> {
     if (manifest.parsed.kind !== "image") throw new RegcliError("general", "not an image manifest");
     const base = manifest.parsed.manifest;
@@ -198,12 +185,3 @@ class Rewrite {
     return output;
   }
 }
-
-/** The platform a config states. */
-function platformOf(config: ConfigDocument): Platform | undefined {
-  const { os, architecture, variant } = config as { os?: unknown; architecture?: unknown; variant?: unknown };
-  if (typeof os !== "string" || typeof architecture !== "string") return undefined;
-  return { os, architecture, ...(typeof variant === "string" ? { variant } : {}) };
-}
-
-/** Bytes in memory as a blob's source, verified like any other. */

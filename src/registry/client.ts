@@ -89,6 +89,11 @@ const isRegistryAnswer = (status: number) => (status >= 200 && status < 300) || 
 
 /** One typed method per Distribution API endpoint, for one registry endpoint. */
 export class RegistryClient {
+  /**
+   * Whether the registry has the referrers API, once learned this run (a referrers answer, or OCI-Subject or its
+   * absence on a push of a manifest with a subject): without it, the referrers tag schema is read and kept instead.
+   */
+  referrersApi: boolean | undefined;
   private base: URL | undefined;
   private ready: Promise<void> | undefined;
   private auth: RegistryAuth | undefined;
@@ -446,9 +451,12 @@ export class RegistryClient {
         pages++;
       }
     } catch (err) {
-      if (err instanceof RegcliError && err.kind === "not-found" && pages === 0) return undefined;
-      throw err;
+      if (!(err instanceof RegcliError && err.kind === "not-found" && pages === 0)) throw err;
+      // A registry with the API may still answer so for a repository it lacks: that says nothing of the API.
+      if (err.code !== "NAME_UNKNOWN") this.referrersApi = false;
+      return undefined;
     }
+    this.referrersApi = true;
     return { manifests, filtered };
   }
 

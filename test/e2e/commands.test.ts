@@ -706,6 +706,7 @@ describe("usage: help and unknown commands", () => {
       [["ls", "x", "--format", "yaml"], 'unknown --format "yaml": use text, json (see regcli ls --help)'],
       [["image", "save", "x", "--format", "tar"], 'unknown --format "tar": use docker-archive, oci-archive (see regcli image save --help)'],
       [["--progress", "fancy", "version"], 'unknown --progress "fancy": use auto, tty, plain, json, none (see regcli --help)'],
+      [["copy", "a", "b", "--compress", "lz4"], 'unknown --compress "lz4": use gzip, zstd, none (see regcli copy --help)'],
       [["help", "nosuch"], "unknown command 'nosuch' (see regcli --help)"],
       [["help", "image", "nosuch"], "unknown command 'nosuch' (see regcli image --help)"],
     ];

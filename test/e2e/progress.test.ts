@@ -69,6 +69,20 @@ describe("progress", () => {
     expect(quiet.stderr).toBe("");
   });
 
+  it("copy --compress: a re-compressed layer's upload has the events of a copied blob (blob-start, then blob) and its counts", async () => {
+    const r = await regcli(["--plain-http", "--progress", "json", "copy", "--compress", "zstd", `${reg.host}/progress/app:1`, `${reg.host}/progress/zstd:1`]);
+    expect(r.code, r.stderr).toBe(0);
+    const events = jsonEvents(r);
+    const recompressed = events.filter((e) => e.type === "blob-recompressed");
+    expect(recompressed.map((e) => e.from).sort()).toEqual(img.layers.map((l) => l.digest).sort());
+    for (const { to } of recompressed) {
+      expect(events.filter((e) => e.digest === to).map((e) => `${e.type} ${e.outcome ?? ""}`.trim())).toEqual(["blob-start", "blob uploaded"]);
+    }
+    // The config is mounted from the source repository: no bytes, so no blob-start.
+    expect(events.filter((e) => e.digest === img.config.digest).map((e) => `${e.type} ${e.outcome ?? ""}`.trim())).toEqual(["blob mounted"]);
+    expect(events.find((e) => e.type === "done")).toMatchObject({ blobsUploaded: 2, blobsMounted: 1, blobsExisting: 0 });
+  });
+
   it("--progress json: every stderr line of every transferring command is an event, the summary and errors too", async () => {
     const home = await tempDir("regcli-jsonall-");
     const out = await tempDir("regcli-jsonall-out-");

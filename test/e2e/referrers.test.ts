@@ -131,6 +131,18 @@ describe("referrers: odd answers through the fault proxy", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it("a 404 NAME_UNKNOWN from the referrers API (a repository the registry lacks) is not taken for a registry without the API", async () => {
+    const other = await makeImage({ layers: 1, seed: "referrers-name-unknown" });
+    await pushImage(reg, "other", "1", other);
+    proxy.reset();
+    proxy.rules = [{ path: /\/referrers\//, nth: 1, fault: { kind: "status", status: 404, headers: { "content-type": "application/json" }, body: '{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}' } }];
+    const r = await regcli(["--plain-http", "delete", `${proxy.host}/other:1`]);
+    expect(r.code, r.stderr).toBe(0);
+    // Planning read the tag schema after that 404; the delete asks the API again, learns it is there, and only deletes.
+    const requests = proxy.log.map((e) => `${e.method} ${e.path}`);
+    expect(requests.slice(requests.findIndex((line) => line.includes("/tags/list")) + 1)).toEqual([`GET /v2/other/referrers/${other.manifestDigest}`, `DELETE /v2/other/manifests/${other.manifestDigest}`]);
+  });
+
   it("a listed referrer whose subject is another image is refused when read (tree)", async () => {
     const stranger = makeReferrer({ digest: refs[0]!.manifestDigest, size: refs[0]!.manifest.length, mediaType: refs[0]!.mediaType }, { artifactType: SIG });
     await pushImage(reg, "app", undefined, stranger);
@@ -298,6 +310,51 @@ describe("referrers: inspect counts them; delete warns that they remain, or dele
       for (const m of [image, sbom, sig, sigOfSbom]) expect((await fetchManifest(reg(), "app", m.manifestDigest)).status).toBe(404);
       // No sha256-<hex> index is left behind for what is gone.
       for (const m of [image, sbom]) expect((await fetchManifest(reg(), "app", fallbackTag(m.manifestDigest))).status).toBe(404);
+    });
+
+    it(`${label}: a delete sends only the requests it needs (the fallback indexes only without the API, which is asked once)`, async () => {
+      const { image, sbom, sig, sigOfSbom } = await signedImage(reg(), "counted");
+      const subjects = new Map([
+        [sigOfSbom.manifestDigest, sbom.manifestDigest],
+        [sbom.manifestDigest, image.manifestDigest],
+        [sig.manifestDigest, image.manifestDigest],
+        [image.manifestDigest, undefined],
+      ]);
+      const proxy = await startFaultProxy(reg().url);
+      try {
+        const r = await regcli(["--plain-http", "delete", `${proxy.host}/app:counted`, "--with-referrers", "--force"]);
+        expect(r.code).toBe(0);
+        const requests = proxy.log.map((e) => `${e.method} ${e.path.replace(/^\/v2\/app/, "")}`);
+        // Planning (the image resolved, its referrers walked, the tags listed and checked) ends with the tags.
+        const deleting = requests.slice(requests.findLastIndex((line) => line.startsWith("HEAD") || line.includes("/tags/list")) + 1);
+        const deleted = (line: string) => /^DELETE \/manifests\/(.+)$/.exec(line)?.[1];
+        const order = deleting.map(deleted).filter((d): d is string => d !== undefined && subjects.has(d));
+        expect([...order].sort()).toEqual([...subjects.keys()].sort());
+        if (which === "api") {
+          expect(requests.filter((line) => line.includes("/referrers/"))).toHaveLength(subjects.size);
+          expect(requests.filter((line) => line.includes("/manifests/sha256-"))).toEqual([]);
+          expect(deleting).toEqual(order.map((d) => `DELETE /manifests/${d}`));
+        } else {
+          // The referrers API is asked once; every other listing is the tag schema's index.
+          expect(requests.filter((line) => line.includes("/referrers/"))).toHaveLength(1);
+          const index = (d: string) => `/manifests/${fallbackTag(d)}`;
+          // Each: read for its subject, deleted, taken out of its subject's index (read, written, read again to
+          // check the write held), its own index read, and deleted where its referrers emptied it.
+          const expected = order.flatMap((d) => {
+            const subject = subjects.get(d);
+            return [
+              `GET /manifests/${d}`,
+              `DELETE /manifests/${d}`,
+              ...(subject ? [`GET ${index(subject)}`, `PUT ${index(subject)}`, `GET ${index(subject)}`] : []),
+              `GET ${index(d)}`,
+              ...(d === sbom.manifestDigest || d === image.manifestDigest ? ["DELETE emptied index"] : []),
+            ];
+          });
+          expect(deleting.map((line) => (deleted(line) && !subjects.has(deleted(line)!) ? "DELETE emptied index" : line))).toEqual(expected);
+        }
+      } finally {
+        await proxy.close();
+      }
     });
 
     it(`${label}: deleting one referrer takes it out of the listing`, async () => {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, tempDir, type CliResult } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
+import { makeImage, pushBlob, pushImage, pushManifest, sha256, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 // The documented limits (src/oci/manifest.ts, src/auth/session.ts, src/registry/errors.ts, src/registry/client.ts).
@@ -299,6 +299,21 @@ describe("hostile input from docker-registry, through the fault proxy", () => {
     const r = await pull(`${proxy.host}/hostile/app:wrong-layer-size`);
     refused(r, 5, new RegExp(`blob ${layer.digest} from ${proxy.host} has size ${layer.size}, expected ${layer.size + 1}$`));
     await storeHoldsNothing(r.home, [sha256(wrong), layer.digest]);
+  });
+
+  it("a config that is JSON but not an object is refused alike by inspect, mutate and index create (exit 5)", async () => {
+    const config = Buffer.from("[]");
+    await pushBlob(reg, "hostile/app", { digest: sha256(config), data: config });
+    const doc = JSON.parse(image.manifest.toString("utf8")) as { config: { digest: string; size: number } };
+    doc.config = { ...doc.config, digest: sha256(config), size: config.length };
+    await pushManifest(reg, "hostile/app", "array-config", Buffer.from(JSON.stringify(doc)), OCI_MANIFEST);
+    const ref = `${proxy.host}/hostile/app:array-config`;
+    const notObject = new RegExp(`the config ${sha256(config)} of \\S+ is not a JSON object$`);
+    for (const args of [["inspect", ref], ["mutate", ref, "-t", `${proxy.host}/hostile/app:mutated`, "--label", "a=b"], ["index", "create", `${proxy.host}/hostile/app:index`, ref]]) {
+      const r = await regcli(["--plain-http", ...args]);
+      refused(r, 5, notObject);
+      expect(r.stdout).toBe("");
+    }
   });
 
   describe("registry error bodies", () => {

@@ -7,6 +7,7 @@ import {
   digestOf,
   MAX_MANIFEST_BYTES,
   parseManifest,
+  configPlatform,
   copyPlatforms,
   parseOnePlatform,
   parsePlatform,
@@ -134,6 +135,14 @@ describe("platforms", () => {
     expect(copyPlatforms([amd, arm])).toEqual({ platforms: [amd, arm] });
     expect(parseOnePlatform("linux/amd64", "why")).toEqual(amd);
     for (const text of ["all", "linux/amd64,linux/arm64"]) expect(() => parseOnePlatform(text, "one filesystem")).toThrow(/one filesystem/);
+  });
+
+  it("reads a config's platform: os, architecture, variant, os.version and os.features, none without os and architecture", () => {
+    const windows = { os: "windows", architecture: "amd64", "os.version": "10.0.20348.2113", "os.features": ["win32k"], rootfs: { type: "layers", diff_ids: [] } };
+    expect(configPlatform(windows)).toEqual({ os: "windows", architecture: "amd64", "os.version": "10.0.20348.2113", "os.features": ["win32k"] });
+    expect(configPlatform({ os: "linux", architecture: "arm", variant: "v7", "os.features": [] })).toEqual({ os: "linux", architecture: "arm", variant: "v7" });
+    for (const config of [{}, { os: "linux" }, { os: "linux", architecture: "" }, { os: 1, architecture: "amd64" }]) expect(configPlatform(config)).toBeUndefined();
+    expect(configPlatform({ os: "linux", architecture: "amd64", variant: 8, "os.features": [1] })).toEqual({ os: "linux", architecture: "amd64" });
   });
 
   it("matches variants, defaulting arm64 to v8", () => {
