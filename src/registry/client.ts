@@ -452,8 +452,10 @@ export class RegistryClient {
       }
     } catch (err) {
       if (!(err instanceof RegcliError && err.kind === "not-found" && pages === 0)) throw err;
-      // A registry with the API may still answer so for a repository it lacks: that says nothing of the API.
-      if (err.code !== "NAME_UNKNOWN") this.referrersApi = false;
+      // Only a 404 without an OCI error code says there is no API (Distribution's plain "404 page not found"): one
+      // with a code is a registry with the API answering for a repository (NAME_UNKNOWN) or a subject (older Quay:
+      // MANIFEST_UNKNOWN) it lacks, and what is learned here holds for the whole registry, a server's life long.
+      if (err.code === undefined) this.referrersApi = false;
       return undefined;
     }
     this.referrersApi = true;

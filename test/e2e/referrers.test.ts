@@ -131,11 +131,14 @@ describe("referrers: odd answers through the fault proxy", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it("a 404 NAME_UNKNOWN from the referrers API (a repository the registry lacks) is not taken for a registry without the API", async () => {
-    const other = await makeImage({ layers: 1, seed: "referrers-name-unknown" });
+  it.each([
+    ["NAME_UNKNOWN", "repository name not known to registry"], // a repository the registry lacks
+    ["MANIFEST_UNKNOWN", "manifest unknown"], // a subject it lacks (older Quay)
+  ])("a 404 %s from the referrers API is not taken for a registry without the API", async (code, message) => {
+    const other = await makeImage({ layers: 1, seed: `referrers-${code}` });
     await pushImage(reg, "other", "1", other);
     proxy.reset();
-    proxy.rules = [{ path: /\/referrers\//, nth: 1, fault: { kind: "status", status: 404, headers: { "content-type": "application/json" }, body: '{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}' } }];
+    proxy.rules = [{ path: /\/referrers\//, nth: 1, fault: { kind: "status", status: 404, headers: { "content-type": "application/json" }, body: JSON.stringify({ errors: [{ code, message }] }) } }];
     const r = await regcli(["--plain-http", "delete", `${proxy.host}/other:1`]);
     expect(r.code, r.stderr).toBe(0);
     // Planning read the tag schema after that 404; the delete asks the API again, learns it is there, and only deletes.
