@@ -455,7 +455,7 @@ export class RegistryClient {
       // Only a 404 without an OCI error code says there is no API (Distribution's plain "404 page not found"): one
       // with a code is a registry with the API answering for a repository (NAME_UNKNOWN) or a subject (older Quay:
       // MANIFEST_UNKNOWN) it lacks, and what is learned here holds for the whole registry, a server's life long.
-      if (err.code === undefined) this.referrersApi = false;
+      if (err.code === "404") this.referrersApi = false; // the bare status: the answer carried no error code
       return undefined;
     }
     this.referrersApi = true;
