@@ -117,7 +117,9 @@ function v1Rules(table: Record<string, unknown>, path: string): RegistryRule[] {
  * A [[registry]] or [registries.*] table, or a registry/registries key, at the start of a line. A file with none
  * holds nothing regcli reads (podman's shortnames.conf: aliases; a registries.conf of comments and search
  * registries), so it is not parsed at all: ~12 M instructions, ~2.5 ms of every start on a machine with podman
- * installed. Not parsed means a syntax error in such a file is not reported (podman's own tools report it).
+ * installed. Not parsed means a syntax error in such a file is not reported (podman's own tools report it). A file
+ * starting with a byte-order mark is tested after it, and one with a \u or \U escape (a key can be spelled so) is
+ * always parsed.
  */
 const RULES = /^[ \t]*(?:\[\[?[ \t]*)?["']?registr(?:y|ies)["']?[ \t]*[\].=]/m;
 
@@ -133,7 +135,7 @@ async function readRules(path: string, required: boolean, dropIn: boolean): Prom
     }
     throw localFileError(err, path, "read") ?? err;
   }
-  if (!RULES.test(text)) return [];
+  if (!RULES.test(text.replace(/^\uFEFF/, "")) && !/\\[uU]/.test(text)) return [];
   const { parse, TomlError } = await import("smol-toml");
   let doc: Record<string, unknown>;
   try {

@@ -196,6 +196,11 @@ describe("registries.conf files without registry tables", () => {
       await writeFile(join(dir, "d", "000-shortnames.conf"), text);
       await expect(loadRegistryRules(env), text).rejects.toThrow(/invalid TOML in .*000-shortnames\.conf:/);
     }
+    // A rule behind a byte-order mark, or under a key spelled with escapes, is read (the review found both skipped).
+    for (const text of ["\uFEFF[[registry]]\nlocation = \"x.io\"\nblocked = true\n", '[["regis\\u0074ry"]]\nlocation = "x.io"\nblocked = true\n']) {
+      await writeFile(join(dir, "d", "000-shortnames.conf"), text);
+      expect(findRule(await loadRegistryRules(env), "x.io/app")?.blocked, text).toBe(true);
+    }
   });
 });
 
