@@ -519,8 +519,12 @@ export function splitAddr(addr: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port: Number(m[3]) };
 }
 
-/** The answer was cut because the client closed the connection, not because anything failed here. */
+/**
+ * The answer was cut because the client closed the connection, not because anything failed here. A source that
+ * ended early makes the same error, but then the pipeline destroyed the answer with it (`res.errored`); a client
+ * that left closed the answer without one.
+ */
 function clientWentAway(err: unknown, req: IncomingMessage, res: ServerResponse): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return (code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE") && (res.destroyed || req.socket.destroyed) && !res.writableFinished;
+  return (code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE") && (res.destroyed || req.socket.destroyed) && !res.writableFinished && !res.errored;
 }
