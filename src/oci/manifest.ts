@@ -110,6 +110,13 @@ export function formatPlatform(p: Platform | undefined): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
 }
 
+/** A config's platform as listings show it: os/architecture[/variant], "unknown" for a part the config lacks. */
+export function configPlatformText(config: object): string {
+  const c = config as Record<string, unknown>;
+  const text = (key: string) => (typeof c[key] === "string" && c[key] ? (c[key] as string) : "unknown");
+  return formatPlatform(configPlatform(config) ?? { os: text("os"), architecture: text("architecture") });
+}
+
 /** The platform an image config states (os, architecture, variant, os.version, os.features); none without os and architecture. */
 export function configPlatform(config: object): Platform | undefined {
   const c = config as Record<string, unknown>;

@@ -11,7 +11,7 @@ import { ArchiveWriter, type ArchiveFlavour } from "../locations/archive-writer.
 import { OciLayout } from "../locations/oci-layout.js";
 import { parseSourcePath } from "../locations/parse.js";
 import { CopyEngine } from "./copy.js";
-import { artifactTypeOf, configPlatform, formatPlatform, isArtifact, type ImageConfig, type ManifestData } from "../oci/index.js";
+import { artifactTypeOf, configPlatformText, isArtifact, type ImageConfig, type ManifestData } from "../oci/index.js";
 import { formatReference, parseReference } from "../reference/index.js";
 import { LocalStore, ORIGIN_ANNOTATION } from "../store/store.js";
 
@@ -45,12 +45,13 @@ async function describeImage(store: LocalStore, manifest: ManifestData): Promise
   if (isArtifact(m)) return { platforms: [], size, artifactType: artifactTypeOf(m), created: m.annotations?.["org.opencontainers.image.created"] };
   let config: ImageConfig = {};
   try {
-    config = JSON.parse((await store.layout.readBlob(m.config.digest, 8 * 1024 * 1024)).toString("utf8"));
+    const parsed: unknown = JSON.parse((await store.layout.readBlob(m.config.digest, 8 * 1024 * 1024)).toString("utf8"));
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) config = parsed as ImageConfig;
   } catch {
     /* a config we cannot read leaves platform and created unknown */
   }
   return {
-    platforms: [formatPlatform(configPlatform(config))],
+    platforms: [configPlatformText(config)],
     size,
     created: config.created,
   };

@@ -4,7 +4,7 @@ import type { LocationSpec } from "../locations/parse.js";
 import type { ImageSource } from "../locations/types.js";
 import {
   checkDescriptorSize,
-  configPlatform,
+  configPlatformText,
   formatPlatform,
   hostPlatform,
   layerCompression,
@@ -165,7 +165,7 @@ async function describe(source: ImageSource, ref: { reference: string; display: 
   // An artifact's config is whatever its tool stores (often the empty `{}`): not read as an image config.
   const { config } = imageConfig ? await readConfig(source, image, ref.display) : { config: {} as ImageConfig };
   const layers = manifest.layers.map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, compression: layerCompression(l.mediaType) ?? ("unknown" as const) }));
-  const platformText = chosen ? formatPlatform(chosen) : imageConfig ? formatPlatform(configPlatform(config)) : undefined;
+  const platformText = chosen ? formatPlatform(chosen) : imageConfig ? configPlatformText(config) : undefined;
   return {
     reference: ref.display,
     digest: top.digest,

@@ -314,6 +314,20 @@ describe("hostile input from docker-registry, through the fault proxy", () => {
       refused(r, 5, notObject);
       expect(r.stdout).toBe("");
     }
+    // `images` lists what the store holds, such an image too: its platform unknown, never an internal error.
+    const home = await tempDir();
+    for (const [tag, bytes] of [["array-config", config], ["null-config", Buffer.from("null")]] as const) {
+      if (tag === "null-config") {
+        await pushBlob(reg, "hostile/app", { digest: sha256(bytes), data: bytes });
+        await pushManifest(reg, "hostile/app", tag, Buffer.from(JSON.stringify({ ...doc, config: { ...doc.config, digest: sha256(bytes), size: bytes.length } })), OCI_MANIFEST);
+      }
+      expect((await regcli(["--plain-http", "pull", `${proxy.host}/hostile/app:${tag}`], { env: { REGCLI_HOME: home } })).code).toBe(0);
+    }
+    const images = await regcli(["images", "--format", "json"], { env: { REGCLI_HOME: home } });
+    expect(images.code, images.stderr).toBe(0);
+    expect((JSON.parse(images.stdout) as Array<{ tag: string; platforms: string[] }>).map((i) => [i.tag, i.platforms])).toEqual(
+      expect.arrayContaining([["array-config", ["unknown/unknown"]], ["null-config", ["unknown/unknown"]]]),
+    );
   });
 
   describe("registry error bodies", () => {

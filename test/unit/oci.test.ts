@@ -8,6 +8,7 @@ import {
   MAX_MANIFEST_BYTES,
   parseManifest,
   configPlatform,
+  configPlatformText,
   copyPlatforms,
   parseOnePlatform,
   parsePlatform,
@@ -143,6 +144,8 @@ describe("platforms", () => {
     expect(configPlatform({ os: "linux", architecture: "arm", variant: "v7", "os.features": [] })).toEqual({ os: "linux", architecture: "arm", variant: "v7" });
     for (const config of [{}, { os: "linux" }, { os: "linux", architecture: "" }, { os: 1, architecture: "amd64" }]) expect(configPlatform(config)).toBeUndefined();
     expect(configPlatform({ os: "linux", architecture: "amd64", variant: 8, "os.features": [1] })).toEqual({ os: "linux", architecture: "amd64" });
+    // As inspect and images show it: the part a config lacks is "unknown", the other stays.
+    expect([{ os: "linux" }, { architecture: "amd64" }, {}, { os: "linux", architecture: "arm", variant: "v7" }].map(configPlatformText)).toEqual(["linux/unknown", "unknown/amd64", "unknown/unknown", "linux/arm/v7"]);
   });
 
   it("matches variants, defaulting arm64 to v8", () => {
