@@ -208,7 +208,11 @@ export class RegistryServer {
       // A page asked for (n) is one page asked of upstream, with the client's n and last; a Link when upstream has more.
       // An upstream that ignores n and last (Distribution 2.8 lists every tag, unsorted) is paged here.
       const onePage = async (up: UpstreamRepository) => {
-        const { items, more } = await up.tagsPage({ pageSize: n, last: url.searchParams.get("last") || undefined, onePage: true });
+        const last = url.searchParams.get("last") || undefined;
+        const { items, more } = await up.tagsPage({ pageSize: n, last, onePage: true });
+        // An upstream that pages (more) but answered tags up to `last` ignored it (or pages by other means): then
+        // its pages cannot be followed by `last`, and the whole list is paged here.
+        if (more && last !== undefined && items.some((tag) => tag <= last)) return paginate((await up.tagsPage({})).items.sort(), url, tagsPath);
         const { page, link } = paginate(items.sort(), url, tagsPath);
         return { page, link: link ?? (more && page.length ? nextPage(tagsPath, n, page) : undefined) };
       };
