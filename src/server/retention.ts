@@ -205,10 +205,8 @@ export class CacheRetention {
     let removedPartials = 0;
     let freed = 0;
     const skipped = new Set<string>();
-    let looked = 0;
     for (const b of candidates) {
       if (this.total <= max) break;
-      looked++;
       if (this.claimed.has(b.digest)) continue;
       // A request for a blob pins it before it looks for the blob or starts its fetch; a fetch outlives its requests.
       if (this.pinned.has(b.digest) || (b.partial && this.options.fetching?.(b.digest))) {
@@ -232,7 +230,6 @@ export class CacheRetention {
       this.options.log(`cache: removed ${what} (${mib(freed)}); ${mib(this.total)} of ${mib(max)} in use`);
     }
     if (this.total <= max) this.stuck = undefined;
-    else if (looked < candidates.length) this.again = true; // grown over again while removing: more can go
     else {
       // Once while it lasts, not once per blob.
       if (!this.stuck) this.options.log(`warning: cache: ${mib(this.total)} stored, over --proxy-max-size ${mib(max)}: the rest is needed by manifests within the TTL, pushed images or transfers in progress`);

@@ -405,10 +405,7 @@ export class RegistryStorage {
 
   /** Remove a partial file; its size (0 if there was none). */
   async removePartial(digest: string): Promise<number> {
-    const path = this.partialBlobPath(digest);
-    const size = (await stat(path).catch(() => ({ size: 0 }))).size;
-    await rm(path, { force: true });
-    return size;
+    return this.expirePartial(digest, -Infinity);
   }
 
   /** Remove a partial file untouched for longer than `maxAgeMs` (a fetch writing to it keeps it fresh); its size, 0 if kept. */
