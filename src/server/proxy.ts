@@ -199,9 +199,15 @@ export function upstreamFailure(err: unknown, what: string, notFoundCode: string
  * Readers follow `written`; a failed download cuts them. A cut body is resumed by the registry location itself;
  * a download that gave up keeps its partial file, and the next one continues it (checked whole, by digest).
  */
+/** How far behind the download a reader may be and still be given its bytes from memory (per blob being fetched). */
+const IN_MEMORY_BEHIND = 4 * 1024 * 1024;
+
 class BlobFetch extends EventEmitter {
   readonly names = new Set<string>();
   written = 0;
+  /** The latest chunks that arrived, in order, from byte `recentStart` on (see sink). */
+  readonly recent: Buffer[] = [];
+  recentStart = 0;
   size = -1;
   state: "running" | "done" | "failed" = "running";
   error: unknown;
@@ -250,7 +256,7 @@ class BlobFetch extends EventEmitter {
         throw new RegcliError("registry", `${up.description} told no size for blob ${this.digest}`);
       }
       const file = await open(this.path, offset > 0 ? "r+" : "w").catch((err: unknown) => (body.destroy(), Promise.reject(err)));
-      this.written = offset;
+      this.written = this.recentStart = offset;
       this.announce(size); // readers can open the file now
       try {
         await pipeline(body, this.sink(file));
@@ -269,26 +275,49 @@ class BlobFetch extends EventEmitter {
     this.emit("change");
   }
 
-  /** Writes at `written`, telling readers after each write. */
+  /**
+   * Writes at `written`. Chunks stay in memory from their arrival until IN_MEMORY_BEHIND bytes after them are written,
+   * so a reader that keeps up, or lags a little (the usual single client), reads nothing back from the file.
+   */
   private sink(file: FileHandle): Writable {
+    const arrived = (chunk: Buffer) => {
+      this.recent.push(chunk);
+      this.emit("change");
+    };
     const wrote = (n: number) => {
       this.written += n;
-      this.emit("change");
+      while (this.recent.length > 0 && this.recentStart + this.recent[0]!.length <= this.written - IN_MEMORY_BEHIND) this.recentStart += this.recent.shift()!.length;
     };
     return new Writable({
       highWaterMark: 1024 * 1024,
-      write: (chunk: Buffer, _e, cb) => void file.write(chunk, 0, chunk.length, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb),
+      write: (chunk: Buffer, _e, cb) => {
+        arrived(chunk);
+        void file.write(chunk, 0, chunk.length, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb);
+      },
       writev: (chunks, cb) => {
         const buffers = chunks.map((c) => c.chunk as Buffer);
+        buffers.forEach(arrived);
         void file.writev(buffers, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb);
       },
     });
   }
+
+  /** Up to `max` bytes from `position` out of the chunks still in memory, if they hold it. */
+  inMemory(position: number, max: number): Buffer | undefined {
+    let at = this.recentStart;
+    if (position < at) return undefined;
+    for (const chunk of this.recent) {
+      if (position < at + chunk.length) return chunk.subarray(position - at, Math.min(chunk.length, position - at + max));
+      at += chunk.length;
+    }
+    return undefined;
+  }
 }
 
 /**
- * Bytes `start` to `end` of a blob being fetched, read from its growing file. The last of them is held back until
- * the download is verified, so a blob that fails its digest is cut short for the client, never completed.
+ * Bytes `start` to `end` of a blob being fetched: from the chunks the fetch keeps in memory while the reader keeps up
+ * with it, else read from its growing file. The last of them is held back until the download is verified, so a
+ * blob that fails its digest is cut short for the client, never completed.
  */
 class FetchReader extends Readable {
   private file: FileHandle | undefined;
@@ -327,16 +356,23 @@ class FetchReader extends Readable {
       for (;;) {
         const f = this.fetch;
         if (f.state === "failed") return void this.destroy(asError(f.error));
-        const limit = f.state === "done" ? this.end + 1 : Math.min(f.written, this.end);
-        if (this.position < limit) {
-          const length = Math.min(limit - this.position, 256 * 1024);
+        const done = f.state === "done";
+        const stop = done ? this.end + 1 : this.end; // `end` itself waits for the verification
+        const arrived = this.position < stop ? f.inMemory(this.position, stop - this.position) : undefined;
+        if (arrived) {
+          this.position += arrived.length;
+          if (!this.push(arrived)) return;
+          continue;
+        }
+        if (this.position < stop && this.position < f.written) {
+          const length = Math.min(stop, f.written, this.position + 256 * 1024) - this.position;
           const { bytesRead, buffer } = await this.file!.read(Buffer.allocUnsafe(length), 0, length, this.position);
           if (bytesRead === 0) throw new Error(`blob ${f.digest}: the cached file ended early`);
           this.position += bytesRead;
           if (!this.push(buffer.subarray(0, bytesRead))) return;
           continue;
         }
-        if (f.state === "done") return void this.push(null);
+        if (done) return void this.push(null);
         await new Promise((resolve) => f.once("change", resolve));
         if (this.destroyed) return;
       }

@@ -1,13 +1,13 @@
 // regcli serve --proxy: a pull-through cache in front of a real Distribution registry (token auth, through the fault
 // proxy to count and break upstream requests), with skopeo and regcli as its clients.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, skopeo, tempDir } from "../helpers/cli.js";
 import { startFaultProxy, startStorageHost, type FaultProxy } from "../helpers/fault-proxy.js";
-import { makeImage, makeIndex, pushImage, pushIndex, pushManifest, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
+import { makeImage, makeIndex, pushBlob, pushImage, pushIndex, pushManifest, sha256, type TestImage, type TestIndex } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { proxyOptions, UPSTREAM_REPOSITORIES_KEPT } from "../../src/operations/serve.js";
 import { RegistryContext } from "../../src/registry/context.js";
@@ -150,6 +150,32 @@ describe("regcli serve --proxy: a pull-through cache of a token-auth registry", 
     for (const b of blobsOf(big)) expect(gets.get(b.digest)).toBe(1);
     expect(fp.log.filter((e) => e.method === "GET" && e.path.includes("/manifests/")).length).toBe(1);
     expect(partials(cache)).toEqual([]);
+  });
+
+  it("a client that stops reading holds back only itself: the fetch and the other clients go on, and what it has not read waits in the file, not in memory", async () => {
+    const MiB = 1024 * 1024;
+    const data = randomBytes(160 * MiB);
+    const digest = sha256(data);
+    await pushBlob(upstream, "team/slow", { digest, data });
+    const own = await startCache(["--proxy", fp.url]);
+    try {
+      const peakRss = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${own.pid}/status`, "utf8"))![1]) * 1024;
+      const url = `${own.url}/v2/team/slow/blobs/${digest}`;
+      expect((await call(`${own.url}/v2/`)).status).toBe(200);
+      const before = peakRss();
+      const stalled = await request(url); // its body is not read until the other client has the whole blob
+      expect(stalled.statusCode).toBe(200);
+      expect(await pullBlob(url)).toMatchObject({ status: 200, digest });
+      const grown = (peakRss() - before) / MiB;
+      const hash = createHash("sha256");
+      for await (const chunk of stalled.body) hash.update(chunk as Buffer);
+      expect(`sha256:${hash.digest("hex")}`).toBe(digest);
+      // Garbage of the download (fresh buffers V8 collects later) is ~40 MiB; a stalled client whose bytes were kept
+      // in memory would add the 160 MiB blob.
+      expect(grown).toBeLessThan(100);
+    } finally {
+      await own.stop();
+    }
   });
 
   it("a tag is served from the cache within --proxy-ttl and revalidated with a HEAD after it: a retag upstream shows then", async () => {

@@ -35,6 +35,8 @@ export interface TestRegistry {
   authHeader(scope: string): Promise<string | undefined>;
   /** The undici dispatcher to reach it (trusts the test CA in tls mode). */
   dispatcher: Agent;
+  /** The server's process id (a restart changes it). */
+  readonly pid: number | undefined;
   /** Kill the server (SIGKILL), keeping its storage; restart() starts it again on the same address. */
   kill(): Promise<void>;
   restart(): Promise<void>;
@@ -342,6 +344,9 @@ export async function startRegistry(
       issued: issuer?.issued,
       authHeader,
       dispatcher,
+      get pid() {
+        return child.pid;
+      },
       async kill() {
         const exited = child.exitCode === null ? new Promise((r) => child.once("exit", r)) : undefined;
         child.kill("SIGKILL");
