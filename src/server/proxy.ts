@@ -208,6 +208,8 @@ class BlobFetch extends EventEmitter {
   /** The latest chunks that arrived, in order, from byte `recentStart` on (see sink). */
   readonly recent: Buffer[] = [];
   recentStart = 0;
+  /** Bytes arrived: `recent` holds those from `recentStart` to here. */
+  received = 0;
   size = -1;
   state: "running" | "done" | "failed" = "running";
   error: unknown;
@@ -256,7 +258,7 @@ class BlobFetch extends EventEmitter {
         throw new RegcliError("registry", `${up.description} told no size for blob ${this.digest}`);
       }
       const file = await open(this.path, offset > 0 ? "r+" : "w").catch((err: unknown) => (body.destroy(), Promise.reject(err)));
-      this.written = this.recentStart = offset;
+      this.written = this.recentStart = this.received = offset;
       this.announce(size); // readers can open the file now
       try {
         await pipeline(body, this.sink(file));
@@ -282,6 +284,7 @@ class BlobFetch extends EventEmitter {
   private sink(file: FileHandle): Writable {
     const arrived = (chunk: Buffer) => {
       this.recent.push(chunk);
+      this.received += chunk.length;
       this.emit("change");
     };
     const wrote = (n: number) => {
@@ -304,11 +307,13 @@ class BlobFetch extends EventEmitter {
 
   /** Up to `max` bytes from `position` out of the chunks still in memory, if they hold it. */
   inMemory(position: number, max: number): Buffer | undefined {
-    let at = this.recentStart;
-    if (position < at) return undefined;
-    for (const chunk of this.recent) {
-      if (position < at + chunk.length) return chunk.subarray(position - at, Math.min(chunk.length, position - at + max));
-      at += chunk.length;
+    if (position < this.recentStart || position >= this.received) return undefined;
+    // From the newest chunk back: a reader that keeps up wants one of the last few.
+    let at = this.received;
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const chunk = this.recent[i]!;
+      at -= chunk.length;
+      if (position >= at) return chunk.subarray(position - at, Math.min(chunk.length, position - at + max));
     }
     return undefined;
   }
