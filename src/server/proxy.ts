@@ -40,10 +40,12 @@ export interface CachedManifest {
   stale?: boolean;
 }
 
-/** A blob to answer with: its size, and its bytes from `start` to `end` (inclusive). */
+/** A blob to answer with: its size, and its file when it is whole in the cache, else its bytes as they are fetched. */
 export interface CachedBlob {
   size: number;
-  open(range?: { start: number; end: number }): Readable;
+  path?: string;
+  /** Bytes `start` to `end` (inclusive), followed as the fetch writes them. */
+  open?(range: { start: number; end: number }): Readable;
 }
 
 /**
@@ -164,7 +166,7 @@ export class PullThroughCache {
     fetch.names.add(name);
     const size = await fetch.sized.catch((err: unknown) => upstreamFailure(err, `blob ${name}@${digest}`, "BLOB_UNKNOWN", up));
     const f = fetch;
-    return { size, open: (range) => new FetchReader(f, range?.start ?? 0, range?.end ?? size - 1) };
+    return { size, open: (range) => new FetchReader(f, range.start, range.end) };
   }
 
   /** A blob already in the cache; one cached for another repository is linked to this one (content is content). */
@@ -175,7 +177,7 @@ export class PullThroughCache {
       size = await this.storage.blobSize(name, digest);
     }
     if (size === undefined) return undefined;
-    return { size, open: (range) => this.storage.openBlob(digest, range) };
+    return { size, path: this.storage.blobPath(digest) };
   }
 }
 

@@ -6,7 +6,8 @@ import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { localFileError, RegcliError } from "../errors.js";
 import { CacheRetention } from "./retention.js";
-import { PullThroughCache, upstreamFailure, type ProxyOptions, type UpstreamRepository } from "./proxy.js";
+import { PullThroughCache, upstreamFailure, type CachedBlob, type ProxyOptions, type UpstreamRepository } from "./proxy.js";
+import { sendFile } from "./send-file.js";
 import { RegistryStorage, StorageError } from "./storage.js";
 
 export interface ServeOptions {
@@ -393,11 +394,13 @@ export class RegistryServer {
     if (method !== "GET" && method !== "HEAD") throw new HttpError(405, "UNSUPPORTED", `${method} is not supported on blobs`);
     const up = this.cache?.upstream(name);
     let size: number | undefined;
-    let open = (range?: { start: number; end: number }) => this.storage.openBlob(digest, range);
+    // A blob being fetched into the cache is streamed as it grows (`open`); any other is a whole file (`path`).
+    let blob: Pick<CachedBlob, "path" | "open"> = { path: this.storage.blobPath(digest) };
     if (up && method === "HEAD") size = await this.cache!.blobSize(up, name, digest);
-    else if (up) ({ size, open } = await this.cache!.blob(up, name, digest));
+    else if (up) ({ size, ...blob } = await this.cache!.blob(up, name, digest));
     else size = await this.storage.blobSize(name, digest);
     if (size === undefined) throw new HttpError(404, "BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
+    const send = (start: number, end: number) => (blob.path ? sendFile(blob.path, res, start, end) : pipeline(blob.open!({ start, end }), res));
     const headers: Record<string, string> = {
       "content-type": "application/octet-stream",
       "docker-content-digest": digest,
@@ -415,12 +418,11 @@ export class RegistryServer {
       }
       res.writeHead(206, { ...headers, "content-length": String(end - start + 1), "content-range": `bytes ${start}-${end}/${size}` });
       if (method === "HEAD") return void res.end();
-      await pipeline(open({ start, end }), res);
-      return;
+      return send(start, end);
     }
     res.writeHead(200, { ...headers, "content-length": String(size) });
     if (method === "HEAD") return void res.end();
-    await pipeline(open(), res);
+    return send(0, size - 1);
   }
 
   private async startUpload(req: IncomingMessage, res: ServerResponse, name: string, url: URL): Promise<void> {

@@ -99,10 +99,6 @@ export class RegistryStorage {
     return exists(this.blobPath(digest));
   }
 
-  openBlob(digest: string, range?: { start: number; end: number }): Readable {
-    return createReadStream(this.blobPath(digest), { ...range, highWaterMark: 1024 * 1024 });
-  }
-
   async linkBlob(name: string, digest: string): Promise<void> {
     await atomicWrite(this.layerLink(name, digest), digest);
   }

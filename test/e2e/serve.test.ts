@@ -119,6 +119,38 @@ describe("regcli serve: spec edge cases", () => {
     expect(log()).not.toMatch(/error:|Premature close|\n\s+at /);
   });
 
+  it("a blob sent to slow and fast clients at once, whole and in ranges, arrives intact to each (the server reuses its send buffers)", async () => {
+    const data = randomBytes(24 * 1024 * 1024 + 12345);
+    const digest = sha256(data);
+    await pushBlob(reg, "spec/slow", { digest, data });
+    const url = `${reg.url}/v2/spec/slow/blobs/${digest}`;
+    /** The body, read with a pause of `pauseMs` every MiB (a slow client: the server's writes wait in the socket). */
+    const read = async (headers: Record<string, string>, pauseMs: number): Promise<Buffer> => {
+      const res = await request(url, { headers });
+      const chunks: Buffer[] = [];
+      let sinceLast = 0;
+      for await (const chunk of res.body) {
+        chunks.push(chunk as Buffer);
+        sinceLast += (chunk as Buffer).length;
+        if (pauseMs && sinceLast >= 1024 * 1024) {
+          sinceLast = 0;
+          await new Promise((r) => setTimeout(r, pauseMs));
+        }
+      }
+      return Buffer.concat(chunks);
+    };
+    const [slow, fast, slowRange, fastRange] = await Promise.all([
+      read({}, 40),
+      read({}, 0),
+      read({ range: "bytes=1000-5000000" }, 40),
+      read({ range: "bytes=-3000000" }, 0),
+    ]);
+    expect(sha256(slow)).toBe(digest);
+    expect(sha256(fast)).toBe(digest);
+    expect(slowRange.equals(data.subarray(1000, 5000001))).toBe(true);
+    expect(fastRange.equals(data.subarray(data.length - 3000000))).toBe(true);
+  });
+
   it("DELETE by tag removes only the tag; by digest the manifest and its tags", async () => {
     await pushImage(reg, "spec/del", "keep", image);
     await pushManifest(reg, "spec/del", "drop", image.manifest, image.mediaType);
