@@ -1,11 +1,11 @@
 import { RegcliError } from "../errors.js";
-import { registryDestination } from "../locations/registry.js";
+import { registryDestination, type RegistryRepository } from "../locations/registry.js";
 import { isIndexMediaType } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
 import { limiter } from "../util/limit.js";
 import { createdLookup } from "./tag-created.js";
-import { isAttachmentTag } from "../oci/referrers.js";
+import { isAttachmentTag, isReferrersTag } from "../oci/referrers.js";
 import { selectTags } from "./tag-filters.js";
 
 /**
@@ -97,7 +97,8 @@ export async function planRemovals(ctx: RegistryContext, ref: Repository, all: s
     const head = heads.get(t);
     if (!head || goingSet.has(t)) continue;
     stays(head.digest, t);
-    if (isIndexMediaType(head.mediaType)) indexes.push(t);
+    // A referrers tag schema index is no parent: deleting a referrer takes it out of that index (deleteManifest).
+    if (isIndexMediaType(head.mediaType) && !isReferrersTag(t)) indexes.push(t);
   }
   const children = await Promise.all(indexes.map((t) => limit(() => repo.getManifest(heads.get(t)!.digest))));
   indexes.forEach((t, i) => {
@@ -136,6 +137,7 @@ export async function pruneTags(
  */
 export async function removeTags(ctx: RegistryContext, ref: Repository, remove: PruneRemoval[]): Promise<PruneOutcome[]> {
   const client = ctx.client(ref.registry, ref.repository);
+  let repo: RegistryRepository | undefined;
   let tagDelete = true;
   const deleted = new Set<string>();
   const outcomes: PruneOutcome[] = [];
@@ -156,7 +158,8 @@ export async function removeTags(ctx: RegistryContext, ref: Repository, remove: 
         outcomes.push({ tag: r.tag, digest: r.digest, action: "left", reason });
         continue;
       }
-      if (!deleted.has(r.digest)) await client.deleteManifest(ref.repository, r.digest);
+      // Through the location: on a registry without the referrers API a deleted referrer leaves its subject's index.
+      if (!deleted.has(r.digest)) await (repo ??= registryDestination(ctx, ref)).deleteManifest(r.digest);
       deleted.add(r.digest);
       outcomes.push({ tag: r.tag, digest: r.digest, action: "deleted" });
     } catch (err) {

@@ -368,4 +368,17 @@ describe("referrers: inspect counts them; delete warns that they remain, or dele
       expect(JSON.parse(listed.stdout)).toMatchObject({ subject: image.manifestDigest, referrers: [sbom.descriptor] });
     });
   }
+
+  it("Distribution 2.8 (sha256-<hex> fallback): tag prune deleting a tagged referrer takes it out of its subject's listing too", async () => {
+    const { image, sbom, sig } = await signedImage(plain, "pruned");
+    await pushManifest(plain, "app", "sig-pruned", sig.manifest, sig.mediaType);
+    const r = await regcli(["tag", "prune", "--include", "sig-pruned", "--keep-latest", "0", "--force", `${plain.host}/app`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^deleted sig-pruned /m);
+    // The subject's sha256-<hex> index no longer lists it.
+    const index = JSON.parse((await fetchManifest(plain, "app", fallbackTag(image.manifestDigest))).body.toString("utf8"));
+    expect(index.manifests.map((m: { digest: string }) => m.digest)).toEqual([sbom.manifestDigest]);
+    const listed = await regcli(["referrers", `${plain.host}/app:pruned`, "--format", "json"]);
+    expect(JSON.parse(listed.stdout)).toMatchObject({ subject: image.manifestDigest, referrers: [sbom.descriptor] });
+  });
 });
