@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -400,7 +401,20 @@ export class RegistryServer {
     else if (up) ({ size, ...blob } = await this.cache!.blob(up, name, digest));
     else size = await this.storage.blobSize(name, digest);
     if (size === undefined) throw new HttpError(404, "BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
-    const send = (start: number, end: number) => (blob.path ? sendFile(blob.path, res, start, end) : pipeline(blob.open!({ start, end }), res));
+    /** The answer's status and headers, then its bytes `start` to `end` (a file is opened first: gone is a 404). */
+    const send = async (status: number, head: Record<string, string>, start: number, end: number): Promise<void> => {
+      if (method === "HEAD") return void res.writeHead(status, head).end();
+      if (!blob.path) {
+        res.writeHead(status, head);
+        return pipeline(blob.open!({ start, end }), res);
+      }
+      const file = await open(blob.path, "r").catch((err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") throw new HttpError(404, "BLOB_UNKNOWN", `blob ${digest} is not in ${name}`);
+        throw err;
+      });
+      res.writeHead(status, head);
+      return sendFile(file, res, start, end);
+    };
     const headers: Record<string, string> = {
       "content-type": "application/octet-stream",
       "docker-content-digest": digest,
@@ -416,13 +430,9 @@ export class RegistryServer {
       if (start > end || start >= size) {
         throw new HttpError(416, "RANGE_INVALID", "range not satisfiable", { "content-range": `bytes */${size}` });
       }
-      res.writeHead(206, { ...headers, "content-length": String(end - start + 1), "content-range": `bytes ${start}-${end}/${size}` });
-      if (method === "HEAD") return void res.end();
-      return send(start, end);
+      return send(206, { ...headers, "content-length": String(end - start + 1), "content-range": `bytes ${start}-${end}/${size}` }, start, end);
     }
-    res.writeHead(200, { ...headers, "content-length": String(size) });
-    if (method === "HEAD") return void res.end();
-    return send(0, size - 1);
+    return send(200, { ...headers, "content-length": String(size) }, 0, size - 1);
   }
 
   private async startUpload(req: IncomingMessage, res: ServerResponse, name: string, url: URL): Promise<void> {
@@ -532,5 +542,5 @@ export function splitAddr(addr: string): { host: string; port: number } {
  */
 function clientWentAway(err: unknown, req: IncomingMessage, res: ServerResponse): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return (code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE") && (res.destroyed || req.socket.destroyed) && !res.writableFinished && !res.errored;
+  return ["ERR_STREAM_PREMATURE_CLOSE", "ERR_STREAM_DESTROYED", "ECONNRESET", "EPIPE"].includes(code ?? "") && (res.destroyed || req.socket.destroyed) && !res.writableFinished && !res.errored;
 }
