@@ -300,9 +300,15 @@ export class RegistryRepository implements ImageSource, ImageDestination {
     });
     await this.client.deleteManifest(this.repository, digest);
     const subject = manifest && subjectOf(manifest)?.digest;
-    if (subject) await this.updateFallbackIndex(subject, { remove: digest });
-    const own = await this.fallbackIndex(digest);
-    if (own && own.manifests.length === 0) await this.client.deleteManifest(this.repository, own.digest);
+    try {
+      if (subject) await this.updateFallbackIndex(subject, { remove: digest });
+      const own = await this.fallbackIndex(digest);
+      if (own && own.manifests.length === 0) await this.client.deleteManifest(this.repository, own.digest);
+    } catch (err) {
+      if (!(err instanceof RegcliError)) throw err;
+      const where = subject ? `taking it out of the referrers of ${subject}` : `removing its empty referrers index ${referrersTag(digest)}`;
+      throw new DeletedWithLeftovers(err.kind, `${this.description}@${digest} was deleted, but ${where} failed: ${err.message}`, { code: err.code, cause: err });
+    }
   }
 
   /**
@@ -431,6 +437,9 @@ export function registrySource(ctx: RegistryContext, ref: Pick<Reference, "regis
 export function registryDestination(ctx: RegistryContext, ref: Pick<Reference, "registry" | "repository">): RegistryRepository {
   return new RegistryRepository(ctx.client(ref.registry, ref.repository), ref.repository, { chunkSize: ctx.options.chunkSize });
 }
+
+/** A manifest was deleted, but keeping the referrers tag schema indexes in step with that failed afterwards. */
+export class DeletedWithLeftovers extends RegcliError {}
 
 /**
  * One blob download as a stream that outlives its HTTP responses: a body cut mid-way (reset, truncated, stalled

@@ -1,5 +1,5 @@
 import { RegcliError } from "../errors.js";
-import { registryDestination, type RegistryRepository } from "../locations/registry.js";
+import { DeletedWithLeftovers, registryDestination, type RegistryRepository } from "../locations/registry.js";
 import { isIndexMediaType } from "../oci/index.js";
 import type { Reference } from "../reference/index.js";
 import type { RegistryContext } from "../registry/context.js";
@@ -97,13 +97,18 @@ export async function planRemovals(ctx: RegistryContext, ref: Repository, all: s
     const head = heads.get(t);
     if (!head || goingSet.has(t)) continue;
     stays(head.digest, t);
-    // A referrers tag schema index is no parent: deleting a referrer takes it out of that index (deleteManifest).
-    if (isIndexMediaType(head.mediaType) && !isReferrersTag(t)) indexes.push(t);
+    if (isIndexMediaType(head.mediaType)) indexes.push(t);
   }
   const children = await Promise.all(indexes.map((t) => limit(() => repo.getManifest(heads.get(t)!.digest))));
   indexes.forEach((t, i) => {
     const index = children[i]!.parsed;
-    if (index.kind === "index") for (const child of index.index.manifests) stays(child.digest, `${t} (index)`);
+    if (index.kind !== "index") return;
+    for (const child of index.index.manifests) {
+      // An artifact listed in a referrers tag schema index is a referrer, not a child: deleting it takes it out of
+      // that index (the location's deleteManifest). An image index that merely has such a tag keeps its children.
+      if (isReferrersTag(t) && child.artifactType) continue;
+      stays(child.digest, `${t} (index)`);
+    }
   });
   return going.flatMap((tag) => {
     const head = heads.get(tag);
@@ -164,6 +169,7 @@ export async function removeTags(ctx: RegistryContext, ref: Repository, remove: 
       outcomes.push({ tag: r.tag, digest: r.digest, action: "deleted" });
     } catch (err) {
       if (!(err instanceof RegcliError)) throw err;
+      if (err instanceof DeletedWithLeftovers) deleted.add(r.digest);
       outcomes.push({ tag: r.tag, digest: r.digest, action: "failed", reason: err.toLine() });
     }
   }

@@ -5,7 +5,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dockerConfigDir, regcli, repoRoot } from "../helpers/cli.js";
 import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
-import { fetchManifest, makeImage, makeReferrer, pushBlob, pushImage, pushManifest, subjectOf, type TestImage } from "../helpers/images.js";
+import { fetchManifest, makeImage, makeIndex, makeReferrer, pushBlob, pushImage, pushIndex, pushManifest, subjectOf, type TestImage } from "../helpers/images.js";
 import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 
 const SBOM = "application/spdx+json";
@@ -380,5 +380,32 @@ describe("referrers: inspect counts them; delete warns that they remain, or dele
     expect(index.manifests.map((m: { digest: string }) => m.digest)).toEqual([sbom.manifestDigest]);
     const listed = await regcli(["referrers", `${plain.host}/app:pruned`, "--format", "json"]);
     expect(JSON.parse(listed.stdout)).toMatchObject({ subject: image.manifestDigest, referrers: [sbom.descriptor] });
+  });
+
+  it("Distribution 2.8: an image index whose tag looks like sha256-<hex> still keeps the children tag prune would delete", async () => {
+    const child = await makeImage({ layers: 1, seed: "prune-index-child" });
+    const index = makeIndex([child, await makeImage({ layers: 1, seed: "prune-index-arm", platform: { os: "linux", architecture: "arm64" } })]);
+    await pushIndex(plain, "mirror", `sha256-${index.manifestDigest.slice(7)}`, index);
+    await pushImage(plain, "mirror", "v1-amd64", child);
+    const r = await regcli(["tag", "prune", "--include", "v1-amd64", "--keep-latest", "0", "--force", `${plain.host}/mirror`]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^left v1-amd64 /m);
+    expect((await fetchManifest(plain, "mirror", child.manifestDigest)).status).toBe(200);
+  });
+
+  it("Distribution 2.8: a pruned referrer whose index update fails is reported (exit 5), and a second tag on it is not deleted twice", async () => {
+    const { sig } = await signedImage(plain, "half");
+    for (const tag of ["sig-half-a", "sig-half-b"]) await pushManifest(plain, "app", tag, sig.manifest, sig.mediaType);
+    const proxy = await startFaultProxy(plain.url);
+    try {
+      proxy.rules = [{ method: "PUT", path: /\/manifests\/sha256-/, fault: { kind: "status", status: 403, headers: { "content-type": "application/json" }, body: '{"errors":[{"code":"DENIED","message":"no"}]}' } }];
+      const r = await regcli(["--plain-http", "tag", "prune", "--include", "sig-half-.*", "--keep-latest", "0", "--force", `${proxy.host}/app`]);
+      expect(r.code).toBe(5);
+      expect(r.stdout).toMatch(new RegExp(`^failed sig-half-a .*@${sig.manifestDigest} was deleted, but taking it out of the referrers of sha256:`, "m"));
+      expect(r.stdout).toMatch(/^deleted sig-half-b /m);
+      expect(proxy.log.filter((e) => e.method === "DELETE" && e.path.endsWith(sig.manifestDigest))).toHaveLength(1);
+    } finally {
+      await proxy.close();
+    }
   });
 });
