@@ -196,14 +196,14 @@ export function upstreamFailure(err: unknown, what: string, notFoundCode: string
   throw new StorageError(503, "UNAVAILABLE", `${from} is unavailable for ${what}: ${err.message}`);
 }
 
+/** How far behind the download a reader may be and still be given its bytes from memory (per blob being fetched). */
+const IN_MEMORY_BEHIND = 4 * 1024 * 1024;
+
 /**
  * One download of a blob from upstream into a partial file, renamed into the cache only once its digest is verified.
  * Readers follow `written`; a failed download cuts them. A cut body is resumed by the registry location itself;
  * a download that gave up keeps its partial file, and the next one continues it (checked whole, by digest).
  */
-/** How far behind the download a reader may be and still be given its bytes from memory (per blob being fetched). */
-const IN_MEMORY_BEHIND = 4 * 1024 * 1024;
-
 class BlobFetch extends EventEmitter {
   readonly names = new Set<string>();
   written = 0;
