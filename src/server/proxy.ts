@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { RegcliError } from "../errors.js";
 import type { BlobReadOptions, ListOptions, ReferrerFilter } from "../locations/types.js";
 import { MANIFEST_ACCEPT, type Descriptor, type ManifestData } from "../oci/index.js";
+import { writeFully } from "../util/files.js";
 import { hashFile, StorageError, type RegistryStorage } from "./storage.js";
 
 /** The upstream side of one proxied repository (a RegistryRepository: tokens, retries and resumes included). */
@@ -297,12 +298,12 @@ class BlobFetch extends EventEmitter {
       highWaterMark: 1024 * 1024,
       write: (chunk: Buffer, _e, cb) => {
         arrived(chunk);
-        void file.write(chunk, 0, chunk.length, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb);
+        void writeFully(file, [chunk], this.written).then((n) => (wrote(n), cb()), cb);
       },
       writev: (chunks, cb) => {
         const buffers = chunks.map((c) => c.chunk as Buffer);
         buffers.forEach(arrived);
-        void file.writev(buffers, this.written).then(({ bytesWritten }) => (wrote(bytesWritten), cb()), cb);
+        void writeFully(file, buffers, this.written).then((n) => (wrote(n), cb()), cb);
       },
     });
   }

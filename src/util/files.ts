@@ -65,3 +65,23 @@ export function writeCacheFile(file: string, content: unknown): void {
     }
   }
 }
+
+/**
+ * Write all of `buffers` at `position`, in as many writes as it takes: a write may take fewer bytes than it was
+ * given without failing (POSIX allows it; Linux does it on a file system about to be full), and a caller that took
+ * the rest as written would leave a hole in the file. Returns the bytes written.
+ */
+export async function writeFully(file: { writev(buffers: Buffer[], position: number): Promise<{ bytesWritten: number }> }, buffers: Buffer[], position: number): Promise<number> {
+  let pending = buffers.filter((b) => b.length > 0);
+  let total = 0;
+  while (pending.length > 0) {
+    const { bytesWritten } = await file.writev(pending, position + total);
+    if (bytesWritten <= 0) throw Object.assign(new Error(`a write at byte ${position + total} took no bytes`), { code: "EIO" });
+    total += bytesWritten;
+    let skip = bytesWritten;
+    let i = 0;
+    while (i < pending.length && skip >= pending[i]!.length) skip -= pending[i++]!.length;
+    pending = i < pending.length ? [pending[i]!.subarray(skip), ...pending.slice(i + 1)] : [];
+  }
+  return total;
+}
